@@ -1,0 +1,399 @@
+//! `redress up`: the one command that starts the whole system on a developer's machine.
+//!
+//! In order: check that the five service binaries are built (before starting anything, so a
+//! missing build costs nothing), make sure PostgreSQL answers, find or start a current NATS
+//! server, start the services next to this executable with one shared configuration, wait for
+//! their ready files and print where everything listens. Then supervise until Ctrl-C /
+//! SIGTERM (exit 0) or until a service dies (exit 1); either way the services are stopped
+//! first, then the NATS server we started.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::children::{Ready, ServiceSpec, Stopped, Supervisor};
+use crate::console::Console;
+use crate::infra::{self, NatsOptions};
+use crate::signals::Signals;
+
+/// The services, in start order. Their default ports follow this order: gRPC 50051–50055,
+/// metrics 9101–9105.
+const SERVICES: [&str; 5] = ["intake", "routing", "sla-monitor", "escalation", "revisit"];
+
+/// First default gRPC and metrics ports (the services' own defaults), for `--port-offset`.
+const GRPC_BASE_PORT: u32 = 50051;
+const METRICS_BASE_PORT: u32 = 9101;
+
+/// Tokens for local development only: one per role, so every gRPC method can be tried.
+/// Format: `token=actor_id:role:Display Name`, comma separated.
+pub const DEV_AUTH_TOKENS: &str = "dev-operator-token=ops:operator:Operator,\
+dev-agent-token=agent-1:customer_service_agent:Agent One,\
+dev-handler-token=handler-1:handler:Handler One,\
+dev-manager-token=manager-1:department_manager:Manager One,\
+dev-gm-token=gm-1:general_manager:General Manager,\
+dev-integration-token=callcentre:integration:Call Centre";
+
+/// Start NATS (if needed), check PostgreSQL, run the five services, stop all on Ctrl-C.
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "Every service gets REDRESS_NATS_URL, REDRESS_DATABASE_URL, \
+REDRESS_SUBJECT_PREFIX, REDRESS_AUTH_TOKENS and REDRESS_READY_FILE from the launcher, and \
+inherits the rest of its environment (other REDRESS_* settings, RUST_LOG, OTEL_*). \
+REDRESS_GRPC_ADDR and REDRESS_METRICS_ADDR are not passed on (five services cannot share one \
+address): use --port-offset.\n\nFiles under the data directory: nats/ (JetStream store of our own \
+nats-server), logs/<service>.log and logs/nats.log, run/<service>.json (ready files)."
+)]
+pub struct UpArgs {
+    /// NATS server to use if it is current (nats-server 2.12.3 or newer, JetStream on). If none
+    /// answers there, or it is older (Debian's 2.9.10), `redress up` starts its own, pinned
+    /// server on --own-nats-port and stops it on exit.
+    #[arg(
+        long,
+        env = "REDRESS_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+
+    /// Port of the NATS server `redress up` starts when --nats-url will not do. A current
+    /// server already answering there (left by an earlier run) is reused.
+    #[arg(long, env = "REDRESS_OWN_NATS_PORT", default_value_t = 4223)]
+    pub own_nats_port: u16,
+
+    /// nats-server binary to start. Default: <workspace>/.tools/nats/bin/nats-server
+    /// (installed by scripts/tools.sh), else `nats-server` on the PATH if it is current.
+    #[arg(long, env = "REDRESS_NATS_SERVER_BIN")]
+    pub nats_server_bin: Option<PathBuf>,
+
+    /// PostgreSQL the services use. The server must answer (its `postgres` database is tried);
+    /// the services create the database itself. A stopped local cluster is started with
+    /// pg_ctlcluster.
+    #[arg(
+        long,
+        env = "REDRESS_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/redress"
+    )]
+    pub database_url: String,
+
+    /// If PostgreSQL is not installed, install it (`apt-get install -y postgresql`, root only)
+    /// and start it. Without this flag the launcher prints the commands instead.
+    #[arg(long, env = "REDRESS_INSTALL")]
+    pub install: bool,
+
+    /// Prefix of every NATS subject and stream name, shared by all services.
+    #[arg(long, env = "REDRESS_SUBJECT_PREFIX", default_value = "redress")]
+    pub subject_prefix: String,
+
+    /// Bearer-token table for the gRPC APIs: `token=actor_id:role[:Display Name],…`.
+    /// Default, for local development only (printed at start):
+    ///   dev-operator-token    = ops        operator
+    ///   dev-agent-token       = agent-1    customer_service_agent
+    ///   dev-handler-token     = handler-1  handler
+    ///   dev-manager-token     = manager-1  department_manager
+    ///   dev-gm-token          = gm-1       general_manager
+    ///   dev-integration-token = callcentre integration
+    #[arg(
+        long,
+        env = "REDRESS_AUTH_TOKENS",
+        default_value = DEV_AUTH_TOKENS,
+        hide_default_value = true,
+        hide_env_values = true,
+        verbatim_doc_comment
+    )]
+    pub auth_tokens: String,
+
+    /// Shift every service's ports by N: gRPC 127.0.0.1:(50051+i+N), metrics
+    /// 127.0.0.1:(9101+i+N), i = 0..4 in the order intake, routing, sla-monitor, escalation,
+    /// revisit. Without it each service uses its own default port.
+    #[arg(long, env = "REDRESS_PORT_OFFSET", value_name = "N")]
+    pub port_offset: Option<u16>,
+
+    /// Directory for the NATS store, logs and ready files.
+    #[arg(long, env = "REDRESS_DATA_DIR", default_value = ".redress")]
+    pub data_dir: PathBuf,
+
+    /// How long the services may take to become ready (first start creates the database and
+    /// runs migrations).
+    #[arg(
+        long,
+        env = "REDRESS_READY_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub ready_timeout_secs: u64,
+
+    /// How long the services get to stop after SIGTERM before they are killed.
+    #[arg(
+        long,
+        env = "REDRESS_STOP_GRACE_SECS",
+        default_value_t = 15,
+        value_name = "SECS"
+    )]
+    pub stop_grace_secs: u64,
+}
+
+/// Runs `redress up` to the end: `Ok` after a requested stop, `Err` if anything failed.
+pub async fn run(args: UpArgs) -> Result<()> {
+    let console = Console::detect();
+    // Before anything is started, so that a Ctrl-C at any point still stops what is running.
+    let mut signals = Signals::register()?;
+
+    let binaries = service_binaries()?;
+    let ports = port_plan(args.port_offset)?;
+    let data_dir = std::path::absolute(&args.data_dir)
+        .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
+    for sub in ["logs", "run", "nats"] {
+        let dir = data_dir.join(sub);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+
+    let postgres = tokio::select! {
+        r = infra::ensure_postgres(&args.database_url, args.install, &console) => r?,
+        sig = signals.recv() => {
+            console.say(&format!("{sig} received: nothing started, stopping"));
+            return Ok(());
+        }
+    };
+    console.say(&format!("PostgreSQL: {postgres}"));
+
+    let nats_options = NatsOptions {
+        url: &args.nats_url,
+        own_port: args.own_nats_port,
+        server_bin: args.nats_server_bin.as_deref(),
+        store_dir: data_dir.join("nats"),
+        log_file: data_dir.join("logs/nats.log"),
+    };
+    // Dropping a half-started own server on a signal kills it (kill_on_drop).
+    let nats = tokio::select! {
+        r = infra::ensure_nats(nats_options, &console) => r?,
+        sig = signals.recv() => {
+            console.say(&format!("{sig} received while starting NATS: stopping"));
+            return Ok(());
+        }
+    };
+    console.say(&format!("NATS: {}", nats.description));
+
+    let mut supervisor = Supervisor::new(console);
+    let plan = Plan {
+        args: &args,
+        binaries,
+        ports,
+        data_dir: &data_dir,
+        nats_url: &nats.url,
+        summary: [
+            ("NATS", nats.description.as_str()),
+            ("PostgreSQL", &postgres),
+        ],
+    };
+    let result = supervise(&plan, &mut supervisor, &mut signals, &console).await;
+    if let Err(e) = &result {
+        console.warn(&format!("{e:#}: stopping everything"));
+    }
+    supervisor
+        .shutdown(Duration::from_secs(args.stop_grace_secs), &mut signals)
+        .await;
+    if let Some(own) = nats.own {
+        own.stop(&console).await;
+    }
+    if result.is_ok() {
+        console.say("all stopped");
+    }
+    result
+}
+
+/// What `supervise` needs, gathered once the infrastructure is up.
+struct Plan<'a> {
+    args: &'a UpArgs,
+    binaries: Vec<PathBuf>,
+    ports: Option<Vec<(String, String)>>,
+    data_dir: &'a Path,
+    nats_url: &'a str,
+    summary: [(&'a str, &'a str); 2],
+}
+
+/// Starts the services, waits until they are ready, prints the table, and watches them.
+async fn supervise(
+    plan: &Plan<'_>,
+    supervisor: &mut Supervisor,
+    signals: &mut Signals,
+    console: &Console,
+) -> Result<()> {
+    let args = plan.args;
+    if args.auth_tokens == DEV_AUTH_TOKENS {
+        console.say(
+            "auth: using the local development tokens (set REDRESS_AUTH_TOKENS to replace them):\n\
+             \x20 dev-operator-token     operator                (ops)\n\
+             \x20 dev-agent-token        customer_service_agent  (agent-1)\n\
+             \x20 dev-handler-token      handler                 (handler-1)\n\
+             \x20 dev-manager-token      department_manager      (manager-1)\n\
+             \x20 dev-gm-token           general_manager         (gm-1)\n\
+             \x20 dev-integration-token  integration             (callcentre)\n\
+             \x20 gRPC calls send `authorization: Bearer <token>`",
+        );
+    } else {
+        console.say("auth: using the token table from REDRESS_AUTH_TOKENS / --auth-tokens");
+    }
+
+    let mut env_remove = Vec::new();
+    if plan.ports.is_none() {
+        for var in ["REDRESS_GRPC_ADDR", "REDRESS_METRICS_ADDR"] {
+            if std::env::var_os(var).is_some() {
+                console.warn(&format!(
+                    "ignoring {var} from the environment: each service keeps its own default \
+                     port (use --port-offset to move them)"
+                ));
+                env_remove.push(var.to_owned());
+            }
+        }
+    }
+
+    for (i, (name, binary)) in SERVICES.iter().zip(&plan.binaries).enumerate() {
+        let ready_file = plan.data_dir.join("run").join(format!("{name}.json"));
+        let mut env = vec![
+            ("REDRESS_NATS_URL".to_owned(), plan.nats_url.to_owned()),
+            ("REDRESS_DATABASE_URL".to_owned(), args.database_url.clone()),
+            (
+                "REDRESS_SUBJECT_PREFIX".to_owned(),
+                args.subject_prefix.clone(),
+            ),
+            ("REDRESS_AUTH_TOKENS".to_owned(), args.auth_tokens.clone()),
+            (
+                "REDRESS_READY_FILE".to_owned(),
+                ready_file.display().to_string(),
+            ),
+        ];
+        if let Some((grpc, metrics)) = plan.ports.as_ref().and_then(|p| p.get(i)) {
+            env.push(("REDRESS_GRPC_ADDR".to_owned(), grpc.clone()));
+            env.push(("REDRESS_METRICS_ADDR".to_owned(), metrics.clone()));
+        }
+        // The services' logs are read through a pipe; tell them not to colour when we don't.
+        if !console.colour() && std::env::var_os("NO_COLOR").is_none() {
+            env.push(("NO_COLOR".to_owned(), "1".to_owned()));
+        }
+        supervisor.spawn(ServiceSpec {
+            name,
+            binary: binary.clone(),
+            env,
+            env_remove: env_remove.clone(),
+            ready_file,
+            log_file: plan.data_dir.join("logs").join(format!("{name}.log")),
+        })?;
+    }
+
+    let timeout = Duration::from_secs(args.ready_timeout_secs);
+    let Some(ready) = supervisor.wait_ready(timeout, signals).await? else {
+        return Ok(());
+    };
+    print_table(console, &ready, &plan.summary, plan.data_dir);
+
+    match supervisor.watch(signals).await {
+        Stopped::Signal(sig) => {
+            console.say(&format!("{sig} received: stopping"));
+            Ok(())
+        }
+        Stopped::Exited { name, status } => {
+            supervisor.print_tail(name);
+            bail!("{name} exited unexpectedly ({status})")
+        }
+    }
+}
+
+/// Where everything listens, once all are ready.
+fn print_table(console: &Console, ready: &[Ready], summary: &[(&str, &str)], data_dir: &Path) {
+    let mut text = String::from("\nRedress is up.\n\n");
+    text += &format!("  {:<12} {:<22} {}\n", "service", "gRPC", "metrics");
+    for r in ready {
+        let metrics = r
+            .metrics
+            .as_deref()
+            .map_or_else(|| "off".to_owned(), |m| format!("http://{m}/metrics"));
+        text += &format!("  {:<12} {:<22} {}\n", r.name, r.grpc, metrics);
+    }
+    text += "\n";
+    for (what, desc) in summary {
+        text += &format!("  {what:<12} {desc}\n");
+    }
+    text += &format!("  {:<12} {}\n", "logs", data_dir.join("logs").display());
+    text += "\nPress Ctrl-C to stop everything (services first, then NATS).\n";
+    console.say(&console.paint("1", &text));
+}
+
+/// The five service binaries, expected next to this executable (cargo puts all of a
+/// workspace's binaries in one `target/<profile>` directory).
+fn service_binaries() -> Result<Vec<PathBuf>> {
+    let exe = std::env::current_exe().context("finding the redress executable")?;
+    let dir = exe
+        .parent()
+        .with_context(|| format!("{} has no parent directory", exe.display()))?;
+    let binaries: Vec<PathBuf> = SERVICES
+        .iter()
+        .map(|name| dir.join(format!("redress-{name}")))
+        .collect();
+    let missing: Vec<String> = binaries
+        .iter()
+        .filter(|b| !b.is_file())
+        .filter_map(|b| b.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "service binaries missing from {}: {}\nBuild them with:\n    cargo build --workspace --bins\n\
+             (scripts/up.sh builds and starts everything)",
+            dir.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(binaries)
+}
+
+/// `(grpc, metrics)` addresses per service when `--port-offset` is given; `None` keeps the
+/// services' own defaults.
+fn port_plan(offset: Option<u16>) -> Result<Option<Vec<(String, String)>>> {
+    let Some(offset) = offset else {
+        return Ok(None);
+    };
+    let port = |base: u32, i: usize| -> Result<u16> {
+        let p = base + u32::try_from(i)? + u32::from(offset);
+        u16::try_from(p).with_context(|| format!("--port-offset {offset}: port {p} is too high"))
+    };
+    (0..SERVICES.len())
+        .map(|i| {
+            Ok((
+                format!("127.0.0.1:{}", port(GRPC_BASE_PORT, i)?),
+                format!("127.0.0.1:{}", port(METRICS_BASE_PORT, i)?),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_offset_shifts_both_ports() {
+        assert!(port_plan(None).unwrap().is_none());
+        let plan = port_plan(Some(100)).unwrap().unwrap();
+        assert_eq!(
+            plan[0],
+            ("127.0.0.1:50151".to_owned(), "127.0.0.1:9201".to_owned())
+        );
+        assert_eq!(
+            plan[4],
+            ("127.0.0.1:50155".to_owned(), "127.0.0.1:9205".to_owned())
+        );
+        assert!(port_plan(Some(20000)).is_err());
+    }
+
+    #[test]
+    fn dev_tokens_have_one_entry_per_role() {
+        let entries: Vec<&str> = DEV_AUTH_TOKENS.split(',').collect();
+        assert_eq!(entries.len(), 6);
+        for e in entries {
+            let (token, who) = e.split_once('=').unwrap();
+            assert!(token.len() >= 8, "{token}");
+            assert_eq!(who.split(':').count(), 3, "{e}");
+        }
+    }
+}

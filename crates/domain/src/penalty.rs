@@ -1,0 +1,326 @@
+//! Accountability: fines per complaint, late acceptance, suspension and the complaint-rate table.
+//!
+//! DOMAIN §7 (source [002 slides 9-11]) with the choices of DOMAIN §9. All amounts and thresholds
+//! come from `policy.penalties` and `policy.complaint_rate`; all arithmetic is on integers (fen,
+//! basis points) so a boundary never depends on floating-point rounding.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::classification::Class;
+use crate::money::Money;
+use crate::policy::Policy;
+
+/// The fine against the responsible person for one complaint of `class`.
+///
+/// DOMAIN §7: "D 50 yuan, C 100, B 200 (+ the loss), A 500 (+ administrative penalty + the
+/// loss)" — the loss and the administrative penalty are decided by people and not included.
+/// `repeat`: DOMAIN §9, "Doubling doubles the original class fine of the complaint that led to
+/// the repeat complaint" — pass the original's class; the multiplier is
+/// `penalties.repeat_multiplier` (2).
+pub fn complaint_penalty(policy: &Policy, class: Class, repeat: bool) -> Money {
+    let base = *policy.penalties.per_class.get(class);
+    if repeat {
+        base.saturating_mul(i64::from(policy.penalties.repeat_multiplier))
+    } else {
+        base
+    }
+}
+
+/// Late acceptance: started days late and the fine, against the acceptance owner.
+///
+/// DOMAIN §7: "Late acceptance: 100 yuan per day"; §9: "each started day late beyond it is one
+/// 100-yuan unit" — one millisecond late is one day, exactly 24 h late is one day, 24 h and one
+/// millisecond is two. Accepted on or before `due`: no days, no fine.
+pub fn late_acceptance_penalty(
+    policy: &Policy,
+    accepted_at: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> (u32, Money) {
+    if accepted_at <= due {
+        return (0, Money::ZERO);
+    }
+    const DAY_MS: u64 = 86_400_000;
+    // Sub-millisecond lateness rounds down to 0 ms; it is still late.
+    let late_ms = u64::try_from((accepted_at - due).num_milliseconds().max(1)).unwrap_or(u64::MAX);
+    let days = late_ms.div_ceil(DAY_MS);
+    let days = u32::try_from(days).unwrap_or(u32::MAX);
+    let fine = policy
+        .penalties
+        .late_acceptance_per_day
+        .saturating_mul(i64::from(days));
+    (days, fine)
+}
+
+/// DOMAIN §7: "Three or more complaints against one person in a month → suspension and
+/// rectification." Count per calendar month; DOMAIN §9: the overdue class-D records count too.
+pub fn suspension_due(policy: &Policy, complaints_this_month: u32) -> bool {
+    complaints_this_month >= policy.penalties.suspension_threshold
+}
+
+/// Where a department's monthly complaint rate falls in DOMAIN §7's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "band", rename_all = "snake_case")]
+pub enum RateBand {
+    /// No business volume was entered: the rate is undefined, so no penalty is computed and the
+    /// month needs a person's look rather than a guess.
+    NoVolume,
+    /// Below the threshold (T < 0.80 %): no penalty.
+    Below {
+        /// T in basis points.
+        rate_bp: u64,
+    },
+    /// Exactly the threshold (T = 0.80 %).
+    AtThreshold {
+        /// T in basis points.
+        rate_bp: u64,
+        /// The department head's penalty.
+        penalty: Money,
+    },
+    /// Within a band (e.g. 0.80 % < T ≤ 0.85 %).
+    Band {
+        /// T in basis points.
+        rate_bp: u64,
+        /// Exclusive lower bound of the band.
+        above_bp: u64,
+        /// Inclusive upper bound of the band.
+        up_to_bp: u64,
+        /// The department head's penalty.
+        penalty: Money,
+    },
+    /// Above the last band (T > 1.00 %): an approver chooses within `min`..=`max`.
+    Above {
+        /// T in basis points.
+        rate_bp: u64,
+        /// The default amount (DOMAIN §9: 500 yuan).
+        penalty: Money,
+        /// The lowest an approver may choose.
+        min: Money,
+        /// The highest an approver may choose.
+        max: Money,
+    },
+}
+
+impl RateBand {
+    /// The penalty (the default one above the last band); zero without one.
+    pub fn penalty(&self) -> Money {
+        match *self {
+            RateBand::NoVolume | RateBand::Below { .. } => Money::ZERO,
+            RateBand::AtThreshold { penalty, .. }
+            | RateBand::Band { penalty, .. }
+            | RateBand::Above { penalty, .. } => penalty,
+        }
+    }
+
+    /// T in basis points, if defined.
+    pub fn rate_bp(&self) -> Option<u64> {
+        match *self {
+            RateBand::NoVolume => None,
+            RateBand::Below { rate_bp }
+            | RateBand::AtThreshold { rate_bp, .. }
+            | RateBand::Band { rate_bp, .. }
+            | RateBand::Above { rate_bp, .. } => Some(rate_bp),
+        }
+    }
+}
+
+/// T = complaints ÷ business volume in basis points (1 bp = 0.01 %), rounded to the nearest
+/// basis point, halves up: DOMAIN §9 compares "at 0.01 % precision", and T is stated to that
+/// precision the way a report would print it (0.795 % is reported, and fined, as 0.80 %).
+/// `None` when the volume is zero.
+pub fn rate_bp(complaints: u64, business_volume: u64) -> Option<u64> {
+    if business_volume == 0 {
+        return None;
+    }
+    let numerator = u128::from(complaints) * 10_000 * 2 + u128::from(business_volume);
+    let bp = numerator / (u128::from(business_volume) * 2);
+    Some(u64::try_from(bp).unwrap_or(u64::MAX))
+}
+
+/// The band of DOMAIN §7's monthly complaint-rate table that `complaints` out of
+/// `business_volume` falls in, with the department head's penalty.
+pub fn rate_band(policy: &Policy, complaints: u64, business_volume: u64) -> RateBand {
+    let Some(rate_bp) = rate_bp(complaints, business_volume) else {
+        return RateBand::NoVolume;
+    };
+    let table = &policy.complaint_rate;
+    let threshold = u64::from(table.threshold_bp);
+    if rate_bp < threshold {
+        return RateBand::Below { rate_bp };
+    }
+    if rate_bp == threshold {
+        return RateBand::AtThreshold {
+            rate_bp,
+            penalty: table.at_threshold,
+        };
+    }
+    let mut above_bp = threshold;
+    for band in &table.bands {
+        let up_to_bp = u64::from(band.up_to_bp);
+        if rate_bp <= up_to_bp {
+            return RateBand::Band {
+                rate_bp,
+                above_bp,
+                up_to_bp,
+                penalty: band.penalty,
+            };
+        }
+        above_bp = up_to_bp;
+    }
+    RateBand::Above {
+        rate_bp,
+        penalty: table.above_default,
+        min: table.above_min,
+        max: table.above_max,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn p() -> Policy {
+        Policy::default()
+    }
+
+    #[test]
+    fn class_fines_and_doubling() {
+        let policy = p();
+        let fen = |class, repeat| complaint_penalty(&policy, class, repeat).fen();
+        assert_eq!(fen(Class::D, false), 5_000);
+        assert_eq!(fen(Class::C, false), 10_000);
+        assert_eq!(fen(Class::B, false), 20_000);
+        assert_eq!(fen(Class::A, false), 50_000);
+        assert_eq!(fen(Class::C, true), 20_000);
+        assert_eq!(fen(Class::A, true), 100_000);
+        let mut triple = p();
+        triple.penalties.repeat_multiplier = 3;
+        assert_eq!(complaint_penalty(&triple, Class::B, true).fen(), 60_000);
+    }
+
+    #[test]
+    fn late_acceptance_counts_started_days() {
+        let policy = p();
+        let due = DateTime::parse_from_rfc3339("2024-05-02T10:00:00+08:00")
+            .unwrap()
+            .to_utc();
+        let late = |d: Duration| late_acceptance_penalty(&policy, due + d, due);
+        assert_eq!(late(-Duration::hours(1)), (0, Money::ZERO));
+        assert_eq!(late(Duration::zero()), (0, Money::ZERO));
+        assert_eq!(late(Duration::nanoseconds(1)), (1, Money::from_fen(10_000)));
+        assert_eq!(
+            late(Duration::milliseconds(1)),
+            (1, Money::from_fen(10_000))
+        );
+        assert_eq!(late(Duration::hours(24)), (1, Money::from_fen(10_000)));
+        assert_eq!(
+            late(Duration::hours(24) + Duration::milliseconds(1)),
+            (2, Money::from_fen(20_000))
+        );
+        assert_eq!(
+            late(Duration::days(3) + Duration::hours(1)),
+            (4, Money::from_fen(40_000))
+        );
+    }
+
+    #[test]
+    fn suspension_at_three_in_a_month() {
+        assert!(!suspension_due(&p(), 2));
+        assert!(suspension_due(&p(), 3));
+        assert!(suspension_due(&p(), 4));
+    }
+
+    #[test]
+    fn rate_band_boundaries() {
+        let policy = p();
+        // Business volume 10 000: one complaint is one basis point.
+        let band = |complaints| rate_band(&policy, complaints, 10_000);
+        assert_eq!(band(0), RateBand::Below { rate_bp: 0 });
+        assert_eq!(band(79), RateBand::Below { rate_bp: 79 });
+        assert_eq!(
+            band(80),
+            RateBand::AtThreshold {
+                rate_bp: 80,
+                penalty: Money::from_fen(5_000)
+            }
+        );
+        assert_eq!(
+            band(81),
+            RateBand::Band {
+                rate_bp: 81,
+                above_bp: 80,
+                up_to_bp: 85,
+                penalty: Money::from_fen(10_000)
+            }
+        );
+        assert_eq!(band(85).penalty(), Money::from_fen(10_000));
+        assert_eq!(band(86).penalty(), Money::from_fen(15_000));
+        assert_eq!(band(90).penalty(), Money::from_fen(15_000));
+        assert_eq!(band(91).penalty(), Money::from_fen(20_000));
+        assert_eq!(band(95).penalty(), Money::from_fen(20_000));
+        assert_eq!(band(96).penalty(), Money::from_fen(30_000));
+        assert_eq!(band(100).penalty(), Money::from_fen(30_000));
+        assert_eq!(
+            band(101),
+            RateBand::Above {
+                rate_bp: 101,
+                penalty: Money::from_fen(50_000),
+                min: Money::from_fen(50_000),
+                max: Money::from_fen(150_000)
+            }
+        );
+        assert_eq!(band(200).rate_bp(), Some(200));
+        assert_eq!(band(20_000).rate_bp(), Some(20_000));
+    }
+
+    #[test]
+    fn zero_volume_has_no_rate() {
+        assert_eq!(rate_band(&p(), 5, 0), RateBand::NoVolume);
+        assert_eq!(rate_band(&p(), 0, 0).penalty(), Money::ZERO);
+        assert_eq!(rate_bp(1, 0), None);
+    }
+
+    #[test]
+    fn rate_rounds_to_the_nearest_basis_point_halves_up() {
+        // 0.7949 % → 0.79 %; 0.795 % → 0.80 %.
+        assert_eq!(rate_bp(7_949, 1_000_000), Some(79));
+        assert_eq!(rate_bp(7_950, 1_000_000), Some(80));
+        assert!(matches!(
+            rate_band(&p(), 7_950, 1_000_000),
+            RateBand::AtThreshold { .. }
+        ));
+        // 1.0049 % → 1.00 %; 1.005 % → 1.01 %.
+        assert_eq!(
+            rate_band(&p(), 10_049, 1_000_000).penalty(),
+            Money::from_fen(30_000)
+        );
+        assert_eq!(
+            rate_band(&p(), 10_050, 1_000_000).penalty(),
+            Money::from_fen(50_000)
+        );
+        // Huge numbers do not overflow.
+        assert_eq!(rate_bp(u64::MAX, u64::MAX), Some(10_000));
+        assert_eq!(rate_bp(u64::MAX, 1), Some(u64::MAX));
+    }
+
+    #[test]
+    fn bands_come_from_the_policy() {
+        let policy = Policy::from_toml_str(
+            r#"
+            [complaint_rate]
+            threshold_bp = 50
+            bands = [{ up_to_bp = 60, penalty_fen = 777 }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            rate_band(&policy, 55, 10_000).penalty(),
+            Money::from_fen(777)
+        );
+        assert!(matches!(
+            rate_band(&policy, 61, 10_000),
+            RateBand::Above { .. }
+        ));
+    }
+}

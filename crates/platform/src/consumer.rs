@@ -1,0 +1,363 @@
+//! The idempotent consumer: durable pull consumers that apply each message exactly once.
+//!
+//! JetStream delivers at least once: after a crash, a timeout or a replica's restart the same
+//! message comes again. So the effect of a message and the record that it was processed
+//! (`processed_messages`) commit in one transaction, and the message is acknowledged only after
+//! that commit. A redelivered message finds its id recorded and is acknowledged without effect.
+//!
+//! Batches: messages that are waiting are taken together (up to `batch` at once) and applied in
+//! one transaction — one commit for many messages, which is how a service keeps up with
+//! thousands of events per second when one commit costs ~0.1 ms. If anything in the batch
+//! fails, the batch is rolled back and replayed one message per transaction, so one bad message
+//! never holds back the others.
+//!
+//! Failures: a [`HandleError::Permanent`] failure (the message can never be applied) sends the
+//! message to the dead-letter subject at once, with the reason, and moves on; a
+//! [`HandleError::Transient`] one is retried with growing delays, and dead-lettered when the
+//! last allowed delivery fails too. Dead letters go through the outbox, so recording them is
+//! itself exactly once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::nats::backoff_delay;
+use crate::outbox::{DEAD_LETTER_REASON_HEADER, OutgoingMessage, Outbox};
+use crate::telemetry;
+
+/// One message as a handler sees it.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub subject: &'a str,
+    pub headers: Option<&'a async_nats::HeaderMap>,
+    pub payload: &'a [u8],
+    /// `Nats-Msg-Id` (the event id) when present, else `<stream>:<sequence>`.
+    pub message_id: String,
+    /// How many times this message has been delivered, this time included.
+    pub deliveries: i64,
+}
+
+impl Incoming<'_> {
+    /// A header's value, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers?.get(name).map(|v| v.as_str())
+    }
+}
+
+/// Why a handler could not apply a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The message can never be applied: it is dead-lettered now, with this reason.
+    #[error("{0}")]
+    Permanent(String),
+    /// It may succeed later: the message is redelivered after a delay.
+    #[error(transparent)]
+    Transient(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandleError {
+    fn from(e: sqlx::Error) -> Self {
+        HandleError::Transient(e.into())
+    }
+}
+
+impl From<crate::outbox::AppendError> for HandleError {
+    fn from(e: crate::outbox::AppendError) -> Self {
+        HandleError::Transient(e.into())
+    }
+}
+
+/// Applies messages. Implementations write their effects (and any events, through the
+/// [`Outbox`]) on `conn`, which is inside the consumer's transaction: they must not commit.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError>;
+}
+
+/// Runs one durable consumer.
+pub struct Consumer<H> {
+    name: String,
+    pool: PgPool,
+    outbox: Outbox,
+    handler: Arc<H>,
+    pull: jetstream::consumer::PullConsumer,
+    batch: usize,
+    max_deliver: i64,
+}
+
+enum Outcome {
+    Ack,
+    Nak(Duration),
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(
+        name: impl Into<String>,
+        pool: PgPool,
+        outbox: Outbox,
+        handler: Arc<H>,
+        pull: jetstream::consumer::PullConsumer,
+        batch: usize,
+        max_deliver: i64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            pool,
+            outbox,
+            handler,
+            pull,
+            batch: batch.max(1),
+            max_deliver: max_deliver.max(1),
+        }
+    }
+
+    /// Consumes until `shutdown`; the batch in hand is finished and acknowledged first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let stream = self
+                .pull
+                .stream()
+                .max_messages_per_batch(self.batch)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await;
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(consumer = %self.name, error = %e, "cannot pull; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            let mut chunks = stream.ready_chunks(self.batch);
+            loop {
+                let chunk = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    c = chunks.next() => c,
+                };
+                let Some(chunk) = chunk else { break };
+                let mut messages = Vec::with_capacity(chunk.len());
+                for m in chunk {
+                    match m {
+                        Ok(m) => messages.push(m),
+                        Err(e) => tracing::debug!(consumer = %self.name, error = %e, "pull stream"),
+                    }
+                }
+                if !messages.is_empty() {
+                    self.process(messages).await;
+                }
+            }
+        }
+    }
+
+    /// Applies one batch and acknowledges it. Public for tests that drive a consumer by hand.
+    pub async fn process(&self, messages: Vec<jetstream::Message>) {
+        let started = Instant::now();
+        let n = messages.len();
+        let outcomes = match self.apply_batch(&messages).await {
+            Ok(()) => (0..n).map(|_| Outcome::Ack).collect(),
+            Err(e) => {
+                if n > 1 {
+                    tracing::debug!(consumer = %self.name, error = %e, "batch failed; applying one by one");
+                }
+                let mut out = Vec::with_capacity(n);
+                for m in &messages {
+                    out.push(self.apply_one(m).await);
+                }
+                out
+            }
+        };
+        for (m, outcome) in messages.iter().zip(outcomes) {
+            let r = match outcome {
+                Outcome::Ack => m.ack().await,
+                Outcome::Nak(d) => m.ack_with(AckKind::Nak(Some(d))).await,
+            };
+            if let Err(e) = r {
+                // The effect is committed; a lost ack only means a harmless redelivery.
+                tracing::warn!(consumer = %self.name, error = %e, "ack failed");
+            }
+        }
+        metrics::counter!("redress_messages_consumed_total", "consumer" => self.name.clone())
+            .increment(n as u64);
+        metrics::histogram!("redress_batch_seconds", "consumer" => self.name.clone())
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    fn incoming<'a>(&self, m: &'a jetstream::Message) -> Incoming<'a> {
+        let (deliveries, fallback_id) = match m.info() {
+            Ok(i) => (i.delivered, format!("{}:{}", i.stream, i.stream_sequence)),
+            Err(_) => (1, format!("subject:{}", m.subject)),
+        };
+        let message_id = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(fallback_id);
+        Incoming {
+            subject: m.subject.as_str(),
+            headers: m.headers.as_ref(),
+            payload: &m.payload,
+            message_id,
+            deliveries,
+        }
+    }
+
+    fn span(&self, msg: &Incoming<'_>) -> tracing::Span {
+        let span = tracing::info_span!("consume", consumer = %self.name, subject = %msg.subject,
+            message_id = %msg.message_id, complaint_id = msg.header(crate::outbox::COMPLAINT_ID_HEADER).unwrap_or(""));
+        telemetry::extract_nats(&span, msg.headers);
+        span
+    }
+
+    /// The fast path: the whole batch in one transaction.
+    async fn apply_batch(&self, messages: &[jetstream::Message]) -> Result<(), HandleError> {
+        let incoming: Vec<Incoming<'_>> = messages.iter().map(|m| self.incoming(m)).collect();
+        let ids: Vec<String> = incoming.iter().map(|i| i.message_id.clone()).collect();
+        let mut tx = self.pool.begin().await?;
+        let fresh: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO processed_messages (consumer, message_id)
+             SELECT $1, id FROM UNNEST($2::text[]) AS t(id)
+             ON CONFLICT DO NOTHING RETURNING message_id",
+        )
+        .bind(&self.name)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut fresh: HashSet<String> = fresh.into_iter().collect();
+        for msg in &incoming {
+            // `remove` also skips a second copy of the same id inside one batch.
+            if !fresh.remove(&msg.message_id) {
+                metrics::counter!("redress_duplicates_skipped_total", "consumer" => self.name.clone()).increment(1);
+                continue;
+            }
+            let span = self.span(msg);
+            self.handler.handle(&mut tx, msg).instrument(span).await?;
+        }
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// The slow path: one message per transaction, deciding its fate alone.
+    async fn apply_one(&self, m: &jetstream::Message) -> Outcome {
+        let msg = self.incoming(m);
+        match self.try_apply_one(&msg).await {
+            Ok(()) => Outcome::Ack,
+            Err(HandleError::Permanent(reason)) => self.dead_letter(&msg, &reason).await,
+            Err(HandleError::Transient(e)) if msg.deliveries >= self.max_deliver => {
+                let reason = format!("gave up after {} deliveries: {e:#}", msg.deliveries);
+                self.dead_letter(&msg, &reason).await
+            }
+            Err(HandleError::Transient(e)) => {
+                tracing::warn!(consumer = %self.name, message_id = %msg.message_id,
+                    deliveries = msg.deliveries, error = %format!("{e:#}"), "will retry");
+                Outcome::Nak(backoff_delay(msg.deliveries as u32))
+            }
+        }
+    }
+
+    async fn try_apply_one(&self, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.name)
+        .bind(&msg.message_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if fresh {
+            let span = self.span(msg);
+            self.handler.handle(&mut tx, msg).instrument(span).await?;
+        }
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Records the message as given up on and publishes it, with the reason, on the
+    /// dead-letter subject — all in one transaction, so it happens once.
+    async fn dead_letter(&self, msg: &Incoming<'_>, reason: &str) -> Outcome {
+        tracing::error!(consumer = %self.name, message_id = %msg.message_id, %reason, "dead-lettering message");
+        let result: Result<(), HandleError> = async {
+            let mut tx = self.pool.begin().await?;
+            let fresh = sqlx::query(
+                "INSERT INTO processed_messages (consumer, message_id, outcome)
+                 VALUES ($1, $2, 'dead_letter') ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.name)
+            .bind(&msg.message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if fresh {
+                sqlx::query(
+                    "INSERT INTO dead_letters (consumer, message_id, subject, reason, deliveries, payload)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&self.name)
+                .bind(&msg.message_id)
+                .bind(msg.subject)
+                .bind(reason)
+                .bind(msg.deliveries)
+                .bind(msg.payload)
+                .execute(&mut *tx)
+                .await?;
+                let mut headers = BTreeMap::new();
+                headers.insert(DEAD_LETTER_REASON_HEADER.to_owned(), header_safe(reason));
+                headers.insert("Redress-Original-Subject".to_owned(), msg.subject.to_owned());
+                headers.insert("Redress-Original-Message-Id".to_owned(), msg.message_id.clone());
+                headers.insert("Redress-Consumer".to_owned(), self.name.clone());
+                headers.insert("Redress-Deliveries".to_owned(), msg.deliveries.to_string());
+                if let Some(ct) = msg.header("Content-Type") {
+                    headers.insert("Content-Type".to_owned(), ct.to_owned());
+                }
+                let dl = OutgoingMessage {
+                    message_id: format!("dl:{}:{}", self.name, msg.message_id),
+                    complaint_id: String::new(),
+                    subject: self.outbox.topology().dead_letter_subject(&self.name),
+                    payload: msg.payload.to_vec(),
+                    headers,
+                };
+                self.outbox.append_messages(&mut tx, &[dl]).await?;
+            }
+            tx.commit().await?;
+            self.outbox.wake();
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                metrics::counter!("redress_dead_letters_total", "consumer" => self.name.clone()).increment(1);
+                Outcome::Ack
+            }
+            Err(e) => {
+                tracing::warn!(consumer = %self.name, error = %e, "cannot record dead letter; will retry");
+                Outcome::Nak(backoff_delay(msg.deliveries as u32))
+            }
+        }
+    }
+}
+
+/// NATS header values are one line of printable text.
+fn header_safe(s: &str) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    one_line.chars().take(1000).collect()
+}

@@ -1,0 +1,28 @@
+//! The plumbing every Redress service shares, written once.
+//!
+//! A service is a thin shell around the domain rules of `redress-domain`; everything about
+//! talking to the outside world lives here:
+//!
+//! - [`config`]: settings from flags, `REDRESS_*` variables and an env file; `--help` lists all.
+//! - [`telemetry`]: logs (text or JSON), OpenTelemetry traces, trace context across NATS and gRPC.
+//! - [`db`]: the PostgreSQL pool, one schema per service, embedded migrations.
+//! - [`nats`]: subjects, streams and durable consumers, provisioned idempotently.
+//! - [`outbox`]: state change and event commit together; the relay publishes them in order.
+//! - [`consumer`]: idempotent, batched, explicit-ack consumers with dead letters.
+//! - [`auth`]: bearer tokens → the caller's identity and role.
+//! - [`app`]: bootstrap, serve gRPC (with health and reflection), stop in order.
+//!
+//! Start reading at [`app::Platform`]: it shows how the pieces are wired.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod metrics;
+pub mod nats;
+pub mod outbox;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use app::{Platform, ServiceInfo};

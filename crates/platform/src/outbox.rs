@@ -1,0 +1,342 @@
+//! The transactional outbox: events commit with the state change that caused them, and a relay
+//! publishes them to JetStream afterwards.
+//!
+//! Why: publishing straight to NATS after a commit loses the event when the process dies in
+//! between; publishing before the commit announces a change that may roll back. Writing the
+//! event into `outbox` inside the same transaction makes "state changed" and "event will be
+//! published" one atomic fact. The relay then publishes rows in commit order with
+//! `Nats-Msg-Id` = event id, so a re-publication after a crash is dropped by JetStream's
+//! duplicate window, and consumers deduplicate by event id in any case.
+//!
+//! Order per complaint: only one relay publishes at a time (a transaction-scoped advisory lock
+//! per schema), reading rows by sequence and waiting for each batch's acks before marking it,
+//! so events of one complaint reach the stream in the order they committed, whatever the number
+//! of replicas.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use prost::Message as _;
+use redress_proto::v1;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::nats::Topology;
+use crate::telemetry;
+
+/// Header carrying the event type (`complaint.received` …), for consumers that route by header.
+pub const EVENT_TYPE_HEADER: &str = "Redress-Event-Type";
+/// Header carrying the complaint id, so dashboards can filter without decoding.
+pub const COMPLAINT_ID_HEADER: &str = "Redress-Complaint-Id";
+/// Header naming the service that wrote the event (for timelines and debugging).
+pub const SOURCE_SERVICE_HEADER: &str = "Redress-Source-Service";
+/// Header carrying why a message was dead-lettered.
+pub const DEAD_LETTER_REASON_HEADER: &str = "Redress-Dead-Letter-Reason";
+
+/// Writes events into the outbox of the current transaction.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    topology: Topology,
+    source: &'static str,
+    wake: Arc<Notify>,
+}
+
+/// A message waiting in the outbox: subject, payload and headers as they will be published.
+#[derive(Clone, Debug)]
+pub struct OutgoingMessage {
+    pub message_id: String,
+    pub complaint_id: String,
+    pub subject: String,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// An event that cannot be written to the outbox.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("event {0} has no payload")]
+    NoPayload(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+impl Outbox {
+    /// An outbox for events written by the service named `source`.
+    pub fn new(topology: Topology, source: &'static str) -> Self {
+        Self {
+            topology,
+            source,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Turns a domain event into the message the relay will publish on
+    /// `<prefix>.events.<kind>`, with the current trace context.
+    pub fn message_for(&self, event: &v1::Event) -> Result<OutgoingMessage, AppendError> {
+        let kind = event
+            .kind()
+            .ok_or_else(|| AppendError::NoPayload(event.event_id.clone()))?;
+        let mut headers: BTreeMap<String, String> =
+            telemetry::current_trace_headers().into_iter().collect();
+        headers.insert("Content-Type".into(), "application/protobuf".into());
+        headers.insert(EVENT_TYPE_HEADER.into(), kind.into());
+        headers.insert(COMPLAINT_ID_HEADER.into(), event.complaint_id.clone());
+        headers.insert(SOURCE_SERVICE_HEADER.into(), self.source.into());
+        Ok(OutgoingMessage {
+            message_id: event.event_id.clone(),
+            complaint_id: event.complaint_id.clone(),
+            subject: self.topology.event_subject(kind),
+            payload: event.encode_to_vec(),
+            headers,
+        })
+    }
+
+    /// Appends events to the outbox inside the caller's transaction.
+    pub async fn append(
+        &self,
+        conn: &mut PgConnection,
+        events: &[v1::Event],
+    ) -> Result<(), AppendError> {
+        let messages = events
+            .iter()
+            .map(|e| self.message_for(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append_messages(conn, &messages).await
+    }
+
+    /// Appends ready-made messages (dead letters, notifications) inside the caller's transaction.
+    /// One statement for the whole set: batches are how consumers keep up.
+    pub async fn append_messages(
+        &self,
+        conn: &mut PgConnection,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), AppendError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut complaints = Vec::with_capacity(messages.len());
+        let mut subjects = Vec::with_capacity(messages.len());
+        let mut payloads = Vec::with_capacity(messages.len());
+        let mut headers = Vec::with_capacity(messages.len());
+        for m in messages {
+            ids.push(m.message_id.clone());
+            complaints.push(m.complaint_id.clone());
+            subjects.push(m.subject.clone());
+            payloads.push(m.payload.clone());
+            headers.push(serde_json::to_value(&m.headers).unwrap_or_default());
+        }
+        sqlx::query(
+            "INSERT INTO outbox (event_id, complaint_id, subject, payload, headers)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[])
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(ids)
+        .bind(complaints)
+        .bind(subjects)
+        .bind(payloads)
+        .bind(headers)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Tells the relay in this process that a commit added rows. Call after `commit()`.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Publishes outbox rows to JetStream.
+pub struct Relay {
+    pool: PgPool,
+    js: jetstream::Context,
+    wake: Arc<Notify>,
+    poll: Duration,
+    batch: i64,
+    retention: Duration,
+    exit_after_publish: bool,
+}
+
+/// A failed relay round; the rows stay unpublished and are retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("publish to {subject}: {message}")]
+    Publish { subject: String, message: String },
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, js: jetstream::Context, outbox: &Outbox, poll: Duration) -> Self {
+        Self {
+            pool,
+            js,
+            wake: outbox.wake.clone(),
+            poll,
+            batch: 1_000,
+            retention: Duration::from_secs(7 * 86_400),
+            exit_after_publish: false,
+        }
+    }
+
+    /// How long published rows are kept for re-publication.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Test-only: exit the process between publishing and marking (see the config flag).
+    pub fn with_exit_after_publish(mut self, on: bool) -> Self {
+        self.exit_after_publish = on;
+        self
+    }
+
+    /// Runs until `shutdown`, then publishes what is left once more before returning.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut last_cleanup = Instant::now();
+        loop {
+            match self.drain().await {
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox relay round failed; will retry"),
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(600) {
+                last_cleanup = Instant::now();
+                if let Err(e) = self.cleanup().await {
+                    tracing::warn!(error = %e, "outbox cleanup failed");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+        }
+        if let Err(e) = self.drain().await {
+            tracing::warn!(error = %e, "final outbox flush failed; rows stay for the next start");
+        }
+    }
+
+    /// Publishes batches until nothing is left (or another replica holds the relay lock).
+    /// Returns the number of events published.
+    pub async fn drain(&self) -> Result<usize, RelayError> {
+        let mut total = 0;
+        loop {
+            let n = self.publish_batch().await?;
+            total += n;
+            if n < self.batch as usize {
+                break;
+            }
+        }
+        if total > 0 {
+            metrics::counter!("redress_outbox_published_total").increment(total as u64);
+        }
+        Ok(total)
+    }
+
+    async fn publish_batch(&self) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext('redress-outbox:' || current_schema()))",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT seq, event_id, subject, payload, headers FROM outbox
+             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(self.batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+
+        // Send the whole batch, then await the acks in order: one round trip's latency for the
+        // batch instead of one per event.
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let event_id: String = row.try_get("event_id")?;
+            let subject: String = row.try_get("subject")?;
+            let payload: Vec<u8> = row.try_get("payload")?;
+            let headers_json: serde_json::Value = row.try_get("headers")?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id.as_str());
+            if let serde_json::Value::Object(map) = headers_json {
+                for (k, v) in map {
+                    if let Some(v) = v.as_str() {
+                        headers.insert(k.as_str(), v);
+                    }
+                }
+            }
+            let ack = self
+                .js
+                .publish_with_headers(subject.clone(), headers, payload.into())
+                .await
+                .map_err(|e| RelayError::Publish {
+                    subject: subject.clone(),
+                    message: e.to_string(),
+                })?;
+            pending.push((seq, subject, ack));
+        }
+        let mut published = Vec::with_capacity(pending.len());
+        let mut failure = None;
+        for (seq, subject, ack) in pending {
+            match ack.await {
+                Ok(_) => published.push(seq),
+                Err(e) => {
+                    failure = Some(RelayError::Publish {
+                        subject,
+                        message: e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+        if self.exit_after_publish {
+            tracing::error!(published = published.len(), "fault injection: exiting before marking the outbox");
+            std::process::exit(86);
+        }
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+            .bind(&published)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(published.len()),
+        }
+    }
+
+    /// Unpublished rows waiting, for the backlog gauge.
+    pub async fn backlog(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    async fn cleanup(&self) -> Result<(), sqlx::Error> {
+        let backlog = self.backlog().await?;
+        metrics::gauge!("redress_outbox_backlog").set(backlog as f64);
+        sqlx::query(
+            "DELETE FROM outbox WHERE published_at IS NOT NULL
+             AND published_at < now() - make_interval(secs => $1)",
+        )
+        .bind(self.retention.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! A service binary running as its own process, as in production.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running service. Killed on drop.
+pub struct ServiceProcess {
+    pub name: String,
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+/// Where cargo put the binary: `CARGO_TARGET_DIR` or `<workspace>/target`, debug profile.
+pub fn binary_path(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| crate::workspace_root().join("target"));
+    target.join("debug").join(name)
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `env`, on free ports, and waits until it reports ready.
+    pub async fn spawn(binary: &str, env: &[(String, String)]) -> Self {
+        let path = binary_path(binary);
+        assert!(
+            path.exists(),
+            "{} not built: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+            path.display()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready.json");
+        let log = std::fs::File::create(dir.path().join("log")).expect("log file");
+        let child = Command::new(&path)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("REDRESS_GRPC_ADDR", "127.0.0.1:0")
+            .env("REDRESS_METRICS_ADDR", "127.0.0.1:0")
+            .env("REDRESS_READY_FILE", &ready)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn service");
+        let mut p = Self {
+            name: binary.to_owned(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
+            child,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("ready file json");
+                p.grpc_addr = v["grpc"].as_str().and_then(|s| s.parse().ok()).expect("grpc addr");
+                p.metrics_addr = v["metrics"].as_str().and_then(|s| s.parse().ok());
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("{binary} exited before ready ({status}):\n{}", p.logs());
+            }
+            assert!(Instant::now() < deadline, "{binary} not ready in 30 s:\n{}", p.logs());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: the crash case, nothing gets to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait_exit(timeout).await
+    }
+
+    /// Waits for the process to exit by itself.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- {} log ----\n{}", self.name, self.logs());
+        }
+        self.kill();
+    }
+}

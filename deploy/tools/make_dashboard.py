@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Writes deploy/compose/grafana/dashboards/redress-overview.json.
+
+The dashboard is generated so its many near-identical panels stay consistent; edit this file
+and re-run it (`python3 deploy/tools/make_dashboard.py`) rather than editing the JSON by hand.
+scripts/validate-deploy.sh checks that the committed JSON is what this script produces.
+"""
+import json
+import pathlib
+import sys
+
+DS = {"type": "prometheus", "uid": "redress-prometheus"}
+SEL = 'service=~"$service"'
+OUT = pathlib.Path(__file__).resolve().parents[1] / "compose/grafana/dashboards/redress-overview.json"
+
+_next_id = 0
+
+
+def _id():
+    global _next_id
+    _next_id += 1
+    return _next_id
+
+
+def target(expr, legend, ref, **extra):
+    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref, "range": True}
+    t.update(extra)
+    return t
+
+
+def timeseries(title, description, targets, x, y, w=12, h=8, unit="short", stack=False):
+    return {
+        "id": _id(),
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "min": 0,
+                "custom": {
+                    "drawStyle": "line",
+                    "lineWidth": 1,
+                    "fillOpacity": 10,
+                    "showPoints": "never",
+                    "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+                },
+            },
+            "overrides": [],
+        },
+        "options": {
+            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max", "lastNotNull"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        "targets": targets,
+    }
+
+
+def stat(title, description, expr, x, y, unit="short", thresholds=None, w=6, h=4):
+    steps = thresholds or [{"color": "green", "value": None}]
+    return {
+        "id": _id(),
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {
+            "defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}},
+            "overrides": [],
+        },
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "background",
+            "graphMode": "area",
+            "textMode": "auto",
+        },
+        "targets": [target(expr, "", "A", instant=False)],
+    }
+
+
+def row(title, y):
+    return {"id": _id(), "type": "row", "title": title, "collapsed": False,
+            "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}
+
+
+def build():
+    red = [{"color": "green", "value": None}, {"color": "red", "value": 1}]
+    backlog = [{"color": "green", "value": None}, {"color": "orange", "value": 1000},
+               {"color": "red", "value": 10000}]
+    panels = [
+        row("Overview", 0),
+        stat("Consumed / s", "Messages applied by all durable consumers (redress_messages_consumed_total).",
+             f"sum(rate(redress_messages_consumed_total{{{SEL}}}[$__rate_interval]))", 0, 1, unit="ops"),
+        stat("Published / s", "Events the outbox relays published to JetStream (redress_outbox_published_total).",
+             f"sum(rate(redress_outbox_published_total{{{SEL}}}[$__rate_interval]))", 6, 1, unit="ops"),
+        stat("Outbox backlog", "Unpublished outbox rows, summed over the services' schemas "
+             "(each replica reports its schema's backlog, hence max per service).",
+             f"sum(max by (service) (redress_outbox_backlog{{{SEL}}}))", 12, 1, thresholds=backlog),
+        stat("Dead letters (range)", "Messages given up on in the selected time range (redress_dead_letters_total).",
+             f"sum(increase(redress_dead_letters_total{{{SEL}}}[$__range]))", 18, 1, thresholds=red),
+
+        row("Throughput", 5),
+        timeseries(
+            "Events consumed per service",
+            "Rate of messages applied by each service's durable pull consumers; replicas share a consumer.",
+            [target(f"sum by (service) (rate(redress_messages_consumed_total{{{SEL}}}[$__rate_interval]))",
+                    "{{service}}", "A")],
+            0, 6, unit="ops", stack=True),
+        timeseries(
+            "Events published per service (outbox relay)",
+            "Rate of events the outbox relay published; one relay per schema holds the advisory lock.",
+            [target(f"sum by (service) (rate(redress_outbox_published_total{{{SEL}}}[$__rate_interval]))",
+                    "{{service}}", "A")],
+            12, 6, unit="ops", stack=True),
+        timeseries(
+            "Events consumed per consumer",
+            "Rate per durable consumer (the `consumer` label).",
+            [target(f"sum by (service, consumer) (rate(redress_messages_consumed_total{{{SEL}}}[$__rate_interval]))",
+                    "{{service}} / {{consumer}}", "A")],
+            0, 14, unit="ops"),
+        timeseries(
+            "Outbox backlog",
+            "Rows written but not yet published. A backlog that keeps growing means the relay cannot "
+            "reach NATS or cannot keep up.",
+            [target(f"max by (service) (redress_outbox_backlog{{{SEL}}})", "{{service}}", "A")],
+            12, 14),
+
+        row("Failures and redelivery", 22),
+        timeseries(
+            "Dead letters",
+            "Messages sent to <prefix>.deadletter.<consumer> after a permanent error or max deliveries.",
+            [target(f"sum by (service, consumer) (increase(redress_dead_letters_total{{{SEL}}}[$__rate_interval]))",
+                    "{{service}} / {{consumer}}", "A")],
+            0, 23),
+        timeseries(
+            "Duplicates skipped",
+            "Redelivered or re-published messages a consumer recognised by event id and skipped.",
+            [target(f"sum by (service, consumer) (rate(redress_duplicates_skipped_total{{{SEL}}}[$__rate_interval]))",
+                    "{{service}} / {{consumer}}", "A")],
+            12, 23, unit="ops"),
+
+        row("Consumer batch latency", 31),
+        timeseries(
+            "Consumer batch latency (p50 / p99 / mean)",
+            "Time to apply one batch in one database transaction (redress_batch_seconds). Quantiles come "
+            "from histogram buckets when the exporter is configured with buckets, else from the summary "
+            "quantiles the Prometheus exporter renders by default; the mean works with either.",
+            [
+                target("histogram_quantile(0.99, sum by (le, service, consumer) "
+                       f"(rate(redress_batch_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+                       "p99 {{service}} / {{consumer}}", "A"),
+                target("histogram_quantile(0.5, sum by (le, service, consumer) "
+                       f"(rate(redress_batch_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+                       "p50 {{service}} / {{consumer}}", "B"),
+                target(f'max by (service, consumer) (redress_batch_seconds{{{SEL}, quantile="0.99"}})',
+                       "p99 {{service}} / {{consumer}} (summary)", "C"),
+                target(f"sum by (service, consumer) (rate(redress_batch_seconds_sum{{{SEL}}}[$__rate_interval])) / "
+                       f"sum by (service, consumer) (rate(redress_batch_seconds_count{{{SEL}}}[$__rate_interval]))",
+                       "mean {{service}} / {{consumer}}", "D"),
+            ],
+            0, 32, unit="s"),
+        {
+            "id": _id(),
+            "type": "heatmap",
+            "title": "Consumer batch latency histogram",
+            "description": "Distribution of redress_batch_seconds over its histogram buckets "
+                           "(empty while the exporter renders it as a summary).",
+            "datasource": DS,
+            "gridPos": {"x": 12, "y": 32, "w": 12, "h": 8},
+            "options": {
+                "calculate": False,
+                "yAxis": {"unit": "s"},
+                "color": {"mode": "scheme", "scheme": "Oranges"},
+                "cellGap": 1,
+                "tooltip": {"mode": "single", "yHistogram": True},
+            },
+            "targets": [target(f"sum by (le) (rate(redress_batch_seconds_bucket{{{SEL}}}[$__rate_interval]))",
+                               "{{le}}", "A", format="heatmap")],
+        },
+    ]
+    return {
+        "uid": "redress-overview",
+        "title": "Redress overview",
+        "description": "Event flow through the Redress services: consumption, outbox publication, "
+                       "backlog, dead letters, duplicates and consumer batch latency.",
+        "tags": ["redress"],
+        "timezone": "browser",
+        "editable": False,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "10s",
+        "time": {"from": "now-30m", "to": "now"},
+        "templating": {
+            "list": [
+                {
+                    "name": "service",
+                    "label": "Service",
+                    "type": "query",
+                    "datasource": DS,
+                    "query": {"query": 'label_values(up{job="redress"}, service)', "refId": "service"},
+                    "definition": 'label_values(up{job="redress"}, service)',
+                    "refresh": 2,
+                    "includeAll": True,
+                    "multi": True,
+                    "allValue": ".*",
+                    "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+                    "sort": 1,
+                }
+            ]
+        },
+        "annotations": {"list": []},
+        "links": [],
+        "panels": panels,
+    }
+
+
+def render():
+    return json.dumps(build(), indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--check":
+        if not OUT.exists() or OUT.read_text() != render():
+            print(f"{OUT} is stale: run python3 deploy/tools/make_dashboard.py", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(0)
+    OUT.write_text(render())
+    print(f"wrote {OUT}")

@@ -1,0 +1,105 @@
+//! The gRPC door: `IntakeService` for staff tools, the CLI and calling integrations.
+
+use redress_domain::ComplaintId;
+use redress_platform::auth::{self, Role};
+use redress_proto::v1::{self, intake_service_server::IntakeService};
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::recording::{Recorder, class_from_proto};
+use crate::{registry, submission};
+
+/// The gRPC service.
+pub struct Api {
+    pub pool: PgPool,
+    pub recorder: Recorder,
+}
+
+fn complaint_id(raw: &str) -> Result<String, Error> {
+    ComplaintId::parse(raw)
+        .map(|id| id.to_string())
+        .map_err(|e| Error::invalid("complaint_id", &e.to_string()))
+}
+
+#[tonic::async_trait]
+impl IntakeService for Api {
+    async fn submit(&self, req: Request<v1::SubmitRequest>) -> Result<Response<v1::Acknowledgement>, Status> {
+        let who = auth::identity(&req)?;
+        let details = req
+            .into_inner()
+            .details
+            .ok_or_else(|| Error::invalid("details", "is required"))?;
+        let record = submission::validate(&self.recorder.policy, &details, self.recorder.now())
+            .map_err(|v| {
+                metrics::counter!("redress_intake_rejected_total", "door" => "grpc").increment(1);
+                Error::Invalid(v)
+            })?;
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let ack = self
+            .recorder
+            .record(&mut tx, &details, record, &who.to_actor())
+            .await?;
+        tx.commit().await.map_err(Error::from)?;
+        self.recorder.outbox.wake();
+        if !ack.duplicate {
+            metrics::counter!("redress_intake_recorded_total", "door" => "grpc").increment(1);
+        }
+        tracing::info!(complaint_id = %ack.complaint_id, duplicate = ack.duplicate, "submitted");
+        Ok(Response::new(ack))
+    }
+
+    async fn confirm(&self, req: Request<v1::ConfirmRequest>) -> Result<Response<v1::ConfirmResponse>, Status> {
+        let who = auth::identity(&req)?;
+        auth::require(
+            &who,
+            &[Role::CustomerServiceAgent, Role::Operator, Role::Integration, Role::Handler, Role::DepartmentManager],
+        )?;
+        let req = req.into_inner();
+        let id = complaint_id(&req.complaint_id)?;
+        let confirmation = req
+            .confirmation
+            .ok_or_else(|| Error::invalid("confirmation", "is required"))?;
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let resp = self.recorder.confirm(&mut tx, &id, &confirmation, &who.to_actor()).await?;
+        tx.commit().await.map_err(Error::from)?;
+        self.recorder.outbox.wake();
+        Ok(Response::new(resp))
+    }
+
+    async fn reclassify(&self, req: Request<v1::ReclassifyRequest>) -> Result<Response<v1::ReclassifyResponse>, Status> {
+        let who = auth::identity(&req)?;
+        auth::require(
+            &who,
+            &[Role::CustomerServiceAgent, Role::DepartmentManager, Role::GeneralManager, Role::Operator],
+        )?;
+        let req = req.into_inner();
+        let id = complaint_id(&req.complaint_id)?;
+        let to = v1::Class::try_from(req.class)
+            .ok()
+            .and_then(class_from_proto)
+            .ok_or_else(|| Error::invalid("class", "must be A, B, C or D"))?;
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let resp = self
+            .recorder
+            .reclassify(&mut tx, &id, to, &req.reason, &who.to_actor())
+            .await?;
+        tx.commit().await.map_err(Error::from)?;
+        self.recorder.outbox.wake();
+        Ok(Response::new(resp))
+    }
+
+    async fn get_complaint(&self, req: Request<v1::GetComplaintRequest>) -> Result<Response<v1::ComplaintView>, Status> {
+        auth::identity(&req)?;
+        let id = complaint_id(&req.get_ref().complaint_id)?;
+        Ok(Response::new(registry::get(&self.pool, &id).await?))
+    }
+
+    async fn list_complaints(
+        &self,
+        req: Request<v1::ListComplaintsRequest>,
+    ) -> Result<Response<v1::ListComplaintsResponse>, Status> {
+        auth::identity(&req)?;
+        Ok(Response::new(registry::list(&self.pool, req.get_ref()).await?))
+    }
+}

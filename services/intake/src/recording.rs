@@ -1,0 +1,352 @@
+//! Recording a complaint, confirming it, and changing its class: intake's state changes.
+//!
+//! Each change and the events it causes commit together (the outbox), and each is safe to
+//! repeat: a submission is keyed by the integrator's `(source system, external id)`, so the
+//! same submission sent twice, fifty times at once, or again after a crash yields one complaint
+//! and the same acknowledgement.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use redress_domain::{
+    Class, Classification, Clock, ComplaintId, ComplaintRecord, EventId, Policy, Promises,
+    Reclassification,
+};
+use redress_platform::outbox::Outbox;
+use redress_proto::v1::{self, event::Payload};
+use sqlx::{PgConnection, Row};
+
+use crate::error::Error;
+use crate::submission::{normalised_details, ts};
+
+/// Intake's rules bound to its policy, clock and outbox.
+#[derive(Clone)]
+pub struct Recorder {
+    pub policy: Arc<Policy>,
+    pub clock: Arc<dyn Clock>,
+    pub outbox: Outbox,
+}
+
+/// The customer-facing reason for the limits, and the limits, as protobuf.
+pub fn promises_proto(policy: &Policy, class: Class, p: &Promises) -> v1::Promises {
+    v1::Promises {
+        acceptance_due: Some(ts(p.acceptance_due)),
+        first_feedback_due: Some(ts(p.first_feedback_due)),
+        completion_due: Some(ts(p.completion_due)),
+        intermediate_due: Some(ts(p.intermediate_due)),
+        reason: redress_domain::explain(policy, class),
+    }
+}
+
+pub fn class_proto(c: Class) -> v1::Class {
+    match c {
+        Class::A => v1::Class::A,
+        Class::B => v1::Class::B,
+        Class::C => v1::Class::C,
+        Class::D => v1::Class::D,
+    }
+}
+
+pub fn class_from_proto(c: v1::Class) -> Option<Class> {
+    match c {
+        v1::Class::A => Some(Class::A),
+        v1::Class::B => Some(Class::B),
+        v1::Class::C => Some(Class::C),
+        v1::Class::D => Some(Class::D),
+        v1::Class::Unspecified => None,
+    }
+}
+
+fn guidance(record: &ComplaintRecord) -> Option<v1::Guidance> {
+    let t = record.customer_type?;
+    let g = t.guidance();
+    Some(v1::Guidance {
+        customer_type: v1::CustomerType::from_str_name(&format!(
+            "CUSTOMER_TYPE_{}",
+            t.as_str().to_ascii_uppercase()
+        ))
+        .unwrap_or(v1::CustomerType::Unspecified) as i32,
+        recommended_response: g.text.to_owned(),
+        actions: g
+            .actions
+            .iter()
+            .map(|a| serde_json::to_value(a).map(|v| v.to_string()).unwrap_or_default())
+            .collect(),
+    })
+}
+
+/// Builds an event envelope.
+pub fn event(
+    complaint_id: &str,
+    at: DateTime<Utc>,
+    actor: &v1::Actor,
+    causation: &str,
+    payload: Payload,
+) -> v1::Event {
+    v1::Event {
+        event_id: EventId::new().to_string(),
+        complaint_id: complaint_id.to_owned(),
+        occurred_at: Some(ts(at)),
+        actor: Some(actor.clone()),
+        schema_version: redress_proto::SCHEMA_VERSION,
+        correlation_id: complaint_id.to_owned(),
+        causation_id: causation.to_owned(),
+        producer: "intake".to_owned(),
+        payload: Some(payload),
+    }
+}
+
+impl Recorder {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Records a validated complaint, or returns the acknowledgement of the one already
+    /// recorded under the same submission key (with `duplicate` set).
+    pub async fn record(
+        &self,
+        conn: &mut PgConnection,
+        original: &v1::ComplaintDetails,
+        record: ComplaintRecord,
+        actor: &v1::Actor,
+    ) -> Result<v1::Acknowledgement, Error> {
+        if let Some(ack) = find_by_key(conn, &record.source.system, &record.source.external_id).await? {
+            return Ok(ack);
+        }
+        let classification: Classification = record.classify(&self.policy);
+        let class = classification.class;
+        let promises = redress_domain::promises(&self.policy, class, record.received_at);
+        let complaint_id = ComplaintId::new_at(record.received_at).to_string();
+        let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')")
+            .fetch_one(&mut *conn)
+            .await?;
+        let number = format!("RD{}-{seq:06}", record.received_at.format("%Y%m%d"));
+        let reasons: Vec<String> = classification.reasons.iter().map(|r| r.text.clone()).collect();
+        let promises_pb = promises_proto(&self.policy, class, &promises);
+        let guidance = guidance(&record);
+        let ack = v1::Acknowledgement {
+            complaint_id: complaint_id.clone(),
+            complaint_number: number.clone(),
+            class: class_proto(class) as i32,
+            classification_reasons: reasons.clone(),
+            promises: Some(promises_pb.clone()),
+            guidance: guidance.clone(),
+            duplicate: false,
+            confirmed: record.is_confirmed(),
+            received_at: Some(ts(record.received_at)),
+        };
+        let details = normalised_details(original, &record);
+        let inserted = sqlx::query(
+            "INSERT INTO complaints (complaint_id, number, source_system, external_id, details,
+                acknowledgement, class, status, channel, category, confirmed, received_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+             ON CONFLICT (source_system, external_id) DO NOTHING",
+        )
+        .bind(&complaint_id)
+        .bind(&number)
+        .bind(&record.source.system)
+        .bind(&record.source.external_id)
+        .bind(details.encode_to_vec())
+        .bind(ack.encode_to_vec())
+        .bind(class.as_str())
+        .bind(if record.is_confirmed() { "confirmed" } else { "received" })
+        .bind(record.channel.as_str())
+        .bind(record.category.clone().unwrap_or_default())
+        .bind(record.is_confirmed())
+        .bind(record.received_at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            // A concurrent submission with the same key committed first: answer with its ack.
+            return find_by_key(conn, &record.source.system, &record.source.external_id)
+                .await?
+                .ok_or_else(|| Error::Internal("submission key vanished".into()));
+        }
+
+        let at = record.received_at;
+        let received = event(
+            &complaint_id,
+            at,
+            actor,
+            "",
+            Payload::ComplaintReceived(v1::ComplaintReceived {
+                details: Some(details.clone()),
+                complaint_number: number,
+                class: class_proto(class) as i32,
+                classification_reasons: reasons.clone(),
+                promises: Some(promises_pb.clone()),
+                guidance,
+                confirmed: record.is_confirmed(),
+            }),
+        );
+        let classified = event(
+            &complaint_id,
+            at,
+            actor,
+            &received.event_id,
+            Payload::ComplaintClassified(v1::ComplaintClassified {
+                class: class_proto(class) as i32,
+                reasons,
+                promises: Some(promises_pb),
+            }),
+        );
+        let mut events = vec![received, classified];
+        if let (Some(c), Some(orig)) = (record.confirmation, details.confirmation.as_ref()) {
+            events.push(event(
+                &complaint_id,
+                c.confirmed_at,
+                actor,
+                &events[0].event_id,
+                Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
+                    method: orig.method,
+                    confirmed_at: Some(ts(c.confirmed_at)),
+                    note: orig.note.clone(),
+                }),
+            ));
+        }
+        self.outbox.append(conn, &events).await?;
+        Ok(ack)
+    }
+
+    /// Records the customer's confirmation. Confirming twice changes nothing the second time.
+    pub async fn confirm(
+        &self,
+        conn: &mut PgConnection,
+        complaint_id: &str,
+        confirmation: &v1::Confirmation,
+        actor: &v1::Actor,
+    ) -> Result<v1::ConfirmResponse, Error> {
+        let row = sqlx::query("SELECT confirmed, acknowledgement FROM complaints WHERE complaint_id = $1 FOR UPDATE")
+            .bind(complaint_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+        let confirmed: bool = row.try_get("confirmed")?;
+        let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if confirmed {
+            return Ok(v1::ConfirmResponse {
+                already_confirmed: true,
+                promises: ack.promises,
+            });
+        }
+        let now = self.now();
+        let method = v1::ConfirmationMethod::try_from(confirmation.method)
+            .ok()
+            .filter(|m| *m != v1::ConfirmationMethod::Unspecified)
+            .ok_or_else(|| Error::invalid("confirmation.method", "is required: signature, verbal or phone"))?;
+        let at = match &confirmation.confirmed_at {
+            None => now,
+            Some(t) => {
+                let at = DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                    .ok_or_else(|| Error::invalid("confirmation.confirmed_at", "is not a valid timestamp"))?;
+                if at > now + chrono::Duration::minutes(5) {
+                    return Err(Error::invalid("confirmation.confirmed_at", "is in the future"));
+                }
+                at
+            }
+        };
+        if confirmation.note.chars().count() > self.policy.fields.description {
+            return Err(Error::invalid("confirmation.note", "is too long"));
+        }
+        sqlx::query("UPDATE complaints SET confirmed = true, status = CASE WHEN status = 'received' THEN 'confirmed' ELSE status END, updated_at = $2 WHERE complaint_id = $1")
+            .bind(complaint_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        let e = event(
+            complaint_id,
+            at,
+            actor,
+            "",
+            Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
+                method: method as i32,
+                confirmed_at: Some(ts(at)),
+                note: confirmation.note.clone(),
+            }),
+        );
+        self.outbox.append(conn, &[e]).await?;
+        Ok(v1::ConfirmResponse {
+            already_confirmed: false,
+            promises: ack.promises,
+        })
+    }
+
+    /// Overrides the class with a reason (DOMAIN §2: "Staff may override the class with a
+    /// reason, kept in the history"). The limits are recomputed from the time of receipt.
+    pub async fn reclassify(
+        &self,
+        conn: &mut PgConnection,
+        complaint_id: &str,
+        to: Class,
+        reason: &str,
+        actor: &v1::Actor,
+    ) -> Result<v1::ReclassifyResponse, Error> {
+        let row = sqlx::query("SELECT class, received_at FROM complaints WHERE complaint_id = $1 FOR UPDATE")
+            .bind(complaint_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+        let from = Class::parse(row.try_get::<String, _>("class")?.as_str())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let received_at: DateTime<Utc> = row.try_get("received_at")?;
+        let change = Reclassification::new(from, to, reason)
+            .map_err(|e| Error::invalid("reason", &e.to_string()))?;
+        if reason.chars().count() > self.policy.fields.description {
+            return Err(Error::invalid("reason", "is too long"));
+        }
+        let promises = redress_domain::promises(&self.policy, to, received_at);
+        let promises_pb = promises_proto(&self.policy, to, &promises);
+        let now = self.now();
+        sqlx::query("UPDATE complaints SET class = $2, updated_at = $3 WHERE complaint_id = $1")
+            .bind(complaint_id)
+            .bind(to.as_str())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        let e = event(
+            complaint_id,
+            now,
+            actor,
+            "",
+            Payload::ComplaintReclassified(v1::ComplaintReclassified {
+                from_class: class_proto(change.from()) as i32,
+                to_class: class_proto(change.to()) as i32,
+                reason: change.reason().to_owned(),
+                promises: Some(promises_pb.clone()),
+            }),
+        );
+        self.outbox.append(conn, &[e]).await?;
+        Ok(v1::ReclassifyResponse {
+            promises: Some(promises_pb),
+            previous_class: class_proto(from) as i32,
+        })
+    }
+}
+
+/// The acknowledgement stored under a submission key, marked as a duplicate.
+async fn find_by_key(
+    conn: &mut PgConnection,
+    system: &str,
+    external_id: &str,
+) -> Result<Option<v1::Acknowledgement>, Error> {
+    let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT acknowledgement FROM complaints WHERE source_system = $1 AND external_id = $2",
+    )
+    .bind(system)
+    .bind(external_id)
+    .fetch_optional(conn)
+    .await?;
+    match bytes {
+        None => Ok(None),
+        Some(b) => {
+            let mut ack = v1::Acknowledgement::decode(b.as_slice())
+                .map_err(|e| Error::Internal(format!("stored acknowledgement: {e}")))?;
+            ack.duplicate = true;
+            Ok(Some(ack))
+        }
+    }
+}

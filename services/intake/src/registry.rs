@@ -1,0 +1,327 @@
+//! The complaint registry: each complaint's current summary and its full timeline, for staff
+//! and dashboards (`GetComplaint`, `ListComplaints`).
+//!
+//! It is built from the events of every service as they arrive on `<prefix>.events.>` —
+//! intake's own included, so there is one way an entry gets into a timeline. Applying an event
+//! is idempotent twice over: the consumer skips event ids it has processed, and the timeline has
+//! a unique event id.
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_proto::v1::{self, event::Payload};
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::error::Error;
+use crate::submission::ts;
+
+/// Applies events to the registry.
+pub struct Registry;
+
+#[async_trait::async_trait]
+impl Handler for Registry {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        let event = v1::Event::decode(msg.payload)
+            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        if event.complaint_id.is_empty() {
+            return Ok(()); // Rejections and organisation events belong to no complaint.
+        }
+        let Some(payload) = event.payload.as_ref() else {
+            return Err(HandleError::Permanent("event without payload".into()));
+        };
+        let occurred_at = event
+            .occurred_at
+            .as_ref()
+            .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+            .unwrap_or_else(Utc::now);
+        let actor = event.actor.clone().unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO timeline (complaint_id, event_id, kind, occurred_at, actor_id, actor_name,
+                actor_role, summary, source_service)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.complaint_id)
+        .bind(&event.event_id)
+        .bind(payload.kind())
+        .bind(occurred_at)
+        .bind(&actor.id)
+        .bind(&actor.display_name)
+        .bind(actor.role)
+        .bind(summary(payload))
+        .bind(&event.producer)
+        .execute(&mut *conn)
+        .await?;
+        apply_to_summary(conn, &event.complaint_id, payload, occurred_at).await?;
+        Ok(())
+    }
+}
+
+/// Keeps the summary columns current. Events may arrive before intake's own row exists (they
+/// are published by other services); such updates touch no row and the timeline still has them.
+async fn apply_to_summary(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    payload: &Payload,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let (status, department, assignee, overdue): (Option<&str>, Option<&str>, Option<&str>, Option<bool>) =
+        match payload {
+            Payload::ComplaintRouted(r) => (Some("routed"), Some(&r.department_id), None, None),
+            Payload::ComplaintAssigned(a) => {
+                (Some("assigned"), Some(&a.department_id), Some(&a.assignee_id), None)
+            }
+            Payload::AcceptedByDepartment(_) => (Some("accepted"), None, None, None),
+            Payload::FeedbackGiven(_)
+            | Payload::IntermediateResultReported(_)
+            | Payload::CauseRecorded(_)
+            | Payload::ValidityDecided(_) => (Some("in_progress"), None, None, None),
+            Payload::ResolutionProposed(_) => (Some("solution_proposed"), None, None, None),
+            Payload::CustomerRejected(_) | Payload::ReStudyRequested(_) => {
+                (Some("restudy"), None, None, None)
+            }
+            Payload::EscalationRequested(_) | Payload::EscalationRaised(_) => {
+                (Some("escalated"), None, None, None)
+            }
+            Payload::Resolved(_) => (Some("resolved"), None, None, Some(false)),
+            Payload::Reopened(_) | Payload::RepeatComplaint(_) => (Some("reopened"), None, None, None),
+            Payload::Closed(_) => (Some("closed"), None, None, None),
+            Payload::SlaOverdue(_) => (None, None, None, Some(true)),
+            _ => (None, None, None, None),
+        };
+    if status.is_none() && department.is_none() && assignee.is_none() && overdue.is_none() {
+        return Ok(());
+    }
+    // Status only moves forward in time: an older event delivered late does not overwrite it.
+    sqlx::query(
+        "UPDATE complaints SET
+            status = CASE WHEN $2::text IS NOT NULL AND updated_at <= $6 THEN $2 ELSE status END,
+            department_id = COALESCE($3, department_id),
+            assignee_id = COALESCE($4, assignee_id),
+            overdue = COALESCE($5, overdue),
+            updated_at = GREATEST(updated_at, $6)
+         WHERE complaint_id = $1",
+    )
+    .bind(complaint_id)
+    .bind(status)
+    .bind(department.filter(|d| !d.is_empty()))
+    .bind(assignee.filter(|a| !a.is_empty()))
+    .bind(overdue)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One line for a timeline entry, in words a supervisor reads.
+pub fn summary(payload: &Payload) -> String {
+    let class = |c: i32| {
+        v1::Class::try_from(c)
+            .map(|c| c.as_str_name().trim_start_matches("CLASS_").to_owned())
+            .unwrap_or_else(|_| "?".into())
+    };
+    match payload {
+        Payload::ComplaintReceived(r) => format!(
+            "received as {} (class {})",
+            r.complaint_number,
+            class(r.class)
+        ),
+        Payload::ComplaintClassified(c) => {
+            format!("classified {}: {}", class(c.class), c.reasons.join("; "))
+        }
+        Payload::ComplaintReclassified(c) => format!(
+            "reclassified {} → {}: {}",
+            class(c.from_class),
+            class(c.to_class),
+            c.reason
+        ),
+        Payload::ComplaintConfirmed(c) => format!(
+            "confirmed by the customer ({})",
+            v1::ConfirmationMethod::try_from(c.method)
+                .map(|m| m.as_str_name().trim_start_matches("CONFIRMATION_METHOD_").to_ascii_lowercase())
+                .unwrap_or_default()
+        ),
+        Payload::ComplaintRouted(r) => format!("routed to {}", non_empty(&r.department_name, &r.department_id)),
+        Payload::ComplaintAssigned(a) => format!("assigned to {}", non_empty(&a.assignee_name, &a.assignee_id)),
+        Payload::SlaWarning(_) => "time limit at risk (warning)".into(),
+        Payload::SlaOverdue(_) => "time limit missed (overdue)".into(),
+        Payload::EscalationRaised(e) => format!("escalated to level {} ({})", e.level, e.recipient_id),
+        Payload::Resolved(r) => format!("resolved: {}", r.result),
+        other => other.kind().replace(['.', '_'], " "),
+    }
+}
+
+fn non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if a.is_empty() { b } else { a }
+}
+
+/// `GetComplaint`: the record, its state and its whole timeline.
+pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView, Error> {
+    let row = sqlx::query(
+        "SELECT complaint_id, number, details, acknowledgement, class, status, department_id,
+                assignee_id, overdue, confirmed, received_at
+         FROM complaints WHERE complaint_id = $1",
+    )
+    .bind(complaint_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+    let details = v1::ComplaintDetails::decode(row.try_get::<Vec<u8>, _>("details")?.as_slice())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let class: String = row.try_get("class")?;
+    let timeline = sqlx::query(
+        "SELECT event_id, kind, occurred_at, actor_id, actor_name, actor_role, summary, source_service
+         FROM timeline WHERE complaint_id = $1 ORDER BY occurred_at, seq",
+    )
+    .bind(complaint_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| -> Result<v1::TimelineEntry, sqlx::Error> {
+        Ok(v1::TimelineEntry {
+            event_id: r.try_get("event_id")?,
+            kind: r.try_get("kind")?,
+            occurred_at: Some(ts(r.try_get("occurred_at")?)),
+            actor: Some(v1::Actor {
+                id: r.try_get("actor_id")?,
+                display_name: r.try_get("actor_name")?,
+                role: r.try_get("actor_role")?,
+            }),
+            summary: r.try_get("summary")?,
+            source_service: r.try_get("source_service")?,
+        })
+    })
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(v1::ComplaintView {
+        complaint_id: row.try_get("complaint_id")?,
+        number: row.try_get("number")?,
+        details: Some(details),
+        class: class_number(&class),
+        status: row.try_get("status")?,
+        department_id: row.try_get::<Option<String>, _>("department_id")?.unwrap_or_default(),
+        assignee_id: row.try_get::<Option<String>, _>("assignee_id")?.unwrap_or_default(),
+        overdue: row.try_get("overdue")?,
+        promises: ack.promises,
+        confirmed: row.try_get("confirmed")?,
+        timeline,
+        classification_reasons: ack.classification_reasons,
+        guidance: ack.guidance,
+        received_at: Some(ts(row.try_get("received_at")?)),
+    })
+}
+
+fn class_number(class: &str) -> i32 {
+    v1::Class::from_str_name(&format!("CLASS_{class}")).unwrap_or(v1::Class::Unspecified) as i32
+}
+
+/// Largest page `ListComplaints` returns.
+pub const MAX_PAGE: u32 = 200;
+
+/// `ListComplaints`: newest first, filtered, keyset-paginated on `(received_at, complaint_id)`
+/// so page 1,000 costs what page 1 costs.
+pub async fn list(pool: &PgPool, req: &v1::ListComplaintsRequest) -> Result<v1::ListComplaintsResponse, Error> {
+    let page = req.page.clone().unwrap_or_default();
+    let size = match page.page_size {
+        0 => 50,
+        n => n.min(MAX_PAGE),
+    } as i64;
+    let cursor = if page.page_token.is_empty() {
+        None
+    } else {
+        Some(parse_token(&page.page_token)?)
+    };
+    let class = match v1::Class::try_from(req.class) {
+        Ok(v1::Class::Unspecified) => None,
+        Ok(c) => Some(c.as_str_name().trim_start_matches("CLASS_").to_owned()),
+        Err(_) => return Err(Error::invalid("class", "unknown class")),
+    };
+    let channel = match v1::Channel::try_from(req.channel) {
+        Ok(v1::Channel::Unspecified) => None,
+        Ok(c) => Some(c.as_str_name().trim_start_matches("CHANNEL_").to_ascii_lowercase()),
+        Err(_) => return Err(Error::invalid("channel", "unknown channel")),
+    };
+    let time = |t: &Option<prost_types::Timestamp>, field: &str| -> Result<Option<DateTime<Utc>>, Error> {
+        t.as_ref()
+            .map(|t| {
+                DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                    .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
+            })
+            .transpose()
+    };
+    let from = time(&req.received_from, "received_from")?;
+    let to = time(&req.received_to, "received_to")?;
+    let rows = sqlx::query(
+        "SELECT complaint_id, number, details, acknowledgement, class, status, channel, department_id,
+                assignee_id, overdue, received_at, category
+         FROM complaints
+         WHERE ($1::text IS NULL OR status = $1)
+           AND ($2::text IS NULL OR class = $2)
+           AND ($3::text IS NULL OR department_id = $3)
+           AND ($4::text IS NULL OR channel = $4)
+           AND ($5::bool IS NULL OR overdue = $5)
+           AND ($6::timestamptz IS NULL OR received_at >= $6)
+           AND ($7::timestamptz IS NULL OR received_at < $7)
+           AND ($8::timestamptz IS NULL OR (received_at, complaint_id) < ($8, $9))
+         ORDER BY received_at DESC, complaint_id DESC
+         LIMIT $10",
+    )
+    .bind((!req.status.is_empty()).then_some(&req.status))
+    .bind(class)
+    .bind((!req.department_id.is_empty()).then_some(&req.department_id))
+    .bind(channel)
+    .bind(req.overdue)
+    .bind(from)
+    .bind(to)
+    .bind(cursor.as_ref().map(|c| c.0))
+    .bind(cursor.as_ref().map(|c| c.1.clone()))
+    .bind(size + 1)
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > size;
+    let mut complaints = Vec::with_capacity(rows.len());
+    for r in rows.iter().take(size as usize) {
+        let details = v1::ComplaintDetails::decode(r.try_get::<Vec<u8>, _>("details")?.as_slice())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let ack = v1::Acknowledgement::decode(r.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let class: String = r.try_get("class")?;
+        let channel: String = r.try_get("channel")?;
+        complaints.push(v1::ComplaintSummary {
+            complaint_id: r.try_get("complaint_id")?,
+            number: r.try_get("number")?,
+            class: class_number(&class),
+            status: r.try_get("status")?,
+            channel: v1::Channel::from_str_name(&format!("CHANNEL_{}", channel.to_ascii_uppercase()))
+                .unwrap_or(v1::Channel::Unspecified) as i32,
+            customer_name: details.customer.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+            department_id: r.try_get::<Option<String>, _>("department_id")?.unwrap_or_default(),
+            assignee_id: r.try_get::<Option<String>, _>("assignee_id")?.unwrap_or_default(),
+            overdue: r.try_get("overdue")?,
+            received_at: Some(ts(r.try_get("received_at")?)),
+            completion_due: ack.promises.and_then(|p| p.completion_due),
+            category: r.try_get("category")?,
+            description_excerpt: details.description.chars().take(80).collect(),
+        });
+    }
+    let next_page_token = match (more, rows.get(size as usize - 1)) {
+        (true, Some(last)) => {
+            let at: DateTime<Utc> = last.try_get("received_at")?;
+            let id: String = last.try_get("complaint_id")?;
+            format!("{}/{id}", at.timestamp_micros())
+        }
+        _ => String::new(),
+    };
+    Ok(v1::ListComplaintsResponse {
+        complaints,
+        next_page_token,
+    })
+}
+
+fn parse_token(token: &str) -> Result<(DateTime<Utc>, String), Error> {
+    let bad = || Error::invalid("page.page_token", "is not a token this service issued");
+    let (micros, id) = token.split_once('/').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok((at, id.to_owned()))
+}

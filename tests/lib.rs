@@ -1,0 +1,1 @@
+//! System tests live in `tests/*.rs`; this crate has no library code.
