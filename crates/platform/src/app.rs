@@ -144,7 +144,7 @@ impl Platform {
             stream,
             filter_subjects,
             max_deliver: self.args.max_deliver,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(self.args.ack_wait_secs.max(1)),
         };
         let pull = nats::ensure_consumer(&self.js, &spec).await?;
         let consumer = Consumer::new(
@@ -155,7 +155,8 @@ impl Platform {
             pull,
             self.args.consumer_batch,
             self.args.max_deliver,
-        );
+        )
+        .with_exit_after_commit(self.args.fault_exit_after_commit);
         let stop = self.consumers_stop.clone();
         self.consumers.spawn(consumer.run(stop));
         Ok(())

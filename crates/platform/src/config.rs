@@ -102,6 +102,11 @@ pub struct CommonArgs {
     #[arg(long, env = "REDRESS_MAX_DELIVER", default_value_t = 5)]
     pub max_deliver: i64,
 
+    /// Seconds JetStream waits for an acknowledgement before redelivering a message to another
+    /// replica (also how long a crashed consumer's messages wait).
+    #[arg(long, env = "REDRESS_ACK_WAIT_SECS", default_value_t = 30)]
+    pub ack_wait_secs: u64,
+
     /// How often the outbox relay looks for unpublished events when nothing woke it (ms).
     /// Commits in this process wake it at once; the poll covers other replicas and restarts.
     #[arg(long, env = "REDRESS_OUTBOX_POLL_MS", default_value_t = 500)]
@@ -129,6 +134,11 @@ pub struct CommonArgs {
     /// before it marked the rows published, to prove that re-publication is deduplicated.
     #[arg(long, env = "REDRESS_FAULT_EXIT_AFTER_PUBLISH", hide = true, default_value_t = false, action = clap::ArgAction::Set)]
     pub fault_exit_after_publish: bool,
+
+    /// Test-only fault injection: exit right after a consumer committed a batch and before it
+    /// acknowledged it, to prove that redelivery after a crash has no second effect.
+    #[arg(long, env = "REDRESS_FAULT_EXIT_AFTER_COMMIT", hide = true, default_value_t = false, action = clap::ArgAction::Set)]
+    pub fault_exit_after_commit: bool,
 
     /// A file of `KEY=VALUE` lines supplying settings not given on the command line or in the
     /// environment.

@@ -89,6 +89,7 @@ pub struct Consumer<H> {
     pull: jetstream::consumer::PullConsumer,
     batch: usize,
     max_deliver: i64,
+    exit_after_commit: bool,
 }
 
 enum Outcome {
@@ -114,7 +115,14 @@ impl<H: Handler> Consumer<H> {
             pull,
             batch: batch.max(1),
             max_deliver: max_deliver.max(1),
+            exit_after_commit: false,
         }
+    }
+
+    /// Test-only: exit the process after the first commit, before acknowledging.
+    pub fn with_exit_after_commit(mut self, on: bool) -> Self {
+        self.exit_after_commit = on;
+        self
     }
 
     /// Consumes until `shutdown`; the batch in hand is finished and acknowledged first.
@@ -176,6 +184,10 @@ impl<H: Handler> Consumer<H> {
                 out
             }
         };
+        if self.exit_after_commit {
+            tracing::error!(consumer = %self.name, "fault injection: exiting before acknowledging");
+            std::process::exit(87);
+        }
         for (m, outcome) in messages.iter().zip(outcomes) {
             let r = match outcome {
                 Outcome::Ack => m.ack().await,

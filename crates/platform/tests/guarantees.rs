@@ -1,0 +1,385 @@
+//! The platform's delivery guarantees, proven against a real nats-server and a real
+//! PostgreSQL: redelivery never doubles an effect, a poison message is dead-lettered without
+//! blocking the rest, transient failures are retried, two replicas split the work with every
+//! message applied once, and the outbox relay publishes each event once, in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use prost::Message as _;
+use redress_platform::consumer::{Consumer, HandleError, Handler, Incoming};
+use redress_platform::nats::{self, ConsumerSpec, Topology};
+use redress_platform::outbox::{Outbox, Relay};
+use redress_proto::v1;
+use redress_test_support::{NatsServer, TestDb};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./tests/migrations");
+
+/// Counts applications per message; `poison` can never be applied; `flaky` fails on its first
+/// delivery only.
+struct Counting {
+    replica: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Handler for Counting {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        match msg.payload {
+            b"poison" => return Err(HandleError::Permanent("poison: cannot be applied".into())),
+            b"flaky" if msg.deliveries < 2 => {
+                return Err(HandleError::Transient(anyhow::anyhow!("flaky: try again")));
+            }
+            _ => {}
+        }
+        sqlx::query(
+            "INSERT INTO effects (message_id, applied, replica) VALUES ($1, 1, $2)
+             ON CONFLICT (message_id) DO UPDATE SET applied = effects.applied + 1",
+        )
+        .bind(&msg.message_id)
+        .bind(self.replica)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+struct Bed {
+    _nats: NatsServer,
+    _db: TestDb,
+    pool: PgPool,
+    js: jetstream::Context,
+    topology: Topology,
+    outbox: Outbox,
+}
+
+async fn bed() -> Bed {
+    let nats = NatsServer::start();
+    let db = TestDb::create().await;
+    let pool = redress_platform::db::connect(&db.url, "guarantees", 8, false, &MIGRATIONS)
+        .await
+        .expect("db");
+    let client = async_nats::connect(nats.url()).await.expect("nats");
+    let js = jetstream::new(client);
+    let topology = Topology::new("g").expect("prefix");
+    nats::ensure_streams(&js, &topology).await.expect("streams");
+    let outbox = Outbox::new(topology.clone(), "test");
+    Bed {
+        _nats: nats,
+        _db: db,
+        pool,
+        js,
+        topology,
+        outbox,
+    }
+}
+
+impl Bed {
+    async fn consumer(&self, replica: &'static str) -> Consumer<Counting> {
+        let spec = ConsumerSpec {
+            durable: "worker".into(),
+            stream: self.topology.events_stream(),
+            filter_subjects: vec![self.topology.event_subject("test.>")],
+            max_deliver: 3,
+            ack_wait: Duration::from_secs(5),
+        };
+        let pull = nats::ensure_consumer(&self.js, &spec).await.expect("consumer");
+        Consumer::new(
+            "worker",
+            self.pool.clone(),
+            self.outbox.clone(),
+            Arc::new(Counting { replica }),
+            pull,
+            64,
+            3,
+        )
+    }
+
+    async fn publish(&self, id: &str, body: &'static [u8]) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+        self.js
+            .publish_with_headers(self.topology.event_subject("test.thing"), headers, body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+
+    async fn effects(&self) -> Vec<(String, i32)> {
+        sqlx::query_as("SELECT message_id, applied FROM effects ORDER BY message_id")
+            .fetch_all(&self.pool)
+            .await
+            .expect("effects")
+    }
+
+    /// Waits until `n` distinct messages have an effect (or 20 s pass).
+    async fn wait_effects(&self, n: usize) -> Vec<(String, i32)> {
+        for _ in 0..200 {
+            let e = self.effects().await;
+            if e.len() >= n {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.effects().await
+    }
+}
+
+#[tokio::test]
+async fn redelivered_message_has_one_effect() {
+    let bed = bed().await;
+    // A second stream with a 1 s duplicate window, so the same message id can be stored twice:
+    // what a publisher retrying after the window, or a stream restored from backup, delivers.
+    bed.js
+        .create_stream(stream::Config {
+            name: "G_SHORT".into(),
+            subjects: vec!["short.>".into()],
+            duplicate_window: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let spec = ConsumerSpec {
+        durable: "short-worker".into(),
+        stream: "G_SHORT".into(),
+        filter_subjects: vec![],
+        max_deliver: 3,
+        ack_wait: Duration::from_secs(5),
+    };
+    let pull = nats::ensure_consumer(&bed.js, &spec).await.expect("consumer");
+    let publish = |id: &'static str| {
+        let js = bed.js.clone();
+        async move {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(async_nats::header::NATS_MESSAGE_ID, id);
+            js.publish_with_headers("short.x", h, "payload".into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+    };
+    publish("evt-1").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    publish("evt-1").await;
+    publish("evt-2").await;
+    let info = bed.js.get_stream("G_SHORT").await.expect("stream").info().await.expect("info").clone();
+    assert_eq!(info.state.messages, 3, "the stream holds the duplicate");
+
+    let consumer = Consumer::new(
+        "short-worker",
+        bed.pool.clone(),
+        bed.outbox.clone(),
+        Arc::new(Counting { replica: "a" }),
+        pull,
+        64,
+        3,
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let effects = bed.wait_effects(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    task.await.expect("consumer task");
+    assert_eq!(
+        bed.effects().await,
+        vec![("evt-1".to_owned(), 1), ("evt-2".to_owned(), 1)],
+        "each message id applied exactly once (saw {effects:?})"
+    );
+}
+
+#[tokio::test]
+async fn poison_message_is_dead_lettered_and_later_messages_flow() {
+    let bed = bed().await;
+    bed.publish("m-1", b"ok").await;
+    bed.publish("m-2", b"poison").await;
+    bed.publish("m-3", b"ok").await;
+    let consumer = bed.consumer("a").await;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let relay = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(50));
+    let relay_task = tokio::spawn(relay.run(stop.clone()));
+    let effects = bed.wait_effects(2).await;
+    assert_eq!(effects, vec![("m-1".to_owned(), 1), ("m-3".to_owned(), 1)]);
+
+    // The dead letter is recorded with its reason and published on the dead-letter subject.
+    let (reason, deliveries): (String, i64) =
+        sqlx::query_as("SELECT reason, deliveries FROM dead_letters WHERE message_id = 'm-2'")
+            .fetch_one(&bed.pool)
+            .await
+            .expect("dead letter row");
+    assert!(reason.contains("poison"), "{reason}");
+    assert_eq!(deliveries, 1, "a permanent failure is not retried");
+    let dl = read_all(&bed.js, &bed.topology.dead_letter_stream(), 1).await;
+    assert_eq!(dl.len(), 1);
+    assert_eq!(dl[0].subject.as_str(), "g.deadletter.worker");
+    assert_eq!(&dl[0].payload[..], b"poison");
+    let h = &dl[0].headers;
+    assert!(h.get("Redress-Dead-Letter-Reason").expect("reason header").as_str().contains("poison"));
+    assert_eq!(h.get("Redress-Original-Message-Id").expect("id").as_str(), "m-2");
+    stop.cancel();
+    task.await.expect("consumer");
+    relay_task.await.expect("relay");
+}
+
+#[tokio::test]
+async fn transient_failure_is_retried_then_applied_once() {
+    let bed = bed().await;
+    bed.publish("f-1", b"flaky").await;
+    bed.publish("f-2", b"ok").await;
+    let consumer = bed.consumer("a").await;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let effects = bed.wait_effects(2).await;
+    stop.cancel();
+    task.await.expect("consumer");
+    assert_eq!(effects, vec![("f-1".to_owned(), 1), ("f-2".to_owned(), 1)]);
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&bed.pool)
+        .await
+        .expect("count");
+    assert_eq!(dead, 0);
+}
+
+#[tokio::test]
+async fn two_replicas_apply_every_message_once() {
+    let bed = bed().await;
+    const N: usize = 2_000;
+    // Publish concurrently: acks are awaited after all publishes are sent.
+    let mut acks = Vec::with_capacity(N);
+    for i in 0..N {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("r-{i:05}").as_str());
+        acks.push(
+            bed.js
+                .publish_with_headers(bed.topology.event_subject("test.thing"), headers, "ok".into())
+                .await
+                .expect("publish"),
+        );
+    }
+    for a in acks {
+        a.await.expect("ack");
+    }
+    let a = bed.consumer("a").await;
+    let b = bed.consumer("b").await;
+    let stop = CancellationToken::new();
+    let ta = tokio::spawn(a.run(stop.clone()));
+    let tb = tokio::spawn(b.run(stop.clone()));
+    let effects = bed.wait_effects(N).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    ta.await.expect("a");
+    tb.await.expect("b");
+    assert_eq!(effects.len(), N);
+    assert!(effects.iter().all(|(_, n)| *n == 1), "some message applied twice");
+    let per_replica: Vec<(String, i64)> =
+        sqlx::query_as("SELECT replica, count(*) FROM effects GROUP BY replica ORDER BY replica")
+            .fetch_all(&bed.pool)
+            .await
+            .expect("split");
+    let total: i64 = per_replica.iter().map(|(_, n)| n).sum();
+    assert_eq!(total as usize, N);
+}
+
+fn event(complaint: &str, i: usize) -> v1::Event {
+    v1::Event {
+        event_id: format!("evt-{complaint}-{i:04}"),
+        complaint_id: complaint.into(),
+        schema_version: 1,
+        payload: Some(v1::event::Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
+            note: format!("{i}"),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn outbox_relay_publishes_each_event_once_in_commit_order() {
+    let bed = bed().await;
+    // Three complaints, interleaved, committed in several transactions.
+    for round in 0..10 {
+        let mut tx = bed.pool.begin().await.expect("tx");
+        let events: Vec<v1::Event> = ["cmp_a", "cmp_b", "cmp_c"]
+            .iter()
+            .flat_map(|c| (0..5).map(move |i| event(c, round * 5 + i)))
+            .collect();
+        bed.outbox.append(&mut tx, &events).await.expect("append");
+        tx.commit().await.expect("commit");
+    }
+    // Two relays race, as two replicas would.
+    let r1 = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(20));
+    let r2 = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(20));
+    let (a, b) = tokio::join!(r1.drain(), r2.drain());
+    let published = a.expect("relay 1") + b.expect("relay 2");
+    // Draining again publishes nothing: every row is marked.
+    let again = r1.drain().await.expect("again");
+    assert_eq!(again, 0);
+    assert!(published <= 150);
+
+    let msgs = read_all(&bed.js, &bed.topology.events_stream(), 150).await;
+    assert_eq!(msgs.len(), 150, "each event once");
+    for c in ["cmp_a", "cmp_b", "cmp_c"] {
+        let order: Vec<String> = msgs
+            .iter()
+            .map(|m| v1::Event::decode(m.payload.clone()).expect("event"))
+            .filter(|e| e.complaint_id == c)
+            .map(|e| e.event_id)
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "events of {c} out of order");
+        assert_eq!(order.len(), 50);
+    }
+    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&bed.pool)
+        .await
+        .expect("count");
+    assert_eq!(unpublished, 0);
+}
+
+#[tokio::test]
+async fn relay_republishes_after_losing_the_mark_and_jetstream_drops_the_copy() {
+    let bed = bed().await;
+    let mut tx = bed.pool.begin().await.expect("tx");
+    bed.outbox
+        .append(&mut tx, &[event("cmp_x", 1), event("cmp_x", 2)])
+        .await
+        .expect("append");
+    tx.commit().await.expect("commit");
+    let relay = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(20));
+    assert_eq!(relay.drain().await.expect("drain"), 2);
+    // A crash between publishing and marking looks like this: the rows are unmarked again.
+    sqlx::query("UPDATE outbox SET published_at = NULL")
+        .execute(&bed.pool)
+        .await
+        .expect("unmark");
+    assert_eq!(relay.drain().await.expect("drain again"), 2, "re-published");
+    let msgs = read_all(&bed.js, &bed.topology.events_stream(), 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(msgs.len(), 2, "JetStream dropped the copies by Nats-Msg-Id");
+}
+
+/// Everything stored in a stream.
+async fn read_all(js: &jetstream::Context, stream: &str, expect: usize) -> Vec<jetstream::message::StreamMessage> {
+    let mut last = Vec::new();
+    for _ in 0..50 {
+        let s = js.get_stream(stream).await.expect("stream");
+        let n = s.clone().info().await.expect("info").state.messages as usize;
+        if n >= expect {
+            let mut out = Vec::with_capacity(n);
+            for seq in 1..=s.clone().info().await.expect("info").state.last_sequence {
+                if let Ok(m) = s.get_raw_message(seq).await {
+                    out.push(m);
+                }
+            }
+            return out;
+        }
+        last.clear();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
