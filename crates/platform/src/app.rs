@@ -73,7 +73,9 @@ impl Platform {
         let shutdown = shutdown::on_signal();
         let auth = Authenticator::parse(&args.auth_tokens)?;
         if auth.is_empty() {
-            tracing::warn!("REDRESS_AUTH_TOKENS is empty: every gRPC call except health will be refused");
+            tracing::warn!(
+                "REDRESS_AUTH_TOKENS is empty: every gRPC call except health will be refused"
+            );
         }
         let policy = match &args.policy_file {
             Some(p) => {
@@ -109,7 +111,9 @@ impl Platform {
             .await
             .context("REDRESS_NATS_URL")?;
         let js = jetstream::new(client.clone());
-        nats::ensure_streams(&js, &topology).await.context("JetStream provisioning")?;
+        nats::ensure_streams(&js, &topology)
+            .await
+            .context("JetStream provisioning")?;
         tracing::info!(service = service.name, %schema, prefix = topology.prefix(), "connected");
         Ok(Self {
             service,
@@ -175,7 +179,9 @@ impl Platform {
         let grpc_addr = listener.local_addr()?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(redress_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -222,7 +228,9 @@ impl Platform {
         self.shutdown.cancelled().await;
         tracing::info!(service = self.service.name, "shutting down");
         let grace = self.args.shutdown_grace();
-        health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         server_stop.cancel();
         let _ = tokio::time::timeout(grace, server).await;
         self.consumers_stop.cancel();

@@ -164,7 +164,10 @@ impl tonic::service::Interceptor for Authenticator {
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
         let identity = self
             .identify(token.trim())
@@ -191,7 +194,11 @@ pub fn require(identity: &Identity, roles: &[Role]) -> Result<(), Status> {
         Err(Status::permission_denied(format!(
             "role {} may not do this (allowed: {})",
             identity.role,
-            roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }
@@ -203,13 +210,18 @@ mod tests {
 
     #[test]
     fn parses_token_table() {
-        let a = Authenticator::parse("secret-token-1=alice:handler:Alice Wang, tok-tok-2=gm:general_manager")
-            .expect("valid");
+        let a = Authenticator::parse(
+            "secret-token-1=alice:handler:Alice Wang, tok-tok-2=gm:general_manager",
+        )
+        .expect("valid");
         let alice = a.identify("secret-token-1").expect("alice");
         assert_eq!(alice.actor_id, "alice");
         assert_eq!(alice.display_name, "Alice Wang");
         assert_eq!(alice.role, Role::Handler);
-        assert_eq!(a.identify("tok-tok-2").map(|i| i.role), Some(Role::GeneralManager));
+        assert_eq!(
+            a.identify("tok-tok-2").map(|i| i.role),
+            Some(Role::GeneralManager)
+        );
         assert!(Authenticator::parse("short=a:handler").is_err());
         assert!(Authenticator::parse("long-enough=a:pilot").is_err());
         assert!(Authenticator::parse("long-enough").is_err());
@@ -218,12 +230,20 @@ mod tests {
     #[test]
     fn interceptor_refuses_unknown_and_missing_tokens() {
         let mut a = Authenticator::parse("secret-token-1=alice:handler").expect("valid");
-        assert_eq!(a.call(Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            a.call(Request::new(())).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
         let mut bad = Request::new(());
-        bad.metadata_mut().insert("authorization", "Bearer nope".parse().unwrap());
-        assert_eq!(a.call(bad).unwrap_err().code(), tonic::Code::Unauthenticated);
+        bad.metadata_mut()
+            .insert("authorization", "Bearer nope".parse().unwrap());
+        assert_eq!(
+            a.call(bad).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
         let mut good = Request::new(());
-        good.metadata_mut().insert("authorization", "Bearer secret-token-1".parse().unwrap());
+        good.metadata_mut()
+            .insert("authorization", "Bearer secret-token-1".parse().unwrap());
         let req = a.call(good).expect("accepted");
         assert_eq!(identity(&req).expect("identity").actor_id, "alice");
     }

@@ -47,7 +47,11 @@ pub struct CommonArgs {
     pub db_create: bool,
 
     /// NATS server URL (JetStream must be enabled; server 2.12 or newer).
-    #[arg(long, env = "REDRESS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "REDRESS_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
 
     /// First token of every subject and stream name, so several installations (or tests) can
@@ -68,7 +72,12 @@ pub struct CommonArgs {
     /// Bearer tokens accepted on gRPC calls, as `token=actor_id:role[:display name]` separated by
     /// commas. Roles: handler, department_manager, customer_service_agent, general_manager,
     /// integration, operator. Calls without a known token are refused (health checks excepted).
-    #[arg(long, env = "REDRESS_AUTH_TOKENS", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        env = "REDRESS_AUTH_TOKENS",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub auth_tokens: String,
 
     /// Policy file (TOML) overriding the DOMAIN.md defaults: class limits, feedback limits,
@@ -250,7 +259,10 @@ mod tests {
     #[test]
     fn env_file_flag_is_found_in_both_spellings() {
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(env_file_from(&a(&["x", "--env-file", "f"])), Some("f".into()));
+        assert_eq!(
+            env_file_from(&a(&["x", "--env-file", "f"])),
+            Some("f".into())
+        );
         assert_eq!(env_file_from(&a(&["x", "--env-file=g"])), Some("g".into()));
         assert_eq!(env_file_from(&a(&["x"])), None);
     }

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::nats::backoff_delay;
-use crate::outbox::{DEAD_LETTER_REASON_HEADER, OutgoingMessage, Outbox};
+use crate::outbox::{DEAD_LETTER_REASON_HEADER, Outbox, OutgoingMessage};
 use crate::telemetry;
 
 /// One message as a handler sees it.
@@ -354,7 +354,8 @@ impl<H: Handler> Consumer<H> {
         .await;
         match result {
             Ok(()) => {
-                metrics::counter!("redress_dead_letters_total", "consumer" => self.name.clone()).increment(1);
+                metrics::counter!("redress_dead_letters_total", "consumer" => self.name.clone())
+                    .increment(1);
                 Outcome::Ack
             }
             Err(e) => {

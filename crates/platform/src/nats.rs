@@ -250,7 +250,10 @@ mod tests {
     fn names_follow_the_prefix() {
         let t = Topology::new("t-42").expect("valid");
         assert_eq!(t.events_stream(), "T_42_EVENTS");
-        assert_eq!(t.event_subject("complaint.received"), "t-42.events.complaint.received");
+        assert_eq!(
+            t.event_subject("complaint.received"),
+            "t-42.events.complaint.received"
+        );
         assert_eq!(t.dead_letter_subject("routing"), "t-42.deadletter.routing");
         assert!(Topology::new("Bad.Prefix").is_err());
         assert!(Topology::new("").is_err());

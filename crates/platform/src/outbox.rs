@@ -306,7 +306,10 @@ impl Relay {
             }
         }
         if self.exit_after_publish {
-            tracing::error!(published = published.len(), "fault injection: exiting before marking the outbox");
+            tracing::error!(
+                published = published.len(),
+                "fault injection: exiting before marking the outbox"
+            );
             std::process::exit(86);
         }
         sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")

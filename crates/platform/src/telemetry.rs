@@ -107,7 +107,9 @@ impl Extractor for NatsHeadersRef<'_> {
 /// Writes the current span's trace context into NATS headers.
 pub fn inject_nats(headers: &mut async_nats::HeaderMap) {
     let cx = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut NatsHeaders(headers)));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut NatsHeaders(headers))
+    });
 }
 
 /// Current trace context as `(traceparent, tracestate)` header pairs, for storing with an

@@ -85,7 +85,9 @@ impl Bed {
             max_deliver: 3,
             ack_wait: Duration::from_secs(5),
         };
-        let pull = nats::ensure_consumer(&self.js, &spec).await.expect("consumer");
+        let pull = nats::ensure_consumer(&self.js, &spec)
+            .await
+            .expect("consumer");
         Consumer::new(
             "worker",
             self.pool.clone(),
@@ -101,7 +103,11 @@ impl Bed {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
         self.js
-            .publish_with_headers(self.topology.event_subject("test.thing"), headers, body.into())
+            .publish_with_headers(
+                self.topology.event_subject("test.thing"),
+                headers,
+                body.into(),
+            )
             .await
             .expect("publish")
             .await
@@ -149,7 +155,9 @@ async fn redelivered_message_has_one_effect() {
         max_deliver: 3,
         ack_wait: Duration::from_secs(5),
     };
-    let pull = nats::ensure_consumer(&bed.js, &spec).await.expect("consumer");
+    let pull = nats::ensure_consumer(&bed.js, &spec)
+        .await
+        .expect("consumer");
     let publish = |id: &'static str| {
         let js = bed.js.clone();
         async move {
@@ -166,7 +174,15 @@ async fn redelivered_message_has_one_effect() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     publish("evt-1").await;
     publish("evt-2").await;
-    let info = bed.js.get_stream("G_SHORT").await.expect("stream").info().await.expect("info").clone();
+    let info = bed
+        .js
+        .get_stream("G_SHORT")
+        .await
+        .expect("stream")
+        .info()
+        .await
+        .expect("info")
+        .clone();
     assert_eq!(info.state.messages, 3, "the stream holds the duplicate");
 
     let consumer = Consumer::new(
@@ -200,7 +216,12 @@ async fn poison_message_is_dead_lettered_and_later_messages_flow() {
     let consumer = bed.consumer("a").await;
     let stop = CancellationToken::new();
     let task = tokio::spawn(consumer.run(stop.clone()));
-    let relay = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(50));
+    let relay = Relay::new(
+        bed.pool.clone(),
+        bed.js.clone(),
+        &bed.outbox,
+        Duration::from_millis(50),
+    );
     let relay_task = tokio::spawn(relay.run(stop.clone()));
     let effects = bed.wait_effects(2).await;
     assert_eq!(effects, vec![("m-1".to_owned(), 1), ("m-3".to_owned(), 1)]);
@@ -218,8 +239,16 @@ async fn poison_message_is_dead_lettered_and_later_messages_flow() {
     assert_eq!(dl[0].subject.as_str(), "g.deadletter.worker");
     assert_eq!(&dl[0].payload[..], b"poison");
     let h = &dl[0].headers;
-    assert!(h.get("Redress-Dead-Letter-Reason").expect("reason header").as_str().contains("poison"));
-    assert_eq!(h.get("Redress-Original-Message-Id").expect("id").as_str(), "m-2");
+    assert!(
+        h.get("Redress-Dead-Letter-Reason")
+            .expect("reason header")
+            .as_str()
+            .contains("poison")
+    );
+    assert_eq!(
+        h.get("Redress-Original-Message-Id").expect("id").as_str(),
+        "m-2"
+    );
     stop.cancel();
     task.await.expect("consumer");
     relay_task.await.expect("relay");
@@ -252,10 +281,17 @@ async fn two_replicas_apply_every_message_once() {
     let mut acks = Vec::with_capacity(N);
     for i in 0..N {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("r-{i:05}").as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("r-{i:05}").as_str(),
+        );
         acks.push(
             bed.js
-                .publish_with_headers(bed.topology.event_subject("test.thing"), headers, "ok".into())
+                .publish_with_headers(
+                    bed.topology.event_subject("test.thing"),
+                    headers,
+                    "ok".into(),
+                )
                 .await
                 .expect("publish"),
         );
@@ -274,7 +310,10 @@ async fn two_replicas_apply_every_message_once() {
     ta.await.expect("a");
     tb.await.expect("b");
     assert_eq!(effects.len(), N);
-    assert!(effects.iter().all(|(_, n)| *n == 1), "some message applied twice");
+    assert!(
+        effects.iter().all(|(_, n)| *n == 1),
+        "some message applied twice"
+    );
     let per_replica: Vec<(String, i64)> =
         sqlx::query_as("SELECT replica, count(*) FROM effects GROUP BY replica ORDER BY replica")
             .fetch_all(&bed.pool)
@@ -289,10 +328,12 @@ fn event(complaint: &str, i: usize) -> v1::Event {
         event_id: format!("evt-{complaint}-{i:04}"),
         complaint_id: complaint.into(),
         schema_version: 1,
-        payload: Some(v1::event::Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
-            note: format!("{i}"),
-            ..Default::default()
-        })),
+        payload: Some(v1::event::Payload::ComplaintConfirmed(
+            v1::ComplaintConfirmed {
+                note: format!("{i}"),
+                ..Default::default()
+            },
+        )),
         ..Default::default()
     }
 }
@@ -311,8 +352,18 @@ async fn outbox_relay_publishes_each_event_once_in_commit_order() {
         tx.commit().await.expect("commit");
     }
     // Two relays race, as two replicas would.
-    let r1 = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(20));
-    let r2 = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(20));
+    let r1 = Relay::new(
+        bed.pool.clone(),
+        bed.js.clone(),
+        &bed.outbox,
+        Duration::from_millis(20),
+    );
+    let r2 = Relay::new(
+        bed.pool.clone(),
+        bed.js.clone(),
+        &bed.outbox,
+        Duration::from_millis(20),
+    );
     let (a, b) = tokio::join!(r1.drain(), r2.drain());
     let published = a.expect("relay 1") + b.expect("relay 2");
     // Draining again publishes nothing: every row is marked.
@@ -334,10 +385,11 @@ async fn outbox_relay_publishes_each_event_once_in_commit_order() {
         assert_eq!(order, sorted, "events of {c} out of order");
         assert_eq!(order.len(), 50);
     }
-    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&bed.pool)
-        .await
-        .expect("count");
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&bed.pool)
+            .await
+            .expect("count");
     assert_eq!(unpublished, 0);
 }
 
@@ -350,7 +402,12 @@ async fn relay_republishes_after_losing_the_mark_and_jetstream_drops_the_copy() 
         .await
         .expect("append");
     tx.commit().await.expect("commit");
-    let relay = Relay::new(bed.pool.clone(), bed.js.clone(), &bed.outbox, Duration::from_millis(20));
+    let relay = Relay::new(
+        bed.pool.clone(),
+        bed.js.clone(),
+        &bed.outbox,
+        Duration::from_millis(20),
+    );
     assert_eq!(relay.drain().await.expect("drain"), 2);
     // A crash between publishing and marking looks like this: the rows are unmarked again.
     sqlx::query("UPDATE outbox SET published_at = NULL")
@@ -364,7 +421,11 @@ async fn relay_republishes_after_losing_the_mark_and_jetstream_drops_the_copy() 
 }
 
 /// Everything stored in a stream.
-async fn read_all(js: &jetstream::Context, stream: &str, expect: usize) -> Vec<jetstream::message::StreamMessage> {
+async fn read_all(
+    js: &jetstream::Context,
+    stream: &str,
+    expect: usize,
+) -> Vec<jetstream::message::StreamMessage> {
     let mut last = Vec::new();
     for _ in 0..50 {
         let s = js.get_stream(stream).await.expect("stream");

@@ -26,7 +26,10 @@ impl TestDb {
             .await
             .expect("create test database");
         conn.close().await.ok();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
         Self {
             url: format!("{base}/{name}"),
             name,
@@ -36,7 +39,9 @@ impl TestDb {
 
     /// A connection to the test database (for assertions on a service's tables).
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url).await.expect("connect test db")
+        PgConnection::connect(&self.url)
+            .await
+            .expect("connect test db")
     }
 }
 
@@ -46,7 +51,9 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside any runtime guarantee: use a private one on a plain thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(mut c) = PgConnection::connect(&admin).await {

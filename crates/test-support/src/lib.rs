@@ -57,7 +57,9 @@ impl TestBed {
         let nats = NatsServer::start();
         let db = TestDb::create().await;
         let prefix = "t".to_owned();
-        let client = async_nats::connect(nats.url()).await.expect("connect to test nats");
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("connect to test nats");
         let js = jetstream::new(client.clone());
         Self {
             nats,
@@ -110,7 +112,11 @@ impl TestBed {
         }
     }
 
-    async fn read_stream_once(&self, stream: &str, subject_filter: &str) -> Vec<async_nats::Message> {
+    async fn read_stream_once(
+        &self,
+        stream: &str,
+        subject_filter: &str,
+    ) -> Vec<async_nats::Message> {
         let Ok(stream) = self.js.get_stream(stream).await else {
             return Vec::new();
         };
@@ -138,7 +144,12 @@ impl TestBed {
     }
 
     /// Domain events on `<prefix>.events.<kind_filter>`, decoded, waiting for at least `at_least`.
-    pub async fn events(&self, kind_filter: &str, at_least: usize, timeout: Duration) -> Vec<v1::Event> {
+    pub async fn events(
+        &self,
+        kind_filter: &str,
+        at_least: usize,
+        timeout: Duration,
+    ) -> Vec<v1::Event> {
         let subject = format!("{}.events.{kind_filter}", self.prefix);
         self.read_stream(&self.events_stream(), &subject, at_least, timeout)
             .await

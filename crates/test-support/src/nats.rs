@@ -62,7 +62,10 @@ impl NatsServer {
             if let Some(p) = read_port(&ports_dir) {
                 break p;
             }
-            assert!(Instant::now() < deadline, "nats-server did not report its port");
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not report its port"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         self.child = Some(child);

@@ -55,14 +55,21 @@ impl ServiceProcess {
         loop {
             if let Ok(text) = std::fs::read_to_string(&ready) {
                 let v: serde_json::Value = serde_json::from_str(&text).expect("ready file json");
-                p.grpc_addr = v["grpc"].as_str().and_then(|s| s.parse().ok()).expect("grpc addr");
+                p.grpc_addr = v["grpc"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .expect("grpc addr");
                 p.metrics_addr = v["metrics"].as_str().and_then(|s| s.parse().ok());
                 return p;
             }
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("{binary} exited before ready ({status}):\n{}", p.logs());
             }
-            assert!(Instant::now() < deadline, "{binary} not ready in 30 s:\n{}", p.logs());
+            assert!(
+                Instant::now() < deadline,
+                "{binary} not ready in 30 s:\n{}",
+                p.logs()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

@@ -19,7 +19,11 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Command-line settings.
 #[derive(Debug, clap::Parser)]
-#[command(name = "redress-escalation", version, about = "Redress escalation service")]
+#[command(
+    name = "redress-escalation",
+    version,
+    about = "Redress escalation service"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,

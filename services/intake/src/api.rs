@@ -24,7 +24,10 @@ fn complaint_id(raw: &str) -> Result<String, Error> {
 
 #[tonic::async_trait]
 impl IntakeService for Api {
-    async fn submit(&self, req: Request<v1::SubmitRequest>) -> Result<Response<v1::Acknowledgement>, Status> {
+    async fn submit(
+        &self,
+        req: Request<v1::SubmitRequest>,
+    ) -> Result<Response<v1::Acknowledgement>, Status> {
         let who = auth::identity(&req)?;
         let details = req
             .into_inner()
@@ -49,11 +52,20 @@ impl IntakeService for Api {
         Ok(Response::new(ack))
     }
 
-    async fn confirm(&self, req: Request<v1::ConfirmRequest>) -> Result<Response<v1::ConfirmResponse>, Status> {
+    async fn confirm(
+        &self,
+        req: Request<v1::ConfirmRequest>,
+    ) -> Result<Response<v1::ConfirmResponse>, Status> {
         let who = auth::identity(&req)?;
         auth::require(
             &who,
-            &[Role::CustomerServiceAgent, Role::Operator, Role::Integration, Role::Handler, Role::DepartmentManager],
+            &[
+                Role::CustomerServiceAgent,
+                Role::Operator,
+                Role::Integration,
+                Role::Handler,
+                Role::DepartmentManager,
+            ],
         )?;
         let req = req.into_inner();
         let id = complaint_id(&req.complaint_id)?;
@@ -61,17 +73,28 @@ impl IntakeService for Api {
             .confirmation
             .ok_or_else(|| Error::invalid("confirmation", "is required"))?;
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        let resp = self.recorder.confirm(&mut tx, &id, &confirmation, &who.to_actor()).await?;
+        let resp = self
+            .recorder
+            .confirm(&mut tx, &id, &confirmation, &who.to_actor())
+            .await?;
         tx.commit().await.map_err(Error::from)?;
         self.recorder.outbox.wake();
         Ok(Response::new(resp))
     }
 
-    async fn reclassify(&self, req: Request<v1::ReclassifyRequest>) -> Result<Response<v1::ReclassifyResponse>, Status> {
+    async fn reclassify(
+        &self,
+        req: Request<v1::ReclassifyRequest>,
+    ) -> Result<Response<v1::ReclassifyResponse>, Status> {
         let who = auth::identity(&req)?;
         auth::require(
             &who,
-            &[Role::CustomerServiceAgent, Role::DepartmentManager, Role::GeneralManager, Role::Operator],
+            &[
+                Role::CustomerServiceAgent,
+                Role::DepartmentManager,
+                Role::GeneralManager,
+                Role::Operator,
+            ],
         )?;
         let req = req.into_inner();
         let id = complaint_id(&req.complaint_id)?;
@@ -89,7 +112,10 @@ impl IntakeService for Api {
         Ok(Response::new(resp))
     }
 
-    async fn get_complaint(&self, req: Request<v1::GetComplaintRequest>) -> Result<Response<v1::ComplaintView>, Status> {
+    async fn get_complaint(
+        &self,
+        req: Request<v1::GetComplaintRequest>,
+    ) -> Result<Response<v1::ComplaintView>, Status> {
         auth::identity(&req)?;
         let id = complaint_id(&req.get_ref().complaint_id)?;
         Ok(Response::new(registry::get(&self.pool, &id).await?))
@@ -100,6 +126,8 @@ impl IntakeService for Api {
         req: Request<v1::ListComplaintsRequest>,
     ) -> Result<Response<v1::ListComplaintsResponse>, Status> {
         auth::identity(&req)?;
-        Ok(Response::new(registry::list(&self.pool, req.get_ref()).await?))
+        Ok(Response::new(
+            registry::list(&self.pool, req.get_ref()).await?,
+        ))
     }
 }

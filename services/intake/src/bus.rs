@@ -69,17 +69,23 @@ impl Handler for BusDoor {
             Err(v) => return self.reject(conn, None, vec![v], msg, &actor).await,
         };
         let actor = v1::Actor {
-            id: details.key.as_ref().map(|k| k.source_system.clone()).unwrap_or_default(),
+            id: details
+                .key
+                .as_ref()
+                .map(|k| k.source_system.clone())
+                .unwrap_or_default(),
             ..actor
         };
-        let record = match submission::validate(&self.recorder.policy, &details, self.recorder.now()) {
-            Ok(r) => r,
-            Err(v) => return self.reject(conn, details.key.clone(), v, msg, &actor).await,
-        };
+        let record =
+            match submission::validate(&self.recorder.policy, &details, self.recorder.now()) {
+                Ok(r) => r,
+                Err(v) => return self.reject(conn, details.key.clone(), v, msg, &actor).await,
+            };
         match self.recorder.record(conn, &details, record, &actor).await {
             Ok(ack) => {
                 if !ack.duplicate {
-                    metrics::counter!("redress_intake_recorded_total", "door" => "bus").increment(1);
+                    metrics::counter!("redress_intake_recorded_total", "door" => "bus")
+                        .increment(1);
                 }
                 Ok(())
             }

@@ -33,7 +33,11 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Command-line settings.
 #[derive(Debug, clap::Parser)]
-#[command(name = "redress-intake", version, about = "Redress intake service: accept, record and classify complaints")]
+#[command(
+    name = "redress-intake",
+    version,
+    about = "Redress intake service: accept, record and classify complaints"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -70,6 +74,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pool: platform.pool.clone(),
         recorder,
     };
-    let routes = tonic::service::Routes::new(IntakeServiceServer::with_interceptor(api, platform.auth.clone()));
+    let routes = tonic::service::Routes::new(IntakeServiceServer::with_interceptor(
+        api,
+        platform.auth.clone(),
+    ));
     platform.serve(routes).await
 }

@@ -71,7 +71,11 @@ fn guidance(record: &ComplaintRecord) -> Option<v1::Guidance> {
         actions: g
             .actions
             .iter()
-            .map(|a| serde_json::to_value(a).map(|v| v.to_string()).unwrap_or_default())
+            .map(|a| {
+                serde_json::to_value(a)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            })
             .collect(),
     })
 }
@@ -111,7 +115,9 @@ impl Recorder {
         record: ComplaintRecord,
         actor: &v1::Actor,
     ) -> Result<v1::Acknowledgement, Error> {
-        if let Some(ack) = find_by_key(conn, &record.source.system, &record.source.external_id).await? {
+        if let Some(ack) =
+            find_by_key(conn, &record.source.system, &record.source.external_id).await?
+        {
             return Ok(ack);
         }
         let classification: Classification = record.classify(&self.policy);
@@ -122,7 +128,11 @@ impl Recorder {
             .fetch_one(&mut *conn)
             .await?;
         let number = format!("RD{}-{seq:06}", record.received_at.format("%Y%m%d"));
-        let reasons: Vec<String> = classification.reasons.iter().map(|r| r.text.clone()).collect();
+        let reasons: Vec<String> = classification
+            .reasons
+            .iter()
+            .map(|r| r.text.clone())
+            .collect();
         let promises_pb = promises_proto(&self.policy, class, &promises);
         let guidance = guidance(&record);
         let ack = v1::Acknowledgement {
@@ -219,14 +229,17 @@ impl Recorder {
         confirmation: &v1::Confirmation,
         actor: &v1::Actor,
     ) -> Result<v1::ConfirmResponse, Error> {
-        let row = sqlx::query("SELECT confirmed, acknowledgement FROM complaints WHERE complaint_id = $1 FOR UPDATE")
-            .bind(complaint_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+        let row = sqlx::query(
+            "SELECT confirmed, acknowledgement FROM complaints WHERE complaint_id = $1 FOR UPDATE",
+        )
+        .bind(complaint_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
         let confirmed: bool = row.try_get("confirmed")?;
-        let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let ack =
+            v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
+                .map_err(|e| Error::Internal(e.to_string()))?;
         if confirmed {
             return Ok(v1::ConfirmResponse {
                 already_confirmed: true,
@@ -237,14 +250,25 @@ impl Recorder {
         let method = v1::ConfirmationMethod::try_from(confirmation.method)
             .ok()
             .filter(|m| *m != v1::ConfirmationMethod::Unspecified)
-            .ok_or_else(|| Error::invalid("confirmation.method", "is required: signature, verbal or phone"))?;
+            .ok_or_else(|| {
+                Error::invalid(
+                    "confirmation.method",
+                    "is required: signature, verbal or phone",
+                )
+            })?;
         let at = match &confirmation.confirmed_at {
             None => now,
             Some(t) => {
-                let at = DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-                    .ok_or_else(|| Error::invalid("confirmation.confirmed_at", "is not a valid timestamp"))?;
+                let at =
+                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                        .ok_or_else(|| {
+                            Error::invalid("confirmation.confirmed_at", "is not a valid timestamp")
+                        })?;
                 if at > now + chrono::Duration::minutes(5) {
-                    return Err(Error::invalid("confirmation.confirmed_at", "is in the future"));
+                    return Err(Error::invalid(
+                        "confirmation.confirmed_at",
+                        "is in the future",
+                    ));
                 }
                 at
             }
@@ -285,11 +309,13 @@ impl Recorder {
         reason: &str,
         actor: &v1::Actor,
     ) -> Result<v1::ReclassifyResponse, Error> {
-        let row = sqlx::query("SELECT class, received_at FROM complaints WHERE complaint_id = $1 FOR UPDATE")
-            .bind(complaint_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+        let row = sqlx::query(
+            "SELECT class, received_at FROM complaints WHERE complaint_id = $1 FOR UPDATE",
+        )
+        .bind(complaint_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
         let from = Class::parse(row.try_get::<String, _>("class")?.as_str())
             .map_err(|e| Error::Internal(e.to_string()))?;
         let received_at: DateTime<Utc> = row.try_get("received_at")?;

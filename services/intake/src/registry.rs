@@ -64,30 +64,37 @@ async fn apply_to_summary(
     payload: &Payload,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let (status, department, assignee, overdue): (Option<&str>, Option<&str>, Option<&str>, Option<bool>) =
-        match payload {
-            Payload::ComplaintRouted(r) => (Some("routed"), Some(&r.department_id), None, None),
-            Payload::ComplaintAssigned(a) => {
-                (Some("assigned"), Some(&a.department_id), Some(&a.assignee_id), None)
-            }
-            Payload::AcceptedByDepartment(_) => (Some("accepted"), None, None, None),
-            Payload::FeedbackGiven(_)
-            | Payload::IntermediateResultReported(_)
-            | Payload::CauseRecorded(_)
-            | Payload::ValidityDecided(_) => (Some("in_progress"), None, None, None),
-            Payload::ResolutionProposed(_) => (Some("solution_proposed"), None, None, None),
-            Payload::CustomerRejected(_) | Payload::ReStudyRequested(_) => {
-                (Some("restudy"), None, None, None)
-            }
-            Payload::EscalationRequested(_) | Payload::EscalationRaised(_) => {
-                (Some("escalated"), None, None, None)
-            }
-            Payload::Resolved(_) => (Some("resolved"), None, None, Some(false)),
-            Payload::Reopened(_) | Payload::RepeatComplaint(_) => (Some("reopened"), None, None, None),
-            Payload::Closed(_) => (Some("closed"), None, None, None),
-            Payload::SlaOverdue(_) => (None, None, None, Some(true)),
-            _ => (None, None, None, None),
-        };
+    let (status, department, assignee, overdue): (
+        Option<&str>,
+        Option<&str>,
+        Option<&str>,
+        Option<bool>,
+    ) = match payload {
+        Payload::ComplaintRouted(r) => (Some("routed"), Some(&r.department_id), None, None),
+        Payload::ComplaintAssigned(a) => (
+            Some("assigned"),
+            Some(&a.department_id),
+            Some(&a.assignee_id),
+            None,
+        ),
+        Payload::AcceptedByDepartment(_) => (Some("accepted"), None, None, None),
+        Payload::FeedbackGiven(_)
+        | Payload::IntermediateResultReported(_)
+        | Payload::CauseRecorded(_)
+        | Payload::ValidityDecided(_) => (Some("in_progress"), None, None, None),
+        Payload::ResolutionProposed(_) => (Some("solution_proposed"), None, None, None),
+        Payload::CustomerRejected(_) | Payload::ReStudyRequested(_) => {
+            (Some("restudy"), None, None, None)
+        }
+        Payload::EscalationRequested(_) | Payload::EscalationRaised(_) => {
+            (Some("escalated"), None, None, None)
+        }
+        Payload::Resolved(_) => (Some("resolved"), None, None, Some(false)),
+        Payload::Reopened(_) | Payload::RepeatComplaint(_) => (Some("reopened"), None, None, None),
+        Payload::Closed(_) => (Some("closed"), None, None, None),
+        Payload::SlaOverdue(_) => (None, None, None, Some(true)),
+        _ => (None, None, None, None),
+    };
     if status.is_none() && department.is_none() && assignee.is_none() && overdue.is_none() {
         return Ok(());
     }
@@ -137,14 +144,25 @@ pub fn summary(payload: &Payload) -> String {
         Payload::ComplaintConfirmed(c) => format!(
             "confirmed by the customer ({})",
             v1::ConfirmationMethod::try_from(c.method)
-                .map(|m| m.as_str_name().trim_start_matches("CONFIRMATION_METHOD_").to_ascii_lowercase())
+                .map(|m| m
+                    .as_str_name()
+                    .trim_start_matches("CONFIRMATION_METHOD_")
+                    .to_ascii_lowercase())
                 .unwrap_or_default()
         ),
-        Payload::ComplaintRouted(r) => format!("routed to {}", non_empty(&r.department_name, &r.department_id)),
-        Payload::ComplaintAssigned(a) => format!("assigned to {}", non_empty(&a.assignee_name, &a.assignee_id)),
+        Payload::ComplaintRouted(r) => format!(
+            "routed to {}",
+            non_empty(&r.department_name, &r.department_id)
+        ),
+        Payload::ComplaintAssigned(a) => format!(
+            "assigned to {}",
+            non_empty(&a.assignee_name, &a.assignee_id)
+        ),
         Payload::SlaWarning(_) => "time limit at risk (warning)".into(),
         Payload::SlaOverdue(_) => "time limit missed (overdue)".into(),
-        Payload::EscalationRaised(e) => format!("escalated to level {} ({})", e.level, e.recipient_id),
+        Payload::EscalationRaised(e) => {
+            format!("escalated to level {} ({})", e.level, e.recipient_id)
+        }
         Payload::Resolved(r) => format!("resolved: {}", r.result),
         other => other.kind().replace(['.', '_'], " "),
     }
@@ -156,13 +174,18 @@ fn non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
 
 /// `GetComplaint`: the record, its state and its whole timeline.
 pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView, Error> {
+    // One snapshot for the row and its timeline, so the status matches the entries shown.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let row = sqlx::query(
         "SELECT complaint_id, number, details, acknowledgement, class, status, department_id,
                 assignee_id, overdue, confirmed, received_at
          FROM complaints WHERE complaint_id = $1",
     )
     .bind(complaint_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
     let details = v1::ComplaintDetails::decode(row.try_get::<Vec<u8>, _>("details")?.as_slice())
@@ -175,7 +198,7 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
          FROM timeline WHERE complaint_id = $1 ORDER BY occurred_at, seq",
     )
     .bind(complaint_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?
     .into_iter()
     .map(|r| -> Result<v1::TimelineEntry, sqlx::Error> {
@@ -199,8 +222,12 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
         details: Some(details),
         class: class_number(&class),
         status: row.try_get("status")?,
-        department_id: row.try_get::<Option<String>, _>("department_id")?.unwrap_or_default(),
-        assignee_id: row.try_get::<Option<String>, _>("assignee_id")?.unwrap_or_default(),
+        department_id: row
+            .try_get::<Option<String>, _>("department_id")?
+            .unwrap_or_default(),
+        assignee_id: row
+            .try_get::<Option<String>, _>("assignee_id")?
+            .unwrap_or_default(),
         overdue: row.try_get("overdue")?,
         promises: ack.promises,
         confirmed: row.try_get("confirmed")?,
@@ -220,7 +247,10 @@ pub const MAX_PAGE: u32 = 200;
 
 /// `ListComplaints`: newest first, filtered, keyset-paginated on `(received_at, complaint_id)`
 /// so page 1,000 costs what page 1 costs.
-pub async fn list(pool: &PgPool, req: &v1::ListComplaintsRequest) -> Result<v1::ListComplaintsResponse, Error> {
+pub async fn list(
+    pool: &PgPool,
+    req: &v1::ListComplaintsRequest,
+) -> Result<v1::ListComplaintsResponse, Error> {
     let page = req.page.clone().unwrap_or_default();
     let size = match page.page_size {
         0 => 50,
@@ -238,17 +268,22 @@ pub async fn list(pool: &PgPool, req: &v1::ListComplaintsRequest) -> Result<v1::
     };
     let channel = match v1::Channel::try_from(req.channel) {
         Ok(v1::Channel::Unspecified) => None,
-        Ok(c) => Some(c.as_str_name().trim_start_matches("CHANNEL_").to_ascii_lowercase()),
+        Ok(c) => Some(
+            c.as_str_name()
+                .trim_start_matches("CHANNEL_")
+                .to_ascii_lowercase(),
+        ),
         Err(_) => return Err(Error::invalid("channel", "unknown channel")),
     };
-    let time = |t: &Option<prost_types::Timestamp>, field: &str| -> Result<Option<DateTime<Utc>>, Error> {
-        t.as_ref()
-            .map(|t| {
-                DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-                    .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
-            })
-            .transpose()
-    };
+    let time =
+        |t: &Option<prost_types::Timestamp>, field: &str| -> Result<Option<DateTime<Utc>>, Error> {
+            t.as_ref()
+                .map(|t| {
+                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                        .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
+                })
+                .transpose()
+        };
     let from = time(&req.received_from, "received_from")?;
     let to = time(&req.received_to, "received_to")?;
     let rows = sqlx::query(
@@ -283,8 +318,9 @@ pub async fn list(pool: &PgPool, req: &v1::ListComplaintsRequest) -> Result<v1::
     for r in rows.iter().take(size as usize) {
         let details = v1::ComplaintDetails::decode(r.try_get::<Vec<u8>, _>("details")?.as_slice())
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let ack = v1::Acknowledgement::decode(r.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let ack =
+            v1::Acknowledgement::decode(r.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
+                .map_err(|e| Error::Internal(e.to_string()))?;
         let class: String = r.try_get("class")?;
         let channel: String = r.try_get("channel")?;
         complaints.push(v1::ComplaintSummary {
@@ -292,11 +328,22 @@ pub async fn list(pool: &PgPool, req: &v1::ListComplaintsRequest) -> Result<v1::
             number: r.try_get("number")?,
             class: class_number(&class),
             status: r.try_get("status")?,
-            channel: v1::Channel::from_str_name(&format!("CHANNEL_{}", channel.to_ascii_uppercase()))
-                .unwrap_or(v1::Channel::Unspecified) as i32,
-            customer_name: details.customer.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
-            department_id: r.try_get::<Option<String>, _>("department_id")?.unwrap_or_default(),
-            assignee_id: r.try_get::<Option<String>, _>("assignee_id")?.unwrap_or_default(),
+            channel: v1::Channel::from_str_name(&format!(
+                "CHANNEL_{}",
+                channel.to_ascii_uppercase()
+            ))
+            .unwrap_or(v1::Channel::Unspecified) as i32,
+            customer_name: details
+                .customer
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            department_id: r
+                .try_get::<Option<String>, _>("department_id")?
+                .unwrap_or_default(),
+            assignee_id: r
+                .try_get::<Option<String>, _>("assignee_id")?
+                .unwrap_or_default(),
             overdue: r.try_get("overdue")?,
             received_at: Some(ts(r.try_get("received_at")?)),
             completion_due: ack.promises.and_then(|p| p.completion_due),

@@ -40,7 +40,12 @@ impl Encoding {
         let Some(ct) = ct else {
             return Ok(Encoding::Protobuf);
         };
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "" | "application/protobuf" | "application/x-protobuf" | "application/octet-stream" => {
                 Ok(Encoding::Protobuf)
@@ -48,7 +53,9 @@ impl Encoding {
             "application/json" => Ok(Encoding::Json),
             other => Err(violation(
                 "Content-Type",
-                format!("unsupported content type {other:?}: use application/protobuf or application/json"),
+                format!(
+                    "unsupported content type {other:?}: use application/protobuf or application/json"
+                ),
             )),
         }
     }
@@ -59,7 +66,10 @@ pub fn decode_body(body: &[u8], encoding: Encoding) -> Result<v1::SubmitRequest,
     if body.len() > MAX_BODY_BYTES {
         return Err(violation(
             "body",
-            format!("{} bytes is more than the {MAX_BODY_BYTES} allowed", body.len()),
+            format!(
+                "{} bytes is more than the {MAX_BODY_BYTES} allowed",
+                body.len()
+            ),
         ));
     }
     match encoding {
@@ -100,9 +110,11 @@ pub fn validate(
         Ok(record) if violations.is_empty() => Ok(record),
         Ok(_) => Err(violations),
         Err(errors) => {
-            violations.extend(errors.into_iter().map(|FieldError { field, reason }| {
-                violation(proto_path(&field), reason)
-            }));
+            violations.extend(
+                errors
+                    .into_iter()
+                    .map(|FieldError { field, reason }| violation(proto_path(&field), reason)),
+            );
             Err(violations)
         }
     }
@@ -129,50 +141,66 @@ fn draft(d: &v1::ComplaintDetails, violations: &mut Vec<Violation>) -> Submissio
     let preferred_reply = enum_name(
         "details.customer.preferred_reply",
         customer.preferred_reply,
-        v1::ReplyChannel::try_from(customer.preferred_reply).ok().map(|v| v.as_str_name()),
+        v1::ReplyChannel::try_from(customer.preferred_reply)
+            .ok()
+            .map(|v| v.as_str_name()),
         "REPLY_CHANNEL_",
     );
     let channel = enum_name(
         "details.channel",
         d.channel,
-        v1::Channel::try_from(d.channel).ok().map(|v| v.as_str_name()),
+        v1::Channel::try_from(d.channel)
+            .ok()
+            .map(|v| v.as_str_name()),
         "CHANNEL_",
     );
     let emotion = enum_name(
         "details.emotion",
         d.emotion,
-        v1::EmotionLevel::try_from(d.emotion).ok().map(|v| v.as_str_name()),
+        v1::EmotionLevel::try_from(d.emotion)
+            .ok()
+            .map(|v| v.as_str_name()),
         "EMOTION_LEVEL_",
     );
     let public_impact = enum_name(
         "details.public_impact",
         d.public_impact,
-        v1::PublicImpact::try_from(d.public_impact).ok().map(|v| v.as_str_name()),
+        v1::PublicImpact::try_from(d.public_impact)
+            .ok()
+            .map(|v| v.as_str_name()),
         "PUBLIC_IMPACT_",
     );
     let procedure_breach = enum_name(
         "details.procedure_breach",
         d.procedure_breach,
-        v1::ProcedureBreach::try_from(d.procedure_breach).ok().map(|v| v.as_str_name()),
+        v1::ProcedureBreach::try_from(d.procedure_breach)
+            .ok()
+            .map(|v| v.as_str_name()),
         "PROCEDURE_BREACH_",
     );
     let customer_type = enum_name(
         "details.customer_type",
         d.customer_type,
-        v1::CustomerType::try_from(d.customer_type).ok().map(|v| v.as_str_name()),
+        v1::CustomerType::try_from(d.customer_type)
+            .ok()
+            .map(|v| v.as_str_name()),
         "CUSTOMER_TYPE_",
     );
     let disposition = enum_name(
         "details.first_contact.disposition",
         fc.disposition,
-        v1::FirstContactDisposition::try_from(fc.disposition).ok().map(|v| v.as_str_name()),
+        v1::FirstContactDisposition::try_from(fc.disposition)
+            .ok()
+            .map(|v| v.as_str_name()),
         "FIRST_CONTACT_DISPOSITION_",
     );
     let confirmation = d.confirmation.as_ref().map(|c| ConfirmationDraft {
         method: enum_text(
             "details.confirmation.method",
             c.method,
-            v1::ConfirmationMethod::try_from(c.method).ok().map(|v| v.as_str_name()),
+            v1::ConfirmationMethod::try_from(c.method)
+                .ok()
+                .map(|v| v.as_str_name()),
             "CONFIRMATION_METHOD_",
             violations,
         )
@@ -273,7 +301,10 @@ pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
 
 /// The stored form of a record: the details as received, with the values the gate normalised
 /// (trimmed text, the phone in E.164) put back, so what is stored is what was decided on.
-pub fn normalised_details(original: &v1::ComplaintDetails, r: &ComplaintRecord) -> v1::ComplaintDetails {
+pub fn normalised_details(
+    original: &v1::ComplaintDetails,
+    r: &ComplaintRecord,
+) -> v1::ComplaintDetails {
     let mut d = original.clone();
     d.key = Some(v1::SubmissionKey {
         source_system: r.source.system.clone(),
@@ -283,7 +314,12 @@ pub fn normalised_details(original: &v1::ComplaintDetails, r: &ComplaintRecord) 
     customer.name = r.customer.name.clone();
     customer.phone = r.customer.phone.as_str().to_owned();
     customer.account = r.customer.account.clone().unwrap_or_default();
-    customer.email = r.customer.email.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    customer.email = r
+        .customer
+        .email
+        .as_ref()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     d.customer = Some(customer);
     d.business = r.business.clone();
     d.description = r.description.clone();
@@ -316,7 +352,10 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(Encoding::from_content_type(None).ok(), Some(Encoding::Protobuf));
+        assert_eq!(
+            Encoding::from_content_type(None).ok(),
+            Some(Encoding::Protobuf)
+        );
         assert_eq!(
             Encoding::from_content_type(Some("application/json; charset=utf-8")).ok(),
             Some(Encoding::Json)
@@ -363,6 +402,9 @@ mod tests {
             ..Default::default()
         };
         let errs = validate(&Policy::default(), &d, Utc::now()).unwrap_err();
-        assert!(errs.iter().any(|v| v.field == "details.channel" && v.reason.contains("999")));
+        assert!(
+            errs.iter()
+                .any(|v| v.field == "details.channel" && v.reason.contains("999"))
+        );
     }
 }

@@ -19,7 +19,11 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Command-line settings.
 #[derive(Debug, clap::Parser)]
-#[command(name = "redress-sla-monitor", version, about = "Redress sla-monitor service")]
+#[command(
+    name = "redress-sla-monitor",
+    version,
+    about = "Redress sla-monitor service"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,

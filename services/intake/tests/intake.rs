@@ -1,0 +1,983 @@
+//! The intake service as a process, against real NATS JetStream and PostgreSQL: both doors,
+//! every classification boundary, every rejection, duplicates, crashes, and the registry.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
+use redress_test_support::{ServiceProcess, TestBed, authed};
+use tonic::Code;
+
+const AGENT: &str = "test-agent-token";
+const SECOND: Duration = Duration::from_secs(1);
+
+fn details(key: &str) -> v1::ComplaintDetails {
+    v1::ComplaintDetails {
+        key: Some(v1::SubmissionKey {
+            source_system: "callcentre".into(),
+            external_id: key.into(),
+        }),
+        customer: Some(v1::Customer {
+            name: "王芳".into(),
+            phone: "138 0013 8000".into(),
+            account: "ACC-778812".into(),
+            ..Default::default()
+        }),
+        channel: v1::Channel::Hotline as i32,
+        business: "宽带 broadband 100M".into(),
+        description: "Broadband down for three days; two visits promised, none came.".into(),
+        demand: "Fix the line and refund the days without service.".into(),
+        first_contact: Some(v1::FirstContact {
+            employee_id: "e-1001".into(),
+            employee_name: "李娜".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn intake(
+    bed: &TestBed,
+    extra: &[(&str, &str)],
+) -> (
+    ServiceProcess,
+    IntakeServiceClient<tonic::transport::Channel>,
+) {
+    let svc = bed.spawn("redress-intake", extra).await;
+    let client = IntakeServiceClient::new(bed.channel(&svc).await);
+    (svc, client)
+}
+
+async fn submit(
+    client: &mut IntakeServiceClient<tonic::transport::Channel>,
+    d: v1::ComplaintDetails,
+) -> Result<v1::Acknowledgement, tonic::Status> {
+    client
+        .submit(authed(AGENT, v1::SubmitRequest { details: Some(d) }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn complaint_count(bed: &TestBed) -> i64 {
+    let mut conn = bed.db.connect().await;
+    sqlx::query_scalar("SELECT count(*) FROM intake.complaints")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn grpc_submit_acknowledges_with_class_and_promises_and_publishes_events() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let ack = submit(&mut client, details("k-1")).await.expect("submit");
+    assert!(ack.complaint_id.starts_with("cmp_"));
+    assert!(ack.complaint_number.starts_with("RD"));
+    assert_eq!(ack.class(), v1::Class::C);
+    assert!(!ack.duplicate);
+    let p = ack.promises.expect("promises");
+    let received = ack.received_at.expect("received").seconds;
+    assert_eq!(
+        p.completion_due.expect("completion").seconds - received,
+        48 * 3600
+    );
+    assert_eq!(
+        p.acceptance_due.expect("acceptance").seconds - received,
+        24 * 3600
+    );
+    assert!(p.first_feedback_due.expect("feedback").seconds <= received + 48 * 3600);
+    assert!(p.reason.contains("48"), "{}", p.reason);
+
+    let received_events = bed.events("complaint.received", 1, 10 * SECOND).await;
+    assert_eq!(received_events.len(), 1);
+    let e = &received_events[0];
+    assert_eq!(e.complaint_id, ack.complaint_id);
+    assert_eq!(e.producer, "intake");
+    assert_eq!(e.actor.as_ref().expect("actor").id, "agent-1");
+    let classified = bed.events("complaint.classified", 1, 10 * SECOND).await;
+    assert_eq!(classified.len(), 1);
+    // The phone was normalised to E.164 in what was recorded and published.
+    let Some(v1::event::Payload::ComplaintReceived(r)) = &e.payload else {
+        panic!("payload")
+    };
+    assert_eq!(
+        r.details
+            .as_ref()
+            .and_then(|d| d.customer.as_ref())
+            .expect("customer")
+            .phone,
+        "+8613800138000"
+    );
+}
+
+#[tokio::test]
+async fn every_classification_boundary() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    use v1::{EmotionLevel as E, ProcedureBreach as P, PublicImpact as I};
+    // (case, company loss fen, customer loss fen, emotion, impact, breach, expected)
+    let cases: Vec<(&str, i64, i64, E, I, P, v1::Class)> = vec![
+        ("loss 0", 0, 0, E::Calm, I::None, P::None, v1::Class::C),
+        ("loss 0.01", 1, 0, E::Calm, I::None, P::None, v1::Class::B),
+        (
+            "loss 3000.00",
+            300_000,
+            0,
+            E::Calm,
+            I::None,
+            P::None,
+            v1::Class::B,
+        ),
+        (
+            "loss 3000.01",
+            300_001,
+            0,
+            E::Calm,
+            I::None,
+            P::None,
+            v1::Class::A,
+        ),
+        (
+            "customer loss",
+            0,
+            5_000,
+            E::Calm,
+            I::None,
+            P::None,
+            v1::Class::B,
+        ),
+        ("calm", 0, 0, E::Calm, I::None, P::None, v1::Class::C),
+        ("strong", 0, 0, E::Strong, I::None, P::None, v1::Class::B),
+        (
+            "extremely strong",
+            0,
+            0,
+            E::ExtremelyStrong,
+            I::None,
+            P::None,
+            v1::Class::A,
+        ),
+        ("some impact", 0, 0, E::Calm, I::Some, P::None, v1::Class::B),
+        (
+            "large impact",
+            0,
+            0,
+            E::Calm,
+            I::Large,
+            P::None,
+            v1::Class::A,
+        ),
+        ("breach", 0, 0, E::Calm, I::None, P::Breach, v1::Class::B),
+        (
+            "severe breach",
+            0,
+            0,
+            E::Calm,
+            I::None,
+            P::Severe,
+            v1::Class::A,
+        ),
+        (
+            "highest wins",
+            1,
+            0,
+            E::Strong,
+            I::Large,
+            P::Breach,
+            v1::Class::A,
+        ),
+        ("B beats C", 0, 0, E::Strong, I::None, P::None, v1::Class::B),
+    ];
+    for (i, (name, company, customer, emotion, impact, breach, expected)) in
+        cases.into_iter().enumerate()
+    {
+        let mut d = details(&format!("cls-{i}"));
+        d.company_loss_fen = company;
+        d.customer_loss_fen = customer;
+        d.emotion = emotion as i32;
+        d.public_impact = impact as i32;
+        d.procedure_breach = breach as i32;
+        let ack = submit(&mut client, d).await.expect(name);
+        assert_eq!(
+            ack.class(),
+            expected,
+            "{name}: {:?}",
+            ack.classification_reasons
+        );
+        if expected != v1::Class::C {
+            assert!(
+                !ack.classification_reasons.is_empty(),
+                "{name}: reasons given"
+            );
+        }
+        let completion = ack
+            .promises
+            .as_ref()
+            .and_then(|p| p.completion_due)
+            .expect("due")
+            .seconds
+            - ack.received_at.expect("at").seconds;
+        let hours = match expected {
+            v1::Class::A => 8,
+            v1::Class::B => 24,
+            _ => 48,
+        };
+        assert_eq!(completion, hours * 3600, "{name}: completion limit");
+    }
+}
+
+#[tokio::test]
+async fn grpc_rejections_name_every_field_and_store_nothing() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+
+    let status = client
+        .submit(authed(AGENT, v1::SubmitRequest { details: None }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("details"), "{}", status.message());
+
+    let status = submit(&mut client, v1::ComplaintDetails::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    for field in [
+        "details.key.source_system",
+        "details.key.external_id",
+        "details.customer.name",
+        "details.customer.phone",
+        "details.channel",
+        "details.business",
+        "details.description",
+        "details.demand",
+        "details.first_contact.employee_id",
+    ] {
+        assert!(
+            status.message().contains(field),
+            "{field} missing from: {}",
+            status.message()
+        );
+    }
+
+    let mut bad = details("bad-1");
+    bad.customer.as_mut().expect("customer").phone = "call me maybe".into();
+    bad.company_loss_fen = -5;
+    bad.channel = 4242;
+    bad.description = "x".repeat(100_000);
+    bad.category = "no_such_category".into();
+    let status = submit(&mut client, bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    for field in [
+        "details.customer.phone",
+        "details.company_loss_fen",
+        "details.channel",
+        "details.description",
+        "details.category",
+    ] {
+        assert!(
+            status.message().contains(field),
+            "{field} missing from: {}",
+            status.message()
+        );
+    }
+
+    // Unauthenticated calls are refused before anything happens.
+    let status = client
+        .submit(tonic::Request::new(v1::SubmitRequest {
+            details: Some(details("anon")),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    assert_eq!(complaint_count(&bed).await, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        bed.events("complaint.>", 0, Duration::ZERO)
+            .await
+            .is_empty()
+    );
+}
+
+async fn publish_submission(bed: &TestBed, content_type: Option<&str>, body: Vec<u8>) {
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(ct) = content_type {
+        headers.insert("Content-Type", ct);
+    }
+    bed.js
+        .publish_with_headers(
+            format!("{}.intake.submit", bed.prefix),
+            headers,
+            body.into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+#[tokio::test]
+async fn bus_accepts_protobuf_and_json_alike() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let mut proto = details("bus-proto");
+    proto.company_loss_fen = 300_001;
+    publish_submission(
+        &bed,
+        Some("application/protobuf"),
+        v1::SubmitRequest {
+            details: Some(proto),
+        }
+        .encode_to_vec(),
+    )
+    .await;
+    let json = serde_json::json!({
+        "details": {
+            "key": {"sourceSystem": "callcentre", "externalId": "bus-json"},
+            "customer": {"name": "赵六", "phone": "+86 139 0000 1111", "preferredReply": "REPLY_CHANNEL_SMS"},
+            "channel": "CHANNEL_HOTLINE",
+            "occurredAt": "2026-11-20T08:30:00Z",
+            "business": "mobile billing",
+            "description": "Charged twice for the same data package.",
+            "demand": "Refund the second charge.",
+            "emotion": "EMOTION_LEVEL_STRONG",
+            "customerLossFen": "3000",
+            "firstContact": {"employeeId": "e-2002"}
+        }
+    });
+    publish_submission(
+        &bed,
+        Some("application/json"),
+        json.to_string().into_bytes(),
+    )
+    .await;
+
+    let received = bed.events("complaint.received", 2, 15 * SECOND).await;
+    assert_eq!(received.len(), 2);
+    let by_key = |k: &str| {
+        received
+            .iter()
+            .find_map(|e| match &e.payload {
+                Some(v1::event::Payload::ComplaintReceived(r))
+                    if r.details
+                        .as_ref()
+                        .and_then(|d| d.key.as_ref())
+                        .map(|k| k.external_id.as_str())
+                        == Some(k) =>
+                {
+                    Some((e.complaint_id.clone(), r.class()))
+                }
+                _ => None,
+            })
+            .expect(k)
+    };
+    assert_eq!(by_key("bus-proto").1, v1::Class::A);
+    let (json_id, json_class) = by_key("bus-json");
+    assert_eq!(json_class, v1::Class::B);
+    // The same complaint is readable through gRPC, with its timeline.
+    let view = client
+        .get_complaint(authed(
+            AGENT,
+            v1::GetComplaintRequest {
+                complaint_id: json_id.clone(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(
+        view.details
+            .as_ref()
+            .and_then(|d| d.customer.as_ref())
+            .expect("c")
+            .name,
+        "赵六"
+    );
+    assert_eq!(view.class(), v1::Class::B);
+    // Sending the JSON again records nothing new.
+    publish_submission(
+        &bed,
+        Some("application/json"),
+        json.to_string().into_bytes(),
+    )
+    .await;
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(complaint_count(&bed).await, 2);
+    assert_eq!(bed.events("complaint.received", 2, SECOND).await.len(), 2);
+}
+
+#[tokio::test]
+async fn bus_rejections_carry_the_key_and_every_reason() {
+    let bed = TestBed::start().await;
+    let (_svc, _client) = intake(&bed, &[]).await;
+    publish_submission(
+        &bed,
+        Some("application/protobuf"),
+        vec![0xff, 0xfe, 0x00, 0x13, 0x37, 0x99],
+    )
+    .await;
+    publish_submission(&bed, Some("text/xml"), b"<complaint/>".to_vec()).await;
+    publish_submission(
+        &bed,
+        Some("application/json"),
+        br#"{"details": {"bogusField": 1}}"#.to_vec(),
+    )
+    .await;
+    publish_submission(
+        &bed,
+        Some("application/json"),
+        b"\xff\xfe not utf8".to_vec(),
+    )
+    .await;
+    let mut bad = details("bus-bad");
+    bad.customer.as_mut().expect("c").phone = "not a phone".into();
+    bad.demand.clear();
+    publish_submission(
+        &bed,
+        None,
+        v1::SubmitRequest { details: Some(bad) }.encode_to_vec(),
+    )
+    .await;
+
+    let rejected = bed.events("complaint.rejected", 5, 15 * SECOND).await;
+    assert_eq!(rejected.len(), 5);
+    let rejections: Vec<v1::ComplaintRejected> = rejected
+        .into_iter()
+        .map(|e| match e.payload {
+            Some(v1::event::Payload::ComplaintRejected(r)) => r,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    let reasons = |r: &v1::ComplaintRejected| {
+        r.violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    assert!(
+        reasons(&rejections[0]).contains("body"),
+        "{}",
+        reasons(&rejections[0])
+    );
+    assert!(
+        reasons(&rejections[1]).contains("Content-Type"),
+        "{}",
+        reasons(&rejections[1])
+    );
+    assert!(
+        reasons(&rejections[2]).contains("bogusField"),
+        "{}",
+        reasons(&rejections[2])
+    );
+    assert!(
+        reasons(&rejections[3]).contains("UTF-8"),
+        "{}",
+        reasons(&rejections[3])
+    );
+    let last = &rejections[4];
+    assert_eq!(last.key.as_ref().expect("key").external_id, "bus-bad");
+    assert!(
+        reasons(last).contains("details.customer.phone"),
+        "{}",
+        reasons(last)
+    );
+    assert!(
+        reasons(last).contains("details.demand"),
+        "{}",
+        reasons(last)
+    );
+    assert!(!last.message_id.is_empty());
+    assert_eq!(
+        complaint_count(&bed).await,
+        0,
+        "nothing stored for a rejected submission"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_duplicates_make_one_complaint() {
+    let bed = TestBed::start().await;
+    let (_svc, client) = intake(&bed, &[]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let mut c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            submit(&mut c, details("dup-1")).await
+        }));
+    }
+    let mut acks = Vec::new();
+    for t in tasks {
+        acks.push(t.await.expect("task").expect("submit"));
+    }
+    let first = acks.iter().filter(|a| !a.duplicate).count();
+    assert_eq!(first, 1, "exactly one submission recorded the complaint");
+    let id = &acks[0].complaint_id;
+    assert!(
+        acks.iter()
+            .all(|a| &a.complaint_id == id && a.complaint_number == acks[0].complaint_number)
+    );
+    assert_eq!(complaint_count(&bed).await, 1);
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(
+        bed.events("complaint.received", 1, 5 * SECOND).await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn chinese_rare_cjk_and_emoji_round_trip_byte_exact() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let mut d = details("unicode-1");
+    let name = "𠀀𪚥龘 欧阳娜娜";
+    let description = "网络断了三天 😡🔥 客服说“马上处理”，结果没人来。\n第二行：𠮷野家 𩸽 🇨🇳 👩‍👩‍👧";
+    d.customer.as_mut().expect("c").name = name.into();
+    d.description = description.into();
+    d.demand = "退还三天费用🙏".into();
+    let ack = submit(&mut client, d).await.expect("submit");
+    let view = client
+        .get_complaint(authed(
+            AGENT,
+            v1::GetComplaintRequest {
+                complaint_id: ack.complaint_id.clone(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    let got = view.details.expect("details");
+    assert_eq!(got.customer.expect("c").name.as_bytes(), name.as_bytes());
+    assert_eq!(got.description.as_bytes(), description.as_bytes());
+    assert_eq!(got.demand, "退还三天费用🙏");
+    let events = bed.events("complaint.received", 1, 10 * SECOND).await;
+    let Some(v1::event::Payload::ComplaintReceived(r)) = &events[0].payload else {
+        panic!()
+    };
+    assert_eq!(
+        r.details.as_ref().expect("d").description.as_bytes(),
+        description.as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn confirm_and_reclassify_are_recorded_with_events() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let ack = submit(&mut client, details("cr-1")).await.expect("submit");
+    assert!(!ack.confirmed);
+    let confirm = v1::ConfirmRequest {
+        complaint_id: ack.complaint_id.clone(),
+        confirmation: Some(v1::Confirmation {
+            method: v1::ConfirmationMethod::Phone as i32,
+            confirmed_at: None,
+            note: "read back on the call".into(),
+        }),
+    };
+    let first = client
+        .confirm(authed(AGENT, confirm.clone()))
+        .await
+        .expect("confirm")
+        .into_inner();
+    assert!(!first.already_confirmed);
+    let second = client
+        .confirm(authed(AGENT, confirm))
+        .await
+        .expect("again")
+        .into_inner();
+    assert!(second.already_confirmed, "confirming twice changes nothing");
+    assert_eq!(
+        bed.events("complaint.confirmed", 1, 10 * SECOND)
+            .await
+            .len(),
+        1
+    );
+
+    let missing_reason = client
+        .reclassify(authed(
+            AGENT,
+            v1::ReclassifyRequest {
+                complaint_id: ack.complaint_id.clone(),
+                class: v1::Class::A as i32,
+                reason: "  ".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(missing_reason.code(), Code::InvalidArgument);
+    let handler_may_not = client
+        .reclassify(authed(
+            "test-handler-token",
+            v1::ReclassifyRequest {
+                complaint_id: ack.complaint_id.clone(),
+                class: v1::Class::A as i32,
+                reason: "media called".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(handler_may_not.code(), Code::PermissionDenied);
+    let re = client
+        .reclassify(authed(
+            AGENT,
+            v1::ReclassifyRequest {
+                complaint_id: ack.complaint_id.clone(),
+                class: v1::Class::A as i32,
+                reason: "a journalist called about it".into(),
+            },
+        ))
+        .await
+        .expect("reclassify")
+        .into_inner();
+    assert_eq!(re.previous_class(), v1::Class::C);
+    let due = re.promises.expect("p").completion_due.expect("due").seconds;
+    assert_eq!(
+        due - ack.received_at.expect("at").seconds,
+        8 * 3600,
+        "limits recomputed for A"
+    );
+    let events = bed.events("complaint.reclassified", 1, 10 * SECOND).await;
+    let Some(v1::event::Payload::ComplaintReclassified(r)) = &events[0].payload else {
+        panic!()
+    };
+    assert_eq!(r.reason, "a journalist called about it");
+
+    let bad_id = client
+        .get_complaint(authed(
+            AGENT,
+            v1::GetComplaintRequest {
+                complaint_id: "nope".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_id.code(), Code::InvalidArgument);
+    assert!(bad_id.message().contains("complaint_id"));
+}
+
+#[tokio::test]
+async fn timeline_shows_events_from_another_service_and_lists_filter() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let ack = submit(&mut client, details("tl-1")).await.expect("submit");
+    let mut b = details("tl-2");
+    b.emotion = v1::EmotionLevel::Strong as i32;
+    submit(&mut client, b).await.expect("submit b");
+
+    // Routing's event, as routing publishes it.
+    let routed = v1::Event {
+        event_id: "evt_routing_test_0001".into(),
+        complaint_id: ack.complaint_id.clone(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: chrono_now() + 1,
+            nanos: 0,
+        }),
+        actor: Some(v1::Actor {
+            id: "routing".into(),
+            display_name: "routing rules".into(),
+            role: v1::Role::System as i32,
+        }),
+        schema_version: 1,
+        producer: "routing".into(),
+        payload: Some(v1::event::Payload::ComplaintRouted(v1::ComplaintRouted {
+            department_id: "dept-network".into(),
+            department_name: "Network Operations".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        routed.event_id.as_str(),
+    );
+    bed.js
+        .publish_with_headers(
+            format!("{}.events.complaint.routed", bed.prefix),
+            headers,
+            routed.encode_to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+
+    let mut view = None;
+    for _ in 0..100 {
+        let v = client
+            .get_complaint(authed(
+                AGENT,
+                v1::GetComplaintRequest {
+                    complaint_id: ack.complaint_id.clone(),
+                },
+            ))
+            .await
+            .expect("get")
+            .into_inner();
+        if v.timeline.iter().any(|t| t.kind == "complaint.routed") && v.timeline.len() >= 3 {
+            view = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let view = view.expect("timeline with the routing event");
+    let kinds: Vec<&str> = view.timeline.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "complaint.received",
+            "complaint.classified",
+            "complaint.routed"
+        ]
+    );
+    let routed_entry = &view.timeline[2];
+    assert_eq!(routed_entry.source_service, "routing");
+    assert!(routed_entry.summary.contains("Network Operations"));
+    assert_eq!(view.status, "routed");
+    assert_eq!(view.department_id, "dept-network");
+
+    let list = |req: v1::ListComplaintsRequest| {
+        let mut c = client.clone();
+        async move {
+            c.list_complaints(authed(AGENT, req))
+                .await
+                .expect("list")
+                .into_inner()
+        }
+    };
+    let routed_only = list(v1::ListComplaintsRequest {
+        department_id: "dept-network".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(routed_only.complaints.len(), 1);
+    let b_only = list(v1::ListComplaintsRequest {
+        class: v1::Class::B as i32,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(b_only.complaints.len(), 1);
+    assert_eq!(b_only.complaints[0].class(), v1::Class::B);
+    // Pagination: one per page, two pages, no repeats.
+    let p1 = list(v1::ListComplaintsRequest {
+        page: Some(v1::PageRequest {
+            page_size: 1,
+            page_token: String::new(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(p1.complaints.len(), 1);
+    assert!(!p1.next_page_token.is_empty());
+    let p2 = list(v1::ListComplaintsRequest {
+        page: Some(v1::PageRequest {
+            page_size: 1,
+            page_token: p1.next_page_token.clone(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(p2.complaints.len(), 1);
+    assert_ne!(p1.complaints[0].complaint_id, p2.complaints[0].complaint_id);
+    assert!(p2.next_page_token.is_empty());
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn crash_between_commit_and_publish_still_publishes_once() {
+    let bed = TestBed::start().await;
+    // 1. The relay publishes, then the process dies before marking the rows published.
+    let (mut svc, mut client) = intake(&bed, &[("REDRESS_FAULT_EXIT_AFTER_PUBLISH", "true")]).await;
+    let ack = submit(&mut client, details("crash-1"))
+        .await
+        .expect("submit");
+    let status = svc
+        .wait_exit(10 * SECOND)
+        .await
+        .expect("process exits at the fault point");
+    assert_eq!(status.code(), Some(86));
+    let mut conn = bed.db.connect().await;
+    let unmarked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM intake.outbox WHERE published_at IS NULL")
+            .fetch_one(&mut conn)
+            .await
+            .expect("outbox");
+    assert!(unmarked >= 2, "rows stay unmarked after the crash");
+    // 2. Restarted, the relay publishes them again; JetStream keeps one copy.
+    let (_svc, _client) = intake(&bed, &[]).await;
+    for _ in 0..100 {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM intake.outbox WHERE published_at IS NULL")
+                .fetch_one(&mut conn)
+                .await
+                .expect("outbox");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = bed.events("complaint.received", 1, 5 * SECOND).await;
+    assert_eq!(received.len(), 1, "published once");
+    assert_eq!(received[0].complaint_id, ack.complaint_id);
+    assert_eq!(bed.events("complaint.classified", 1, SECOND).await.len(), 1);
+}
+
+#[tokio::test]
+async fn killed_before_the_relay_ran_the_event_is_published_after_restart() {
+    let bed = TestBed::start().await;
+    let (mut svc, mut client) = intake(&bed, &[("REDRESS_OUTBOX_RELAY", "false")]).await;
+    submit(&mut client, details("kill-1"))
+        .await
+        .expect("submit");
+    svc.kill();
+    assert!(
+        bed.events("complaint.received", 0, Duration::ZERO)
+            .await
+            .is_empty()
+    );
+    let (_svc, _client) = intake(&bed, &[]).await;
+    assert_eq!(
+        bed.events("complaint.received", 1, 10 * SECOND).await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn restart_between_receive_and_ack_yields_one_complaint() {
+    let bed = TestBed::start().await;
+    let (mut svc, _client) = intake(
+        &bed,
+        &[
+            ("REDRESS_FAULT_EXIT_AFTER_COMMIT", "true"),
+            ("REDRESS_ACK_WAIT_SECS", "1"),
+        ],
+    )
+    .await;
+    publish_submission(
+        &bed,
+        None,
+        v1::SubmitRequest {
+            details: Some(details("ack-1")),
+        }
+        .encode_to_vec(),
+    )
+    .await;
+    let status = svc
+        .wait_exit(10 * SECOND)
+        .await
+        .expect("exits after commit, before ack");
+    assert_eq!(status.code(), Some(87));
+    assert_eq!(complaint_count(&bed).await, 1);
+    // The message was never acknowledged: JetStream redelivers it to the restarted service.
+    let (_svc, _client) = intake(&bed, &[("REDRESS_ACK_WAIT_SECS", "1")]).await;
+    let consumer_done = async {
+        for _ in 0..100 {
+            let mut c: async_nats::jetstream::consumer::PullConsumer = bed
+                .js
+                .get_consumer_from_stream("intake-submissions", "T_INTAKE")
+                .await
+                .expect("consumer");
+            let info = c.info().await.expect("info");
+            if info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.delivered.stream_sequence >= 1
+            {
+                return info.num_redelivered;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the submission was never acknowledged");
+    };
+    consumer_done.await;
+    assert_eq!(
+        complaint_count(&bed).await,
+        1,
+        "the redelivery changed nothing"
+    );
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(
+        bed.events("complaint.received", 1, 5 * SECOND).await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn poison_event_is_dead_lettered_and_the_registry_moves_on() {
+    let bed = TestBed::start().await;
+    let (svc, mut client) = intake(&bed, &[]).await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, "poison-1");
+    bed.js
+        .publish_with_headers(
+            format!("{}.events.complaint.routed", bed.prefix),
+            headers,
+            vec![0xde, 0xad, 0xbe, 0xef, 0xff].into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let ack = submit(&mut client, details("after-poison"))
+        .await
+        .expect("submit");
+    let dead = bed
+        .read_stream(
+            &format!("{}_DEADLETTER", bed.prefix.to_uppercase()),
+            &format!("{}.deadletter.>", bed.prefix),
+            1,
+            10 * SECOND,
+        )
+        .await;
+    assert_eq!(dead.len(), 1);
+    let h = dead[0].headers.as_ref().expect("headers");
+    assert!(
+        h.get("Redress-Dead-Letter-Reason")
+            .expect("reason")
+            .as_str()
+            .contains("not an Event")
+    );
+    assert_eq!(dead[0].subject.as_str(), "t.deadletter.intake-registry");
+    // Later events are still applied.
+    for _ in 0..100 {
+        let v = client
+            .get_complaint(authed(
+                AGENT,
+                v1::GetComplaintRequest {
+                    complaint_id: ack.complaint_id.clone(),
+                },
+            ))
+            .await
+            .expect("get")
+            .into_inner();
+        if v.timeline.len() >= 2 {
+            drop(svc);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("registry stopped after the poison message");
+}
+
+#[tokio::test]
+async fn stops_cleanly_on_sigterm() {
+    let bed = TestBed::start().await;
+    let (mut svc, mut client) = intake(&bed, &[]).await;
+    submit(&mut client, details("term-1"))
+        .await
+        .expect("submit");
+    let status = svc.terminate(15 * SECOND).await.expect("exits");
+    assert!(status.success(), "clean exit: {status}\n{}", svc.logs());
+    assert!(svc.logs().contains("stopped"));
+    // What was committed before the signal was flushed by the relay on the way out.
+    assert_eq!(
+        bed.events("complaint.received", 1, 5 * SECOND).await.len(),
+        1
+    );
+}
