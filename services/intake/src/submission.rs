@@ -395,6 +395,20 @@ mod tests {
         assert!(unknown.reason.contains("bogus"), "{}", unknown.reason);
     }
 
+    /// The README's example must stay a valid submission.
+    #[test]
+    fn documented_json_example_is_accepted() {
+        let body = include_bytes!("../../../docs/examples/submission.json");
+        let req = decode_body(body, Encoding::Json).expect("example decodes");
+        let details = req.details.expect("details");
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00")
+            .expect("time")
+            .with_timezone(&Utc);
+        let record = validate(&Policy::default(), &details, now).expect("example validates");
+        assert_eq!(record.classify(&Policy::default()).class, redress_domain::Class::B);
+        assert_eq!(record.customer.phone.as_str(), "+8613800138000");
+    }
+
     #[test]
     fn unknown_enum_numbers_are_named() {
         let d = v1::ComplaintDetails {
