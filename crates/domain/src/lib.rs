@@ -32,12 +32,16 @@ pub mod customer_type;
 pub mod deadlines;
 pub mod duration;
 pub mod email;
+pub mod handling;
+pub mod escalation;
 pub mod ids;
 pub mod money;
 pub mod penalty;
 pub mod phone;
 pub mod policy;
 pub mod record;
+pub mod revisit;
+pub mod sla;
 mod text;
 
 pub use classification::{
