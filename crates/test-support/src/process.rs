@@ -14,8 +14,12 @@ pub struct ServiceProcess {
     dir: tempfile::TempDir,
 }
 
-/// Where cargo put the binary: `CARGO_TARGET_DIR` or `<workspace>/target`, debug profile.
+/// Where cargo put the binary: `REDRESS_BIN_DIR` (benchmarks point it at `target/release`), else
+/// `CARGO_TARGET_DIR` or `<workspace>/target`, debug profile.
 pub fn binary_path(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("REDRESS_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| crate::workspace_root().join("target"));

@@ -1,0 +1,194 @@
+//! Intake throughput: call-centre submissions published on the bus → complaints recorded,
+//! classified and their events published — measured beside the raw ceilings of this machine,
+//! measured in the same run: JetStream publish (async, acks awaited in bulk) and PostgreSQL
+//! single-row commits.
+//!
+//! Run: `scripts/bench.sh` (release build), or
+//! `REDRESS_BIN_DIR=target/release cargo run --release -p redress-system-tests --example bench_intake -- 20000`.
+
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use redress_proto::v1;
+use redress_test_support::TestBed;
+use sqlx::Connection;
+
+fn submission(i: usize) -> Vec<u8> {
+    v1::SubmitRequest {
+        details: Some(v1::ComplaintDetails {
+            key: Some(v1::SubmissionKey {
+                source_system: "bench".into(),
+                external_id: format!("b-{i:08}"),
+            }),
+            customer: Some(v1::Customer {
+                name: "王芳".into(),
+                phone: format!("138{:08}", i % 100_000_000),
+                ..Default::default()
+            }),
+            channel: v1::Channel::Hotline as i32,
+            business: "broadband".into(),
+            description: "Line down for three days; the visit never came.".into(),
+            demand: "Repair and refund.".into(),
+            emotion: (i % 3 + 1) as i32,
+            company_loss_fen: (i % 7) as i64 * 100_000,
+            first_contact: Some(v1::FirstContact {
+                employee_id: "e-1".into(),
+                ..Default::default()
+            }),
+            confirmation: Some(v1::Confirmation {
+                method: v1::ConfirmationMethod::Phone as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+    .encode_to_vec()
+}
+
+async fn raw_jetstream(bed: &TestBed, n: usize) -> f64 {
+    let stream = bed
+        .js
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "BASELINE".into(),
+            subjects: vec!["baseline.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("baseline stream");
+    let body = bytes::Bytes::from(vec![b'x'; 512]);
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(n);
+    for _ in 0..n {
+        acks.push(
+            bed.js
+                .publish("baseline.x", body.clone())
+                .await
+                .expect("publish"),
+        );
+    }
+    for a in acks {
+        a.await.expect("ack");
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    drop(stream);
+    rate
+}
+
+async fn raw_postgres(bed: &TestBed, secs: u64) -> f64 {
+    let mut admin = bed.db.connect().await;
+    sqlx::query("CREATE TABLE IF NOT EXISTS baseline (id bigserial primary key, v text)")
+        .execute(&mut admin)
+        .await
+        .expect("table");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let url = bed.db.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.expect("connect");
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                sqlx::query("INSERT INTO baseline (v) VALUES ('x')")
+                    .execute(&mut c)
+                    .await
+                    .expect("insert");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    total as f64 / secs as f64
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let bed = TestBed::start().await;
+    let js_rate = raw_jetstream(&bed, n).await;
+    let pg_rate = raw_postgres(&bed, 3).await;
+
+    let svc = bed
+        .spawn(
+            "redress-intake",
+            &[("RUST_LOG", "warn"), ("REDRESS_CONSUMER_BATCH", "512")],
+        )
+        .await;
+    // Publish everything first (as a call centre's backlog would arrive), then time the drain.
+    let subject = format!("{}.intake.submit", bed.prefix);
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(n);
+    for i in 0..n {
+        acks.push(
+            bed.js
+                .publish(subject.clone(), submission(i).into())
+                .await
+                .expect("publish"),
+        );
+    }
+    for a in acks {
+        a.await.expect("stored");
+    }
+    let published = started.elapsed();
+    let mut conn = bed.db.connect().await;
+    let recorded = loop {
+        let c: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.complaints")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        if c as usize >= n {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {c} of {n} recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let events_out = loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM intake.outbox WHERE published_at IS NULL")
+                .fetch_one(&mut conn)
+                .await
+                .expect("outbox");
+        if left == 0 {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.outbox")
+        .fetch_one(&mut conn)
+        .await
+        .expect("events");
+    drop(svc);
+
+    println!("\nintake throughput, {n} submissions (protobuf, confirmed, on the bus)\n");
+    println!("| measure | figure |");
+    println!("|---|---|");
+    println!(
+        "| baseline: raw JetStream publish, 512 B, acks awaited in bulk | {js_rate:.0} msg/s |"
+    );
+    println!(
+        "| baseline: raw PostgreSQL single-row commits, 8 connections | {pg_rate:.0} commits/s |"
+    );
+    println!(
+        "| submissions published to the bus | {:.0} msg/s |",
+        n as f64 / published.as_secs_f64()
+    );
+    println!(
+        "| complaints recorded (validated, classified, stored) | {:.0} /s ({:.2} s) |",
+        n as f64 / recorded.as_secs_f64(),
+        recorded.as_secs_f64()
+    );
+    println!(
+        "| their events published ({events}: received, classified, confirmed) | {:.0} events/s ({:.2} s) |",
+        events as f64 / events_out.as_secs_f64(),
+        events_out.as_secs_f64()
+    );
+}
