@@ -124,10 +124,6 @@ impl Recorder {
         let class = classification.class;
         let promises = redress_domain::promises(&self.policy, class, record.received_at);
         let complaint_id = ComplaintId::new_at(record.received_at).to_string();
-        let seq: i64 = sqlx::query_scalar("SELECT nextval('complaint_number_seq')")
-            .fetch_one(&mut *conn)
-            .await?;
-        let number = format!("RD{}-{seq:06}", record.received_at.format("%Y%m%d"));
         let reasons: Vec<String> = classification
             .reasons
             .iter()
@@ -135,9 +131,11 @@ impl Recorder {
             .collect();
         let promises_pb = promises_proto(&self.policy, class, &promises);
         let guidance = guidance(&record);
-        let ack = v1::Acknowledgement {
+        // The number comes from a sequence inside the INSERT, so it is stored outside the
+        // acknowledgement bytes and put back when the acknowledgement is read.
+        let mut ack = v1::Acknowledgement {
             complaint_id: complaint_id.clone(),
-            complaint_number: number.clone(),
+            complaint_number: String::new(),
             class: class_proto(class) as i32,
             classification_reasons: reasons.clone(),
             promises: Some(promises_pb.clone()),
@@ -147,14 +145,16 @@ impl Recorder {
             received_at: Some(ts(record.received_at)),
         };
         let details = normalised_details(original, &record);
-        let inserted = sqlx::query(
+        // One round trip: a duplicate key inserts nothing and returns no number.
+        let number: Option<String> = sqlx::query_scalar(
             "INSERT INTO complaints (complaint_id, number, source_system, external_id, details,
                 acknowledgement, class, status, channel, category, confirmed, received_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-             ON CONFLICT (source_system, external_id) DO NOTHING",
+             VALUES ($1, $12 || lpad(nextval('complaint_number_seq')::text, 6, '0'), $2, $3, $4, $5,
+                $6, $7, $8, $9, $10, $11, $11)
+             ON CONFLICT (source_system, external_id) DO NOTHING
+             RETURNING number",
         )
         .bind(&complaint_id)
-        .bind(&number)
         .bind(&record.source.system)
         .bind(&record.source.external_id)
         .bind(details.encode_to_vec())
@@ -165,16 +165,17 @@ impl Recorder {
         .bind(record.category.clone().unwrap_or_default())
         .bind(record.is_confirmed())
         .bind(record.received_at)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            // A concurrent submission with the same key committed first: answer with its ack.
+        .bind(format!("RD{}-", record.received_at.format("%Y%m%d")))
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(number) = number else {
+            // Seen before (or a concurrent submission with the same key committed first):
+            // answer with the original acknowledgement.
             return find_by_key(conn, &record.source.system, &record.source.external_id)
                 .await?
                 .ok_or_else(|| Error::Internal("submission key vanished".into()));
-        }
+        };
+        ack.complaint_number = number.clone();
 
         let at = record.received_at;
         let received = event(
@@ -359,20 +360,27 @@ async fn find_by_key(
     system: &str,
     external_id: &str,
 ) -> Result<Option<v1::Acknowledgement>, Error> {
-    let bytes: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT acknowledgement FROM complaints WHERE source_system = $1 AND external_id = $2",
+    let row: Option<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT acknowledgement, number FROM complaints WHERE source_system = $1 AND external_id = $2",
     )
     .bind(system)
     .bind(external_id)
     .fetch_optional(conn)
     .await?;
-    match bytes {
+    match row {
         None => Ok(None),
-        Some(b) => {
-            let mut ack = v1::Acknowledgement::decode(b.as_slice())
-                .map_err(|e| Error::Internal(format!("stored acknowledgement: {e}")))?;
+        Some((bytes, number)) => {
+            let mut ack = stored_ack(&bytes, number)?;
             ack.duplicate = true;
             Ok(Some(ack))
         }
     }
+}
+
+/// A stored acknowledgement with its complaint number put back.
+pub fn stored_ack(bytes: &[u8], number: String) -> Result<v1::Acknowledgement, Error> {
+    let mut ack = v1::Acknowledgement::decode(bytes)
+        .map_err(|e| Error::Internal(format!("stored acknowledgement: {e}")))?;
+    ack.complaint_number = number;
+    Ok(ack)
 }

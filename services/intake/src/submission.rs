@@ -405,7 +405,10 @@ mod tests {
             .expect("time")
             .with_timezone(&Utc);
         let record = validate(&Policy::default(), &details, now).expect("example validates");
-        assert_eq!(record.classify(&Policy::default()).class, redress_domain::Class::B);
+        assert_eq!(
+            record.classify(&Policy::default()).class,
+            redress_domain::Class::B
+        );
         assert_eq!(record.customer.phone.as_str(), "+8613800138000");
     }
 
