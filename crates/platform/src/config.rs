@@ -59,6 +59,11 @@ pub struct CommonArgs {
     #[arg(long, env = "REDRESS_SUBJECT_PREFIX", default_value = "redress")]
     pub subject_prefix: String,
 
+    /// Replicas of each JetStream stream (3 on a production NATS cluster). Existing streams are
+    /// updated to this count at start.
+    #[arg(long, env = "REDRESS_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+
     /// Address the gRPC server listens on (default: 127.0.0.1 and the service's own port,
     /// intake 50051, routing 50052, sla-monitor 50053, escalation 50054, revisit 50055).
     #[arg(long, env = "REDRESS_GRPC_ADDR")]

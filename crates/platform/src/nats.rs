@@ -100,11 +100,12 @@ impl Topology {
         format!("{}_DEADLETTER", self.stream_prefix)
     }
 
-    fn stream_configs(&self) -> Vec<stream::Config> {
+    fn stream_configs(&self, replicas: usize) -> Vec<stream::Config> {
         let day = Duration::from_secs(86_400);
         let mk = |name: String, subject: String, max_age: Duration| stream::Config {
             name,
             subjects: vec![subject],
+            num_replicas: replicas.max(1),
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             max_age,
@@ -148,14 +149,38 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Error>
         })
 }
 
-/// Creates the installation's streams when missing. Safe to call from every replica at start.
+/// Creates the installation's streams when missing (one replica each). Safe to call from every
+/// replica at start.
 pub async fn ensure_streams(js: &jetstream::Context, topology: &Topology) -> Result<(), Error> {
-    for config in topology.stream_configs() {
+    ensure_streams_with(js, topology, 1).await
+}
+
+/// As [`ensure_streams`], with `replicas` copies of each stream; an existing stream with another
+/// replica count is updated (JetStream moves the data).
+pub async fn ensure_streams_with(
+    js: &jetstream::Context,
+    topology: &Topology,
+    replicas: usize,
+) -> Result<(), Error> {
+    for config in topology.stream_configs(replicas) {
         let name = config.name.clone();
         let mut last = String::new();
         for attempt in 0..5 {
             match js.get_or_create_stream(config.clone()).await {
-                Ok(_) => {
+                Ok(mut s) => {
+                    let current = s
+                        .info()
+                        .await
+                        .map(|i| i.config.num_replicas)
+                        .unwrap_or(replicas);
+                    if current != config.num_replicas {
+                        let mut updated = s.cached_info().config.clone();
+                        updated.num_replicas = config.num_replicas;
+                        if let Err(e) = js.update_stream(updated).await {
+                            last = e.to_string();
+                            continue;
+                        }
+                    }
                     last.clear();
                     break;
                 }
