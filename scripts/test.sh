@@ -8,3 +8,6 @@ scripts/tools.sh
 # The system tests start the service binaries as separate processes.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"
+# Static checks of what cannot run here (no Docker engine): compose schema, Dockerfile lint,
+# kustomize renders and Kubernetes schemas, and cross-file consistency.
+scripts/validate-deploy.sh
