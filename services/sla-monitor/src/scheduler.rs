@@ -1,0 +1,254 @@
+//! The scheduler: sleeps until the earliest clock falls due, then emits its warning or overdue
+//! exactly once.
+//!
+//! Never a scan: the earliest `next_fire_at` is one read of a partial index, and due clocks are
+//! taken in batches, earliest first, with `FOR UPDATE SKIP LOCKED`. The clock's new state and
+//! the events it emits commit in one transaction, so a crash before the commit emits nothing
+//! and the next round (here or on another replica) emits it; after the commit the clock no
+//! longer matches. Several replicas share the work without ever taking the same clock twice.
+//!
+//! Wake-ups: a handler that writes an earlier deadline wakes the scheduler of its process
+//! ([`Wakeup`]); the sleep is capped (default 1 s) so deadlines written by other replicas are
+//! seen in time too.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use redress_domain::sla::{ClockKind, Emission, late_day};
+use redress_domain::{Class, Clock, Policy};
+use redress_platform::outbox::Outbox;
+use redress_proto::v1::{self, event::Payload};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::envelope::{class_letter_proto, clock_proto, event, system_actor, ts};
+use crate::store::{self, CLOCK_COLUMNS, Complaint, StoredClock, Wakeup};
+
+/// Runs the clocks of this service's schema.
+pub struct Scheduler {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+    pub clock: Arc<dyn Clock>,
+    pub policy: Arc<Policy>,
+    pub wakeup: Arc<Wakeup>,
+    /// Clocks taken per transaction.
+    pub batch: i64,
+    /// Longest sleep, so other replicas' deadlines are noticed.
+    pub max_sleep: StdDuration,
+}
+
+impl Scheduler {
+    /// Fires clocks until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let now = self.clock.now();
+            match self.fire_due(now).await {
+                // A full batch: more may be due at once.
+                Ok(n) if n as i64 >= self.batch => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "firing clocks failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(StdDuration::from_millis(500)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            }
+            let next = match self.earliest().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the next deadline failed");
+                    None
+                }
+            };
+            let now = self.clock.now();
+            let hint = self.wakeup.take_hint(now);
+            if hint.is_some_and(|h| h <= now) {
+                continue; // Written while we were firing: look again.
+            }
+            let cap = now
+                + chrono::Duration::from_std(self.max_sleep)
+                    .unwrap_or_else(|_| chrono::Duration::seconds(1));
+            let wake_at = [next, hint, Some(cap)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(cap);
+            self.wakeup.plan(wake_at);
+            let wait = (wake_at - now).to_std().unwrap_or(StdDuration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wakeup.notified() => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// The earliest time any clock must be looked at.
+    pub async fn earliest(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT next_fire_at FROM clocks WHERE next_fire_at IS NOT NULL
+             ORDER BY next_fire_at LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Takes up to one batch of clocks due at `now`, emits what each owes, and commits the
+    /// clocks with their events. Returns how many clocks were taken.
+    pub async fn fire_due(&self, now: DateTime<Utc>) -> Result<usize, anyhow::Error> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
+                    p.handler_id, p.responsible_person_id
+             FROM clocks c LEFT JOIN complaints p ON p.complaint_id = c.complaint_id
+             WHERE c.next_fire_at <= $1
+             ORDER BY c.next_fire_at LIMIT $2
+             FOR UPDATE OF c SKIP LOCKED"
+        )))
+        .bind(now)
+        .bind(self.batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut clocks = Vec::with_capacity(rows.len());
+        let mut events = Vec::new();
+        for r in &rows {
+            let mut c = StoredClock::from_row(r)?;
+            let complaint = Complaint::from_row(r)?;
+            for emission in c.clock.fire(now, late_day()) {
+                self.emit(&c, &complaint, emission, now, &mut events);
+            }
+            clocks.push(c);
+        }
+        store::save(&mut tx, &clocks, &self.wakeup).await?;
+        self.outbox.append(&mut tx, &events).await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        Ok(rows.len())
+    }
+
+    /// The events of one emission (DOMAIN §4): a warning; or an overdue and, without a special
+    /// reason, the accountability record against the person responsible.
+    fn emit(
+        &self,
+        c: &StoredClock,
+        complaint: &Complaint,
+        emission: Emission,
+        now: DateTime<Utc>,
+        events: &mut Vec<v1::Event>,
+    ) {
+        let person = complaint.responsible_for(c);
+        let class = class_letter_proto(&complaint.class);
+        let clock = clock_proto(c.clock.kind) as i32;
+        let kind = c.clock.kind.as_str();
+        match emission {
+            Emission::Warning => {
+                metrics::counter!("redress_sla_warnings_total", "clock" => kind).increment(1);
+                metrics::histogram!("redress_sla_lateness_seconds", "what" => "warning")
+                    .record(seconds(now - c.clock.warn_at));
+                events.push(event(
+                    &c.complaint_id,
+                    now,
+                    system_actor(),
+                    "",
+                    Payload::SlaWarning(v1::SlaWarning {
+                        clock,
+                        due_at: Some(ts(c.clock.due_at)),
+                        responsible_person_id: person,
+                        department_id: complaint.department_id.clone(),
+                        class,
+                        complaint_number: complaint.number.clone(),
+                    }),
+                ));
+            }
+            Emission::Overdue { day } => {
+                metrics::counter!("redress_sla_overdue_total", "clock" => kind).increment(1);
+                metrics::histogram!("redress_sla_lateness_seconds", "what" => "overdue")
+                    .record(seconds(now - c.clock.due_at));
+                let overdue = event(
+                    &c.complaint_id,
+                    now,
+                    system_actor(),
+                    "",
+                    Payload::SlaOverdue(v1::SlaOverdue {
+                        clock,
+                        due_at: Some(ts(c.clock.due_at)),
+                        responsible_person_id: person.clone(),
+                        department_id: complaint.department_id.clone(),
+                        class,
+                        overdue_day: day,
+                        complaint_number: complaint.number.clone(),
+                    }),
+                );
+                let record = self.accountability(c, complaint, &person, day, now, &overdue);
+                events.push(overdue);
+                events.extend(record);
+            }
+        }
+    }
+
+    /// DOMAIN §4: "A complaint not finished in its limit without a special reason makes its
+    /// responsible person subject to a negative incentive, recorded as a class D complaint
+    /// against that person"; DOMAIN §7: late acceptance, 100 yuan per started day against the
+    /// acceptance owner. None with a recorded special reason, and none when nobody is named
+    /// (DOMAIN §7: "only where a person is named").
+    fn accountability(
+        &self,
+        c: &StoredClock,
+        complaint: &Complaint,
+        person: &str,
+        day: u32,
+        now: DateTime<Utc>,
+        overdue: &v1::Event,
+    ) -> Option<v1::Event> {
+        if !c.special_reason.is_empty() || person.is_empty() {
+            return None;
+        }
+        let month = now
+            .with_timezone(&self.policy.calendar.timezone)
+            .format("%Y-%m")
+            .to_string();
+        let record = if c.clock.kind == ClockKind::Acceptance {
+            v1::AccountabilityRecorded {
+                person_id: person.to_owned(),
+                department_id: complaint.department_id.clone(),
+                class_counted: v1::Class::Unspecified as i32,
+                amount_fen: self.policy.penalties.late_acceptance_per_day.fen(),
+                reason: v1::AccountabilityReason::LateAcceptance as i32,
+                days: day,
+                month,
+                note: format!("acceptance late, day {day}"),
+            }
+        } else {
+            v1::AccountabilityRecorded {
+                person_id: person.to_owned(),
+                department_id: complaint.department_id.clone(),
+                class_counted: v1::Class::D as i32,
+                amount_fen: redress_domain::complaint_penalty(&self.policy, Class::D, false).fen(),
+                reason: v1::AccountabilityReason::Overdue as i32,
+                days: 0,
+                month,
+                note: format!(
+                    "{} limit missed without a special reason",
+                    c.clock.kind.as_str()
+                ),
+            }
+        };
+        Some(event(
+            &c.complaint_id,
+            now,
+            system_actor(),
+            &overdue.event_id,
+            Payload::AccountabilityRecorded(record),
+        ))
+    }
+}
+
+fn seconds(d: chrono::Duration) -> f64 {
+    d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}

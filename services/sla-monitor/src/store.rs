@@ -1,0 +1,396 @@
+//! The monitor's tables: what it knows of each complaint (learnt from events) and one row per
+//! clock, with `next_fire_at` kept equal to the domain's [`LimitClock::next_fire_at`] on every
+//! write so the scheduler only ever reads the earliest row of one partial index.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use redress_domain::sla::{ClockKind, ClockState, LimitClock, late_day};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use tokio::sync::Notify;
+
+/// One stored clock: the domain clock and what the monitor keeps beside it.
+#[derive(Debug, Clone)]
+pub struct StoredClock {
+    pub complaint_id: String,
+    /// The revisit id for revisit clocks; empty otherwise.
+    pub key: String,
+    /// 1, then +1 per reopening that restarted the clock.
+    pub run: i32,
+    pub clock: LimitClock,
+    pub agent_id: String,
+    pub special_reason: String,
+    pub special_reason_by: String,
+}
+
+/// The columns [`StoredClock::from_row`] reads, for `SELECT`s on `clocks c`.
+pub const CLOCK_COLUMNS: &str = "c.complaint_id, c.kind, c.key, c.run, c.started_at, c.due_at, \
+    c.warn_at, c.state, c.warned_at, c.overdue_days, c.met_at, c.agent_id, c.special_reason, \
+    c.special_reason_by";
+
+impl StoredClock {
+    pub fn new(complaint_id: &str, key: &str, clock: LimitClock) -> Self {
+        Self {
+            complaint_id: complaint_id.to_owned(),
+            key: key.to_owned(),
+            run: 1,
+            clock,
+            agent_id: String::new(),
+            special_reason: String::new(),
+            special_reason_by: String::new(),
+        }
+    }
+
+    pub fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
+        let kind: String = r.try_get("kind")?;
+        let state: String = r.try_get("state")?;
+        let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown {what} {v:?}").into());
+        Ok(Self {
+            complaint_id: r.try_get("complaint_id")?,
+            key: r.try_get("key")?,
+            run: r.try_get("run")?,
+            clock: LimitClock {
+                kind: ClockKind::parse(&kind).ok_or_else(|| bad("clock kind", &kind))?,
+                started_at: r.try_get("started_at")?,
+                due_at: r.try_get("due_at")?,
+                warn_at: r.try_get("warn_at")?,
+                state: ClockState::parse(&state).ok_or_else(|| bad("clock state", &state))?,
+                warned_at: r.try_get("warned_at")?,
+                overdue_days: u32::try_from(r.try_get::<i32, _>("overdue_days")?).unwrap_or(0),
+                met_at: r.try_get("met_at")?,
+            },
+            agent_id: r.try_get("agent_id")?,
+            special_reason: r.try_get("special_reason")?,
+            special_reason_by: r.try_get("special_reason_by")?,
+        })
+    }
+
+    pub fn next_fire_at(&self) -> Option<DateTime<Utc>> {
+        self.clock.next_fire_at(late_day())
+    }
+}
+
+/// Tells the scheduler of this process that a deadline was written, so that one earlier than
+/// its planned wake-up is not slept through. Another replica's deadlines are seen at the
+/// scheduler's capped sleep.
+#[derive(Default)]
+pub struct Wakeup {
+    notify: Notify,
+    /// The earliest deadline written since the scheduler last looked.
+    hint: Mutex<Option<DateTime<Utc>>>,
+    /// When the scheduler plans to wake.
+    planned: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Wakeup {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// A clock now fires at `at` (its transaction may still be open: a wake-up for a deadline
+    /// that rolled back finds nothing to do, which is harmless).
+    pub fn deadline_written(&self, at: DateTime<Utc>) {
+        if let Ok(mut hint) = self.hint.lock()
+            && hint.is_none_or(|h| at < h)
+        {
+            *hint = Some(at);
+        }
+        let earlier = self
+            .planned
+            .lock()
+            .map(|p| p.is_none_or(|p| at < p))
+            .unwrap_or(true);
+        if earlier {
+            self.notify.notify_one();
+        }
+    }
+
+    /// The earliest hinted deadline, forgetting it if it is already due at `now` (the round
+    /// about to run takes it).
+    pub fn take_hint(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut hint = self.hint.lock().ok()?;
+        let h = *hint;
+        if h.is_some_and(|h| h <= now) {
+            *hint = None;
+        }
+        h
+    }
+
+    pub fn plan(&self, at: DateTime<Utc>) {
+        if let Ok(mut p) = self.planned.lock() {
+            *p = Some(at);
+        }
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+/// Inserts or overwrites clocks (one statement for the set) and tells the scheduler.
+pub async fn save(
+    conn: &mut PgConnection,
+    clocks: &[StoredClock],
+    wakeup: &Wakeup,
+) -> Result<(), sqlx::Error> {
+    if clocks.is_empty() {
+        return Ok(());
+    }
+    let mut cols = ClockColumns::default();
+    for c in clocks {
+        cols.push(c);
+        if let Some(at) = c.next_fire_at() {
+            wakeup.deadline_written(at);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO clocks (complaint_id, kind, key, run, started_at, due_at, warn_at, state,
+            warned_at, overdue_days, met_at, next_fire_at, agent_id, special_reason,
+            special_reason_by, updated_at)
+         SELECT *, now() FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[],
+            $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::text[],
+            $9::timestamptz[], $10::int[], $11::timestamptz[], $12::timestamptz[], $13::text[],
+            $14::text[], $15::text[])
+         ON CONFLICT (complaint_id, kind, key) DO UPDATE SET
+            run = EXCLUDED.run, started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at,
+            warn_at = EXCLUDED.warn_at, state = EXCLUDED.state, warned_at = EXCLUDED.warned_at,
+            overdue_days = EXCLUDED.overdue_days, met_at = EXCLUDED.met_at,
+            next_fire_at = EXCLUDED.next_fire_at, agent_id = EXCLUDED.agent_id,
+            special_reason = EXCLUDED.special_reason,
+            special_reason_by = EXCLUDED.special_reason_by, updated_at = now()",
+    )
+    .bind(cols.complaint_id)
+    .bind(cols.kind)
+    .bind(cols.key)
+    .bind(cols.run)
+    .bind(cols.started_at)
+    .bind(cols.due_at)
+    .bind(cols.warn_at)
+    .bind(cols.state)
+    .bind(cols.warned_at)
+    .bind(cols.overdue_days)
+    .bind(cols.met_at)
+    .bind(cols.next_fire_at)
+    .bind(cols.agent_id)
+    .bind(cols.special_reason)
+    .bind(cols.special_reason_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts clocks that do not exist yet (intake's clocks arrive with two events).
+pub async fn insert_new(
+    conn: &mut PgConnection,
+    clocks: &[StoredClock],
+    wakeup: &Wakeup,
+) -> Result<(), sqlx::Error> {
+    let mut fresh = Vec::new();
+    for c in clocks {
+        if load(conn, &c.complaint_id, c.clock.kind, &c.key)
+            .await?
+            .is_none()
+        {
+            fresh.push(c.clone());
+        }
+    }
+    save(conn, &fresh, wakeup).await
+}
+
+#[derive(Default)]
+struct ClockColumns {
+    complaint_id: Vec<String>,
+    kind: Vec<&'static str>,
+    key: Vec<String>,
+    run: Vec<i32>,
+    started_at: Vec<DateTime<Utc>>,
+    due_at: Vec<DateTime<Utc>>,
+    warn_at: Vec<DateTime<Utc>>,
+    state: Vec<&'static str>,
+    warned_at: Vec<Option<DateTime<Utc>>>,
+    overdue_days: Vec<i32>,
+    met_at: Vec<Option<DateTime<Utc>>>,
+    next_fire_at: Vec<Option<DateTime<Utc>>>,
+    agent_id: Vec<String>,
+    special_reason: Vec<String>,
+    special_reason_by: Vec<String>,
+}
+
+impl ClockColumns {
+    fn push(&mut self, c: &StoredClock) {
+        self.complaint_id.push(c.complaint_id.clone());
+        self.kind.push(c.clock.kind.as_str());
+        self.key.push(c.key.clone());
+        self.run.push(c.run);
+        self.started_at.push(c.clock.started_at);
+        self.due_at.push(c.clock.due_at);
+        self.warn_at.push(c.clock.warn_at);
+        self.state.push(c.clock.state.as_str());
+        self.warned_at.push(c.clock.warned_at);
+        self.overdue_days
+            .push(i32::try_from(c.clock.overdue_days).unwrap_or(i32::MAX));
+        self.met_at.push(c.clock.met_at);
+        self.next_fire_at.push(c.next_fire_at());
+        self.agent_id.push(c.agent_id.clone());
+        self.special_reason.push(c.special_reason.clone());
+        self.special_reason_by.push(c.special_reason_by.clone());
+    }
+}
+
+/// One clock, locked for update.
+pub async fn load(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    kind: ClockKind,
+    key: &str,
+) -> Result<Option<StoredClock>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLOCK_COLUMNS} FROM clocks c
+         WHERE c.complaint_id = $1 AND c.kind = $2 AND c.key = $3 FOR UPDATE"
+    )))
+    .bind(complaint_id)
+    .bind(kind.as_str())
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(StoredClock::from_row).transpose()
+}
+
+/// Every clock of a complaint, locked for update, in display order.
+pub async fn load_all(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+) -> Result<Vec<StoredClock>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLOCK_COLUMNS} FROM clocks c WHERE c.complaint_id = $1
+         ORDER BY array_position(ARRAY['acceptance','first_feedback','completion',
+            'intermediate_result','revisit'], c.kind), c.due_at, c.key FOR UPDATE"
+    )))
+    .bind(complaint_id)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(StoredClock::from_row)
+    .collect()
+}
+
+/// What the monitor knows of a complaint.
+#[derive(Debug, Clone, Default)]
+pub struct Complaint {
+    pub complaint_id: String,
+    pub number: String,
+    /// `A`…`D`, empty until classified.
+    pub class: String,
+    pub department_id: String,
+    pub acceptance_owner_id: String,
+    pub handler_id: String,
+    pub responsible_person_id: String,
+}
+
+impl Complaint {
+    pub fn from_row(r: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            complaint_id: r.try_get("complaint_id")?,
+            number: r
+                .try_get::<Option<String>, _>("number")?
+                .unwrap_or_default(),
+            class: r.try_get::<Option<String>, _>("class")?.unwrap_or_default(),
+            department_id: r
+                .try_get::<Option<String>, _>("department_id")?
+                .unwrap_or_default(),
+            acceptance_owner_id: r
+                .try_get::<Option<String>, _>("acceptance_owner_id")?
+                .unwrap_or_default(),
+            handler_id: r
+                .try_get::<Option<String>, _>("handler_id")?
+                .unwrap_or_default(),
+            responsible_person_id: r
+                .try_get::<Option<String>, _>("responsible_person_id")?
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Who must act on `clock` and is held to it (DOMAIN §7: late acceptance against the
+    /// acceptance owner; otherwise the responsible person named, else the handler; a revisit
+    /// against its agent).
+    pub fn responsible_for(&self, clock: &StoredClock) -> String {
+        let pick = |ids: &[&str]| {
+            ids.iter()
+                .find(|s| !s.is_empty())
+                .map(|s| (*s).to_owned())
+                .unwrap_or_default()
+        };
+        match clock.clock.kind {
+            ClockKind::Acceptance => pick(&[&self.acceptance_owner_id]),
+            ClockKind::Revisit => pick(&[&clock.agent_id, &self.handler_id]),
+            _ => pick(&[&self.responsible_person_id, &self.handler_id]),
+        }
+    }
+}
+
+/// The complaint's row, if known.
+pub async fn complaint(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+) -> Result<Option<Complaint>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT complaint_id, number, class, department_id, acceptance_owner_id, handler_id,
+                responsible_person_id
+         FROM complaints WHERE complaint_id = $1",
+    )
+    .bind(complaint_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(Complaint::from_row).transpose()
+}
+
+/// Facts an event adds about a complaint; unset fields keep their value.
+#[derive(Debug, Default)]
+pub struct ComplaintFacts<'a> {
+    pub number: Option<&'a str>,
+    pub class: Option<&'a str>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub department_id: Option<&'a str>,
+    pub acceptance_owner_id: Option<&'a str>,
+    pub handler_id: Option<&'a str>,
+    pub responsible_person_id: Option<&'a str>,
+    pub closed: Option<bool>,
+}
+
+/// Records facts about a complaint, creating its row on the first event about it (events of
+/// several services may arrive in any order). Empty strings never overwrite a value.
+pub async fn note(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    f: ComplaintFacts<'_>,
+) -> Result<(), sqlx::Error> {
+    let s = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
+    sqlx::query(
+        "INSERT INTO complaints (complaint_id, number, class, received_at, department_id,
+            acceptance_owner_id, handler_id, responsible_person_id, closed)
+         VALUES ($1, COALESCE($2, ''), COALESCE($3, ''), $4, COALESCE($5, ''), COALESCE($6, ''),
+            COALESCE($7, ''), COALESCE($8, ''), COALESCE($9, false))
+         ON CONFLICT (complaint_id) DO UPDATE SET
+            number = COALESCE($2, complaints.number),
+            class = COALESCE($3, complaints.class),
+            received_at = COALESCE($4, complaints.received_at),
+            department_id = COALESCE($5, complaints.department_id),
+            acceptance_owner_id = COALESCE($6, complaints.acceptance_owner_id),
+            handler_id = COALESCE($7, complaints.handler_id),
+            responsible_person_id = COALESCE($8, complaints.responsible_person_id),
+            closed = COALESCE($9, complaints.closed)",
+    )
+    .bind(complaint_id)
+    .bind(s(f.number))
+    .bind(s(f.class))
+    .bind(f.received_at)
+    .bind(s(f.department_id))
+    .bind(s(f.acceptance_owner_id))
+    .bind(s(f.handler_id))
+    .bind(s(f.responsible_person_id))
+    .bind(f.closed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! Keeps the clocks from the events of the other services: intake's promises start them,
+//! routing's steps stop them, reclassification moves them, reopening restarts them, revisits
+//! add their own (DOMAIN §3–4, §6).
+//!
+//! Idempotent twice over: the platform skips event ids already processed, and every change is
+//! a state-machine step that repeating leaves as it was (starting an existing clock, meeting a
+//! met one).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use redress_domain::sla::{self, ClockKind, LimitClock};
+use redress_domain::{Class, Policy, Promises};
+use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_proto::v1::{self, event::Payload};
+use sqlx::PgConnection;
+
+use crate::envelope::{class_from_proto, clock_from_proto, time};
+use crate::store::{self, ComplaintFacts, StoredClock, Wakeup};
+
+/// The event kinds that set, move or stop clocks (the consumer's filter).
+pub const KINDS: &[&str] = &[
+    "complaint.received",
+    "complaint.classified",
+    "complaint.reclassified",
+    "complaint.validity_decided",
+    "complaint.routed",
+    "complaint.assigned",
+    "complaint.accepted",
+    "complaint.cause_recorded",
+    "complaint.feedback_given",
+    "complaint.intermediate_result_reported",
+    "complaint.resolved",
+    "complaint.closed",
+    "complaint.reopened",
+    "sla.special_reason_recorded",
+    "revisit.scheduled",
+    "revisit.claimed",
+    "revisit.completed",
+];
+
+/// Applies events to the clocks.
+pub struct Tracker {
+    pub policy: Arc<Policy>,
+    pub wakeup: Arc<Wakeup>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Tracker {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        let event = v1::Event::decode(msg.payload)
+            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        if event.complaint_id.is_empty() {
+            return Ok(());
+        }
+        let Some(payload) = event.payload.as_ref() else {
+            return Err(HandleError::Permanent("event without payload".into()));
+        };
+        let at = time(event.occurred_at.as_ref())
+            .ok_or_else(|| HandleError::Permanent("event without a valid occurred_at".into()))?;
+        self.apply(conn, &event.complaint_id, payload, at).await?;
+        Ok(())
+    }
+}
+
+/// The class letter of a protobuf class, if set.
+fn letter(c: i32) -> Option<&'static str> {
+    class_from_proto(c).map(Class::as_str)
+}
+
+fn promises_from(p: Option<&v1::Promises>) -> Option<Promises> {
+    let p = p?;
+    Some(Promises {
+        acceptance_due: time(p.acceptance_due.as_ref())?,
+        first_feedback_due: time(p.first_feedback_due.as_ref())?,
+        completion_due: time(p.completion_due.as_ref())?,
+        intermediate_due: time(p.intermediate_due.as_ref())?,
+    })
+}
+
+impl Tracker {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        payload: &Payload,
+        at: DateTime<Utc>,
+    ) -> Result<(), HandleError> {
+        match payload {
+            Payload::ComplaintReceived(r) => {
+                store::note(
+                    conn,
+                    id,
+                    ComplaintFacts {
+                        number: Some(&r.complaint_number),
+                        class: letter(r.class),
+                        received_at: Some(at),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                self.start_intake_clocks(conn, id, r.class, r.promises.as_ref(), at)
+                    .await?;
+            }
+            Payload::ComplaintClassified(c) => {
+                store::note(
+                    conn,
+                    id,
+                    ComplaintFacts {
+                        class: letter(c.class),
+                        received_at: Some(at),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                self.start_intake_clocks(conn, id, c.class, c.promises.as_ref(), at)
+                    .await?;
+            }
+            Payload::ComplaintReclassified(c) => {
+                self.reclassify(conn, id, c.to_class, c.promises.as_ref())
+                    .await?
+            }
+            // An invalid complaint becomes class D: its limits follow (DOMAIN §2).
+            Payload::ValidityDecided(v) if class_from_proto(v.class).is_some() => {
+                self.reclassify(conn, id, v.class, None).await?
+            }
+            Payload::ComplaintRouted(r) => {
+                store::note(
+                    conn,
+                    id,
+                    ComplaintFacts {
+                        department_id: Some(&r.department_id),
+                        acceptance_owner_id: Some(&r.acceptance_owner_id),
+                        class: letter(r.class),
+                        ..Default::default()
+                    },
+                )
+                .await?
+            }
+            Payload::ComplaintAssigned(a) => {
+                store::note(
+                    conn,
+                    id,
+                    ComplaintFacts {
+                        department_id: Some(&a.department_id),
+                        handler_id: Some(&a.assignee_id),
+                        ..Default::default()
+                    },
+                )
+                .await?
+            }
+            Payload::CauseRecorded(c) => {
+                store::note(
+                    conn,
+                    id,
+                    ComplaintFacts {
+                        responsible_person_id: Some(&c.responsible_person_id),
+                        ..Default::default()
+                    },
+                )
+                .await?
+            }
+            Payload::AcceptedByDepartment(a) => {
+                let when = time(a.accepted_at.as_ref()).unwrap_or(at);
+                self.update(conn, id, ClockKind::Acceptance, "", |c| c.clock.meet(when))
+                    .await?
+            }
+            Payload::FeedbackGiven(_) => {
+                self.update(conn, id, ClockKind::FirstFeedback, "", |c| c.clock.meet(at))
+                    .await?
+            }
+            Payload::IntermediateResultReported(_) => {
+                self.update(conn, id, ClockKind::IntermediateResult, "", |c| {
+                    c.clock.meet(at)
+                })
+                .await?
+            }
+            Payload::Resolved(r) => {
+                let when = time(r.handed_in_at.as_ref()).unwrap_or(at);
+                if !r.responsible_person_id.is_empty() {
+                    store::note(
+                        conn,
+                        id,
+                        ComplaintFacts {
+                            responsible_person_id: Some(&r.responsible_person_id),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                }
+                self.update(conn, id, ClockKind::Completion, "", |c| c.clock.meet(when))
+                    .await?;
+                // Resolved: no intermediate result is needed any more.
+                self.update(conn, id, ClockKind::IntermediateResult, "", |c| {
+                    c.clock.stop()
+                })
+                .await?;
+            }
+            Payload::Closed(_) => {
+                store::note(
+                    conn,
+                    id,
+                    ComplaintFacts {
+                        closed: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                let mut clocks = store::load_all(conn, id).await?;
+                clocks.iter_mut().for_each(|c| c.clock.stop());
+                store::save(conn, &clocks, &self.wakeup).await?;
+            }
+            Payload::Reopened(_) => self.reopen(conn, id, at).await?,
+            Payload::SpecialReasonRecorded(s) => {
+                let Some(kind) = clock_from_proto(s.clock) else {
+                    return Ok(());
+                };
+                let extended = time(s.extended_due_at.as_ref());
+                let policy = self.policy.clone();
+                // Revisit clocks are keyed by revisit id, which the reason does not carry: it
+                // applies to the complaint's open revisit clocks.
+                for key in self.keys(conn, id, kind).await? {
+                    self.update(conn, id, kind, &key, |c| {
+                        c.special_reason = s.reason.clone();
+                        c.special_reason_by = s.approved_by.clone();
+                        if let Some(due) = extended {
+                            c.clock.reschedule(&policy, due);
+                        }
+                    })
+                    .await?;
+                }
+            }
+            Payload::RevisitScheduled(r) => {
+                let Some(due) = time(r.due_at.as_ref()) else {
+                    return Err(HandleError::Permanent(
+                        "revisit.scheduled without due_at".into(),
+                    ));
+                };
+                store::note(conn, id, ComplaintFacts::default()).await?;
+                let mut c = match store::load(conn, id, ClockKind::Revisit, &r.revisit_id).await? {
+                    // Rescheduled: the same revisit, a new due time.
+                    Some(mut c) => {
+                        c.clock.reschedule(&self.policy, due);
+                        c
+                    }
+                    None => StoredClock::new(
+                        id,
+                        &r.revisit_id,
+                        LimitClock::start(&self.policy, ClockKind::Revisit, at, due),
+                    ),
+                };
+                if !r.agent_id.is_empty() {
+                    c.agent_id = r.agent_id.clone();
+                }
+                store::save(conn, &[c], &self.wakeup).await?;
+            }
+            Payload::RevisitClaimed(r) => {
+                self.update(conn, id, ClockKind::Revisit, &r.revisit_id, |c| {
+                    c.agent_id = r.agent_id.clone()
+                })
+                .await?
+            }
+            // An attempt that did not reach the customer leaves the revisit due (DOMAIN §6:
+            // every complainant is revisited).
+            Payload::RevisitCompleted(r) if r.reached => {
+                self.update(conn, id, ClockKind::Revisit, &r.revisit_id, |c| {
+                    c.clock.meet(at)
+                })
+                .await?
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// DOMAIN §4: acceptance, first feedback, completion and intermediate result, from the
+    /// promises the customer was told (or the policy, when the event carries none).
+    async fn start_intake_clocks(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        class: i32,
+        promised: Option<&v1::Promises>,
+        received_at: DateTime<Utc>,
+    ) -> Result<(), HandleError> {
+        let promises = match (promises_from(promised), class_from_proto(class)) {
+            (Some(p), _) => p,
+            (None, Some(class)) => redress_domain::promises(&self.policy, class, received_at),
+            (None, None) => {
+                return Err(HandleError::Permanent(
+                    "complaint without class or promises".into(),
+                ));
+            }
+        };
+        let clocks: Vec<StoredClock> = sla::intake_clocks(&self.policy, received_at, &promises)
+            .into_iter()
+            .map(|c| StoredClock::new(id, "", c))
+            .collect();
+        store::insert_new(conn, &clocks, &self.wakeup).await?;
+        Ok(())
+    }
+
+    /// DOMAIN §2: "the new limits replace the old ones" — each open clock moves to the new
+    /// class's limit from its own start.
+    async fn reclassify(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        to: i32,
+        promised: Option<&v1::Promises>,
+    ) -> Result<(), HandleError> {
+        let Some(class) = class_from_proto(to) else {
+            return Err(HandleError::Permanent("reclassified to no class".into()));
+        };
+        store::note(
+            conn,
+            id,
+            ComplaintFacts {
+                class: Some(class.as_str()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let promised = promises_from(promised);
+        let mut clocks = store::load_all(conn, id).await?;
+        for c in clocks.iter_mut().filter(|c| c.clock.state.is_open()) {
+            // The event's promises count from intake; a run restarted by a reopening counts
+            // from the reopening, so it takes the policy's limit from its own start.
+            let due = match (&promised, c.run) {
+                (Some(p), 1) => match c.clock.kind {
+                    ClockKind::Acceptance => Some(p.acceptance_due),
+                    ClockKind::FirstFeedback => Some(p.first_feedback_due),
+                    ClockKind::Completion => Some(p.completion_due),
+                    ClockKind::IntermediateResult => Some(p.intermediate_due),
+                    ClockKind::Revisit => None,
+                },
+                _ => sla::policy_due(&self.policy, class, c.clock.kind, c.clock.started_at),
+            };
+            if let Some(due) = due {
+                c.clock.reschedule(&self.policy, due);
+            }
+        }
+        store::save(conn, &clocks, &self.wakeup).await?;
+        Ok(())
+    }
+
+    /// DOMAIN §3 (reopened: "the completion clock runs again"): completion and intermediate
+    /// result restart from the reopening with the class's limits, as a new run.
+    async fn reopen(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), HandleError> {
+        store::note(
+            conn,
+            id,
+            ComplaintFacts {
+                closed: Some(false),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let class = store::complaint(conn, id)
+            .await?
+            .and_then(|c| c.class.parse::<Class>().ok());
+        let Some(class) = class else {
+            return Err(HandleError::Permanent(
+                "reopened a complaint the monitor never saw classified".into(),
+            ));
+        };
+        let mut clocks = store::load_all(conn, id).await?;
+        for c in clocks
+            .iter_mut()
+            .filter(|c| sla::restarted_by_reopening(c.clock.kind))
+        {
+            if let Some(due) = sla::policy_due(&self.policy, class, c.clock.kind, at) {
+                c.clock.restart(&self.policy, at, due);
+                c.run += 1;
+                c.special_reason.clear();
+                c.special_reason_by.clear();
+            }
+        }
+        store::save(conn, &clocks, &self.wakeup).await?;
+        Ok(())
+    }
+
+    /// The keys of a complaint's clocks of `kind` ("" for all but revisits).
+    async fn keys(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        kind: ClockKind,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT key FROM clocks WHERE complaint_id = $1 AND kind = $2")
+            .bind(id)
+            .bind(kind.as_str())
+            .fetch_all(conn)
+            .await
+    }
+
+    /// Changes one clock, if the monitor has it (an event about a clock it never started —
+    /// say, for a complaint received before the monitor existed — changes nothing).
+    async fn update(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        kind: ClockKind,
+        key: &str,
+        change: impl FnOnce(&mut StoredClock),
+    ) -> Result<(), sqlx::Error> {
+        if let Some(mut c) = store::load(conn, id, kind, key).await? {
+            change(&mut c);
+            store::save(conn, &[c], &self.wakeup).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,575 @@
+//! The SLA monitor as a process, against real NATS JetStream and PostgreSQL. The tests play
+//! intake, routing and revisit by publishing their events, with a policy of limits in seconds.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use redress_domain::{ComplaintId, EventId};
+use redress_proto::v1::{
+    self, event::Payload, sla_monitor_service_client::SlaMonitorServiceClient,
+};
+use redress_test_support::{ServiceProcess, TestBed, authed};
+use tonic::Code;
+
+const SECOND: Duration = Duration::from_secs(1);
+const MANAGER: &str = "test-manager-token";
+
+/// Limits of seconds; warnings at half of each limit. First feedback is capped by completion.
+const POLICY: &str = r#"
+[limits]
+acceptance = "2s"
+warning_share = 0.5
+intermediate_share = 0.5
+[limits.completion]
+A = "3s"
+B = "6s"
+C = "20s"
+D = "20s"
+[limits.first_feedback]
+A = "3d"
+B = "3d"
+C = "3d"
+D = "3d"
+"#;
+
+struct Policy(std::path::PathBuf);
+
+impl Policy {
+    fn write() -> Self {
+        let path = std::env::temp_dir().join(format!("sla-policy-{}.toml", uuid::Uuid::now_v7()));
+        std::fs::write(&path, POLICY).expect("write policy");
+        Self(path)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn monitor(bed: &TestBed, policy: &Policy) -> ServiceProcess {
+    bed.spawn(
+        "redress-sla-monitor",
+        &[
+            ("REDRESS_POLICY_FILE", policy.path()),
+            ("REDRESS_SLA_MAX_SLEEP_MS", "200"),
+        ],
+    )
+    .await
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn time(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    let t = t.as_ref().expect("timestamp");
+    DateTime::from_timestamp(t.seconds, t.nanos as u32).expect("valid")
+}
+
+/// Publishes an event as another service would, at `at`.
+async fn publish_at(bed: &TestBed, complaint_id: &str, at: DateTime<Utc>, payload: Payload) {
+    let e = v1::Event {
+        event_id: EventId::new().to_string(),
+        complaint_id: complaint_id.to_owned(),
+        occurred_at: Some(ts(at)),
+        actor: Some(v1::Actor {
+            id: "test".into(),
+            display_name: "Test".into(),
+            role: v1::Role::System as i32,
+        }),
+        schema_version: redress_proto::SCHEMA_VERSION,
+        correlation_id: complaint_id.to_owned(),
+        causation_id: String::new(),
+        producer: "test".into(),
+        payload: Some(payload),
+    };
+    let kind = e.payload.as_ref().expect("payload").kind();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", e.event_id.as_str());
+    bed.js
+        .publish_with_headers(
+            format!("t.events.{kind}"),
+            headers,
+            e.encode_to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+}
+
+async fn publish(bed: &TestBed, complaint_id: &str, payload: Payload) {
+    publish_at(bed, complaint_id, Utc::now(), payload).await
+}
+
+/// A complaint received now, class `class`, without promises (the monitor takes the policy's).
+async fn receive(bed: &TestBed, class: v1::Class) -> (String, DateTime<Utc>) {
+    let id = ComplaintId::new().to_string();
+    let at = Utc::now();
+    publish_at(
+        bed,
+        &id,
+        at,
+        Payload::ComplaintReceived(v1::ComplaintReceived {
+            complaint_number: format!("RD-{}", &id[id.len() - 6..]),
+            class: class as i32,
+            confirmed: true,
+            ..Default::default()
+        }),
+    )
+    .await;
+    (id, at)
+}
+
+async fn route_and_assign(bed: &TestBed, id: &str) {
+    publish(
+        bed,
+        id,
+        Payload::ComplaintRouted(v1::ComplaintRouted {
+            department_id: "dep-1".into(),
+            acceptance_owner_id: "owner-1".into(),
+            department_manager_id: "manager-1".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+    publish(
+        bed,
+        id,
+        Payload::ComplaintAssigned(v1::ComplaintAssigned {
+            department_id: "dep-1".into(),
+            assignee_id: "handler-1".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+}
+
+/// SLA events of a kind, grouped by (complaint, clock).
+fn per_clock(events: &[v1::Event]) -> HashMap<(String, i32), Vec<&v1::Event>> {
+    let mut out: HashMap<(String, i32), Vec<&v1::Event>> = HashMap::new();
+    for e in events {
+        let clock = match &e.payload {
+            Some(Payload::SlaWarning(w)) => w.clock,
+            Some(Payload::SlaOverdue(o)) => o.clock,
+            _ => continue,
+        };
+        out.entry((e.complaint_id.clone(), clock))
+            .or_default()
+            .push(e);
+    }
+    out
+}
+
+fn of(events: &[v1::Event], id: &str) -> Vec<v1::Event> {
+    events
+        .iter()
+        .filter(|e| e.complaint_id == id)
+        .cloned()
+        .collect()
+}
+
+/// Events of one complaint, waiting until at least `n` arrived.
+async fn events_of(
+    bed: &TestBed,
+    kind: &str,
+    id: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<v1::Event> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let got = of(&bed.events(kind, 0, SECOND).await, id);
+        if got.len() >= n || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const ALL_FOUR: [v1::SlaClock; 4] = [
+    v1::SlaClock::Acceptance,
+    v1::SlaClock::FirstFeedback,
+    v1::SlaClock::Completion,
+    v1::SlaClock::IntermediateResult,
+];
+
+#[tokio::test]
+async fn every_clock_warns_then_goes_overdue_once_with_an_accountability_record() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write();
+    let svc = monitor(&bed, &policy).await;
+    let (id, received) = receive(&bed, v1::Class::A).await;
+    route_and_assign(&bed, &id).await;
+    let revisit_due = Utc::now() + chrono::Duration::seconds(2);
+    publish(
+        &bed,
+        &id,
+        Payload::RevisitScheduled(v1::RevisitScheduled {
+            revisit_id: "rvt_1".into(),
+            due_at: Some(ts(revisit_due)),
+            agent_id: "agent-7".into(),
+            department_id: "dep-1".into(),
+            ..Default::default()
+        }),
+    )
+    .await;
+
+    let overdue = bed.events("sla.overdue", 5, 20 * SECOND).await;
+    let warnings = bed.events("sla.warning", 5, 5 * SECOND).await;
+    let records = bed.events("accountability.recorded", 5, 5 * SECOND).await;
+    let by_clock_o = per_clock(&overdue);
+    let by_clock_w = per_clock(&warnings);
+    for clock in ALL_FOUR.into_iter().chain([v1::SlaClock::Revisit]) {
+        let key = (id.clone(), clock as i32);
+        assert_eq!(
+            by_clock_w.get(&key).map(Vec::len),
+            Some(1),
+            "{clock:?} warning: {}",
+            svc.logs()
+        );
+        assert_eq!(
+            by_clock_o.get(&key).map(Vec::len),
+            Some(1),
+            "{clock:?} overdue"
+        );
+        let o = by_clock_o[&key][0];
+        let Some(Payload::SlaOverdue(p)) = &o.payload else {
+            panic!()
+        };
+        let due = time(&p.due_at);
+        // Never before the limit; the lateness bound is the benchmark's business.
+        assert!(time(&o.occurred_at) > due, "{clock:?} fired early");
+        let w = by_clock_w[&key][0];
+        assert!(time(&w.occurred_at) < due + chrono::Duration::seconds(1));
+        assert_eq!(p.department_id, "dep-1");
+        assert_eq!(p.class, v1::Class::A as i32);
+        let expected_person = match clock {
+            v1::SlaClock::Acceptance => "owner-1",
+            v1::SlaClock::Revisit => "agent-7",
+            _ => "handler-1",
+        };
+        assert_eq!(p.responsible_person_id, expected_person, "{clock:?}");
+        assert_eq!(p.overdue_day, u32::from(clock == v1::SlaClock::Acceptance));
+        // The accountability record follows from this overdue.
+        let rec: Vec<_> = records
+            .iter()
+            .filter(|r| r.causation_id == o.event_id)
+            .collect();
+        assert_eq!(rec.len(), 1, "{clock:?} accountability");
+        let Some(Payload::AccountabilityRecorded(a)) = &rec[0].payload else {
+            panic!()
+        };
+        assert_eq!(a.person_id, expected_person);
+        if clock == v1::SlaClock::Acceptance {
+            assert_eq!(a.reason(), v1::AccountabilityReason::LateAcceptance);
+            assert_eq!((a.days, a.amount_fen), (1, 10_000));
+        } else {
+            assert_eq!(a.reason(), v1::AccountabilityReason::Overdue);
+            assert_eq!((a.class_counted(), a.amount_fen), (v1::Class::D, 5_000));
+        }
+    }
+    // Due times follow the policy: acceptance 2 s, completion 3 s, intermediate at half.
+    let due = |c: v1::SlaClock| {
+        let Some(Payload::SlaOverdue(p)) = &by_clock_o[&(id.clone(), c as i32)][0].payload else {
+            panic!()
+        };
+        (time(&p.due_at) - received).num_milliseconds()
+    };
+    // PostgreSQL keeps microseconds: allow the rounding of the received time.
+    let near = |ms: i64, want: i64| assert!((ms - want).abs() <= 1, "{ms} ms, expected {want}");
+    near(due(v1::SlaClock::Acceptance), 2000);
+    near(due(v1::SlaClock::Completion), 3000);
+    near(due(v1::SlaClock::FirstFeedback), 3000);
+    near(due(v1::SlaClock::IntermediateResult), 1500);
+
+    // The status shows each clock overdue, with negative time left.
+    let mut client = SlaMonitorServiceClient::new(bed.channel(&svc).await);
+    let status = client
+        .get_sla_status(authed(
+            MANAGER,
+            v1::GetSlaStatusRequest {
+                complaint_id: id.clone(),
+            },
+        ))
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.clocks.len(), 5);
+    assert!(
+        status
+            .clocks
+            .iter()
+            .all(|c| c.state() == v1::ClockState::Overdue)
+    );
+    assert!(
+        status
+            .clocks
+            .iter()
+            .all(|c| c.time_left.as_ref().expect("left").seconds <= 0)
+    );
+    assert_eq!(status.clocks[0].overdue_days, 1);
+    // Paged by two: the handler's complaint has five overdue clocks.
+    let mut token = String::new();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_overdue(authed(
+                MANAGER,
+                v1::ListOverdueRequest {
+                    department_id: "dep-1".into(),
+                    class: v1::Class::A as i32,
+                    handler_id: "handler-1".into(),
+                    page: Some(v1::PageRequest {
+                        page_size: 2,
+                        page_token: token,
+                    }),
+                },
+            ))
+            .await
+            .expect("list")
+            .into_inner();
+        pages += 1;
+        seen.extend(
+            page.items
+                .into_iter()
+                .map(|i| i.clock.expect("clock").clock),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!((pages, seen.len()), (3, 5), "{seen:?}");
+    // Most overdue first: the intermediate result fell first.
+    assert_eq!(seen[0], v1::SlaClock::IntermediateResult as i32);
+    let other = client
+        .list_overdue(authed(
+            MANAGER,
+            v1::ListOverdueRequest {
+                department_id: "dep-2".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("other department")
+        .into_inner();
+    assert!(other.items.is_empty());
+    let err = client
+        .get_sla_status(authed(
+            MANAGER,
+            v1::GetSlaStatusRequest {
+                complaint_id: "nope".into(),
+            },
+        ))
+        .await
+        .expect_err("bad id");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("complaint_id"));
+}
+
+#[tokio::test]
+async fn reclassification_moves_resolution_stops_and_reopening_restarts() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write();
+    let _svc = monitor(&bed, &policy).await;
+
+    // C (20 s) reclassified to A (3 s): the completion deadline moves to received + 3 s.
+    let (moved, moved_at) = receive(&bed, v1::Class::C).await;
+    publish(
+        &bed,
+        &moved,
+        Payload::ComplaintReclassified(v1::ComplaintReclassified {
+            from_class: v1::Class::C as i32,
+            to_class: v1::Class::A as i32,
+            reason: "media risk".into(),
+            promises: None,
+        }),
+    )
+    .await;
+
+    // A, every step done in time, then resolved: nothing fires.
+    let (done, _) = receive(&bed, v1::Class::A).await;
+    route_and_assign(&bed, &done).await;
+    for p in [
+        Payload::AcceptedByDepartment(v1::AcceptedByDepartment::default()),
+        Payload::FeedbackGiven(v1::FeedbackGiven {
+            sequence: 1,
+            ..Default::default()
+        }),
+        Payload::Resolved(v1::Resolved {
+            result: "fixed".into(),
+            ..Default::default()
+        }),
+    ] {
+        publish(&bed, &done, p).await;
+    }
+
+    let overdue = events_of(&bed, "sla.overdue", &moved, 4, 15 * SECOND).await;
+    let completion = overdue
+        .iter()
+        .find(|e| {
+            e.complaint_id == moved
+                && matches!(&e.payload, Some(Payload::SlaOverdue(o)) if o.clock() == v1::SlaClock::Completion)
+        })
+        .expect("moved completion overdue");
+    let Some(Payload::SlaOverdue(o)) = &completion.payload else {
+        panic!()
+    };
+    assert!(((time(&o.due_at) - moved_at).num_milliseconds() - 3000).abs() <= 1);
+
+    // Past every limit of `done` by now; none of its clocks fired.
+    tokio::time::sleep(2 * SECOND).await;
+    let all = bed.events("sla.>", 0, SECOND).await;
+    assert!(of(&all, &done).is_empty(), "{:?}", of(&all, &done));
+
+    // Reopened: completion and intermediate run again from the reopening.
+    let reopened_at = Utc::now();
+    publish_at(
+        &bed,
+        &done,
+        reopened_at,
+        Payload::Reopened(v1::Reopened::default()),
+    )
+    .await;
+    let overdue = events_of(&bed, "sla.overdue", &done, 2, 15 * SECOND).await;
+    let again = per_clock(&overdue);
+    assert_eq!(again.len(), 2, "{again:?}");
+    let c = &again[&(done.clone(), v1::SlaClock::Completion as i32)];
+    assert_eq!(c.len(), 1);
+    let Some(Payload::SlaOverdue(o)) = &c[0].payload else {
+        panic!()
+    };
+    assert!(((time(&o.due_at) - reopened_at).num_milliseconds() - 3000).abs() <= 1);
+    assert!(again.contains_key(&(done.clone(), v1::SlaClock::IntermediateResult as i32)));
+    // Closed: the reopened clocks stop; the restarted run already fired, nothing more.
+    publish(&bed, &done, Payload::Closed(v1::Closed::default())).await;
+}
+
+#[tokio::test]
+async fn a_special_reason_means_no_accountability_record() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write();
+    let svc = monitor(&bed, &policy).await;
+    let (id, _) = receive(&bed, v1::Class::B).await; // completion 6 s
+    route_and_assign(&bed, &id).await;
+    let mut client = SlaMonitorServiceClient::new(bed.channel(&svc).await);
+    // Wait for the clocks to exist.
+    for _ in 0..50 {
+        if client
+            .get_sla_status(authed(
+                MANAGER,
+                v1::GetSlaStatusRequest {
+                    complaint_id: id.clone(),
+                },
+            ))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let request = |reason: &str, approved_by: &str| v1::RecordSpecialReasonRequest {
+        complaint_id: id.clone(),
+        clock: v1::SlaClock::Completion as i32,
+        reason: reason.into(),
+        approved_by: approved_by.into(),
+        extended_due_at: None,
+    };
+    let err = client
+        .record_special_reason(authed(MANAGER, request("", "manager-1")))
+        .await
+        .expect_err("no reason");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("reason"), "{}", err.message());
+    let err = client
+        .record_special_reason(authed("test-handler-token", request("parts", "manager-1")))
+        .await
+        .expect_err("a handler may not approve");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    for _ in 0..2 {
+        let r = client
+            .record_special_reason(authed(MANAGER, request("parts on back order", "manager-1")))
+            .await
+            .expect("recorded")
+            .into_inner();
+        assert_eq!(
+            r.clock.expect("clock").special_reason_approved_by,
+            "manager-1"
+        );
+    }
+    let overdue = bed.events("sla.overdue", 4, 20 * SECOND).await;
+    let records = bed.events("accountability.recorded", 3, 5 * SECOND).await;
+    let completion = overdue
+        .iter()
+        .find(|e| matches!(&e.payload, Some(Payload::SlaOverdue(o)) if o.clock() == v1::SlaClock::Completion))
+        .expect("completion still goes overdue");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.causation_id != completion.event_id)
+    );
+    // The other three clocks, without a reason, each have their record.
+    assert_eq!(records.len(), 3, "{records:?}");
+    // Recorded once, although asked twice.
+    let reasons = bed
+        .events("sla.special_reason_recorded", 1, 5 * SECOND)
+        .await;
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].actor.as_ref().expect("actor").id, "manager-1");
+}
+
+#[tokio::test]
+async fn two_replicas_and_a_restart_emit_every_warning_and_overdue_exactly_once() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write();
+    let mut first = monitor(&bed, &policy).await;
+    let _second = monitor(&bed, &policy).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let (id, _) = receive(
+            &bed,
+            if i % 2 == 0 {
+                v1::Class::A
+            } else {
+                v1::Class::B
+            },
+        )
+        .await;
+        ids.push(id);
+        if i == 20 {
+            // One replica dies mid-run (no clean shutdown) and a new one takes its place.
+            first.kill();
+            first = monitor(&bed, &policy).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expected = ids.len() * 4;
+    let overdue = bed.events("sla.overdue", expected, 40 * SECOND).await;
+    let warnings = bed.events("sla.warning", expected, 10 * SECOND).await;
+    // Give any duplicate the chance to show up.
+    tokio::time::sleep(2 * SECOND).await;
+    let overdue_again = bed.events("sla.overdue", expected, SECOND).await;
+    let warnings_again = bed.events("sla.warning", expected, SECOND).await;
+    assert_eq!(overdue.len(), expected, "{}", first.logs());
+    assert_eq!(warnings.len(), expected);
+    assert_eq!(overdue_again.len(), expected);
+    assert_eq!(warnings_again.len(), expected);
+    for events in [&overdue_again, &warnings_again] {
+        let grouped = per_clock(events);
+        assert_eq!(grouped.len(), expected);
+        assert!(grouped.values().all(|v| v.len() == 1));
+    }
+}
