@@ -1,11 +1,34 @@
-//! The escalation service: turns overdue and unresolved complaints into notifications to the department manager and the general manager (DOMAIN §5, §7).
+//! The escalation service (上报, DOMAIN §5): turns overdue and unresolved complaints, risks and
+//! repeat complaints into escalations to named people — the department manager, then the
+//! general manager — with notifications that arrive once and are acted on.
 //!
-//! Today this binary carries the shared foundation only: it connects, provisions its schema,
-//! reports healthy on `grpc.health.v1`, and stops cleanly. Its own behaviour lands with its
-//! issue; nothing here pretends to do that work.
+//! - [`events`]: learns the organisation and each complaint from events; causes → steps.
+//! - [`ladder`]: raising one step: row, recipient, notification, events — exactly once.
+//! - [`channel`]: the delivery channels (HTTP webhook, log) behind one trait.
+//! - [`worker`]: delivery with retries, re-sends, and climbing for want of acknowledgement or
+//!   resolution; safe with several replicas.
+//! - [`api`]: the gRPC door (list, acknowledge, decide).
+//! - [`settings`]: the settings file (`REDRESS_ESCALATION_SETTINGS`).
+
+pub mod api;
+pub mod channel;
+pub mod error;
+pub mod events;
+pub mod ladder;
+pub mod settings;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use redress_platform::config::CommonArgs;
 use redress_platform::{Platform, ServiceInfo};
+use redress_proto::v1::escalation_service_server::EscalationServiceServer;
+
+use crate::channel::Channel;
+use crate::settings::Settings;
 
 /// The service's identity and default ports.
 pub const SERVICE: ServiceInfo = ServiceInfo {
@@ -22,15 +45,64 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[command(
     name = "redress-escalation",
     version,
-    about = "Redress escalation service"
+    about = "Redress escalation service: escalations to named people, notifications, accountability"
 )]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// The service's settings file (TOML): general manager id, webhooks, log channel, worker
+    /// tick. See `settings.rs` for the format.
+    #[arg(long, env = "REDRESS_ESCALATION_SETTINGS")]
+    pub settings: Option<PathBuf>,
 }
 
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let platform = Platform::bootstrap(SERVICE, args.common, &MIGRATIONS).await?;
-    platform.serve(tonic::service::Routes::default()).await
+    let settings = Arc::new(Settings::load(args.settings.as_deref())?);
+    let mut platform = Platform::bootstrap(SERVICE, args.common, &MIGRATIONS).await?;
+
+    let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
+    if settings.log_channel {
+        channels.insert("log".into(), Arc::new(channel::Log));
+    }
+    for w in &settings.webhooks {
+        channels.insert(w.name.clone(), Arc::new(channel::Webhook::new(w.clone())?));
+    }
+    let mut names: Vec<String> = channels.keys().cloned().collect();
+    names.sort();
+    let ladder = ladder::Ladder {
+        policy: platform.policy.clone(),
+        clock: platform.clock.clone(),
+        outbox: platform.outbox.clone(),
+        settings: settings.clone(),
+        channels: Arc::new(names),
+    };
+    let topology = platform.topology.clone();
+    platform
+        .consume(
+            "ladder",
+            topology.events_stream(),
+            vec![topology.all_events()],
+            Arc::new(events::EventDoor {
+                ladder: ladder.clone(),
+            }),
+        )
+        .await?;
+    let worker = worker::Worker {
+        pool: platform.pool.clone(),
+        ladder: ladder.clone(),
+        channels,
+        tick: Duration::from_millis(settings.tick_ms.max(10)),
+        batch: 20,
+    };
+    tokio::spawn(worker.run(platform.shutdown.clone()));
+    let api = api::Api {
+        pool: platform.pool.clone(),
+        ladder,
+    };
+    let routes = tonic::service::Routes::new(EscalationServiceServer::with_interceptor(
+        api,
+        platform.auth.clone(),
+    ));
+    platform.serve(routes).await
 }

@@ -1,0 +1,312 @@
+//! The gRPC door: `EscalationService` — list, acknowledge and decide escalations.
+//!
+//! DOMAIN §5: the general manager "coordinates and gives the final decision"; every escalation
+//! is "recorded when sent, seen and acted on". Acknowledging stops the re-sends and the climb for
+//! want of acknowledgement; a decision at the top of the ladder is final and closes the
+//! complaint's other open escalations.
+
+use chrono::{DateTime, Utc};
+use redress_domain::EscalationId;
+use redress_domain::escalation::{self as rules, State};
+use redress_platform::auth::{self, Identity, Role};
+use redress_proto::v1::{self, escalation_service_server::EscalationService, event::Payload};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::ladder::{Ladder, event, ts};
+
+/// The gRPC service.
+pub struct Api {
+    pub pool: PgPool,
+    pub ladder: Ladder,
+}
+
+const COLUMNS: &str = "e.escalation_id, e.complaint_id, e.complaint_number, e.level, e.trigger,
+    e.recipient_id, e.department_id, e.class, e.state, e.summary, e.raised_at, e.acknowledge_by,
+    e.acknowledged_at, e.instructions, e.decided_at, e.decided_by, e.decision,
+    EXISTS (SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.notification_id
+            WHERE n.escalation_id = e.escalation_id AND d.status = 'delivered') AS delivered";
+
+fn state_proto(code: &str) -> v1::EscalationState {
+    match State::parse(code) {
+        Some(State::Raised) => v1::EscalationState::Raised,
+        Some(State::Acknowledged) => v1::EscalationState::Acknowledged,
+        Some(State::Decided) => v1::EscalationState::Decided,
+        Some(State::Superseded) => v1::EscalationState::Superseded,
+        Some(State::Closed) => v1::EscalationState::Closed,
+        None => v1::EscalationState::Unspecified,
+    }
+}
+
+fn state_code(s: v1::EscalationState) -> Option<&'static str> {
+    Some(match s {
+        v1::EscalationState::Unspecified => return None,
+        v1::EscalationState::Raised => State::Raised.code(),
+        v1::EscalationState::Acknowledged => State::Acknowledged.code(),
+        v1::EscalationState::Decided => State::Decided.code(),
+        v1::EscalationState::Superseded => State::Superseded.code(),
+        v1::EscalationState::Closed => State::Closed.code(),
+    })
+}
+
+fn to_proto(r: &PgRow) -> Result<v1::Escalation, sqlx::Error> {
+    let opt_ts = |c: &str| -> Result<Option<prost_types::Timestamp>, sqlx::Error> {
+        Ok(r.try_get::<Option<DateTime<Utc>>, _>(c)?.map(ts))
+    };
+    Ok(v1::Escalation {
+        escalation_id: r.try_get("escalation_id")?,
+        complaint_id: r.try_get("complaint_id")?,
+        complaint_number: r.try_get("complaint_number")?,
+        level: u32::try_from(r.try_get::<i32, _>("level")?).unwrap_or(0),
+        trigger: r.try_get("trigger")?,
+        recipient_id: r.try_get("recipient_id")?,
+        department_id: r.try_get("department_id")?,
+        class: r.try_get("class")?,
+        state: state_proto(&r.try_get::<String, _>("state")?) as i32,
+        summary: r.try_get("summary")?,
+        raised_at: opt_ts("raised_at")?,
+        acknowledge_by: opt_ts("acknowledge_by")?,
+        acknowledged_at: opt_ts("acknowledged_at")?,
+        instructions: r.try_get("instructions")?,
+        decided_at: opt_ts("decided_at")?,
+        decided_by: r.try_get("decided_by")?,
+        decision: r.try_get("decision")?,
+        notification_delivered: r.try_get("delivered")?,
+    })
+}
+
+async fn load(conn: &mut PgConnection, id: &str, lock: bool) -> Result<v1::Escalation, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM escalations e WHERE e.escalation_id = $1{}",
+        if lock { " FOR UPDATE OF e" } else { "" }
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    Ok(to_proto(&row)?)
+}
+
+fn escalation_id(raw: &str) -> Result<String, Error> {
+    EscalationId::parse(raw)
+        .map(|id| id.to_string())
+        .map_err(|e| Error::invalid("escalation_id", &e.to_string()))
+}
+
+/// The recipient acts on their own escalation; the general manager and operators on any.
+fn may_act(who: &Identity, e: &v1::Escalation) -> Result<(), Error> {
+    if who.actor_id == e.recipient_id || matches!(who.role, Role::GeneralManager | Role::Operator) {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(format!(
+            "escalation {} is addressed to {}",
+            e.escalation_id, e.recipient_id
+        )))
+    }
+}
+
+fn current(e: &v1::Escalation) -> State {
+    State::parse(
+        &e.state()
+            .as_str_name()
+            .replace("ESCALATION_STATE_", "")
+            .to_lowercase(),
+    )
+    .unwrap_or(State::Closed)
+}
+
+impl Api {
+    /// Commits a command: its event with the state change, then the escalation as it now is.
+    async fn finish(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        id: &str,
+        ev: v1::Event,
+    ) -> Result<v1::Escalation, Error> {
+        self.ladder.outbox.append(&mut tx, &[ev]).await?;
+        let after = load(&mut tx, id, false).await?;
+        tx.commit().await?;
+        self.ladder.outbox.wake();
+        Ok(after)
+    }
+}
+
+#[tonic::async_trait]
+impl EscalationService for Api {
+    async fn list_escalations(
+        &self,
+        req: Request<v1::ListEscalationsRequest>,
+    ) -> Result<Response<v1::ListEscalationsResponse>, Status> {
+        auth::identity(&req)?;
+        let r = req.into_inner();
+        let page = r.page.unwrap_or_default();
+        let size = i64::from(if page.page_size == 0 {
+            50
+        } else {
+            page.page_size.min(500)
+        });
+        let offset: i64 = if page.page_token.is_empty() {
+            0
+        } else {
+            page.page_token
+                .parse()
+                .map_err(|_| Error::invalid("page.page_token", "is not a token we issued"))?
+        };
+        let state = state_code(
+            v1::EscalationState::try_from(r.state)
+                .map_err(|_| Error::invalid("state", "unknown state"))?,
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM escalations e
+             WHERE ($1 = '' OR e.recipient_id = $1) AND ($2 = '' OR e.department_id = $2)
+               AND ($3::text IS NULL OR e.state = $3) AND ($4 = '' OR e.complaint_id = $4)
+             ORDER BY e.raised_at DESC, e.escalation_id DESC LIMIT $5 OFFSET $6"
+        )))
+        .bind(&r.recipient_id)
+        .bind(&r.department_id)
+        .bind(state)
+        .bind(&r.complaint_id)
+        .bind(size + 1)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        let more = rows.len() as i64 > size;
+        let escalations = rows
+            .iter()
+            .take(usize::try_from(size).unwrap_or(50))
+            .map(to_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::from)?;
+        Ok(Response::new(v1::ListEscalationsResponse {
+            escalations,
+            next_page_token: if more {
+                (offset + size).to_string()
+            } else {
+                String::new()
+            },
+        }))
+    }
+
+    async fn acknowledge(
+        &self,
+        req: Request<v1::AcknowledgeRequest>,
+    ) -> Result<Response<v1::AcknowledgeResponse>, Status> {
+        let who = auth::identity(&req)?;
+        let r = req.into_inner();
+        let id = escalation_id(&r.escalation_id)?;
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let e = load(&mut tx, &id, true).await?;
+        may_act(&who, &e)?;
+        rules::acknowledge(current(&e)).map_err(|t| Error::FailedPrecondition(t.to_string()))?;
+        let now = self.ladder.now();
+        sqlx::query(
+            "UPDATE escalations SET state = 'acknowledged', acknowledged_at = $2,
+                instructions = $3, resend_at = NULL WHERE escalation_id = $1",
+        )
+        .bind(&id)
+        .bind(now)
+        .bind(r.instructions.trim())
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        let ev = event(
+            &e.complaint_id,
+            now,
+            &who.to_actor(),
+            "",
+            Payload::EscalationAcknowledged(v1::EscalationAcknowledged {
+                escalation_id: id.clone(),
+                acknowledged_by: who.actor_id.clone(),
+                instructions: r.instructions.trim().to_owned(),
+                level: e.level,
+            }),
+        );
+        let after = self.finish(tx, &id, ev).await?;
+        Ok(Response::new(v1::AcknowledgeResponse {
+            escalation: Some(after),
+        }))
+    }
+
+    async fn decide(
+        &self,
+        req: Request<v1::DecideRequest>,
+    ) -> Result<Response<v1::DecideResponse>, Status> {
+        let who = auth::identity(&req)?;
+        let r = req.into_inner();
+        let id = escalation_id(&r.escalation_id)?;
+        let decision = r.decision.trim();
+        if decision.is_empty() {
+            return Err(Error::invalid("decision", "is required").into());
+        }
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let e = load(&mut tx, &id, true).await?;
+        may_act(&who, &e)?;
+        rules::decide(current(&e)).map_err(|t| Error::FailedPrecondition(t.to_string()))?;
+        let now = self.ladder.now();
+        let final_decision = rules::is_final(&self.ladder.policy, e.level);
+        sqlx::query(
+            "UPDATE escalations SET state = 'decided', decided_at = $2, decided_by = $3,
+                decision = $4, resend_at = NULL, raise_at = NULL,
+                acknowledged_at = COALESCE(acknowledged_at, $2) WHERE escalation_id = $1",
+        )
+        .bind(&id)
+        .bind(now)
+        .bind(&who.actor_id)
+        .bind(decision)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        if final_decision {
+            // DOMAIN §5: the general manager's decision is final for the complaint.
+            sqlx::query(
+                "UPDATE escalations SET state = 'closed', resend_at = NULL, raise_at = NULL
+                 WHERE complaint_id = $1 AND escalation_id <> $2
+                   AND state IN ('raised', 'acknowledged')",
+            )
+            .bind(&e.complaint_id)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from)?;
+        }
+        let ev = event(
+            &e.complaint_id,
+            now,
+            &who.to_actor(),
+            "",
+            Payload::EscalationDecided(v1::EscalationDecided {
+                escalation_id: id.clone(),
+                decided_by: who.actor_id.clone(),
+                decision: decision.to_owned(),
+                level: e.level,
+                final_decision,
+            }),
+        );
+        let after = self.finish(tx, &id, ev).await?;
+        Ok(Response::new(v1::DecideResponse {
+            escalation: Some(after),
+        }))
+    }
+
+    async fn set_business_volume(
+        &self,
+        _req: Request<v1::SetBusinessVolumeRequest>,
+    ) -> Result<Response<v1::SetBusinessVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "SetBusinessVolume is not implemented yet",
+        ))
+    }
+
+    async fn monthly_report(
+        &self,
+        _req: Request<v1::MonthlyReportRequest>,
+    ) -> Result<Response<v1::MonthlyReportResponse>, Status> {
+        Err(Status::unimplemented(
+            "MonthlyReport is not implemented yet",
+        ))
+    }
+}

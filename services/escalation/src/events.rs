@@ -1,0 +1,449 @@
+//! The event door: learns the organisation and each complaint from other services' events, and
+//! turns the causes of DOMAIN §5–6 into ladder steps.
+//!
+//! - `department.upserted`, `staff.upserted` → who manages what, and how to reach them.
+//! - `complaint.received` / `classified` / `reclassified` → number and class; a group complaint
+//!   or media risk → the top rung at once (DOMAIN §5: "a major group-complaint risk → escalate";
+//!   "media risk → a superior at once").
+//! - `complaint.routed` / `assigned` / `cause_recorded` → department, its manager, the people.
+//! - `sla.overdue` → level 1, class A → both (DOMAIN §9).
+//! - `complaint.escalation_requested`, `complaint.customer_rejected` (second rejection on) → the
+//!   level asked for, else the top.
+//! - `complaint.repeat` → the top, with the business department told (DOMAIN §6).
+//! - `complaint.resolved` / `closed` → open escalations close; `reopened` → unresolved again.
+
+use prost::Message as _;
+use redress_domain::escalation::{self as rules, Trigger};
+use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_proto::v1::{self, event::Payload};
+use sqlx::PgConnection;
+
+use crate::ladder::{Ladder, RaiseError, Step, trigger_for_reason};
+
+/// Applies events.
+pub struct EventDoor {
+    pub ladder: Ladder,
+}
+
+impl From<RaiseError> for HandleError {
+    fn from(e: RaiseError) -> Self {
+        HandleError::Transient(e.into())
+    }
+}
+
+/// Facts about a complaint an event carries; empty / 0 means "not said".
+#[derive(Default)]
+struct Facts<'a> {
+    number: &'a str,
+    class: i32,
+    department_id: &'a str,
+    department_manager_id: &'a str,
+    assignee_id: &'a str,
+    responsible_person_id: &'a str,
+    resolved: Option<bool>,
+    closed: Option<bool>,
+}
+
+async fn note(conn: &mut PgConnection, complaint_id: &str, f: Facts<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO complaints (complaint_id, number, class, department_id,
+            department_manager_id, assignee_id, responsible_person_id, resolved, closed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false), COALESCE($9, false))
+         ON CONFLICT (complaint_id) DO UPDATE SET
+            number = COALESCE(NULLIF(EXCLUDED.number, ''), complaints.number),
+            class = CASE WHEN EXCLUDED.class <> 0 THEN EXCLUDED.class ELSE complaints.class END,
+            department_id = COALESCE(NULLIF(EXCLUDED.department_id, ''), complaints.department_id),
+            department_manager_id = COALESCE(NULLIF(EXCLUDED.department_manager_id, ''),
+                complaints.department_manager_id),
+            assignee_id = COALESCE(NULLIF(EXCLUDED.assignee_id, ''), complaints.assignee_id),
+            responsible_person_id = COALESCE(NULLIF(EXCLUDED.responsible_person_id, ''),
+                complaints.responsible_person_id),
+            resolved = COALESCE($8, complaints.resolved),
+            closed = COALESCE($9, complaints.closed)",
+    )
+    .bind(complaint_id)
+    .bind(f.number)
+    .bind(f.class)
+    .bind(f.department_id)
+    .bind(f.department_manager_id)
+    .bind(f.assignee_id)
+    .bind(f.responsible_person_id)
+    .bind(f.resolved)
+    .bind(f.closed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// DOMAIN §5: an escalation about a complaint resolved meanwhile closes without a decision.
+async fn close_open(conn: &mut PgConnection, complaint_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE escalations SET state = 'closed', resend_at = NULL, raise_at = NULL
+         WHERE complaint_id = $1 AND state IN ('raised', 'acknowledged')",
+    )
+    .bind(complaint_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn class_name(class: i32) -> &'static str {
+    match v1::Class::try_from(class) {
+        Ok(v1::Class::A) => "A",
+        Ok(v1::Class::B) => "B",
+        Ok(v1::Class::C) => "C",
+        Ok(v1::Class::D) => "D",
+        _ => "?",
+    }
+}
+
+fn clock_words(clock: v1::SlaClock) -> &'static str {
+    match clock {
+        v1::SlaClock::Acceptance => "acceptance",
+        v1::SlaClock::FirstFeedback => "first-feedback",
+        v1::SlaClock::Completion => "completion",
+        v1::SlaClock::IntermediateResult => "intermediate-result",
+        v1::SlaClock::Revisit => "follow-up",
+        v1::SlaClock::Unspecified => "a",
+    }
+}
+
+/// What one cause asks of the ladder.
+struct Cause<'a> {
+    complaint_id: &'a str,
+    trigger: Trigger,
+    /// Distinguishes causes of the same trigger on one complaint (the SLA clock); the step key
+    /// is `<complaint>/<trigger>/<discriminator>/L<level>`.
+    discriminator: String,
+    class: i32,
+    department_id: &'a str,
+    clock: i32,
+    requested_level: u32,
+    summary: String,
+    causation_id: &'a str,
+}
+
+impl EventDoor {
+    async fn escalate(&self, conn: &mut PgConnection, c: Cause<'_>) -> Result<(), HandleError> {
+        let ladder = &self.ladder;
+        let class = if c.class != 0 {
+            c.class
+        } else {
+            sqlx::query_scalar("SELECT class FROM complaints WHERE complaint_id = $1")
+                .bind(c.complaint_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .unwrap_or(0)
+        };
+        let domain_class = match v1::Class::try_from(class) {
+            Ok(v1::Class::A) => Some(redress_domain::Class::A),
+            Ok(v1::Class::B) => Some(redress_domain::Class::B),
+            Ok(v1::Class::C) => Some(redress_domain::Class::C),
+            Ok(v1::Class::D) => Some(redress_domain::Class::D),
+            _ => None,
+        };
+        let levels = rules::levels_for(&ladder.policy, c.trigger, domain_class, c.requested_level);
+        let highest = levels.iter().map(|(l, _)| *l).max().unwrap_or(1);
+        for (level, trigger) in levels {
+            ladder
+                .raise(
+                    conn,
+                    Step {
+                        complaint_id: c.complaint_id.to_owned(),
+                        level,
+                        trigger,
+                        step_key: format!(
+                            "{}/{}/{}/L{level}",
+                            c.complaint_id,
+                            c.trigger.code(),
+                            c.discriminator
+                        ),
+                        clock: c.clock,
+                        class,
+                        department_id: c.department_id.to_owned(),
+                        summary: c.summary.clone(),
+                        // Only the highest step raised at once climbs further on its own.
+                        unresolved_timer: level == highest,
+                        causation_id: c.causation_id.to_owned(),
+                    },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for EventDoor {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        let event = v1::Event::decode(msg.payload)
+            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        if event.producer == "escalation" {
+            return Ok(());
+        }
+        let Some(payload) = event.payload.as_ref() else {
+            return Err(HandleError::Permanent("event without payload".into()));
+        };
+        let cid = event.complaint_id.as_str();
+        let eid = event.event_id.as_str();
+        match payload {
+            Payload::DepartmentUpserted(d) => {
+                sqlx::query(
+                    "INSERT INTO departments (department_id, name, manager_id, service_centre)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (department_id) DO UPDATE SET
+                        name = EXCLUDED.name, manager_id = EXCLUDED.manager_id,
+                        service_centre = EXCLUDED.service_centre",
+                )
+                .bind(&d.department_id)
+                .bind(&d.name)
+                .bind(&d.manager_id)
+                .bind(d.service_centre)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Payload::StaffUpserted(s) => {
+                sqlx::query(
+                    "INSERT INTO staff (staff_id, name, department_id, role, phone, email,
+                        on_leave, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                     ON CONFLICT (staff_id) DO UPDATE SET name = EXCLUDED.name,
+                        department_id = EXCLUDED.department_id, role = EXCLUDED.role,
+                        phone = EXCLUDED.phone, email = EXCLUDED.email,
+                        on_leave = EXCLUDED.on_leave, updated_at = now()",
+                )
+                .bind(&s.staff_id)
+                .bind(&s.name)
+                .bind(&s.department_id)
+                .bind(s.role)
+                .bind(&s.phone)
+                .bind(&s.email)
+                .bind(s.on_leave)
+                .execute(&mut *conn)
+                .await?;
+            }
+            _ if cid.is_empty() => {}
+            Payload::ComplaintReceived(r) => {
+                note(
+                    conn,
+                    cid,
+                    Facts {
+                        number: &r.complaint_number,
+                        class: r.class,
+                        ..Facts::default()
+                    },
+                )
+                .await?;
+                let details = r.details.clone().unwrap_or_default();
+                let risk = if details.group_complaint {
+                    Some((Trigger::GroupRisk, "risk of a major group complaint"))
+                } else if details.media_risk {
+                    Some((Trigger::MediaRisk, "media or consumer-association risk"))
+                } else {
+                    None
+                };
+                if let Some((trigger, words)) = risk {
+                    self.escalate(
+                        conn,
+                        Cause {
+                            complaint_id: cid,
+                            trigger,
+                            discriminator: "received".into(),
+                            class: r.class,
+                            department_id: "",
+                            clock: 0,
+                            requested_level: 0,
+                            summary: format!(
+                                "Complaint {} (class {}): {words}; to be reported at once.",
+                                r.complaint_number,
+                                class_name(r.class)
+                            ),
+                            causation_id: eid,
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Payload::ComplaintClassified(c) => {
+                let f = Facts {
+                    class: c.class,
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+            }
+            Payload::ComplaintReclassified(c) => {
+                let f = Facts {
+                    class: c.to_class,
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+            }
+            Payload::ValidityDecided(v) => {
+                let f = Facts {
+                    class: v.class,
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+            }
+            Payload::ComplaintRouted(r) => {
+                let f = Facts {
+                    class: r.class,
+                    department_id: &r.department_id,
+                    department_manager_id: &r.department_manager_id,
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+            }
+            Payload::ComplaintAssigned(a) => {
+                let f = Facts {
+                    department_id: &a.department_id,
+                    department_manager_id: &a.department_manager_id,
+                    assignee_id: &a.assignee_id,
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+            }
+            Payload::CauseRecorded(c) => {
+                let f = Facts {
+                    responsible_person_id: &c.responsible_person_id,
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+            }
+            Payload::Resolved(r) => {
+                let f = Facts {
+                    responsible_person_id: &r.responsible_person_id,
+                    resolved: Some(true),
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+                close_open(conn, cid).await?;
+            }
+            Payload::Closed(_) => {
+                let f = Facts {
+                    resolved: Some(true),
+                    closed: Some(true),
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+                close_open(conn, cid).await?;
+            }
+            Payload::Reopened(_) => {
+                let f = Facts {
+                    resolved: Some(false),
+                    closed: Some(false),
+                    ..Facts::default()
+                };
+                note(conn, cid, f).await?;
+            }
+            Payload::SlaOverdue(o) => {
+                note(
+                    conn,
+                    cid,
+                    Facts {
+                        number: &o.complaint_number,
+                        class: o.class,
+                        department_id: &o.department_id,
+                        ..Facts::default()
+                    },
+                )
+                .await?;
+                let clock = o.clock();
+                let due = crate::ladder::from_ts(o.due_at.as_ref())
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_default();
+                self.escalate(
+                    conn,
+                    Cause {
+                        complaint_id: cid,
+                        trigger: Trigger::SlaOverdue,
+                        discriminator: clock.as_str_name().to_ascii_lowercase(),
+                        class: o.class,
+                        department_id: &o.department_id,
+                        clock: o.clock,
+                        requested_level: 0,
+                        summary: format!(
+                            "Complaint {} (class {}) missed its {} limit due {due}; \
+                             responsible: {}.",
+                            o.complaint_number,
+                            class_name(o.class),
+                            clock_words(clock),
+                            o.responsible_person_id
+                        ),
+                        causation_id: eid,
+                    },
+                )
+                .await?;
+            }
+            Payload::EscalationRequested(r) => {
+                let trigger = trigger_for_reason(r.reason());
+                self.escalate(
+                    conn,
+                    Cause {
+                        complaint_id: cid,
+                        trigger,
+                        discriminator: "requested".into(),
+                        class: r.class,
+                        department_id: &r.department_id,
+                        clock: 0,
+                        requested_level: r.target_level,
+                        summary: format!("Escalation requested ({}): {}", trigger.code(), r.note),
+                        causation_id: eid,
+                    },
+                )
+                .await?;
+            }
+            Payload::CustomerRejected(r) if r.rejection_count >= 2 => {
+                self.escalate(
+                    conn,
+                    Cause {
+                        complaint_id: cid,
+                        trigger: Trigger::RejectedAgain,
+                        discriminator: "requested".into(),
+                        class: 0,
+                        department_id: "",
+                        clock: 0,
+                        requested_level: 0,
+                        summary: format!(
+                            "The customer rejected the solution again ({} rejections): {}",
+                            r.rejection_count, r.reason
+                        ),
+                        causation_id: eid,
+                    },
+                )
+                .await?;
+            }
+            Payload::RepeatComplaint(r) => {
+                note(
+                    conn,
+                    cid,
+                    Facts {
+                        class: r.original_class,
+                        department_id: &r.department_id,
+                        ..Facts::default()
+                    },
+                )
+                .await?;
+                self.escalate(
+                    conn,
+                    Cause {
+                        complaint_id: cid,
+                        trigger: Trigger::RepeatComplaint,
+                        discriminator: r.original_complaint_id.clone(),
+                        class: r.original_class,
+                        department_id: &r.department_id,
+                        clock: 0,
+                        requested_level: 0,
+                        summary: format!(
+                            "Repeat complaint: the customer complained again about {}: {}. \
+                             Corrective measures until the customer is satisfied.",
+                            r.original_complaint_id, r.reason
+                        ),
+                        causation_id: eid,
+                    },
+                )
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,768 @@
+//! The escalation service as a process against real NATS JetStream and PostgreSQL, with a real
+//! HTTP receiver (axum on 127.0.0.1:0) for the webhook. The tests play routing, intake, the SLA
+//! monitor and revisit by publishing their events.
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message as _;
+use redress_escalation::channel::signature;
+use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient, event::Payload};
+use redress_test_support::{ServiceProcess, TestBed, authed};
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(20);
+const SECRET: &str = "test-webhook-secret";
+
+/// One request the receiver got: the signature header and the body.
+type Received = (String, Vec<u8>);
+
+/// A webhook receiver: records every request; answers 503 while `down`.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    down: Arc<AtomicBool>,
+    refused: Arc<Mutex<u32>>,
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, String) {
+        let r = Receiver::default();
+        let state = r.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let state = state.clone();
+                    async move {
+                        if state.down.load(Ordering::SeqCst) {
+                            *state.refused.lock().unwrap() += 1;
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let sig = headers
+                            .get("x-redress-signature")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        state.got.lock().unwrap().push((sig, body.to_vec()));
+                        axum::http::StatusCode::OK
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, format!("http://{addr}/hook"))
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.got.lock().unwrap().len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.bodies()
+    }
+}
+
+struct Svc {
+    _files: Vec<tempfile::NamedTempFile>,
+    svc: ServiceProcess,
+    client: EscalationServiceClient<tonic::transport::Channel>,
+}
+
+fn temp(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// Starts the service with a webhook to `url` and the given `[escalation]` policy section.
+async fn start(bed: &TestBed, url: &str, escalation_policy: &str) -> Svc {
+    let settings = temp(&format!(
+        "tick_ms = 50\n[[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n\
+         initial_backoff_ms = 100\nmax_backoff_ms = 300\nmax_attempts = 50\n"
+    ));
+    let policy = temp(&format!("[escalation]\n{escalation_policy}\n"));
+    let svc = bed
+        .spawn(
+            "redress-escalation",
+            &[
+                (
+                    "REDRESS_ESCALATION_SETTINGS",
+                    settings.path().to_str().unwrap(),
+                ),
+                ("REDRESS_POLICY_FILE", policy.path().to_str().unwrap()),
+            ],
+        )
+        .await;
+    let client = EscalationServiceClient::new(bed.channel(&svc).await);
+    Svc {
+        _files: vec![settings, policy],
+        svc,
+        client,
+    }
+}
+
+fn envelope(complaint_id: &str, producer: &str, payload: Payload) -> v1::Event {
+    v1::Event {
+        event_id: redress_domain::EventId::new().to_string(),
+        complaint_id: complaint_id.into(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp(),
+            nanos: 0,
+        }),
+        actor: Some(v1::Actor {
+            id: producer.into(),
+            display_name: producer.into(),
+            role: v1::Role::System as i32,
+        }),
+        schema_version: 1,
+        correlation_id: complaint_id.into(),
+        causation_id: String::new(),
+        producer: producer.into(),
+        payload: Some(payload),
+    }
+}
+
+async fn publish_as(bed: &TestBed, e: &v1::Event, msg_id: &str) {
+    let kind = e.payload.as_ref().unwrap().kind();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    bed.js
+        .publish_with_headers(
+            format!("{}.events.{kind}", bed.prefix),
+            headers,
+            e.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+async fn publish(bed: &TestBed, e: &v1::Event) {
+    publish_as(bed, e, &e.event_id.clone()).await;
+}
+
+/// Routing's organisation: department d-1 managed by manager-1, general manager gm-1.
+async fn organisation(bed: &TestBed) {
+    publish(
+        bed,
+        &envelope(
+            "",
+            "routing",
+            Payload::DepartmentUpserted(v1::DepartmentUpserted {
+                department_id: "d-1".into(),
+                name: "Broadband".into(),
+                manager_id: "manager-1".into(),
+                service_centre: false,
+            }),
+        ),
+    )
+    .await;
+    for (id, name, role) in [
+        ("manager-1", "Manager One", v1::Role::DepartmentManager),
+        ("gm-1", "General Manager", v1::Role::GeneralManager),
+        ("handler-1", "Handler One", v1::Role::Handler),
+    ] {
+        publish(
+            bed,
+            &envelope(
+                "",
+                "routing",
+                Payload::StaffUpserted(v1::StaffUpserted {
+                    staff_id: id.into(),
+                    name: name.into(),
+                    department_id: "d-1".into(),
+                    role: role as i32,
+                    phone: "+8613800138000".into(),
+                    email: format!("{id}@example.com"),
+                    on_leave: false,
+                }),
+            ),
+        )
+        .await;
+    }
+}
+
+/// Intake received and routing routed a complaint of `class` to d-1.
+async fn complaint(bed: &TestBed, class: v1::Class, group: bool, media: bool) -> String {
+    let cid = redress_domain::ComplaintId::new().to_string();
+    publish(
+        bed,
+        &envelope(
+            &cid,
+            "intake",
+            Payload::ComplaintReceived(v1::ComplaintReceived {
+                details: Some(v1::ComplaintDetails {
+                    group_complaint: group,
+                    media_risk: media,
+                    ..Default::default()
+                }),
+                complaint_number: format!("RD-{}", &cid[cid.len() - 4..]),
+                class: class as i32,
+                confirmed: true,
+                ..Default::default()
+            }),
+        ),
+    )
+    .await;
+    publish(
+        bed,
+        &envelope(
+            &cid,
+            "routing",
+            Payload::ComplaintRouted(v1::ComplaintRouted {
+                department_id: "d-1".into(),
+                department_name: "Broadband".into(),
+                department_manager_id: "manager-1".into(),
+                acceptance_owner_id: "manager-1".into(),
+                class: class as i32,
+                ..Default::default()
+            }),
+        ),
+    )
+    .await;
+    cid
+}
+
+fn overdue(cid: &str, class: v1::Class) -> v1::Event {
+    envelope(
+        cid,
+        "sla-monitor",
+        Payload::SlaOverdue(v1::SlaOverdue {
+            clock: v1::SlaClock::Completion as i32,
+            due_at: Some(prost_types::Timestamp {
+                seconds: chrono::Utc::now().timestamp() - 60,
+                nanos: 0,
+            }),
+            responsible_person_id: "handler-1".into(),
+            department_id: "d-1".into(),
+            class: class as i32,
+            overdue_day: 0,
+            complaint_number: "RD-1".into(),
+        }),
+    )
+}
+
+async fn escalations(
+    client: &mut EscalationServiceClient<tonic::transport::Channel>,
+    cid: &str,
+) -> Vec<v1::Escalation> {
+    let mut out = client
+        .list_escalations(authed(
+            "test-operator-token",
+            v1::ListEscalationsRequest {
+                complaint_id: cid.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .escalations;
+    out.sort_by_key(|e| e.level);
+    out
+}
+
+/// Waits until the complaint has at least `n` escalations.
+async fn wait_escalations(svc: &mut Svc, cid: &str, n: usize) -> Vec<v1::Escalation> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = escalations(&mut svc.client, cid).await;
+        if got.len() >= n || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn raised_for<'a>(events: &'a [v1::Event], cid: &str) -> Vec<&'a v1::EscalationRaised> {
+    events
+        .iter()
+        .filter(|e| e.complaint_id == cid)
+        .filter_map(|e| match &e.payload {
+            Some(Payload::EscalationRaised(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn count(bed: &TestBed, sql: &str, cid: &str) -> i64 {
+    let mut conn = bed.db.connect().await;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .bind(cid)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+const NOTIFICATIONS_OF: &str = "SELECT count(*) FROM escalation.notifications n
+    JOIN escalation.escalations e USING (escalation_id) WHERE e.complaint_id = $1";
+
+#[tokio::test]
+async fn overdue_goes_to_the_department_manager_signed_and_once_under_redelivery() {
+    let bed = TestBed::start().await;
+    let (receiver, url) = Receiver::start().await;
+    let mut svc = start(&bed, &url, "").await;
+    organisation(&bed).await;
+    let cid = complaint(&bed, v1::Class::C, false, false).await;
+    let late = overdue(&cid, v1::Class::C);
+    publish(&bed, &late).await;
+
+    let got = wait_escalations(&mut svc, &cid, 1).await;
+    assert_eq!(got.len(), 1, "{}", svc.svc.logs());
+    let e = &got[0];
+    assert_eq!(e.level, 1);
+    assert_eq!(e.recipient_id, "manager-1");
+    assert_eq!(e.department_id, "d-1");
+    assert_eq!(e.trigger(), v1::EscalationTrigger::SlaOverdue);
+    assert_eq!(e.state(), v1::EscalationState::Raised);
+    assert!(e.summary.contains("completion"), "{}", e.summary);
+
+    // The event, the per-person subject, and the signed webhook.
+    let raised = bed.events("escalation.raised", 1, WAIT).await;
+    let r = raised_for(&raised, &cid);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].recipient_name, "Manager One");
+    let on_subject = bed
+        .read_stream("T_NOTIFICATIONS", "t.notifications.manager-1", 1, WAIT)
+        .await;
+    assert_eq!(on_subject.len(), 1);
+    let published: serde_json::Value = serde_json::from_slice(&on_subject[0].payload).unwrap();
+    assert_eq!(published["escalation_id"], e.escalation_id.as_str());
+    let bodies = receiver.wait_for(1).await;
+    assert_eq!(bodies[0]["escalation_id"], e.escalation_id.as_str());
+    assert_eq!(bodies[0]["recipient_email"], "manager-1@example.com");
+    {
+        let got = receiver.got.lock().unwrap();
+        assert_eq!(got[0].0, signature(SECRET.as_bytes(), &got[0].1));
+        assert!(got[0].0.starts_with("sha256="));
+    }
+    let delivered = bed.events("notification.delivered", 2, WAIT).await;
+    assert!(delivered.iter().any(|d| matches!(&d.payload,
+        Some(Payload::NotificationDelivered(n)) if n.channel == "webhook")));
+
+    // Redelivery: the same event again under its id (JetStream drops it) and under another
+    // message id (the consumer sees it as new) → still one escalation and one notification.
+    publish(&bed, &late).await;
+    publish_as(&bed, &late, "redelivered-overdue").await;
+    // A later complaint's overdue is the barrier: once it is escalated, the copies before it
+    // were processed.
+    let barrier = complaint(&bed, v1::Class::C, false, false).await;
+    publish(&bed, &overdue(&barrier, v1::Class::C)).await;
+    assert_eq!(wait_escalations(&mut svc, &barrier, 1).await.len(), 1);
+    assert_eq!(escalations(&mut svc.client, &cid).await.len(), 1);
+    assert_eq!(count(&bed, NOTIFICATIONS_OF, &cid).await, 1);
+    receiver.wait_for(2).await;
+    let to_first: Vec<_> = receiver
+        .bodies()
+        .into_iter()
+        .filter(|b| b["complaint_id"] == cid.as_str())
+        .collect();
+    assert_eq!(to_first.len(), 1);
+}
+
+#[tokio::test]
+async fn class_a_overdue_reaches_both_rungs_at_once() {
+    let bed = TestBed::start().await;
+    let (_receiver, url) = Receiver::start().await;
+    let mut svc = start(&bed, &url, "").await;
+    organisation(&bed).await;
+    let cid = complaint(&bed, v1::Class::A, false, false).await;
+    publish(&bed, &overdue(&cid, v1::Class::A)).await;
+    let got = wait_escalations(&mut svc, &cid, 2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].level, got[0].recipient_id.as_str()),
+        (1, "manager-1")
+    );
+    assert_eq!((got[1].level, got[1].recipient_id.as_str()), (2, "gm-1"));
+    assert!(
+        got.iter()
+            .all(|e| e.trigger() == v1::EscalationTrigger::ClassAOverdue)
+    );
+    assert_eq!(count(&bed, NOTIFICATIONS_OF, &cid).await, 2);
+}
+
+#[tokio::test]
+async fn risks_requests_and_repeat_complaints_reach_the_general_manager() {
+    let bed = TestBed::start().await;
+    let (_receiver, url) = Receiver::start().await;
+    let mut svc = start(&bed, &url, "").await;
+    organisation(&bed).await;
+
+    // Group complaint and media risk: the top at once, on receipt.
+    let group = complaint(&bed, v1::Class::B, true, false).await;
+    let media = complaint(&bed, v1::Class::C, false, true).await;
+    for (cid, trigger) in [
+        (&group, v1::EscalationTrigger::GroupRisk),
+        (&media, v1::EscalationTrigger::MediaRisk),
+    ] {
+        let got = wait_escalations(&mut svc, cid, 1).await;
+        assert_eq!(got.len(), 1, "{}", svc.svc.logs());
+        assert_eq!((got[0].level, got[0].recipient_id.as_str()), (2, "gm-1"));
+        assert_eq!(got[0].trigger(), trigger);
+    }
+
+    // The manager cannot settle it; the customer rejected again (both paths, one step).
+    let settle = complaint(&bed, v1::Class::C, false, false).await;
+    publish(
+        &bed,
+        &envelope(
+            &settle,
+            "routing",
+            Payload::EscalationRequested(v1::EscalationRequested {
+                reason: v1::EscalationReason::CannotSettle as i32,
+                target_level: 0,
+                note: "customer wants more than we can give".into(),
+                department_id: "d-1".into(),
+                class: v1::Class::C as i32,
+            }),
+        ),
+    )
+    .await;
+    let rejected = complaint(&bed, v1::Class::C, false, false).await;
+    publish(
+        &bed,
+        &envelope(
+            &rejected,
+            "routing",
+            Payload::CustomerRejected(v1::CustomerRejected {
+                reason: "still no".into(),
+                rejection_count: 2,
+                attempt: 2,
+            }),
+        ),
+    )
+    .await;
+    publish(
+        &bed,
+        &envelope(
+            &rejected,
+            "routing",
+            Payload::EscalationRequested(v1::EscalationRequested {
+                reason: v1::EscalationReason::RejectedAgain as i32,
+                department_id: "d-1".into(),
+                ..Default::default()
+            }),
+        ),
+    )
+    .await;
+    let got = wait_escalations(&mut svc, &settle, 1).await;
+    assert_eq!(got[0].trigger(), v1::EscalationTrigger::CannotSettle);
+    assert_eq!(got[0].recipient_id, "gm-1");
+    let got = wait_escalations(&mut svc, &rejected, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].trigger(), v1::EscalationTrigger::RejectedAgain);
+    assert_eq!(got[0].recipient_id, "gm-1");
+
+    // A repeat complaint: the general manager and the business department.
+    let original = complaint(&bed, v1::Class::B, false, false).await;
+    let repeat = redress_domain::ComplaintId::new().to_string();
+    publish(
+        &bed,
+        &envelope(
+            &repeat,
+            "revisit",
+            Payload::RepeatComplaint(v1::RepeatComplaint {
+                original_complaint_id: original.clone(),
+                revisit_id: String::new(),
+                reason: "customer dissatisfied at the revisit".into(),
+                department_id: "d-1".into(),
+                responsible_person_id: "handler-1".into(),
+                original_class: v1::Class::B as i32,
+            }),
+        ),
+    )
+    .await;
+    let got = wait_escalations(&mut svc, &repeat, 2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].level, got[0].recipient_id.as_str()),
+        (1, "manager-1")
+    );
+    assert_eq!((got[1].level, got[1].recipient_id.as_str()), (2, "gm-1"));
+    assert!(
+        got.iter()
+            .all(|e| e.trigger() == v1::EscalationTrigger::RepeatComplaint)
+    );
+    // Nothing escalated the second rejection twice.
+    assert_eq!(escalations(&mut svc.client, &rejected).await.len(), 1);
+}
+
+#[tokio::test]
+async fn receiver_down_then_back_delivers_once_with_every_attempt_recorded() {
+    let bed = TestBed::start().await;
+    let (receiver, url) = Receiver::start().await;
+    receiver.down.store(true, Ordering::SeqCst);
+    let mut svc = start(&bed, &url, "").await;
+    organisation(&bed).await;
+    let cid = complaint(&bed, v1::Class::C, false, false).await;
+    publish(&bed, &overdue(&cid, v1::Class::C)).await;
+    wait_escalations(&mut svc, &cid, 1).await;
+    let failed = bed.events("notification.failed", 2, WAIT).await;
+    assert!(failed.len() >= 2, "{}", svc.svc.logs());
+    assert!(failed.iter().all(|f| matches!(&f.payload,
+        Some(Payload::NotificationFailed(n)) if n.will_retry && n.error.contains("503"))));
+    receiver.down.store(false, Ordering::SeqCst);
+    let bodies = receiver.wait_for(1).await;
+    assert_eq!(bodies.len(), 1);
+    let delivered = bed.events("notification.delivered", 2, WAIT).await;
+    let webhook: Vec<_> = delivered
+        .iter()
+        .filter_map(|d| match &d.payload {
+            Some(Payload::NotificationDelivered(n)) if n.channel == "webhook" => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(webhook.len(), 1);
+    assert!(webhook[0].attempt >= 3);
+    let mut conn = bed.db.connect().await;
+    let (status, attempts): (String, i32) = sqlx::query_as(
+        "SELECT status, attempts FROM escalation.deliveries WHERE channel = 'webhook'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(status, "delivered");
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM escalation.delivery_attempts a
+         JOIN escalation.deliveries d USING (delivery_id) WHERE d.channel = 'webhook'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(recorded, i64::from(attempts));
+    let oks: i64 = sqlx::query_scalar("SELECT count(*) FROM escalation.delivery_attempts WHERE ok")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(oks, 2, "one webhook success and one log delivery");
+    assert!(*receiver.refused.lock().unwrap() >= 2);
+}
+
+#[tokio::test]
+async fn unacknowledged_is_resent_then_raised_and_acknowledgement_stops_it() {
+    let bed = TestBed::start().await;
+    let (receiver, url) = Receiver::start().await;
+    let mut svc = start(
+        &bed,
+        &url,
+        "unacknowledged_resend_after = \"1s\"\nunacknowledged_raise_after = \"3s\"\nl2_after = \"1h\"",
+    )
+    .await;
+    organisation(&bed).await;
+    let cid = complaint(&bed, v1::Class::C, false, false).await;
+    publish(&bed, &overdue(&cid, v1::Class::C)).await;
+
+    // Re-sent: a second send of the same notification reaches the receiver.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !receiver.bodies().iter().any(|b| b["send"] == 2)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bodies = receiver.bodies();
+    let first = bodies.iter().find(|b| b["send"] == 1).expect("first send");
+    let second = bodies.iter().find(|b| b["send"] == 2).expect("re-sent");
+    assert_eq!(first["notification_id"], second["notification_id"]);
+    assert_eq!(count(&bed, NOTIFICATIONS_OF, &cid).await, 1);
+
+    // Raised: level 1 superseded, level 2 to the general manager.
+    let got = wait_escalations(&mut svc, &cid, 2).await;
+    assert_eq!(got.len(), 2, "{}", svc.svc.logs());
+    assert_eq!(got[0].state(), v1::EscalationState::Superseded);
+    assert_eq!(got[1].level, 2);
+    assert_eq!(got[1].recipient_id, "gm-1");
+    assert_eq!(got[1].trigger(), v1::EscalationTrigger::Unacknowledged);
+
+    // The general manager acknowledges, then decides: final, closed for good.
+    let top = got[1].escalation_id.clone();
+    let wrong = svc
+        .client
+        .acknowledge(authed(
+            "test-handler-token",
+            v1::AcknowledgeRequest {
+                escalation_id: top.clone(),
+                instructions: "x".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::PermissionDenied);
+    let ack = svc
+        .client
+        .acknowledge(authed(
+            "test-gm-token",
+            v1::AcknowledgeRequest {
+                escalation_id: top.clone(),
+                instructions: "Call the customer today.".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .escalation
+        .unwrap();
+    assert_eq!(ack.state(), v1::EscalationState::Acknowledged);
+    assert_eq!(ack.instructions, "Call the customer today.");
+    let again = svc
+        .client
+        .acknowledge(authed(
+            "test-gm-token",
+            v1::AcknowledgeRequest {
+                escalation_id: top.clone(),
+                instructions: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(
+        again.message().contains("acknowledged"),
+        "{}",
+        again.message()
+    );
+    let empty = svc
+        .client
+        .decide(authed(
+            "test-gm-token",
+            v1::DecideRequest {
+                escalation_id: top.clone(),
+                decision: " ".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    assert!(empty.message().contains("decision"));
+    let bad_id = svc
+        .client
+        .decide(authed(
+            "test-gm-token",
+            v1::DecideRequest {
+                escalation_id: "nope".into(),
+                decision: "x".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_id.code(), Code::InvalidArgument);
+    assert!(bad_id.message().contains("escalation_id"));
+    let decided = svc
+        .client
+        .decide(authed(
+            "test-gm-token",
+            v1::DecideRequest {
+                escalation_id: top.clone(),
+                decision: "Refund two months and replace the modem.".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .escalation
+        .unwrap();
+    assert_eq!(decided.state(), v1::EscalationState::Decided);
+    assert_eq!(decided.decided_by, "gm-1");
+    let events = bed.events("escalation.decided", 1, WAIT).await;
+    assert!(events.iter().any(|e| matches!(&e.payload,
+        Some(Payload::EscalationDecided(d)) if d.final_decision && d.escalation_id == top)));
+    let twice = svc
+        .client
+        .decide(authed(
+            "test-gm-token",
+            v1::DecideRequest {
+                escalation_id: top.clone(),
+                decision: "again".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    assert!(twice.message().contains("decided"));
+
+    // By person and state.
+    let mine = svc
+        .client
+        .list_escalations(authed(
+            "test-gm-token",
+            v1::ListEscalationsRequest {
+                recipient_id: "gm-1".into(),
+                state: v1::EscalationState::Decided as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .escalations;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].escalation_id, top);
+}
+
+#[tokio::test]
+async fn still_unresolved_after_level_one_goes_up_and_resolution_closes() {
+    let bed = TestBed::start().await;
+    let (_receiver, url) = Receiver::start().await;
+    let mut svc = start(
+        &bed,
+        &url,
+        "l2_after = \"2s\"\nunacknowledged_resend_after = \"1h\"\nunacknowledged_raise_after = \"1h\"",
+    )
+    .await;
+    organisation(&bed).await;
+    let cid = complaint(&bed, v1::Class::C, false, false).await;
+    publish(&bed, &overdue(&cid, v1::Class::C)).await;
+    let first = wait_escalations(&mut svc, &cid, 1).await;
+    svc.client
+        .acknowledge(authed(
+            "test-manager-token",
+            v1::AcknowledgeRequest {
+                escalation_id: first[0].escalation_id.clone(),
+                instructions: "On it.".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let got = wait_escalations(&mut svc, &cid, 2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].trigger(), v1::EscalationTrigger::UnresolvedAfterL1);
+    assert_eq!(got[1].recipient_id, "gm-1");
+    publish(
+        &bed,
+        &envelope(
+            &cid,
+            "routing",
+            Payload::Resolved(v1::Resolved {
+                result: "fixed".into(),
+                department_id: "d-1".into(),
+                ..Default::default()
+            }),
+        ),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = escalations(&mut svc.client, &cid).await;
+        if got[1].state() == v1::EscalationState::Closed || tokio::time::Instant::now() > deadline {
+            assert_eq!(got[1].state(), v1::EscalationState::Closed);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
