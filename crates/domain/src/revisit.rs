@@ -106,14 +106,14 @@ pub fn is_general(policy: &Policy, class: Class) -> bool {
 pub fn plan(policy: &Policy, facts: &ComplaintFacts, now: DateTime<Utc>) -> Vec<Planned> {
     let r = &policy.revisit;
     let mut out = Vec::new();
-    if let (Some(class), Some(accepted_at)) = (facts.class, facts.accepted_at) {
-        if is_general(policy, class) {
-            out.push(Planned {
-                kind: RevisitKind::DayAfterAcceptance,
-                sequence: 1,
-                due_at: days_after_due(policy, accepted_at, r.general_after_days),
-            });
-        }
+    if let (Some(class), Some(accepted_at)) = (facts.class, facts.accepted_at)
+        && is_general(policy, class)
+    {
+        out.push(Planned {
+            kind: RevisitKind::DayAfterAcceptance,
+            sequence: 1,
+            due_at: days_after_due(policy, accepted_at, r.general_after_days),
+        });
     }
     if let Some(resolved_at) = facts.resolved_at {
         out.push(Planned {

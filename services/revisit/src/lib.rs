@@ -1,11 +1,30 @@
-//! The revisit service: plans and records the follow-up calls, and turns dissatisfaction into a repeat complaint (DOMAIN §6).
+//! The revisit service (回访, DOMAIN §6): plans the follow-up calls from the complaint's events,
+//! hands them to customer-service agents, records what the customer said, reports satisfaction
+//! to the business department, and turns a dissatisfied customer who complains again into a
+//! repeat complaint.
 //!
-//! Today this binary carries the shared foundation only: it connects, provisions its schema,
-//! reports healthy on `grpc.health.v1`, and stops cleanly. Its own behaviour lands with its
-//! issue; nothing here pretends to do that work.
+//! - [`facts`]: what the other services' events tell about a complaint → plans.
+//! - [`planner`]: stores the domain's plans (`redress_domain::revisit`), and the background tick
+//!   for customers still waiting past the promised time.
+//! - [`work`]: claim, record the outcome (retries, satisfaction, repeat complaint), sign off.
+//! - [`queries`]: the agents' work list and the revisit-rate report.
+//! - [`api`]: the gRPC door.
+
+pub mod api;
+pub mod convert;
+pub mod error;
+pub mod facts;
+pub mod planner;
+pub mod queries;
+pub mod view;
+pub mod work;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use redress_platform::config::CommonArgs;
 use redress_platform::{Platform, ServiceInfo};
+use redress_proto::v1::revisit_service_server::RevisitServiceServer;
 
 /// The service's identity and default ports.
 pub const SERVICE: ServiceInfo = ServiceInfo {
@@ -23,10 +42,50 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// How often the planner looks for customers waiting past the promised time, in ms.
+    #[arg(long, env = "REDRESS_REVISIT_PLANNER_MS", default_value_t = 1000)]
+    pub planner_ms: u64,
 }
 
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let platform = Platform::bootstrap(SERVICE, args.common, &MIGRATIONS).await?;
-    platform.serve(tonic::service::Routes::default()).await
+    let mut platform = Platform::bootstrap(SERVICE, args.common, &MIGRATIONS).await?;
+    let work = work::Work {
+        policy: platform.policy.clone(),
+        clock: platform.clock.clone(),
+        outbox: platform.outbox.clone(),
+    };
+    let topology = platform.topology.clone();
+    platform
+        .consume(
+            "facts",
+            topology.events_stream(),
+            facts::KINDS
+                .iter()
+                .map(|k| topology.event_subject(k))
+                .collect(),
+            Arc::new(facts::Facts {
+                outbox: platform.outbox.clone(),
+                policy: platform.policy.clone(),
+                clock: platform.clock.clone(),
+            }),
+        )
+        .await?;
+    let ticker = planner::Ticker {
+        pool: platform.pool.clone(),
+        outbox: platform.outbox.clone(),
+        policy: platform.policy.clone(),
+        clock: platform.clock.clone(),
+        interval: Duration::from_millis(args.planner_ms.max(10)),
+    };
+    tokio::spawn(ticker.run(platform.shutdown.clone()));
+    let api = api::Api {
+        pool: platform.pool.clone(),
+        work,
+    };
+    let routes = tonic::service::Routes::new(RevisitServiceServer::with_interceptor(
+        api,
+        platform.auth.clone(),
+    ));
+    platform.serve(routes).await
 }

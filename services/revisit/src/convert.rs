@@ -1,0 +1,117 @@
+//! Between the wire and the domain: the event envelope this service publishes, timestamps,
+//! classes and revisit kinds.
+
+use chrono::{DateTime, Utc};
+use redress_domain::revisit::RevisitKind;
+use redress_domain::{Class, EventId};
+use redress_proto::v1::{self, event::Payload};
+
+use crate::error::Error;
+
+/// Builds an event envelope published by this service.
+pub fn event(
+    complaint_id: &str,
+    at: DateTime<Utc>,
+    actor: &v1::Actor,
+    causation: &str,
+    payload: Payload,
+) -> v1::Event {
+    v1::Event {
+        event_id: EventId::new().to_string(),
+        complaint_id: complaint_id.to_owned(),
+        occurred_at: Some(ts(at)),
+        actor: Some(actor.clone()),
+        schema_version: redress_proto::SCHEMA_VERSION,
+        correlation_id: complaint_id.to_owned(),
+        causation_id: causation.to_owned(),
+        producer: crate::SERVICE.name.to_owned(),
+        payload: Some(payload),
+    }
+}
+
+/// The actor of what the service does on its own (planning from events and the clock).
+pub fn system_actor() -> v1::Actor {
+    v1::Actor {
+        id: crate::SERVICE.name.to_owned(),
+        display_name: "revisit planner".to_owned(),
+        role: v1::Role::System as i32,
+    }
+}
+
+pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// A wire timestamp as an instant; `None` when unset or out of range.
+pub fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    let t = t?;
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+}
+
+/// A request's optional timestamp; an out-of-range one is refused naming `field`.
+pub fn request_instant(
+    t: Option<&prost_types::Timestamp>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    match t {
+        None => Ok(None),
+        Some(raw) => instant(Some(raw))
+            .map(Some)
+            .ok_or_else(|| Error::invalid(field, "is not a valid timestamp")),
+    }
+}
+
+pub fn class_from_proto(c: i32) -> Option<Class> {
+    match v1::Class::try_from(c).ok()? {
+        v1::Class::A => Some(Class::A),
+        v1::Class::B => Some(Class::B),
+        v1::Class::C => Some(Class::C),
+        v1::Class::D => Some(Class::D),
+        v1::Class::Unspecified => None,
+    }
+}
+
+pub fn class_to_proto(c: Option<Class>) -> v1::Class {
+    match c {
+        Some(Class::A) => v1::Class::A,
+        Some(Class::B) => v1::Class::B,
+        Some(Class::C) => v1::Class::C,
+        Some(Class::D) => v1::Class::D,
+        None => v1::Class::Unspecified,
+    }
+}
+
+pub fn kind_to_proto(k: RevisitKind) -> v1::RevisitKind {
+    match k {
+        RevisitKind::DayAfterAcceptance => v1::RevisitKind::DayAfterAcceptance,
+        RevisitKind::AfterResolution => v1::RevisitKind::AfterResolution,
+        RevisitKind::AfterOnSiteService => v1::RevisitKind::AfterOnsiteService,
+        RevisitKind::WhileWaiting => v1::RevisitKind::WhileWaiting,
+    }
+}
+
+pub fn kind_from_proto(k: v1::RevisitKind) -> Option<RevisitKind> {
+    match k {
+        v1::RevisitKind::DayAfterAcceptance => Some(RevisitKind::DayAfterAcceptance),
+        v1::RevisitKind::AfterResolution => Some(RevisitKind::AfterResolution),
+        v1::RevisitKind::AfterOnsiteService => Some(RevisitKind::AfterOnSiteService),
+        v1::RevisitKind::WhileWaiting => Some(RevisitKind::WhileWaiting),
+        v1::RevisitKind::Unspecified => None,
+    }
+}
+
+/// The stored state name as the wire enum.
+pub fn state_to_proto(s: &str) -> v1::RevisitState {
+    match s {
+        "scheduled" => v1::RevisitState::Scheduled,
+        "claimed" => v1::RevisitState::Claimed,
+        "unreached" => v1::RevisitState::Unreached,
+        "completed" => v1::RevisitState::Completed,
+        "signed_off" => v1::RevisitState::SignedOff,
+        "cancelled" => v1::RevisitState::Cancelled,
+        _ => v1::RevisitState::Unspecified,
+    }
+}

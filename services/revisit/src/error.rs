@@ -1,0 +1,56 @@
+//! The revisit service's errors and their one mapping to gRPC status codes.
+
+use tonic::Status;
+
+/// Everything a revisit operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is wrong; names the field. Nothing was changed.
+    #[error("invalid request: {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The revisit is in a state that does not allow this; names the state.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Another agent holds the revisit.
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("outbox: {0}")]
+    Outbox(#[from] redress_platform::outbox::AppendError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &str, reason: &str) -> Self {
+        Error::Invalid {
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { .. } => Status::invalid_argument(e.to_string()),
+            Error::NotFound(_) => Status::not_found(e.to_string()),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m),
+            Error::AlreadyExists(m) => Status::already_exists(m),
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Db(_) | Error::Outbox(_) => {
+                tracing::error!(error = %e, "storage failure");
+                Status::unavailable("storage temporarily unavailable; retry")
+            }
+            Error::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

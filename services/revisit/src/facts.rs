@@ -1,0 +1,295 @@
+//! What the revisit service learns from the other services' events, and the plans that follow.
+//!
+//! DOMAIN §6 plans revisits from the complaint's life: accepted (the next-day call of general
+//! complaints), resolved (every complainant within three days), waiting past the promised time.
+//! The customer's name and phone, the department, its manager and the responsible person come
+//! from the same events, so no other service is ever called.
+//!
+//! Idempotent twice over: the platform skips a `Nats-Msg-Id` it has processed, and this handler
+//! records each payload `event_id` in `applied_events` in the same transaction — the same event
+//! republished under another message id has no second effect.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use redress_domain::{Clock, Policy};
+use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_platform::outbox::Outbox;
+use redress_proto::v1::{self, event::Payload};
+use sqlx::PgConnection;
+
+use crate::convert::{class_from_proto, instant};
+use crate::error::Error;
+use crate::planner;
+
+/// The event kinds this service follows.
+pub const KINDS: &[&str] = &[
+    "complaint.received",
+    "complaint.reclassified",
+    "complaint.validity_decided",
+    "complaint.routed",
+    "complaint.assigned",
+    "complaint.accepted",
+    "complaint.cause_recorded",
+    "complaint.resolved",
+    "complaint.reopened",
+    "complaint.closed",
+    "sla.special_reason_recorded",
+];
+
+/// Applies complaint events and plans revisits.
+pub struct Facts {
+    pub outbox: Outbox,
+    pub policy: Arc<Policy>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Facts {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        let event = v1::Event::decode(msg.payload)
+            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        if event.complaint_id.is_empty() || event.producer == crate::SERVICE.name {
+            // Organisation events; and this service's own events, applied when they were made.
+            return Ok(());
+        }
+        let Some(payload) = event.payload.as_ref() else {
+            return Err(HandleError::Permanent("event without payload".into()));
+        };
+        if event.event_id.is_empty() {
+            return Err(HandleError::Permanent("event without event_id".into()));
+        }
+        let fresh =
+            sqlx::query("INSERT INTO applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(&event.event_id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 1;
+        if !fresh {
+            return Ok(()); // The same event, delivered again under another message id.
+        }
+        let at = instant(event.occurred_at.as_ref()).unwrap_or_else(|| self.clock.now());
+        let id = &event.complaint_id;
+        planner::ensure_complaint(conn, id)
+            .await
+            .map_err(transient)?;
+        if apply(conn, &self.policy, id, payload, at)
+            .await
+            .map_err(transient)?
+        {
+            planner::plan_complaint(
+                conn,
+                &self.outbox,
+                &self.policy,
+                id,
+                self.clock.now(),
+                &event.event_id,
+            )
+            .await
+            .map_err(transient)?;
+        }
+        Ok(())
+    }
+}
+
+fn transient(e: Error) -> HandleError {
+    HandleError::Transient(anyhow::anyhow!(e))
+}
+
+/// Stores what `payload` tells about the complaint; returns whether anything changed.
+async fn apply(
+    conn: &mut PgConnection,
+    policy: &Policy,
+    id: &str,
+    payload: &Payload,
+    at: DateTime<Utc>,
+) -> Result<bool, Error> {
+    match payload {
+        Payload::ComplaintReceived(r) => {
+            let details = r.details.clone().unwrap_or_default();
+            let customer = details.customer.unwrap_or_default();
+            let completion_due = r
+                .promises
+                .as_ref()
+                .and_then(|p| instant(p.completion_due.as_ref()));
+            let summary: String = if details.business.is_empty() {
+                details.description.chars().take(200).collect()
+            } else {
+                format!("{}: {}", details.business, details.description)
+                    .chars()
+                    .take(200)
+                    .collect()
+            };
+            sqlx::query(
+                "UPDATE complaints SET number = $2, class = COALESCE(class, $3), customer_name = $4,
+                    customer_phone = $5, summary = $6,
+                    completion_due = COALESCE(completion_due, $7), updated_at = now()
+                 WHERE complaint_id = $1",
+            )
+            .bind(id)
+            .bind(&r.complaint_number)
+            .bind(class_from_proto(r.class).map(|c| c.as_str()))
+            .bind(&customer.name)
+            .bind(&customer.phone)
+            .bind(summary)
+            .bind(completion_due)
+            .execute(conn)
+            .await?;
+        }
+        Payload::ComplaintReclassified(r) => {
+            let due = r
+                .promises
+                .as_ref()
+                .and_then(|p| instant(p.completion_due.as_ref()));
+            set_class(conn, id, r.to_class, due).await?;
+        }
+        Payload::ValidityDecided(v) => set_class(conn, id, v.class, None).await?,
+        Payload::ComplaintRouted(r) => {
+            set_department(conn, id, &r.department_id, &r.department_manager_id, "").await?
+        }
+        Payload::ComplaintAssigned(a) => {
+            set_department(
+                conn,
+                id,
+                &a.department_id,
+                &a.department_manager_id,
+                &a.assignee_id,
+            )
+            .await?
+        }
+        Payload::AcceptedByDepartment(a) => {
+            let accepted_at = instant(a.accepted_at.as_ref()).unwrap_or(at);
+            sqlx::query(
+                "UPDATE complaints SET accepted_at = COALESCE(accepted_at, $2),
+                    department_id = CASE WHEN $3 = '' THEN department_id ELSE $3 END
+                 WHERE complaint_id = $1",
+            )
+            .bind(id)
+            .bind(accepted_at)
+            .bind(&a.department_id)
+            .execute(conn)
+            .await?;
+        }
+        Payload::CauseRecorded(c) => {
+            sqlx::query("UPDATE complaints SET responsible_person_id = $2 WHERE complaint_id = $1")
+                .bind(id)
+                .bind(&c.responsible_person_id)
+                .execute(conn)
+                .await?;
+            return Ok(false);
+        }
+        Payload::Resolved(r) => {
+            let resolved_at = instant(r.handed_in_at.as_ref()).unwrap_or(at);
+            sqlx::query(
+                "UPDATE complaints SET resolutions = resolutions + 1, resolved_at = $2, result = $3,
+                    department_id = CASE WHEN $4 = '' THEN department_id ELSE $4 END,
+                    responsible_person_id =
+                        CASE WHEN $5 = '' THEN responsible_person_id ELSE $5 END
+                 WHERE complaint_id = $1",
+            )
+            .bind(id)
+            .bind(resolved_at)
+            .bind(&r.result)
+            .bind(&r.department_id)
+            .bind(&r.responsible_person_id)
+            .execute(&mut *conn)
+            .await?;
+            // The customer no longer waits: the after-resolution revisit takes over.
+            planner::cancel_waiting(conn, id, None).await?;
+        }
+        Payload::Reopened(_) => reopen(conn, policy, id, at).await?,
+        Payload::Closed(_) => {
+            sqlx::query("UPDATE complaints SET closed = true WHERE complaint_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            planner::cancel_waiting(conn, id, None).await?;
+        }
+        Payload::SpecialReasonRecorded(s) => {
+            let extended = instant(s.extended_due_at.as_ref());
+            if s.clock() != v1::SlaClock::Completion || extended.is_none() {
+                return Ok(false);
+            }
+            // An approved extension moves the promised time the customer waits for.
+            sqlx::query("UPDATE complaints SET completion_due = $2 WHERE complaint_id = $1")
+                .bind(id)
+                .bind(extended)
+                .execute(conn)
+                .await?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A reopened complaint is open again and its completion clock runs again from now, for the
+/// class's completion limit (DOMAIN §2) — the same rule the SLA monitor restarts its clock by.
+pub async fn reopen(
+    conn: &mut PgConnection,
+    policy: &Policy,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    let class: Option<String> =
+        sqlx::query_scalar("SELECT class FROM complaints WHERE complaint_id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let due = class
+        .and_then(|c| redress_domain::Class::parse(&c).ok())
+        .map(|c| at + policy.completion_limit(c));
+    sqlx::query(
+        "UPDATE complaints SET resolved_at = NULL, closed = false,
+            completion_due = COALESCE($2, completion_due)
+         WHERE complaint_id = $1",
+    )
+    .bind(id)
+    .bind(due)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn set_class(
+    conn: &mut PgConnection,
+    id: &str,
+    class: i32,
+    completion_due: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE complaints SET class = COALESCE($2, class),
+            completion_due = COALESCE($3, completion_due)
+         WHERE complaint_id = $1",
+    )
+    .bind(id)
+    .bind(class_from_proto(class).map(|c| c.as_str()))
+    .bind(completion_due)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn set_department(
+    conn: &mut PgConnection,
+    id: &str,
+    department: &str,
+    manager: &str,
+    assignee: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE complaints SET
+            department_id = CASE WHEN $2 = '' THEN department_id ELSE $2 END,
+            department_manager_id = CASE WHEN $3 = '' THEN department_manager_id ELSE $3 END,
+            assignee_id = CASE WHEN $4 = '' THEN assignee_id ELSE $4 END
+         WHERE complaint_id = $1",
+    )
+    .bind(id)
+    .bind(department)
+    .bind(manager)
+    .bind(assignee)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

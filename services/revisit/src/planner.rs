@@ -1,0 +1,225 @@
+//! Planning: turns what is known about a complaint into revisit rows and `revisit.scheduled`
+//! events (DOMAIN §6), and the background tick that plans revisits for customers still waiting
+//! past the promised time.
+//!
+//! The rules are `redress_domain::revisit::plan`; this module stores their result. A revisit is
+//! unique per complaint, occasion and sequence, so planning the same facts again (a redelivered
+//! event, two replicas ticking at once) inserts nothing and publishes nothing.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use redress_domain::revisit::{self, ComplaintFacts, Planned, RevisitKind};
+use redress_domain::{Class, Clock, Policy, RevisitId};
+use redress_platform::outbox::Outbox;
+use redress_proto::v1::{self, event::Payload};
+use sqlx::{PgConnection, PgPool, Row};
+use tokio_util::sync::CancellationToken;
+
+use crate::convert::{event, kind_to_proto, system_actor};
+use crate::error::Error;
+
+/// Ensures the complaint has a row, so facts may arrive in any order.
+pub async fn ensure_complaint(conn: &mut PgConnection, complaint_id: &str) -> Result<(), Error> {
+    sqlx::query("INSERT INTO complaints (complaint_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(complaint_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The facts stored for a complaint, read under a row lock (planning serialises per complaint).
+async fn facts(conn: &mut PgConnection, complaint_id: &str) -> Result<ComplaintFacts, Error> {
+    let row = sqlx::query(
+        "SELECT class, accepted_at, resolutions, resolved_at, on_site_services, on_site_at,
+                completion_due, closed
+         FROM complaints WHERE complaint_id = $1 FOR UPDATE",
+    )
+    .bind(complaint_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(ComplaintFacts {
+        class: row
+            .try_get::<Option<String>, _>("class")?
+            .and_then(|c| Class::parse(&c).ok()),
+        accepted_at: row.try_get("accepted_at")?,
+        resolutions: u32::try_from(row.try_get::<i32, _>("resolutions")?).unwrap_or(0),
+        resolved_at: row.try_get("resolved_at")?,
+        on_site_services: u32::try_from(row.try_get::<i32, _>("on_site_services")?).unwrap_or(0),
+        on_site_at: row.try_get("on_site_at")?,
+        completion_due: row.try_get("completion_due")?,
+        closed: row.try_get("closed")?,
+    })
+}
+
+/// Plans every revisit the complaint's facts call for at `now` that is not planned yet, and
+/// appends a `revisit.scheduled` for each new one. Returns the new revisits' ids.
+pub async fn plan_complaint(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    policy: &Policy,
+    complaint_id: &str,
+    now: DateTime<Utc>,
+    causation: &str,
+) -> Result<Vec<String>, Error> {
+    let facts = facts(conn, complaint_id).await?;
+    let planned = revisit::plan(policy, &facts, now);
+    let mut events = Vec::new();
+    let mut ids = Vec::new();
+    for p in &planned {
+        if let Some(id) = insert(conn, complaint_id, p, now).await? {
+            events.push(
+                scheduled_event(conn, complaint_id, &id, p.kind, p.due_at, now, causation).await?,
+            );
+            ids.push(id);
+        }
+    }
+    // The planner next looks at a waiting complaint when its current period ends.
+    let next_check = match revisit::waiting(policy, &facts, now) {
+        Some(w) => Some(w.due_at),
+        None if facts.resolved_at.is_none() && !facts.closed => facts.completion_due,
+        None => None,
+    };
+    sqlx::query("UPDATE complaints SET waiting_check_at = $2 WHERE complaint_id = $1")
+        .bind(complaint_id)
+        .bind(next_check)
+        .execute(&mut *conn)
+        .await?;
+    if planned.iter().any(|p| p.kind == RevisitKind::WhileWaiting) {
+        // A newer waiting revisit supersedes older ones never made.
+        if let Some(w) = planned.iter().find(|p| p.kind == RevisitKind::WhileWaiting) {
+            cancel_waiting(conn, complaint_id, Some(w.sequence)).await?;
+        }
+    }
+    outbox.append(conn, &events).await?;
+    Ok(ids)
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    p: &Planned,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, Error> {
+    let id = RevisitId::new().to_string();
+    let inserted: Option<String> = sqlx::query_scalar(
+        "INSERT INTO revisits (revisit_id, complaint_id, kind, sequence, state, due_at, call_at,
+             created_at)
+         VALUES ($1, $2, $3, $4, 'scheduled', $5, $5, $6)
+         ON CONFLICT (complaint_id, kind, sequence) DO NOTHING
+         RETURNING revisit_id",
+    )
+    .bind(&id)
+    .bind(complaint_id)
+    .bind(p.kind.as_str())
+    .bind(i32::try_from(p.sequence).unwrap_or(i32::MAX))
+    .bind(p.due_at)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(inserted)
+}
+
+/// A `revisit.scheduled` for a revisit (new, or a retry after an unreached attempt, then
+/// `call_at` is the retry's time).
+pub async fn scheduled_event(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    revisit_id: &str,
+    kind: RevisitKind,
+    call_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    causation: &str,
+) -> Result<v1::Event, Error> {
+    let department: String =
+        sqlx::query_scalar("SELECT department_id FROM complaints WHERE complaint_id = $1")
+            .bind(complaint_id)
+            .fetch_one(conn)
+            .await?;
+    Ok(event(
+        complaint_id,
+        now,
+        &system_actor(),
+        causation,
+        Payload::RevisitScheduled(v1::RevisitScheduled {
+            revisit_id: revisit_id.to_owned(),
+            kind: kind_to_proto(kind) as i32,
+            due_at: Some(crate::convert::ts(call_at)),
+            agent_id: String::new(),
+            department_id: department,
+        }),
+    ))
+}
+
+/// Cancels waiting revisits not yet made: all of them (`below` = None, the customer no longer
+/// waits), or those older than sequence `below` (superseded by a newer period's revisit).
+pub async fn cancel_waiting(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    below: Option<u32>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE revisits SET state = 'cancelled', call_at = NULL
+         WHERE complaint_id = $1 AND kind = $2 AND state IN ('scheduled', 'claimed', 'unreached')
+           AND ($3::int IS NULL OR sequence < $3)",
+    )
+    .bind(complaint_id)
+    .bind(RevisitKind::WhileWaiting.as_str())
+    .bind(below.map(|b| i32::try_from(b).unwrap_or(i32::MAX)))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The background planner: waiting revisits need time to pass, not an event. Each tick takes the
+/// complaints whose waiting check is due, under `FOR UPDATE SKIP LOCKED`, so replicas share the
+/// work and never plan one twice.
+pub struct Ticker {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+    pub policy: Arc<Policy>,
+    pub clock: Arc<dyn Clock>,
+    pub interval: StdDuration,
+}
+
+impl Ticker {
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            match self.tick().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(planned = n, "waiting revisits planned");
+                    self.outbox.wake();
+                }
+                Err(e) => tracing::warn!(error = %e, "revisit planner tick failed"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+
+    /// One pass; returns how many revisits were planned.
+    pub async fn tick(&self) -> Result<usize, Error> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT complaint_id FROM complaints
+             WHERE resolved_at IS NULL AND NOT closed AND waiting_check_at <= $1
+             ORDER BY waiting_check_at LIMIT 100 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut planned = 0;
+        for id in due {
+            planned += plan_complaint(&mut tx, &self.outbox, &self.policy, &id, now, "")
+                .await?
+                .len();
+        }
+        tx.commit().await?;
+        Ok(planned)
+    }
+}

@@ -1,0 +1,173 @@
+//! The reads: the agents' work list (`ListDueRevisits`) and the revisit rate
+//! (`RevisitRateReport`, DOMAIN §6: "Every complainant is revisited within three days, 100 %";
+//! §8: "the revisit rate").
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use redress_domain::revisit::rate_bp;
+use redress_proto::v1;
+use sqlx::{PgPool, Row};
+
+use crate::convert::{kind_from_proto, request_instant, ts};
+use crate::error::Error;
+use crate::view;
+
+/// Largest page `ListDueRevisits` returns.
+pub const MAX_PAGE: u32 = 500;
+
+/// Revisits still to be made, the next call first, keyset-paginated on `(call_at, revisit_id)`.
+pub async fn list_due(
+    pool: &PgPool,
+    req: &v1::ListDueRevisitsRequest,
+) -> Result<v1::ListDueRevisitsResponse, Error> {
+    let page = req.page.clone().unwrap_or_default();
+    let size = i64::from(match page.page_size {
+        0 => 50,
+        n => n.min(MAX_PAGE),
+    });
+    let cursor = if page.page_token.is_empty() {
+        None
+    } else {
+        Some(parse_token(&page.page_token)?)
+    };
+    let before = request_instant(req.due_before.as_ref(), "due_before")?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        crate::revisit_columns!(),
+        " FROM revisits r JOIN complaints c USING (complaint_id)
+         WHERE r.state IN ('scheduled', 'claimed', 'unreached') AND r.call_at IS NOT NULL
+           AND ($1::text IS NULL OR r.agent_id = $1)
+           AND ($2::text IS NULL OR c.department_id = $2)
+           AND ($3::timestamptz IS NULL OR r.call_at < $3)
+           AND ($4::timestamptz IS NULL OR (r.call_at, r.revisit_id) > ($4, $5))
+         ORDER BY r.call_at, r.revisit_id
+         LIMIT $6"
+    ))
+    .bind((!req.agent_id.is_empty()).then_some(&req.agent_id))
+    .bind((!req.department_id.is_empty()).then_some(&req.department_id))
+    .bind(before)
+    .bind(cursor.as_ref().map(|c| c.0))
+    .bind(cursor.as_ref().map(|c| c.1.clone()))
+    .bind(size + 1)
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > size;
+    let revisits = rows
+        .iter()
+        .take(size as usize)
+        .map(view::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_page_token = match (more, rows.get(size as usize - 1)) {
+        (true, Some(last)) => {
+            let at: DateTime<Utc> = last.try_get("call_at")?;
+            let id: String = last.try_get("revisit_id")?;
+            format!("{}/{id}", at.timestamp_micros())
+        }
+        _ => String::new(),
+    };
+    Ok(v1::ListDueRevisitsResponse {
+        revisits,
+        next_page_token,
+    })
+}
+
+fn parse_token(token: &str) -> Result<(DateTime<Utc>, String), Error> {
+    let bad = || Error::invalid("page.page_token", "is not a token this service issued");
+    let (micros, id) = token.split_once('/').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok((at, id.to_owned()))
+}
+
+#[derive(Default)]
+struct Counts {
+    due: u32,
+    on_time: u32,
+    late: u32,
+    missing: u32,
+}
+
+/// Revisits due in `[from, to)` (cancelled ones are not due): made on time, made late, not made;
+/// and the customers never reached.
+pub async fn rate_report(
+    pool: &PgPool,
+    req: &v1::RevisitRateReportRequest,
+) -> Result<v1::RevisitRateReportResponse, Error> {
+    let from = request_instant(req.from.as_ref(), "from")?;
+    let to = request_instant(req.to.as_ref(), "to")?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return Err(Error::invalid("to", "must be after from"));
+    }
+    let kind = match v1::RevisitKind::try_from(req.kind) {
+        Ok(k) => kind_from_proto(k),
+        Err(_) => return Err(Error::invalid("kind", "unknown revisit kind")),
+    };
+    let rows = sqlx::query(
+        "SELECT r.revisit_id, r.complaint_id, c.number, r.due_at, r.completed_at, r.attempts,
+                r.reached, c.customer_name, c.department_id
+         FROM revisits r JOIN complaints c USING (complaint_id)
+         WHERE r.state <> 'cancelled'
+           AND ($1::timestamptz IS NULL OR r.due_at >= $1)
+           AND ($2::timestamptz IS NULL OR r.due_at < $2)
+           AND ($3::text IS NULL OR c.department_id = $3)
+           AND ($4::text IS NULL OR r.kind = $4)
+         ORDER BY c.department_id, r.due_at, r.revisit_id",
+    )
+    .bind(from)
+    .bind(to)
+    .bind((!req.department_id.is_empty()).then_some(&req.department_id))
+    .bind(kind.map(|k| k.as_str()))
+    .fetch_all(pool)
+    .await?;
+    let mut total = Counts::default();
+    let mut by_department: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut never_reached = Vec::new();
+    for r in &rows {
+        let department: String = r.try_get("department_id")?;
+        let due_at: DateTime<Utc> = r.try_get("due_at")?;
+        let completed_at: Option<DateTime<Utc>> = r.try_get("completed_at")?;
+        let attempts = u32::try_from(r.try_get::<i32, _>("attempts")?).unwrap_or(0);
+        let dept = by_department.entry(department.clone()).or_default();
+        for c in [&mut total, dept] {
+            c.due += 1;
+            match completed_at {
+                Some(at) if redress_domain::revisit::on_time(due_at, at) => c.on_time += 1,
+                Some(_) => c.late += 1,
+                None => c.missing += 1,
+            }
+        }
+        if completed_at.is_none() && attempts > 0 {
+            never_reached.push(v1::NeverReached {
+                revisit_id: r.try_get("revisit_id")?,
+                complaint_id: r.try_get("complaint_id")?,
+                complaint_number: r.try_get("number")?,
+                due_at: Some(ts(due_at)),
+                attempts,
+                customer_name: r.try_get("customer_name")?,
+                department_id: department,
+            });
+        }
+    }
+    Ok(v1::RevisitRateReportResponse {
+        due: total.due,
+        on_time: total.on_time,
+        rate_bp: rate_bp(total.on_time, total.due),
+        late: total.late,
+        never_reached,
+        missing: total.missing,
+        by_department: by_department
+            .into_iter()
+            .map(|(department_id, c)| v1::DepartmentRevisitRate {
+                department_id,
+                due: c.due,
+                on_time: c.on_time,
+                late: c.late,
+                missing: c.missing,
+                rate_bp: rate_bp(c.on_time, c.due),
+            })
+            .collect(),
+    })
+}
