@@ -766,3 +766,38 @@ async fn still_unresolved_after_level_one_goes_up_and_resolution_closes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn two_replicas_send_exactly_one_notification_per_step() {
+    let bed = TestBed::start().await;
+    let (receiver, url) = Receiver::start().await;
+    let mut a = start(&bed, &url, "").await;
+    let _b = start(&bed, &url, "").await;
+    organisation(&bed).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let cid = complaint(&bed, v1::Class::A, false, false).await;
+        let late = overdue(&cid, v1::Class::A);
+        publish(&bed, &late).await;
+        publish_as(&bed, &late, &format!("copy-{cid}")).await;
+        ids.push(cid);
+    }
+    for cid in &ids {
+        assert_eq!(wait_escalations(&mut a, cid, 2).await.len(), 2);
+    }
+    // 10 complaints × 2 rungs: 20 notifications, each delivered to the webhook once.
+    let bodies = receiver.wait_for(20).await;
+    let delivered = bed.events("notification.delivered", 40, WAIT).await;
+    let mut seen: Vec<String> = bodies
+        .iter()
+        .map(|b| b["notification_id"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 20);
+    assert_eq!(bodies.len(), 20, "a notification was delivered twice");
+    assert_eq!(delivered.len(), 40, "webhook + log for each notification");
+    for cid in &ids {
+        assert_eq!(count(&bed, NOTIFICATIONS_OF, cid).await, 2);
+    }
+}
