@@ -1,11 +1,28 @@
-//! The routing service: dispatches every complaint to the responsible department and person and runs the department's handling (DOMAIN §3).
+//! The routing service (处理, DOMAIN §3, §5): passes every confirmed complaint to the responsible
+//! business department, gives it a handler at once, and records the department's handling
+//! until the customer accepts — or the complaint goes up to the general manager.
 //!
-//! Today this binary carries the shared foundation only: it connects, provisions its schema,
-//! reports healthy on `grpc.health.v1`, and stops cleanly. Its own behaviour lands with its
-//! issue; nothing here pretends to do that work.
+//! - [`org`]: departments, staff and routing rules (gRPC admin and a seed file).
+//! - [`assignment`]: who gets a complaint — least open load weighted by class, round robin.
+//! - [`intake_events`]: the consumer of intake's (and escalation's) events: route and assign.
+//! - [`commands`]: the handling commands, each through the domain's state machine
+//!   ([`redress_domain::handling`]) with its events in the same transaction.
+//! - [`api`]: the gRPC door, with the role checks.
+
+pub mod api;
+pub mod assignment;
+pub mod commands;
+pub mod error;
+pub mod events;
+pub mod intake_events;
+pub mod org;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use redress_platform::config::CommonArgs;
 use redress_platform::{Platform, ServiceInfo};
+use redress_proto::v1::routing_service_server::RoutingServiceServer;
 
 /// The service's identity and default ports.
 pub const SERVICE: ServiceInfo = ServiceInfo {
@@ -14,19 +31,73 @@ pub const SERVICE: ServiceInfo = ServiceInfo {
     metrics_port: 9102,
 };
 
-/// Migrations of this service's schema, applied at start.
+/// Migrations of the `routing` schema, applied at start.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Command-line settings.
 #[derive(Debug, clap::Parser)]
-#[command(name = "redress-routing", version, about = "Redress routing service")]
+#[command(
+    name = "redress-routing",
+    version,
+    about = "Redress routing service: route, assign and handle complaints"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// A TOML file of departments, staff and routing rules applied at start (upserted; see
+    /// docs/adr/0020-routing-assignment-and-handling.md for the format).
+    #[arg(long, env = "REDRESS_ROUTING_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Weight of one open complaint of each class in a handler's load, `A=4,B=3,C=2,D=1`.
+    #[arg(
+        long,
+        env = "REDRESS_ROUTING_WEIGHTS",
+        default_value = "A=4,B=3,C=2,D=1"
+    )]
+    pub weights: String,
+    /// Customer rejections after which escalation is requested instead of a re-study.
+    #[arg(
+        long,
+        env = "REDRESS_ROUTING_REJECTIONS_BEFORE_ESCALATION",
+        default_value_t = 2
+    )]
+    pub rejections_before_escalation: u32,
 }
 
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let platform = Platform::bootstrap(SERVICE, args.common, &MIGRATIONS).await?;
-    platform.serve(tonic::service::Routes::default()).await
+    let weights = assignment::Weights::parse(&args.weights)?;
+    let mut platform = Platform::bootstrap(SERVICE, args.common, &MIGRATIONS).await?;
+    let ctx = commands::Ctx {
+        pool: platform.pool.clone(),
+        clock: platform.clock.clone(),
+        outbox: platform.outbox.clone(),
+        weights,
+        rejections_before_escalation: args.rejections_before_escalation,
+    };
+    if let Some(path) = &args.seed {
+        org::seed_from_file(&ctx, path).await?;
+    }
+    let topology = platform.topology.clone();
+    let kinds = [
+        "complaint.received",
+        "complaint.confirmed",
+        "complaint.classified",
+        "complaint.reclassified",
+        "staff.suspended",
+    ];
+    platform
+        .consume(
+            "intake-events",
+            topology.events_stream(),
+            kinds.iter().map(|k| topology.event_subject(k)).collect(),
+            Arc::new(intake_events::IntakeEvents { ctx: ctx.clone() }),
+        )
+        .await?;
+    let api = api::Api { ctx };
+    let routes = tonic::service::Routes::new(RoutingServiceServer::with_interceptor(
+        api,
+        platform.auth.clone(),
+    ));
+    platform.serve(routes).await
 }

@@ -1,0 +1,393 @@
+//! The department's handling commands (DOMAIN §3, §5). Each one locks the complaint's row
+//! (`FOR UPDATE`, so two concurrent commands on one complaint take turns and the second sees
+//! the first's result), asks the domain's state machine whether it is allowed, and commits the
+//! new state with its events in one transaction. A refused command changes nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use redress_domain::Clock;
+use redress_domain::handling::{Command, Effect, Handling, Stage};
+use redress_platform::outbox::Outbox;
+use redress_proto::v1::{self, event::Payload};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+
+use crate::assignment::{self, Weights};
+use crate::error::Error;
+use crate::events::{event, ts};
+use crate::org;
+
+/// What every command needs.
+#[derive(Clone)]
+pub struct Ctx {
+    pub pool: PgPool,
+    pub clock: Arc<dyn Clock>,
+    pub outbox: Outbox,
+    pub weights: Weights,
+    pub rejections_before_escalation: u32,
+}
+
+/// One complaint's handling row.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub complaint_id: String,
+    pub stage: Stage,
+    pub class: String,
+    pub number: String,
+    pub details: Option<v1::ComplaintDetails>,
+    pub guidance_actions: Vec<String>,
+    pub customer_type: i32,
+    pub department_id: String,
+    pub assignee_id: String,
+    pub acceptance_owner_id: String,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub valid: Option<bool>,
+    pub cause: String,
+    pub responsibility: i32,
+    pub responsible_person_id: String,
+    pub feedback_count: u32,
+    pub latest_solution: String,
+    pub attempt: u32,
+    pub rejection_count: u32,
+    pub handed_in_at: Option<DateTime<Utc>>,
+    pub result: String,
+    pub open_subtasks: u32,
+}
+
+fn u32_of(v: i32) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
+fn i32_of(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+impl Record {
+    /// The state machine's view of this row.
+    pub fn handling(&self, rejections_before_escalation: u32) -> Handling {
+        Handling {
+            stage: self.stage,
+            valid: self.valid,
+            cause_recorded: !self.cause.is_empty(),
+            feedback_count: self.feedback_count,
+            attempt: self.attempt,
+            rejection_count: self.rejection_count,
+            open_subtasks: self.open_subtasks,
+            rejections_before_escalation: rejections_before_escalation.max(1),
+        }
+    }
+
+    /// Takes the state machine's result back into the row.
+    fn absorb(&mut self, h: &Handling) {
+        self.stage = h.stage;
+        self.valid = h.valid;
+        self.feedback_count = h.feedback_count;
+        self.attempt = h.attempt;
+        self.rejection_count = h.rejection_count;
+        self.open_subtasks = h.open_subtasks;
+    }
+
+    pub fn class_proto(&self) -> i32 {
+        match self.class.as_str() {
+            "A" => v1::Class::A as i32,
+            "B" => v1::Class::B as i32,
+            "C" => v1::Class::C as i32,
+            "D" => v1::Class::D as i32,
+            _ => v1::Class::Unspecified as i32,
+        }
+    }
+
+    /// "Restrained anger → assign someone more senior" (DOMAIN §2).
+    pub fn prefers_senior(&self) -> bool {
+        self.customer_type == v1::CustomerType::RestrainedAnger as i32
+            || self
+                .guidance_actions
+                .iter()
+                .any(|a| a.contains("assign_senior"))
+    }
+}
+
+/// Loads a complaint's row, locked until the transaction ends.
+pub async fn load(conn: &mut PgConnection, complaint_id: &str) -> Result<Option<Record>, Error> {
+    let Some(r) = sqlx::query(
+        "SELECT h.*, (SELECT count(*) FROM subtasks t WHERE t.complaint_id = h.complaint_id
+                      AND t.completed_at IS NULL) AS open_subtasks
+         FROM handling h WHERE h.complaint_id = $1 FOR UPDATE",
+    )
+    .bind(complaint_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let stage: String = r.try_get("stage")?;
+    let details = r
+        .try_get::<Option<Vec<u8>>, _>("details")?
+        .map(|b| v1::ComplaintDetails::decode(b.as_slice()))
+        .transpose()
+        .map_err(|e| Error::Internal(format!("stored details: {e}")))?;
+    Ok(Some(Record {
+        complaint_id: complaint_id.to_owned(),
+        stage: Stage::parse(&stage).ok_or_else(|| Error::Internal(format!("stage {stage}")))?,
+        class: r.try_get("class")?,
+        number: r.try_get("number")?,
+        details,
+        guidance_actions: r.try_get("guidance_actions")?,
+        customer_type: r.try_get("customer_type")?,
+        department_id: r.try_get("department_id")?,
+        assignee_id: r.try_get("assignee_id")?,
+        acceptance_owner_id: r.try_get("acceptance_owner_id")?,
+        accepted_at: r.try_get("accepted_at")?,
+        valid: r.try_get("valid")?,
+        cause: r.try_get("cause")?,
+        responsibility: r.try_get("responsibility")?,
+        responsible_person_id: r.try_get("responsible_person_id")?,
+        feedback_count: u32_of(r.try_get("feedback_count")?),
+        latest_solution: r.try_get("latest_solution")?,
+        attempt: u32_of(r.try_get("attempt")?),
+        rejection_count: u32_of(r.try_get("rejection_count")?),
+        handed_in_at: r.try_get("handed_in_at")?,
+        result: r.try_get("result")?,
+        open_subtasks: u32::try_from(r.try_get::<i64, _>("open_subtasks")?).unwrap_or(0),
+    }))
+}
+
+/// Writes the row back.
+pub async fn save(conn: &mut PgConnection, r: &Record, now: DateTime<Utc>) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE handling SET stage = $2, class = $3, department_id = $4, assignee_id = $5,
+            acceptance_owner_id = $6, accepted_at = $7, valid = $8, cause = $9, responsibility = $10,
+            responsible_person_id = $11, feedback_count = $12, latest_solution = $13, attempt = $14,
+            rejection_count = $15, handed_in_at = $16, result = $17, open = $18, updated_at = $19
+         WHERE complaint_id = $1",
+    )
+    .bind(&r.complaint_id)
+    .bind(r.stage.as_str())
+    .bind(&r.class)
+    .bind(&r.department_id)
+    .bind(&r.assignee_id)
+    .bind(&r.acceptance_owner_id)
+    .bind(r.accepted_at)
+    .bind(r.valid)
+    .bind(&r.cause)
+    .bind(r.responsibility)
+    .bind(&r.responsible_person_id)
+    .bind(i32_of(r.feedback_count))
+    .bind(&r.latest_solution)
+    .bind(i32_of(r.attempt))
+    .bind(i32_of(r.rejection_count))
+    .bind(r.handed_in_at)
+    .bind(&r.result)
+    .bind(r.stage.is_open())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies a command to the record through the state machine.
+pub fn apply(ctx: &Ctx, rec: &mut Record, command: Command) -> Result<Vec<Effect>, Error> {
+    let (next, effects) = rec
+        .handling(ctx.rejections_before_escalation)
+        .apply(command)?;
+    rec.absorb(&next);
+    Ok(effects)
+}
+
+/// Passes the complaint to `department_id` and assigns a handler there at once (DOMAIN §3:
+/// "passes the complaint at once to the responsible business department"). `command` is
+/// `Route` on first routing and `Reroute` afterwards. Returns the events.
+#[allow(clippy::too_many_arguments)]
+pub async fn route_and_assign(
+    ctx: &Ctx,
+    conn: &mut PgConnection,
+    rec: &mut Record,
+    command: Command,
+    department_id: &str,
+    rule_id: &str,
+    reason: &str,
+    actor: &v1::Actor,
+    causation: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<v1::Event>, Error> {
+    let dept = org::department(conn, department_id)
+        .await?
+        .ok_or_else(|| Error::invalid("department_id", "names no known department"))?;
+    let previous = rec.department_id.clone();
+    apply(ctx, rec, command)?;
+    rec.department_id = dept.id.clone();
+    rec.assignee_id.clear();
+    rec.acceptance_owner_id = if dept.acceptance_owner_id.is_empty() {
+        dept.manager_id.clone()
+    } else {
+        dept.acceptance_owner_id.clone()
+    };
+    let cid = rec.complaint_id.clone();
+    let routed = event(
+        &cid,
+        now,
+        actor,
+        causation,
+        Payload::ComplaintRouted(v1::ComplaintRouted {
+            department_id: dept.id.clone(),
+            department_name: dept.name.clone(),
+            rule_id: rule_id.to_owned(),
+            reason: reason.to_owned(),
+            previous_department_id: if command == Command::Route {
+                String::new()
+            } else {
+                previous
+            },
+            acceptance_owner_id: rec.acceptance_owner_id.clone(),
+            department_manager_id: dept.manager_id.clone(),
+            class: rec.class_proto(),
+        }),
+    );
+    let routed_id = routed.event_id.clone();
+    let mut events = vec![routed];
+    // Saved first so that the load computed under the department lock is exact.
+    save(conn, rec, now).await?;
+    let senior = rec.prefers_senior();
+    match assignment::pick(conn, &dept.id, ctx.weights, senior).await? {
+        Some(chosen) => {
+            apply(ctx, rec, Command::Assign)?;
+            rec.assignee_id = chosen.staff_id.clone();
+            let why = if senior {
+                "customer type: restrained anger → most senior available handler"
+            } else {
+                "least open load"
+            };
+            events.push(event(
+                &cid,
+                now,
+                actor,
+                &routed_id,
+                Payload::ComplaintAssigned(v1::ComplaintAssigned {
+                    department_id: dept.id.clone(),
+                    assignee_id: chosen.staff_id,
+                    assignee_name: chosen.name,
+                    previous_assignee_id: String::new(),
+                    reason: why.to_owned(),
+                    department_manager_id: dept.manager_id.clone(),
+                }),
+            ));
+            save(conn, rec, now).await?;
+        }
+        None => {
+            tracing::warn!(complaint_id = %cid, department = %dept.id,
+                "no available handler; the complaint waits for a manual assignment");
+        }
+    }
+    Ok(events)
+}
+
+/// Begins a command: a transaction with the complaint's row locked.
+pub async fn begin(
+    ctx: &Ctx,
+    complaint_id: &str,
+) -> Result<(Transaction<'static, Postgres>, Record), Error> {
+    let mut tx = ctx.pool.begin().await?;
+    let rec = load(&mut tx, complaint_id)
+        .await?
+        .filter(|r| r.details.is_some())
+        .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
+    Ok((tx, rec))
+}
+
+/// Ends a command: saves the row, appends its events and commits them together.
+pub async fn finish(
+    ctx: &Ctx,
+    mut tx: Transaction<'static, Postgres>,
+    rec: &Record,
+    events: &[v1::Event],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    save(&mut tx, rec, now).await?;
+    ctx.outbox.append(&mut tx, events).await?;
+    tx.commit().await?;
+    ctx.outbox.wake();
+    Ok(())
+}
+
+/// The events of a customer's answer (accepted; or rejected → re-study or escalation).
+pub fn customer_response_events(
+    rec: &Record,
+    effects: &[Effect],
+    reason: &str,
+    actor: &v1::Actor,
+    now: DateTime<Utc>,
+) -> Vec<v1::Event> {
+    let mut out: Vec<v1::Event> = Vec::new();
+    for e in effects {
+        let payload = match *e {
+            Effect::CustomerAccepted { attempt } => {
+                Payload::CustomerAccepted(v1::CustomerAccepted {
+                    attempt,
+                    note: reason.to_owned(),
+                })
+            }
+            Effect::CustomerRejected {
+                attempt,
+                rejection_count,
+            } => Payload::CustomerRejected(v1::CustomerRejected {
+                reason: reason.to_owned(),
+                rejection_count,
+                attempt,
+            }),
+            Effect::ReStudyRequested { rejection_count } => {
+                Payload::ReStudyRequested(v1::ReStudyRequested {
+                    reason: format!("customer rejected the solution: {reason}"),
+                    department_id: rec.department_id.clone(),
+                    rejection_count,
+                })
+            }
+            Effect::EscalationRequested { .. } => {
+                escalation_request(rec, v1::EscalationReason::RejectedAgain, reason)
+            }
+            _ => continue,
+        };
+        let causation = out.first().map(|e| e.event_id.clone()).unwrap_or_default();
+        out.push(event(&rec.complaint_id, now, actor, &causation, payload));
+    }
+    out
+}
+
+/// `complaint.escalation_requested` to the top of the ladder (the general manager, DOMAIN §5);
+/// level 0 lets the escalation service pick the next level of its configured ladder.
+pub fn escalation_request(rec: &Record, reason: v1::EscalationReason, note: &str) -> Payload {
+    Payload::EscalationRequested(v1::EscalationRequested {
+        reason: reason as i32,
+        target_level: 0,
+        note: note.to_owned(),
+        department_id: rec.department_id.clone(),
+        class: rec.class_proto(),
+    })
+}
+
+/// The sub-tasks of a complaint, in creation order.
+pub async fn subtasks(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+) -> Result<Vec<v1::SubTask>, Error> {
+    let rows =
+        sqlx::query("SELECT * FROM subtasks WHERE complaint_id = $1 ORDER BY created_at, task_id")
+            .bind(complaint_id)
+            .fetch_all(conn)
+            .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(v1::SubTask {
+            task_id: r.try_get("task_id")?,
+            department_id: r.try_get("department_id")?,
+            owner_id: r.try_get("owner_id")?,
+            description: r.try_get("description")?,
+            due_at: Some(ts(r.try_get("due_at")?)),
+            completed_at: r
+                .try_get::<Option<DateTime<Utc>>, _>("completed_at")?
+                .map(ts),
+            result: r.try_get("result")?,
+        });
+    }
+    Ok(out)
+}

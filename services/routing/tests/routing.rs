@@ -1,0 +1,1006 @@
+//! The routing service as a process, against real NATS JetStream and PostgreSQL. The tests play
+//! intake's part by publishing `complaint.received` / `complaint.confirmed` themselves.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use prost::Message as _;
+use redress_proto::v1::{self, event::Payload, routing_service_client::RoutingServiceClient};
+use redress_test_support::{ServiceProcess, TestBed, authed};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const OPERATOR: &str = "test-operator-token";
+const HANDLER: &str = "test-handler-token"; // handler-1
+const MANAGER: &str = "test-manager-token"; // manager-1
+const GM: &str = "test-gm-token";
+const SECOND: Duration = Duration::from_secs(1);
+
+const SEED: &str = r#"
+default_department = "service"
+
+[[departments]]
+id = "service"
+name = "Customer-service centre"
+manager_id = "svc-manager"
+service_centre = true
+
+[[departments]]
+id = "billing"
+name = "Billing"
+manager_id = "manager-1"
+
+[[departments]]
+id = "network"
+name = "Network"
+manager_id = "net-manager"
+acceptance_owner_id = "net-owner"
+
+[[staff]]
+id = "handler-1"
+name = "Handler One"
+department_id = "billing"
+role = "handler"
+seniority = 1
+
+[[staff]]
+id = "handler-2"
+name = "Handler Two"
+department_id = "billing"
+role = "handler"
+seniority = 5
+
+[[staff]]
+id = "manager-1"
+name = "Manager One"
+department_id = "billing"
+role = "department_manager"
+
+[[staff]]
+id = "net-1"
+name = "Net One"
+department_id = "network"
+role = "handler"
+
+[[staff]]
+id = "svc-1"
+name = "Service One"
+department_id = "service"
+role = "handler"
+
+[[rules]]
+id = "billing-by-category"
+category = "billing_dispute"
+department_id = "billing"
+
+[[rules]]
+id = "network-hotline-north"
+channel = "hotline"
+region = "north"
+department_id = "network"
+"#;
+
+struct Routing {
+    _svc: ServiceProcess,
+    client: RoutingServiceClient<Channel>,
+    _seed: tempfile::NamedTempFile,
+}
+
+async fn routing(bed: &TestBed, seed: &str) -> Routing {
+    let file = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(file.path(), seed).expect("write seed");
+    let path = file.path().to_string_lossy().to_string();
+    let svc = bed
+        .spawn(
+            "redress-routing",
+            &[("REDRESS_ROUTING_SEED", path.as_str())],
+        )
+        .await;
+    let client = RoutingServiceClient::new(bed.channel(&svc).await);
+    Routing {
+        _svc: svc,
+        client,
+        _seed: file,
+    }
+}
+
+fn envelope(complaint_id: &str, payload: Payload) -> v1::Event {
+    v1::Event {
+        event_id: redress_domain::EventId::new().to_string(),
+        complaint_id: complaint_id.to_owned(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp(),
+            nanos: 0,
+        }),
+        actor: Some(v1::Actor::default()),
+        schema_version: 1,
+        correlation_id: complaint_id.to_owned(),
+        causation_id: String::new(),
+        producer: "intake".to_owned(),
+        payload: Some(payload),
+    }
+}
+
+async fn publish(bed: &TestBed, e: &v1::Event) {
+    let kind = e.payload.as_ref().expect("payload").kind();
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", e.event_id.as_str());
+    bed.js
+        .publish_with_headers(
+            format!("{}.events.{kind}", bed.prefix),
+            headers,
+            e.encode_to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+}
+
+struct Complaint {
+    category: &'static str,
+    channel: v1::Channel,
+    region: &'static str,
+    class: v1::Class,
+    customer_type: v1::CustomerType,
+    group: bool,
+    confirmed: bool,
+}
+
+impl Default for Complaint {
+    fn default() -> Self {
+        Complaint {
+            category: "billing_dispute",
+            channel: v1::Channel::Counter,
+            region: "",
+            class: v1::Class::C,
+            customer_type: v1::CustomerType::Unspecified,
+            group: false,
+            confirmed: true,
+        }
+    }
+}
+
+fn received(id: &str, c: &Complaint) -> v1::Event {
+    let now = chrono::Utc::now().timestamp();
+    let hours = match c.class {
+        v1::Class::A => 8,
+        v1::Class::B => 24,
+        _ => 48,
+    };
+    envelope(
+        id,
+        Payload::ComplaintReceived(v1::ComplaintReceived {
+            details: Some(v1::ComplaintDetails {
+                customer: Some(v1::Customer {
+                    name: "王芳".into(),
+                    phone: "+8613800138000".into(),
+                    ..Default::default()
+                }),
+                channel: c.channel as i32,
+                category: c.category.into(),
+                region: c.region.into(),
+                description: "Billed twice".into(),
+                demand: "Refund".into(),
+                group_complaint: c.group,
+                customer_type: c.customer_type as i32,
+                ..Default::default()
+            }),
+            complaint_number: format!("RD-{id}"),
+            class: c.class as i32,
+            promises: Some(v1::Promises {
+                completion_due: Some(prost_types::Timestamp {
+                    seconds: now + hours * 3600,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            confirmed: c.confirmed,
+            ..Default::default()
+        }),
+    )
+}
+
+fn confirmed(id: &str) -> v1::Event {
+    envelope(
+        id,
+        Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
+            method: v1::ConfirmationMethod::Verbal as i32,
+            ..Default::default()
+        }),
+    )
+}
+
+fn new_id() -> String {
+    redress_domain::ComplaintId::new().to_string()
+}
+
+/// Publishes a complaint as intake would (received, then confirmed) and returns its id.
+async fn arrive(bed: &TestBed, c: &Complaint) -> String {
+    let id = new_id();
+    publish(bed, &received(&id, c)).await;
+    if c.confirmed {
+        publish(bed, &confirmed(&id)).await;
+    }
+    id
+}
+
+async fn handling(r: &mut Routing, id: &str) -> Option<v1::GetHandlingResponse> {
+    r.client
+        .get_handling(authed(
+            GM,
+            v1::GetHandlingRequest {
+                complaint_id: id.into(),
+            },
+        ))
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+/// Waits until the complaint reaches `stage` (or gives up after 20 s and fails).
+async fn wait_stage(r: &mut Routing, id: &str, stage: &str) -> v1::GetHandlingResponse {
+    for _ in 0..200 {
+        if let Some(h) = handling(r, id).await
+            && h.stage == stage
+        {
+            return h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} never reached {stage}: {:?}", handling(r, id).await);
+}
+
+async fn assigned_events(bed: &TestBed, id: &str, at_least: usize) -> Vec<v1::ComplaintAssigned> {
+    bed.events("complaint.assigned", at_least, 5 * SECOND)
+        .await
+        .into_iter()
+        .filter(|e| e.complaint_id == id)
+        .filter_map(|e| match e.payload {
+            Some(Payload::ComplaintAssigned(a)) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rules_route_by_category_and_channel_region_else_default() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let by_category = arrive(&bed, &Complaint::default()).await;
+    let by_channel_region = arrive(
+        &bed,
+        &Complaint {
+            category: "network_quality",
+            channel: v1::Channel::Hotline,
+            region: "north",
+            ..Default::default()
+        },
+    )
+    .await;
+    let to_default = arrive(
+        &bed,
+        &Complaint {
+            category: "network_quality",
+            channel: v1::Channel::Hotline,
+            region: "south",
+            ..Default::default()
+        },
+    )
+    .await;
+    let h = wait_stage(&mut r, &by_category, "assigned").await;
+    assert_eq!(h.department_id, "billing");
+    assert_eq!(h.acceptance_owner_id, "manager-1");
+    let h = wait_stage(&mut r, &by_channel_region, "assigned").await;
+    assert_eq!(h.department_id, "network");
+    assert_eq!(h.assignee_id, "net-1");
+    assert_eq!(h.acceptance_owner_id, "net-owner");
+    let h = wait_stage(&mut r, &to_default, "assigned").await;
+    assert_eq!(h.department_id, "service");
+
+    let routed = bed.events("complaint.routed", 3, 10 * SECOND).await;
+    let of = |id: &str| {
+        routed
+            .iter()
+            .find(|e| e.complaint_id == id)
+            .and_then(|e| match &e.payload {
+                Some(Payload::ComplaintRouted(r)) => Some(r.clone()),
+                _ => None,
+            })
+            .expect("routed event")
+    };
+    assert_eq!(of(&by_category).rule_id, "billing-by-category");
+    assert_eq!(of(&by_category).department_manager_id, "manager-1");
+    assert_eq!(of(&by_channel_region).rule_id, "network-hotline-north");
+    assert_eq!(of(&to_default).rule_id, "");
+    assert_eq!(of(&to_default).reason, "default department");
+    // The seed published the organisation for escalation and revisit.
+    let depts = bed.events("department.upserted", 3, 10 * SECOND).await;
+    assert_eq!(depts.len(), 3);
+    assert!(bed.events("staff.upserted", 5, 10 * SECOND).await.len() >= 5);
+}
+
+#[tokio::test]
+async fn routing_waits_for_confirmation_in_either_order() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = new_id();
+    publish(
+        &bed,
+        &received(
+            &id,
+            &Complaint {
+                confirmed: false,
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    wait_stage(&mut r, &id, "awaiting_confirmation").await;
+    publish(&bed, &confirmed(&id)).await;
+    wait_stage(&mut r, &id, "assigned").await;
+
+    // Confirmed arriving before received (two replicas, or a late delivery).
+    let early = new_id();
+    publish(&bed, &confirmed(&early)).await;
+    publish(
+        &bed,
+        &received(
+            &early,
+            &Complaint {
+                confirmed: false,
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    wait_stage(&mut r, &early, "assigned").await;
+}
+
+#[tokio::test]
+async fn redelivered_received_and_confirmed_events_assign_once() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = new_id();
+    let rec = received(&id, &Complaint::default());
+    let conf = confirmed(&id);
+    for _ in 0..3 {
+        publish(&bed, &rec).await;
+        publish(&bed, &conf).await;
+    }
+    // The same events again under new message ids (an upstream replay): still one assignment.
+    let mut rec2 = rec.clone();
+    rec2.event_id = redress_domain::EventId::new().to_string();
+    let mut conf2 = conf.clone();
+    conf2.event_id = redress_domain::EventId::new().to_string();
+    publish(&bed, &rec2).await;
+    publish(&bed, &conf2).await;
+    wait_stage(&mut r, &id, "assigned").await;
+    // A marker complaint published afterwards: once it is assigned, everything before is applied.
+    let marker = arrive(&bed, &Complaint::default()).await;
+    wait_stage(&mut r, &marker, "assigned").await;
+    assert_eq!(assigned_events(&bed, &id, 2).await.len(), 1);
+    let routed: Vec<_> = bed
+        .events("complaint.routed", 2, 5 * SECOND)
+        .await
+        .into_iter()
+        .filter(|e| e.complaint_id == id)
+        .collect();
+    assert_eq!(routed.len(), 1);
+}
+
+const BULK_SEED: &str = r#"
+default_department = "bulk"
+
+[[departments]]
+id = "bulk"
+name = "Bulk"
+manager_id = "bulk-manager"
+
+[[staff]]
+id = "away"
+name = "On leave"
+department_id = "bulk"
+role = "handler"
+on_leave = true
+
+[[staff]]
+id = "susp"
+name = "To be suspended"
+department_id = "bulk"
+role = "handler"
+"#;
+
+#[tokio::test]
+async fn thousand_complaints_over_seven_handlers_stay_balanced_skipping_unavailable_staff() {
+    let bed = TestBed::start().await;
+    let mut seed = BULK_SEED.to_owned();
+    for i in 1..=7 {
+        seed.push_str(&format!(
+            "\n[[staff]]\nid = \"h{i}\"\nname = \"H{i}\"\ndepartment_id = \"bulk\"\nrole = \"handler\"\n"
+        ));
+    }
+    let mut r = routing(&bed, &seed).await;
+    // Escalation suspends one of them (DOMAIN §7).
+    publish(
+        &bed,
+        &envelope(
+            "",
+            Payload::StaffSuspended(v1::StaffSuspended {
+                person_id: "susp".into(),
+                month: "2026-01".into(),
+                count: 3,
+                department_id: "bulk".into(),
+                complaint_ids: vec![],
+            }),
+        ),
+    )
+    .await;
+    let classes = [v1::Class::A, v1::Class::B, v1::Class::C, v1::Class::D];
+    let mut last = String::new();
+    for n in 0..1000 {
+        let c = Complaint {
+            class: classes[n % 4],
+            ..Default::default()
+        };
+        // Half arrive already confirmed (routed on receipt), half confirmed afterwards.
+        let id = new_id();
+        let mut recv = received(&id, &c);
+        if n % 2 == 0 {
+            if let Some(Payload::ComplaintReceived(p)) = recv.payload.as_mut() {
+                p.confirmed = false;
+            }
+            publish(&bed, &recv).await;
+            publish(&bed, &confirmed(&id)).await;
+        } else {
+            publish(&bed, &recv).await;
+        }
+        last = id;
+    }
+    wait_stage(&mut r, &last, "assigned").await;
+    let mut conn = bed.db.connect().await;
+    let mut pending = 1000i64;
+    for _ in 0..300 {
+        pending =
+            sqlx::query_scalar("SELECT count(*) FROM routing.handling WHERE stage <> 'assigned'")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count");
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 0, "all 1000 assigned");
+    let loads: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT assignee_id, count(*),
+                SUM(CASE class WHEN 'A' THEN 4 WHEN 'B' THEN 3 WHEN 'C' THEN 2 ELSE 1 END)
+         FROM routing.handling GROUP BY assignee_id ORDER BY assignee_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("loads");
+    let names: Vec<&str> = loads.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["h1", "h2", "h3", "h4", "h5", "h6", "h7"],
+        "{loads:?}"
+    );
+    let max = loads.iter().map(|l| l.2).max().unwrap_or(0);
+    let min = loads.iter().map(|l| l.2).min().unwrap_or(0);
+    assert!(
+        max - min <= 4,
+        "weighted loads within one complaint: {loads:?}"
+    );
+    assert_eq!(loads.iter().map(|l| l.1).sum::<i64>(), 1000);
+}
+
+#[tokio::test]
+async fn restrained_anger_goes_to_the_most_senior_handler() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    for _ in 0..3 {
+        let id = arrive(
+            &bed,
+            &Complaint {
+                customer_type: v1::CustomerType::RestrainedAnger,
+                ..Default::default()
+            },
+        )
+        .await;
+        let h = wait_stage(&mut r, &id, "assigned").await;
+        assert_eq!(h.assignee_id, "handler-2", "seniority 5 beats 1");
+    }
+}
+
+/// A billing complaint assigned to handler-1 (reassigned to them by the manager if the
+/// automatic choice was handler-2).
+async fn billing_complaint(bed: &TestBed, r: &mut Routing) -> String {
+    let id = arrive(bed, &Complaint::default()).await;
+    let h = wait_stage(r, &id, "assigned").await;
+    if h.assignee_id != "handler-1" {
+        r.client
+            .reassign(authed(
+                MANAGER,
+                v1::ReassignRequest {
+                    complaint_id: id.clone(),
+                    staff_id: "handler-1".into(),
+                    reason: "test setup".into(),
+                },
+            ))
+            .await
+            .expect("reassign to handler-1");
+    }
+    id
+}
+
+async fn accept_and_decide(r: &mut Routing, id: &str) {
+    r.client
+        .accept_complaint(authed(
+            HANDLER,
+            v1::AcceptComplaintRequest {
+                complaint_id: id.into(),
+            },
+        ))
+        .await
+        .expect("accept");
+    r.client
+        .decide_validity(authed(
+            HANDLER,
+            v1::DecideValidityRequest {
+                complaint_id: id.into(),
+                valid: true,
+                explanation: String::new(),
+            },
+        ))
+        .await
+        .expect("valid");
+}
+
+async fn propose(r: &mut Routing, id: &str) -> Result<u32, tonic::Status> {
+    r.client
+        .propose_resolution(authed(
+            HANDLER,
+            v1::ProposeResolutionRequest {
+                complaint_id: id.into(),
+                solution: "Refund the double charge".into(),
+                remedies: vec![],
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().attempt)
+}
+
+async fn customer(r: &mut Routing, id: &str, accepted: bool) -> v1::RecordCustomerResponseResponse {
+    r.client
+        .record_customer_response(authed(
+            HANDLER,
+            v1::RecordCustomerResponseRequest {
+                complaint_id: id.into(),
+                accepted,
+                reason: "not enough".into(),
+            },
+        ))
+        .await
+        .expect("customer response")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn illegal_transitions_are_refused_naming_the_stage_and_change_nothing() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = billing_complaint(&bed, &mut r).await;
+    let before = handling(&mut r, &id).await.expect("handling");
+    // Resolve, propose, record the customer's answer before acceptance.
+    let err = r
+        .client
+        .resolve(authed(
+            HANDLER,
+            v1::ResolveRequest {
+                complaint_id: id.clone(),
+                result: "done".into(),
+                handed_in_at: None,
+            },
+        ))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("assigned"), "{}", err.message());
+    let err = propose(&mut r, &id).await.expect_err("refused");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("assigned"), "{}", err.message());
+    let err = r
+        .client
+        .record_customer_response(authed(
+            HANDLER,
+            v1::RecordCustomerResponseRequest {
+                complaint_id: id.clone(),
+                accepted: true,
+                reason: String::new(),
+            },
+        ))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(handling(&mut r, &id).await.expect("h"), before);
+
+    // After acceptance: the cause before validity, and the customer's answer before a proposal.
+    r.client
+        .accept_complaint(authed(
+            HANDLER,
+            v1::AcceptComplaintRequest {
+                complaint_id: id.clone(),
+            },
+        ))
+        .await
+        .expect("accept");
+    let again = r
+        .client
+        .accept_complaint(authed(
+            HANDLER,
+            v1::AcceptComplaintRequest {
+                complaint_id: id.clone(),
+            },
+        ))
+        .await
+        .expect("accept again")
+        .into_inner();
+    assert!(again.already_accepted);
+    let err = r
+        .client
+        .record_cause(authed(
+            HANDLER,
+            v1::RecordCauseRequest {
+                complaint_id: id.clone(),
+                cause: "billing system".into(),
+                responsibility: v1::Responsibility::CompanySystem as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("accepted"), "{}", err.message());
+    // Bad input is InvalidArgument naming the field.
+    let err = r
+        .client
+        .decide_validity(authed(
+            HANDLER,
+            v1::DecideValidityRequest {
+                complaint_id: id.clone(),
+                valid: false,
+                explanation: String::new(),
+            },
+        ))
+        .await
+        .expect_err("invalid");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("explanation"), "{}", err.message());
+    // Invalid → class D.
+    let d = r
+        .client
+        .decide_validity(authed(
+            HANDLER,
+            v1::DecideValidityRequest {
+                complaint_id: id.clone(),
+                valid: false,
+                explanation: "The charge was correct; explained patiently.".into(),
+            },
+        ))
+        .await
+        .expect("invalid decided")
+        .into_inner();
+    assert_eq!(d.class(), v1::Class::D);
+    // A complaint routing does not know.
+    let err = r
+        .client
+        .give_feedback(authed(
+            MANAGER,
+            v1::GiveFeedbackRequest {
+                complaint_id: new_id(),
+                content: "x".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("unknown complaint");
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn role_checks_handler_only_their_own_manager_only_their_department() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let network = arrive(
+        &bed,
+        &Complaint {
+            category: "x",
+            channel: v1::Channel::Hotline,
+            region: "north",
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_stage(&mut r, &network, "assigned").await;
+    for token in [HANDLER, MANAGER] {
+        let err = r
+            .client
+            .accept_complaint(authed(
+                token,
+                v1::AcceptComplaintRequest {
+                    complaint_id: network.clone(),
+                },
+            ))
+            .await
+            .expect_err("not theirs");
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    let err = r
+        .client
+        .upsert_department(authed(
+            MANAGER,
+            v1::UpsertDepartmentRequest {
+                department: Some(v1::Department {
+                    id: "x".into(),
+                    name: "X".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .expect_err("operator only");
+    assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn concurrent_reassignments_one_wins_and_state_stays_consistent() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = billing_complaint(&bed, &mut r).await;
+    // Add a third billing handler so the two reassignments name different people.
+    r.client
+        .upsert_staff(authed(
+            OPERATOR,
+            v1::UpsertStaffRequest {
+                staff: Some(v1::Staff {
+                    id: "handler-3".into(),
+                    name: "Handler Three".into(),
+                    department_id: "billing".into(),
+                    role: v1::Role::Handler as i32,
+                    ..Default::default()
+                }),
+                lift_suspension: false,
+            },
+        ))
+        .await
+        .expect("upsert");
+    let mut a = r.client.clone();
+    let mut b = r.client.clone();
+    let (id_a, id_b) = (id.clone(), id.clone());
+    let ta = tokio::spawn(async move {
+        a.reassign(authed(
+            MANAGER,
+            v1::ReassignRequest {
+                complaint_id: id_a,
+                staff_id: "handler-2".into(),
+                reason: "workload".into(),
+            },
+        ))
+        .await
+    });
+    let tb = tokio::spawn(async move {
+        b.reassign(authed(
+            MANAGER,
+            v1::ReassignRequest {
+                complaint_id: id_b,
+                staff_id: "handler-3".into(),
+                reason: "expertise".into(),
+            },
+        ))
+        .await
+    });
+    let ra = ta.await.expect("join").expect("a");
+    let rb = tb.await.expect("join").expect("b").into_inner();
+    let ra = ra.into_inner();
+    // Serialised: one of them ran second and saw the other's result as its previous assignee.
+    let (first, second) = if rb.previous_assignee_id == ra.assignee_id {
+        (ra, rb)
+    } else {
+        (rb, ra)
+    };
+    assert_eq!(first.previous_assignee_id, "handler-1");
+    assert_eq!(second.previous_assignee_id, first.assignee_id);
+    let h = handling(&mut r, &id).await.expect("h");
+    assert_eq!(h.assignee_id, second.assignee_id, "the last one wins");
+    let events = assigned_events(&bed, &id, 3).await;
+    let chain: Vec<(String, String)> = events
+        .iter()
+        .map(|a| (a.previous_assignee_id.clone(), a.assignee_id.clone()))
+        .collect();
+    // The automatic assignment, possibly the setup's reassignment, then the two racing ones.
+    assert!(chain.len() >= 3, "{chain:?}");
+    assert_eq!(
+        chain.last().map(|c| c.1.as_str()),
+        Some(h.assignee_id.as_str())
+    );
+    for w in chain.windows(2) {
+        assert_eq!(
+            w[1].0, w[0].1,
+            "each event's previous is the one before: {chain:?}"
+        );
+    }
+    // Reason is required.
+    let err = r
+        .client
+        .reassign(authed(
+            MANAGER,
+            v1::ReassignRequest {
+                complaint_id: id.clone(),
+                staff_id: "handler-1".into(),
+                reason: " ".into(),
+            },
+        ))
+        .await
+        .expect_err("no reason");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("reason"));
+}
+
+#[tokio::test]
+async fn second_rejection_requests_escalation() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = billing_complaint(&bed, &mut r).await;
+    accept_and_decide(&mut r, &id).await;
+    assert_eq!(propose(&mut r, &id).await.expect("propose"), 1);
+    let first = customer(&mut r, &id, false).await;
+    assert!(first.re_study_requested && !first.escalation_requested);
+    wait_stage(&mut r, &id, "re_study").await;
+    assert_eq!(propose(&mut r, &id).await.expect("propose again"), 2);
+    let second = customer(&mut r, &id, false).await;
+    assert_eq!(second.rejection_count, 2);
+    assert!(second.escalation_requested && !second.re_study_requested);
+    wait_stage(&mut r, &id, "escalated").await;
+    let esc = bed
+        .events("complaint.escalation_requested", 1, 10 * SECOND)
+        .await;
+    assert_eq!(esc.len(), 1);
+    let Some(Payload::EscalationRequested(e)) = &esc[0].payload else {
+        panic!("payload")
+    };
+    assert_eq!(e.reason(), v1::EscalationReason::RejectedAgain);
+    assert_eq!(e.department_id, "billing");
+    assert_eq!(
+        bed.events("complaint.restudy_requested", 1, 5 * SECOND)
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn open_subtasks_block_resolution() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = billing_complaint(&bed, &mut r).await;
+    accept_and_decide(&mut r, &id).await;
+    let due = prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp() + 3600,
+        nanos: 0,
+    };
+    let task = r
+        .client
+        .create_sub_task(authed(
+            HANDLER,
+            v1::CreateSubTaskRequest {
+                complaint_id: id.clone(),
+                department_id: "network".into(),
+                owner_id: String::new(),
+                description: "Check the line records".into(),
+                due_at: Some(due),
+            },
+        ))
+        .await
+        .expect("sub-task")
+        .into_inner()
+        .task_id;
+    propose(&mut r, &id).await.expect("propose");
+    customer(&mut r, &id, true).await;
+    let resolve = |c: &mut RoutingServiceClient<Channel>| {
+        let mut c = c.clone();
+        let id = id.clone();
+        async move {
+            c.resolve(authed(
+                HANDLER,
+                v1::ResolveRequest {
+                    complaint_id: id,
+                    result: "Refunded".into(),
+                    handed_in_at: None,
+                },
+            ))
+            .await
+        }
+    };
+    let err = resolve(&mut r.client).await.expect_err("blocked");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("sub-task"), "{}", err.message());
+    let h = handling(&mut r, &id).await.expect("h");
+    assert_eq!(h.sub_tasks.len(), 1);
+    assert_eq!(
+        h.sub_tasks[0].owner_id, "net-manager",
+        "the department's manager by default"
+    );
+    // The handler of the complaint (the owner is net-manager) completes it here.
+    r.client
+        .complete_sub_task(authed(
+            HANDLER,
+            v1::CompleteSubTaskRequest {
+                complaint_id: id.clone(),
+                task_id: task,
+                result: "Line records checked".into(),
+            },
+        ))
+        .await
+        .expect("complete");
+    resolve(&mut r.client).await.expect("resolved");
+    wait_stage(&mut r, &id, "resolved").await;
+    assert_eq!(
+        bed.events("complaint.resolved", 1, 10 * SECOND).await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn queue_orders_by_class_group_then_time_left() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let c = arrive(&bed, &Complaint::default()).await;
+    let b = arrive(
+        &bed,
+        &Complaint {
+            class: v1::Class::B,
+            ..Default::default()
+        },
+    )
+    .await;
+    let b_group = arrive(
+        &bed,
+        &Complaint {
+            class: v1::Class::B,
+            group: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = arrive(
+        &bed,
+        &Complaint {
+            class: v1::Class::A,
+            ..Default::default()
+        },
+    )
+    .await;
+    for id in [&c, &b, &b_group, &a] {
+        wait_stage(&mut r, id, "assigned").await;
+    }
+    let q = r
+        .client
+        .list_queue(authed(
+            MANAGER,
+            v1::ListQueueRequest {
+                department_id: "billing".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("queue")
+        .into_inner();
+    let order: Vec<&str> = q.items.iter().map(|i| i.complaint_id.as_str()).collect();
+    assert_eq!(
+        order,
+        [a.as_str(), b_group.as_str(), b.as_str(), c.as_str()]
+    );
+    let left = q.items[0].time_left.expect("time left").seconds;
+    assert!(left > 7 * 3600 && left <= 8 * 3600, "{left}");
+}
