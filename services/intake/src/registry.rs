@@ -164,6 +164,19 @@ pub fn summary(payload: &Payload) -> String {
             format!("escalated to level {} ({})", e.level, e.recipient_id)
         }
         Payload::Resolved(r) => format!("resolved: {}", r.result),
+        Payload::SatisfactionReported(s) => format!(
+            "revisit: customer {}{}",
+            if s.satisfied {
+                "satisfied"
+            } else {
+                "dissatisfied"
+            },
+            if s.summary.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", s.summary)
+            }
+        ),
         other => other.kind().replace(['.', '_'], " "),
     }
 }
@@ -181,7 +194,7 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
         .await?;
     let row = sqlx::query(
         "SELECT complaint_id, number, details, acknowledgement, class, status, department_id,
-                assignee_id, overdue, confirmed, received_at
+                assignee_id, overdue, confirmed, received_at, satisfaction
          FROM complaints WHERE complaint_id = $1",
     )
     .bind(complaint_id)
@@ -235,6 +248,7 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
         classification_reasons: ack.classification_reasons,
         guidance: ack.guidance,
         received_at: Some(ts(row.try_get("received_at")?)),
+        satisfaction: row.try_get("satisfaction")?,
     })
 }
 

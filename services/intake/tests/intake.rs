@@ -737,6 +737,61 @@ async fn timeline_shows_events_from_another_service_and_lists_filter() {
     assert_eq!(view.status, "routed");
     assert_eq!(view.department_id, "dept-network");
 
+    // Revisit's satisfaction report becomes a field on the complaint.
+    let satisfaction = v1::Event {
+        event_id: "evt_revisit_test_0001".into(),
+        complaint_id: ack.complaint_id.clone(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: chrono_now() + 2,
+            nanos: 0,
+        }),
+        schema_version: 1,
+        producer: "revisit".into(),
+        payload: Some(v1::event::Payload::SatisfactionReported(
+            v1::SatisfactionReported {
+                satisfied: false,
+                department_id: "dept-network".into(),
+                summary: "still no refund".into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        satisfaction.event_id.as_str(),
+    );
+    bed.js
+        .publish_with_headers(
+            format!("{}.events.complaint.satisfaction_reported", bed.prefix),
+            headers,
+            satisfaction.encode_to_vec().into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = client
+            .get_complaint(authed(
+                AGENT,
+                v1::GetComplaintRequest {
+                    complaint_id: ack.complaint_id.clone(),
+                },
+            ))
+            .await
+            .expect("get")
+            .into_inner()
+            .satisfaction;
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, "dissatisfied");
+
     let list = |req: v1::ListComplaintsRequest| {
         let mut c = client.clone();
         async move {
