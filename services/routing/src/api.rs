@@ -1048,7 +1048,15 @@ impl RoutingService for Api {
         done(
             async {
                 let id = complaint_id(&req.get_ref().complaint_id)?;
-                let (mut tx, rec) = commands::begin(&self.ctx, &id).await?;
+                // One snapshot for the row and its sub-tasks, without locking out commands.
+                let mut tx = self.ctx.pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+                let rec = commands::read(&mut tx, &id, false)
+                    .await?
+                    .filter(|r| r.details.is_some())
+                    .ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
                 let sub_tasks = commands::subtasks(&mut tx, &id).await?;
                 tx.commit().await?;
                 Ok(v1::GetHandlingResponse {

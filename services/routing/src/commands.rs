@@ -110,14 +110,31 @@ impl Record {
 
 /// Loads a complaint's row, locked until the transaction ends.
 pub async fn load(conn: &mut PgConnection, complaint_id: &str) -> Result<Option<Record>, Error> {
-    let Some(r) = sqlx::query(
+    read(conn, complaint_id, true).await
+}
+
+/// Loads a complaint's row, locked (`FOR UPDATE`) or not (a plain read for queries).
+pub async fn read(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    lock: bool,
+) -> Result<Option<Record>, Error> {
+    let sql = if lock {
+        concat!(
+            "SELECT h.*, (SELECT count(*) FROM subtasks t WHERE t.complaint_id = h.complaint_id
+                      AND t.completed_at IS NULL) AS open_subtasks
+             FROM handling h WHERE h.complaint_id = $1",
+            " FOR UPDATE"
+        )
+    } else {
         "SELECT h.*, (SELECT count(*) FROM subtasks t WHERE t.complaint_id = h.complaint_id
                       AND t.completed_at IS NULL) AS open_subtasks
-         FROM handling h WHERE h.complaint_id = $1 FOR UPDATE",
-    )
-    .bind(complaint_id)
-    .fetch_optional(&mut *conn)
-    .await?
+         FROM handling h WHERE h.complaint_id = $1"
+    };
+    let Some(r) = sqlx::query(sql)
+        .bind(complaint_id)
+        .fetch_optional(&mut *conn)
+        .await?
     else {
         return Ok(None);
     };

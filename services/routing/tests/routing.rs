@@ -1004,3 +1004,62 @@ async fn queue_orders_by_class_group_then_time_left() {
     let left = q.items[0].time_left.expect("time left").seconds;
     assert!(left > 7 * 3600 && left <= 8 * 3600, "{left}");
 }
+
+#[tokio::test]
+async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
+    let bed = TestBed::start().await;
+    let mut seed = BULK_SEED.to_owned();
+    for i in 1..=4 {
+        seed.push_str(&format!(
+            "\n[[staff]]\nid = \"h{i}\"\nname = \"H{i}\"\ndepartment_id = \"bulk\"\nrole = \"handler\"\n"
+        ));
+    }
+    let mut r = routing(&bed, &seed).await;
+    // A second replica on the same database and stream, sharing the durable consumer.
+    let _second = routing(&bed, &seed).await;
+    let mut last = String::new();
+    for n in 0..300 {
+        let c = Complaint {
+            class: [v1::Class::A, v1::Class::C][n % 2],
+            ..Default::default()
+        };
+        last = arrive(&bed, &c).await;
+    }
+    wait_stage(&mut r, &last, "assigned").await;
+    let mut conn = bed.db.connect().await;
+    let mut pending = 300i64;
+    for _ in 0..300 {
+        pending =
+            sqlx::query_scalar("SELECT count(*) FROM routing.handling WHERE stage <> 'assigned'")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count");
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 0);
+    let assigned = bed.events("complaint.assigned", 300, 20 * SECOND).await;
+    let mut ids: Vec<&str> = assigned.iter().map(|e| e.complaint_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        (assigned.len(), ids.len()),
+        (300, 300),
+        "one assignment each"
+    );
+    let loads: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT assignee_id, SUM(CASE class WHEN 'A' THEN 4 ELSE 2 END)::BIGINT
+         FROM routing.handling GROUP BY assignee_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("loads");
+    // h1–h4 and `susp` (not suspended in this test); `away` is on leave.
+    assert_eq!(loads.len(), 5, "{loads:?}");
+    assert!(loads.iter().all(|l| l.0 != "away"), "{loads:?}");
+    let max = loads.iter().map(|l| l.1).max().unwrap_or(0);
+    let min = loads.iter().map(|l| l.1).min().unwrap_or(0);
+    assert!(max - min <= 4, "{loads:?}");
+}
