@@ -389,6 +389,24 @@ async fn redelivered_received_and_confirmed_events_assign_once() {
     assert_eq!(routed.len(), 1);
 }
 
+/// Waits until every complaint routing knows is assigned (fails after 30 s); returns a
+/// database connection for the assertions.
+async fn all_assigned(bed: &TestBed) -> sqlx::PgConnection {
+    let mut conn = bed.db.connect().await;
+    for _ in 0..300 {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM routing.handling WHERE stage <> 'assigned'")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count");
+        if pending == 0 {
+            return conn;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not every complaint was assigned");
+}
+
 const BULK_SEED: &str = r#"
 default_department = "bulk"
 
@@ -458,20 +476,7 @@ async fn thousand_complaints_over_seven_handlers_stay_balanced_skipping_unavaila
         last = id;
     }
     wait_stage(&mut r, &last, "assigned").await;
-    let mut conn = bed.db.connect().await;
-    let mut pending = 1000i64;
-    for _ in 0..300 {
-        pending =
-            sqlx::query_scalar("SELECT count(*) FROM routing.handling WHERE stage <> 'assigned'")
-                .fetch_one(&mut conn)
-                .await
-                .expect("count");
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(pending, 0, "all 1000 assigned");
+    let mut conn = all_assigned(&bed).await;
     let loads: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT assignee_id, count(*),
                 SUM(CASE class WHEN 'A' THEN 4 WHEN 'B' THEN 3 WHEN 'C' THEN 2 ELSE 1 END)
@@ -1026,20 +1031,7 @@ async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
         last = arrive(&bed, &c).await;
     }
     wait_stage(&mut r, &last, "assigned").await;
-    let mut conn = bed.db.connect().await;
-    let mut pending = 300i64;
-    for _ in 0..300 {
-        pending =
-            sqlx::query_scalar("SELECT count(*) FROM routing.handling WHERE stage <> 'assigned'")
-                .fetch_one(&mut conn)
-                .await
-                .expect("count");
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(pending, 0);
+    let mut conn = all_assigned(&bed).await;
     let assigned = bed.events("complaint.assigned", 300, 20 * SECOND).await;
     let mut ids: Vec<&str> = assigned.iter().map(|e| e.complaint_id.as_str()).collect();
     ids.sort_unstable();
