@@ -52,6 +52,17 @@ impl Handler for Registry {
         .execute(&mut *conn)
         .await?;
         apply_to_summary(conn, &event.complaint_id, payload, occurred_at).await?;
+        if let Payload::SatisfactionReported(s) = payload {
+            sqlx::query("UPDATE complaints SET satisfaction = $2 WHERE complaint_id = $1")
+                .bind(&event.complaint_id)
+                .bind(if s.satisfied {
+                    "satisfied"
+                } else {
+                    "dissatisfied"
+                })
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(())
     }
 }
