@@ -1,0 +1,394 @@
+//! One complaint's whole journey through the five real services, as separate processes on a
+//! real NATS JetStream and PostgreSQL, with a policy of seconds instead of hours:
+//!
+//! intake records and classifies it → routing routes and assigns it → nobody acts, so the SLA
+//! monitor warns and then reports it overdue → escalation notifies the department manager, and
+//! the general manager when it stays unresolved → the handler accepts, answers and resolves it →
+//! revisit calls the customer back, who is dissatisfied and complains again → a repeat complaint
+//! that reaches the general manager — and intake's timeline shows every service's part.
+
+use std::time::Duration;
+
+use redress_proto::v1::{
+    self, event::Payload, intake_service_client::IntakeServiceClient,
+    revisit_service_client::RevisitServiceClient, routing_service_client::RoutingServiceClient,
+};
+use redress_test_support::{TestBed, authed};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const POLICY: &str = r#"
+[limits]
+acceptance = "60s"
+warning_share = 0.5
+[limits.completion]
+A = "4s"
+B = "4s"
+C = "4s"
+D = "4s"
+[limits.first_feedback]
+A = "60s"
+B = "60s"
+C = "60s"
+D = "60s"
+[escalation]
+l2_after = "3s"
+unacknowledged_resend_after = "10m"
+unacknowledged_raise_after = "1h"
+"#;
+
+const SEED: &str = r#"
+default_department = "dept-network"
+
+[[departments]]
+id = "dept-network"
+name = "Network Operations"
+manager_id = "manager-1"
+acceptance_owner_id = "manager-1"
+
+[[staff]]
+id = "handler-1"
+name = "Handler One"
+department_id = "dept-network"
+role = "handler"
+
+[[staff]]
+id = "manager-1"
+name = "Manager One"
+department_id = "dept-network"
+role = "department_manager"
+
+[[staff]]
+id = "gm-1"
+name = "General Manager"
+department_id = "dept-network"
+role = "general_manager"
+
+[[rules]]
+id = "broadband"
+category = "network_quality"
+department_id = "dept-network"
+"#;
+
+const ESCALATION: &str = r#"
+general_manager_id = "gm-1"
+log_channel = true
+tick_ms = 200
+"#;
+
+fn details() -> v1::ComplaintDetails {
+    v1::ComplaintDetails {
+        key: Some(v1::SubmissionKey {
+            source_system: "callcentre".into(),
+            external_id: "journey-1".into(),
+        }),
+        customer: Some(v1::Customer {
+            name: "王芳".into(),
+            phone: "13800138000".into(),
+            ..Default::default()
+        }),
+        channel: v1::Channel::Hotline as i32,
+        business: "broadband".into(),
+        description: "Line down for three days; two promised visits never came.".into(),
+        demand: "Repair and refund the days without service.".into(),
+        category: "network_quality".into(),
+        first_contact: Some(v1::FirstContact {
+            employee_id: "e-1001".into(),
+            ..Default::default()
+        }),
+        confirmation: Some(v1::Confirmation {
+            method: v1::ConfirmationMethod::Phone as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn escalations_to<'a>(events: &'a [v1::Event], recipient: &str) -> Vec<&'a v1::EscalationRaised> {
+    events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(Payload::EscalationRaised(r)) if r.recipient_id == recipient => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_complaint_travels_through_all_five_services() {
+    let bed = TestBed::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let policy = write("policy.toml", POLICY);
+    let seed = write("seed.toml", SEED);
+    let escalation_settings = write("escalation.toml", ESCALATION);
+    let common = [("REDRESS_POLICY_FILE", policy.as_str())];
+
+    let intake = bed.spawn("redress-intake", &common).await;
+    let routing = bed
+        .spawn(
+            "redress-routing",
+            &[common[0], ("REDRESS_ROUTING_SEED", seed.as_str())],
+        )
+        .await;
+    let _sla = bed.spawn("redress-sla-monitor", &common).await;
+    let _escalation = bed
+        .spawn(
+            "redress-escalation",
+            &[
+                common[0],
+                ("REDRESS_ESCALATION_SETTINGS", escalation_settings.as_str()),
+            ],
+        )
+        .await;
+    let revisit = bed.spawn("redress-revisit", &common).await;
+
+    // Intake: recorded, classified, already confirmed on the call.
+    let mut intake_client = IntakeServiceClient::new(bed.channel(&intake).await);
+    let ack = intake_client
+        .submit(authed(
+            "test-agent-token",
+            v1::SubmitRequest {
+                details: Some(details()),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner();
+    let id = ack.complaint_id.clone();
+    assert_eq!(ack.class(), v1::Class::C);
+
+    // Routing: to the department of the matching rule, and to its one handler.
+    let assigned = bed.events("complaint.assigned", 1, WAIT).await;
+    let Some(Payload::ComplaintAssigned(a)) = &assigned.first().expect("assigned").payload else {
+        panic!("assigned payload")
+    };
+    assert_eq!(a.assignee_id, "handler-1");
+    assert_eq!(a.department_id, "dept-network");
+
+    // Nobody acts: the SLA monitor warns at half the limit, then reports it overdue.
+    let warnings = bed.events("sla.warning", 1, WAIT).await;
+    assert!(
+        warnings.iter().any(|e| e.complaint_id == id),
+        "warning for the complaint"
+    );
+    let overdue = bed.events("sla.overdue", 1, WAIT).await;
+    assert!(
+        overdue.iter().any(|e| e.complaint_id == id),
+        "overdue for the complaint"
+    );
+
+    // Escalation: the department manager first, the general manager while it stays unresolved.
+    let raised = bed.events("escalation.raised", 2, WAIT).await;
+    assert!(
+        !escalations_to(&raised, "manager-1").is_empty(),
+        "manager notified: {raised:?}"
+    );
+    let raised = {
+        let mut r = raised;
+        for _ in 0..100 {
+            if !escalations_to(&r, "gm-1").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            r = bed.events("escalation.raised", 2, Duration::ZERO).await;
+        }
+        r
+    };
+    assert!(
+        !escalations_to(&raised, "gm-1").is_empty(),
+        "general manager notified"
+    );
+    let to_manager = bed
+        .read_stream("T_NOTIFICATIONS", "t.notifications.manager-1", 1, WAIT)
+        .await;
+    assert!(
+        !to_manager.is_empty(),
+        "a notification on the manager's subject"
+    );
+
+    // The handler takes it up and resolves it with the customer's agreement.
+    let mut routing_client = RoutingServiceClient::new(bed.channel(&routing).await);
+    let h = "test-handler-token";
+    routing_client
+        .accept_complaint(authed(
+            h,
+            v1::AcceptComplaintRequest {
+                complaint_id: id.clone(),
+            },
+        ))
+        .await
+        .expect("accept");
+    routing_client
+        .decide_validity(authed(
+            h,
+            v1::DecideValidityRequest {
+                complaint_id: id.clone(),
+                valid: true,
+                explanation: "the line card failed".into(),
+            },
+        ))
+        .await
+        .expect("validity");
+    routing_client
+        .give_feedback(authed(
+            h,
+            v1::GiveFeedbackRequest {
+                complaint_id: id.clone(),
+                channel: v1::ReplyChannel::Phone as i32,
+                content: "A technician is booked for this afternoon.".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("feedback");
+    routing_client
+        .propose_resolution(authed(
+            h,
+            v1::ProposeResolutionRequest {
+                complaint_id: id.clone(),
+                solution: "Replace the line card and refund three days.".into(),
+                remedies: vec![],
+            },
+        ))
+        .await
+        .expect("propose");
+    routing_client
+        .record_customer_response(authed(
+            h,
+            v1::RecordCustomerResponseRequest {
+                complaint_id: id.clone(),
+                accepted: true,
+                reason: String::new(),
+            },
+        ))
+        .await
+        .expect("customer accepts");
+    routing_client
+        .resolve(authed(
+            h,
+            v1::ResolveRequest {
+                complaint_id: id.clone(),
+                result: "Line card replaced; three days refunded.".into(),
+                handed_in_at: None,
+            },
+        ))
+        .await
+        .expect("resolve");
+    assert_eq!(bed.events("complaint.resolved", 1, WAIT).await.len(), 1);
+
+    // Revisit: the after-resolution call; the customer is dissatisfied and complains again.
+    let mut revisit_client = RevisitServiceClient::new(bed.channel(&revisit).await);
+    let agent = "test-agent-token";
+    let mut revisit_id = None;
+    for _ in 0..150 {
+        let due = revisit_client
+            .list_due_revisits(authed(
+                agent,
+                v1::ListDueRevisitsRequest {
+                    due_before: Some(prost_types::Timestamp {
+                        seconds: 4_102_444_800,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("list")
+            .into_inner();
+        revisit_id = due
+            .revisits
+            .iter()
+            .find(|r| r.complaint_id == id && r.kind() == v1::RevisitKind::AfterResolution)
+            .map(|r| r.revisit_id.clone());
+        if revisit_id.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let revisit_id = revisit_id.expect("an after-resolution revisit is due");
+    revisit_client
+        .claim_revisit(authed(
+            agent,
+            v1::ClaimRevisitRequest {
+                revisit_id: revisit_id.clone(),
+            },
+        ))
+        .await
+        .expect("claim");
+    revisit_client
+        .record_outcome(authed(
+            agent,
+            v1::RecordOutcomeRequest {
+                revisit_id,
+                reached: true,
+                satisfied: false,
+                feelings: "angry: the refund never arrived".into(),
+                remaining_dissatisfaction: "no refund".into(),
+                method: v1::RevisitMethod::Phone as i32,
+                complains_again: true,
+                repeat_reason: "refund promised but not paid".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("outcome");
+    let repeat = bed.events("complaint.repeat", 1, WAIT).await;
+    assert_eq!(repeat.len(), 1);
+    assert_eq!(repeat[0].complaint_id, id);
+
+    // The repeat complaint reaches the general manager.
+    let mut reached_gm = false;
+    for _ in 0..150 {
+        let raised = bed.events("escalation.raised", 1, Duration::ZERO).await;
+        if escalations_to(&raised, "gm-1")
+            .iter()
+            .any(|r| r.trigger() == v1::EscalationTrigger::RepeatComplaint)
+        {
+            reached_gm = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        reached_gm,
+        "the repeat complaint reached the general manager"
+    );
+
+    // Intake's timeline holds every service's part of the story.
+    let mut producers = std::collections::BTreeSet::new();
+    for _ in 0..150 {
+        let view = intake_client
+            .get_complaint(authed(
+                agent,
+                v1::GetComplaintRequest {
+                    complaint_id: id.clone(),
+                },
+            ))
+            .await
+            .expect("get")
+            .into_inner();
+        producers = view
+            .timeline
+            .iter()
+            .map(|t| t.source_service.clone())
+            .collect();
+        if producers.len() >= 5 && view.satisfaction == "dissatisfied" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let expected: std::collections::BTreeSet<String> =
+        ["intake", "routing", "sla-monitor", "escalation", "revisit"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    assert!(
+        expected.is_subset(&producers),
+        "timeline sources: {producers:?}"
+    );
+}
