@@ -175,6 +175,47 @@ pub fn rate_band(policy: &Policy, complaints: u64, business_volume: u64) -> Rate
     }
 }
 
+/// The extra amount a repeat complaint adds to the original's fine: DOMAIN §9, "Doubling doubles
+/// the original class fine of the complaint that led to the repeat complaint" — booked as its
+/// own entry beside the original fine, so the two together are the doubled fine.
+pub fn repeat_extra(policy: &Policy, class: Class) -> Money {
+    let doubled = complaint_penalty(policy, class, true).fen();
+    let base = complaint_penalty(policy, class, false).fen();
+    Money::from_fen(doubled.saturating_sub(base))
+}
+
+/// The calendar month (`YYYY-MM`) an instant falls in, read in the policy's timezone: DOMAIN §7
+/// counts suspensions and complaint rates "in a month", a local calendar month.
+pub fn month_of(policy: &Policy, at: DateTime<Utc>) -> String {
+    at.with_timezone(&policy.calendar.timezone)
+        .format("%Y-%m")
+        .to_string()
+}
+
+/// The instants `[start, end)` bounding a `YYYY-MM` month in the policy's timezone; `None` when
+/// the text is not such a month.
+pub fn month_bounds(policy: &Policy, month: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (y, m) = month.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    let y: i32 = y.parse().ok()?;
+    let m: u32 = m.parse().ok()?;
+    let first = chrono::NaiveDate::from_ymd_opt(y, m, 1)?;
+    let next = if m == 12 {
+        chrono::NaiveDate::from_ymd_opt(y.checked_add(1)?, 1, 1)?
+    } else {
+        chrono::NaiveDate::from_ymd_opt(y, m + 1, 1)?
+    };
+    let tz = policy.calendar.timezone;
+    let local = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(tz).single())
+            .map(|t| t.to_utc())
+    };
+    Some((local(first)?, local(next)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +363,27 @@ mod tests {
             rate_band(&policy, 61, 10_000),
             RateBand::Above { .. }
         ));
+    }
+    #[test]
+    fn repeat_extra_is_the_difference_to_the_doubled_fine() {
+        assert_eq!(repeat_extra(&p(), Class::C).fen(), 10_000);
+        assert_eq!(repeat_extra(&p(), Class::A).fen(), 50_000);
+        let mut triple = p();
+        triple.penalties.repeat_multiplier = 3;
+        assert_eq!(repeat_extra(&triple, Class::B).fen(), 40_000);
+    }
+
+    #[test]
+    fn months_are_local_calendar_months() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        // 2026-03-31 17:00 UTC is 2026-04-01 01:00 in +08:00.
+        assert_eq!(month_of(&p(), at("2026-03-31T17:00:00Z")), "2026-04");
+        assert_eq!(month_of(&p(), at("2026-03-31T15:59:59Z")), "2026-03");
+        let (start, end) = month_bounds(&p(), "2026-12").unwrap();
+        assert_eq!(start, at("2026-11-30T16:00:00Z"));
+        assert_eq!(end, at("2026-12-31T16:00:00Z"));
+        for bad in ["2026-13", "2026-1", "26-01", "", "2026/01", "abcd-ef"] {
+            assert_eq!(month_bounds(&p(), bad), None, "{bad}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`telemetry`]: logs (text or JSON), OpenTelemetry traces, trace context across NATS and gRPC.
 //! - [`db`]: the PostgreSQL pool, one schema per service, embedded migrations.
 //! - [`nats`]: subjects, streams and durable consumers, provisioned idempotently.
+//! - [`events`]: the event envelope and timestamps, built one way everywhere.
 //! - [`outbox`]: state change and event commit together; the relay publishes them in order.
 //! - [`consumer`]: idempotent, batched, explicit-ack consumers with dead letters.
 //! - [`auth`]: bearer tokens → the caller's identity and role.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod events;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;

@@ -21,6 +21,7 @@ use crate::ladder::{Ladder, event, ts};
 pub struct Api {
     pub pool: PgPool,
     pub ladder: Ladder,
+    pub ledger: crate::ledger::Ledger,
 }
 
 const COLUMNS: &str = "e.escalation_id, e.complaint_id, e.complaint_number, e.level, e.trigger,
@@ -294,19 +295,139 @@ impl EscalationService for Api {
 
     async fn set_business_volume(
         &self,
-        _req: Request<v1::SetBusinessVolumeRequest>,
+        req: Request<v1::SetBusinessVolumeRequest>,
     ) -> Result<Response<v1::SetBusinessVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "SetBusinessVolume is not implemented yet",
-        ))
+        let who = auth::identity(&req)?;
+        auth::require(&who, &[Role::Operator, Role::GeneralManager])?;
+        let r = req.into_inner();
+        let department = r.department_id.trim();
+        if department.is_empty() {
+            return Err(Error::invalid("department_id", "is required").into());
+        }
+        if redress_domain::penalty::month_bounds(&self.ladder.policy, &r.month).is_none() {
+            return Err(Error::invalid("month", "must be a month written YYYY-MM").into());
+        }
+        let volume = i64::try_from(r.volume)
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| Error::invalid("volume", "must be between 1 and 2^63-1"))?;
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let previous: Option<i64> = sqlx::query_scalar(
+            "SELECT volume FROM business_volumes WHERE department_id = $1 AND month = $2
+             FOR UPDATE",
+        )
+        .bind(department)
+        .bind(&r.month)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        sqlx::query(
+            "INSERT INTO business_volumes (department_id, month, volume, set_by, set_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (department_id, month) DO UPDATE SET
+                volume = EXCLUDED.volume, set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at",
+        )
+        .bind(department)
+        .bind(&r.month)
+        .bind(volume)
+        .bind(&who.actor_id)
+        .bind(self.ladder.now())
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(v1::SetBusinessVolumeResponse {
+            previous_volume: previous.and_then(|v| u64::try_from(v).ok()).unwrap_or(0),
+        }))
     }
 
     async fn monthly_report(
         &self,
-        _req: Request<v1::MonthlyReportRequest>,
+        req: Request<v1::MonthlyReportRequest>,
     ) -> Result<Response<v1::MonthlyReportResponse>, Status> {
-        Err(Status::unimplemented(
-            "MonthlyReport is not implemented yet",
-        ))
+        let who = auth::identity(&req)?;
+        auth::require(
+            &who,
+            &[
+                Role::Operator,
+                Role::GeneralManager,
+                Role::DepartmentManager,
+            ],
+        )?;
+        let r = req.into_inner();
+        let format = v1::ReportFormat::try_from(r.format)
+            .map_err(|_| Error::invalid("format", "unknown format"))?;
+        let report = crate::report::monthly(
+            &self.pool,
+            &self.ladder.policy,
+            &r.month,
+            r.department_id.trim(),
+            format == v1::ReportFormat::Csv,
+        )
+        .await?;
+        Ok(Response::new(report))
+    }
+
+    async fn record_neglect_finding(
+        &self,
+        req: Request<v1::RecordNeglectFindingRequest>,
+    ) -> Result<Response<v1::RecordNeglectFindingResponse>, Status> {
+        let who = auth::identity(&req)?;
+        auth::require(
+            &who,
+            &[
+                Role::DepartmentManager,
+                Role::GeneralManager,
+                Role::Operator,
+            ],
+        )?;
+        let r = req.into_inner();
+        let original = redress_domain::ComplaintId::parse(r.original_complaint_id.trim())
+            .map_err(|e| Error::invalid("original_complaint_id", &e.to_string()))?
+            .to_string();
+        let finding = r.finding.trim();
+        if finding.is_empty() {
+            return Err(Error::invalid("finding", "is required").into());
+        }
+        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let repeat: Option<(String, i32)> = sqlx::query_as(
+            "SELECT person_id, class FROM repeats WHERE original_complaint_id = $1
+             ORDER BY month LIMIT 1",
+        )
+        .bind(&original)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::from)?;
+        let Some((person, class)) = repeat else {
+            return Err(Error::FailedPrecondition(format!(
+                "no repeat complaint is recorded about {original}"
+            ))
+            .into());
+        };
+        if person.is_empty() || crate::ledger::domain_class(class).is_none() {
+            return Err(Error::FailedPrecondition(format!(
+                "the repeat complaint about {original} names no responsible person or class"
+            ))
+            .into());
+        }
+        let (extra, newly_booked) = self
+            .ledger
+            .double(
+                &mut tx,
+                &original,
+                &person,
+                class,
+                "",
+                &format!("neglect finding by {}: {finding}", who.actor_id),
+                self.ladder.now(),
+                &who.to_actor(),
+            )
+            .await?;
+        tx.commit().await.map_err(Error::from)?;
+        self.ladder.outbox.wake();
+        Ok(Response::new(v1::RecordNeglectFindingResponse {
+            person_id: person,
+            extra_fen: extra.fen(),
+            newly_booked,
+        }))
     }
 }

@@ -23,6 +23,8 @@ use crate::ladder::{Ladder, RaiseError, Step, trigger_for_reason};
 /// Applies events.
 pub struct EventDoor {
     pub ladder: Ladder,
+    /// The accountability ledger, fed from the same events after the ladder noted their facts.
+    pub ledger: crate::ledger::Ledger,
 }
 
 impl From<RaiseError> for HandleError {
@@ -444,6 +446,9 @@ impl Handler for EventDoor {
             }
             _ => {}
         }
+        self.ledger
+            .apply(conn, &event, payload, self.ladder.now())
+            .await?;
         Ok(())
     }
 }

@@ -7,7 +7,10 @@
 //! - [`channel`]: the delivery channels (HTTP webhook, log) behind one trait.
 //! - [`worker`]: delivery with retries, re-sends, and climbing for want of acknowledgement or
 //!   resolution; safe with several replicas.
-//! - [`api`]: the gRPC door (list, acknowledge, decide).
+//! - [`ledger`]: the accountability ledger (DOMAIN §7): fines, doublings, late acceptance,
+//!   suspensions.
+//! - [`report`]: the monthly complaint analysis, as fields and CSV.
+//! - [`api`]: the gRPC door (list, acknowledge, decide, business volume, report, neglect).
 //! - [`settings`]: the settings file (`REDRESS_ESCALATION_SETTINGS`).
 
 pub mod api;
@@ -15,6 +18,8 @@ pub mod channel;
 pub mod error;
 pub mod events;
 pub mod ladder;
+pub mod ledger;
+pub mod report;
 pub mod settings;
 pub mod worker;
 
@@ -77,6 +82,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         settings: settings.clone(),
         channels: Arc::new(names),
     };
+    let ledger = ledger::Ledger {
+        policy: platform.policy.clone(),
+        outbox: platform.outbox.clone(),
+    };
     let topology = platform.topology.clone();
     platform
         .consume(
@@ -85,6 +94,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             vec![topology.all_events()],
             Arc::new(events::EventDoor {
                 ladder: ladder.clone(),
+                ledger: ledger.clone(),
             }),
         )
         .await?;
@@ -99,6 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let api = api::Api {
         pool: platform.pool.clone(),
         ladder,
+        ledger,
     };
     let routes = tonic::service::Routes::new(EscalationServiceServer::with_interceptor(
         api,

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_domain::{
-    Class, Classification, Clock, ComplaintId, ComplaintRecord, EventId, Policy, Promises,
-    Reclassification,
+    Class, Classification, Clock, ComplaintId, ComplaintRecord, Policy, Promises, Reclassification,
 };
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload};
@@ -80,7 +79,7 @@ fn guidance(record: &ComplaintRecord) -> Option<v1::Guidance> {
     })
 }
 
-/// Builds an event envelope.
+/// Builds an event envelope produced by intake.
 pub fn event(
     complaint_id: &str,
     at: DateTime<Utc>,
@@ -88,17 +87,7 @@ pub fn event(
     causation: &str,
     payload: Payload,
 ) -> v1::Event {
-    v1::Event {
-        event_id: EventId::new().to_string(),
-        complaint_id: complaint_id.to_owned(),
-        occurred_at: Some(ts(at)),
-        actor: Some(actor.clone()),
-        schema_version: redress_proto::SCHEMA_VERSION,
-        correlation_id: complaint_id.to_owned(),
-        causation_id: causation.to_owned(),
-        producer: "intake".to_owned(),
-        payload: Some(payload),
-    }
+    redress_platform::events::envelope("intake", complaint_id, at, actor, causation, payload)
 }
 
 impl Recorder {

@@ -291,13 +291,7 @@ fn timestamp(
     }
 }
 
-/// A domain time as a protobuf timestamp.
-pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use redress_platform::events::ts;
 
 /// The stored form of a record: the details as received, with the values the gate normalised
 /// (trimmed text, the phone in E.164) put back, so what is stored is what was decided on.

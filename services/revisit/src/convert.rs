@@ -2,8 +2,8 @@
 //! classes and revisit kinds.
 
 use chrono::{DateTime, Utc};
+use redress_domain::Class;
 use redress_domain::revisit::RevisitKind;
-use redress_domain::{Class, EventId};
 use redress_proto::v1::{self, event::Payload};
 
 use crate::error::Error;
@@ -16,39 +16,26 @@ pub fn event(
     causation: &str,
     payload: Payload,
 ) -> v1::Event {
-    v1::Event {
-        event_id: EventId::new().to_string(),
-        complaint_id: complaint_id.to_owned(),
-        occurred_at: Some(ts(at)),
-        actor: Some(actor.clone()),
-        schema_version: redress_proto::SCHEMA_VERSION,
-        correlation_id: complaint_id.to_owned(),
-        causation_id: causation.to_owned(),
-        producer: crate::SERVICE.name.to_owned(),
-        payload: Some(payload),
-    }
+    redress_platform::events::envelope(
+        crate::SERVICE.name,
+        complaint_id,
+        at,
+        actor,
+        causation,
+        payload,
+    )
 }
 
 /// The actor of what the service does on its own (planning from events and the clock).
 pub fn system_actor() -> v1::Actor {
-    v1::Actor {
-        id: crate::SERVICE.name.to_owned(),
-        display_name: "revisit planner".to_owned(),
-        role: v1::Role::System as i32,
-    }
+    redress_platform::events::system_actor(crate::SERVICE.name, "revisit planner")
 }
 
-pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use redress_platform::events::ts;
 
 /// A wire timestamp as an instant; `None` when unset or out of range.
 pub fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+    redress_platform::events::from_ts(t?)
 }
 
 /// A request's optional timestamp; an out-of-range one is refused naming `field`.
