@@ -388,18 +388,8 @@ impl Ledger {
         .fetch_optional(&mut *conn)
         .await?;
         if let Some((person, class)) = repeat {
-            let note = "repeat complaint after a missed time limit".to_owned();
-            self.double(
-                conn,
-                cid,
-                &person,
-                class,
-                source,
-                &note,
-                now,
-                &system_actor(),
-            )
-            .await?;
+            self.double_missed(conn, cid, &person, class, source, now)
+                .await?;
         }
         Ok(())
     }
@@ -521,19 +511,34 @@ impl Ledger {
         .execute(&mut *conn)
         .await?;
         if missed && !person.is_empty() {
-            let note = "repeat complaint after a missed time limit".to_owned();
-            self.double(
-                conn,
-                &r.original_complaint_id,
-                &person,
-                class,
-                source,
-                &note,
-                now,
-                &system_actor(),
-            )
-            .await?;
+            self.double_missed(conn, &r.original_complaint_id, &person, class, source, now)
+                .await?;
         }
+        Ok(())
+    }
+
+    /// DOMAIN §9: doubling "applied automatically when the original missed a limit".
+    async fn double_missed(
+        &self,
+        conn: &mut PgConnection,
+        original: &str,
+        person: &str,
+        class: i32,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let note = "repeat complaint after a missed time limit";
+        self.double(
+            conn,
+            original,
+            person,
+            class,
+            source,
+            note,
+            now,
+            &system_actor(),
+        )
+        .await?;
         Ok(())
     }
 

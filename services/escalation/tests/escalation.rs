@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prost::Message as _;
 use redress_escalation::channel::signature;
 use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient, event::Payload};
 use redress_test_support::{ServiceProcess, TestBed, authed};
 use tonic::Code;
+
+mod common;
+use common::publish_as;
 
 const WAIT: Duration = Duration::from_secs(20);
 const SECRET: &str = "test-webhook-secret";
@@ -135,22 +137,6 @@ fn envelope(complaint_id: &str, producer: &str, payload: Payload) -> v1::Event {
         producer: producer.into(),
         payload: Some(payload),
     }
-}
-
-async fn publish_as(bed: &TestBed, e: &v1::Event, msg_id: &str) {
-    let kind = e.payload.as_ref().unwrap().kind();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-    bed.js
-        .publish_with_headers(
-            format!("{}.events.{kind}", bed.prefix),
-            headers,
-            e.encode_to_vec().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
 }
 
 async fn publish(bed: &TestBed, e: &v1::Event) {

@@ -6,10 +6,12 @@
 
 use std::time::Duration;
 
-use prost::Message as _;
 use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient, event::Payload};
 use redress_test_support::{ServiceProcess, TestBed, authed};
 use tonic::Code;
+
+mod common;
+use common::publish_as;
 
 const WAIT: Duration = Duration::from_secs(30);
 const MONTH: &str = "2026-03";
@@ -50,24 +52,12 @@ fn envelope(cid: &str, at: i64, producer: &str, payload: Payload) -> v1::Event {
 /// Publishes as the producing service would, with the event id as message id; `copy` publishes
 /// it under another message id (a re-publication JetStream cannot deduplicate).
 async fn publish(bed: &TestBed, e: &v1::Event, copy: bool) {
-    let kind = e.payload.as_ref().unwrap().kind();
-    let mut headers = async_nats::HeaderMap::new();
     let id = if copy {
         format!("{}-copy", e.event_id)
     } else {
         e.event_id.clone()
     };
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-    bed.js
-        .publish_with_headers(
-            format!("{}.events.{kind}", bed.prefix),
-            headers,
-            e.encode_to_vec().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    publish_as(bed, e, &id).await;
 }
 
 /// A complaint of `class` received and routed to `dept`, handled by `handler`; returns its id.
