@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_domain::escalation::{self as rules, Trigger};
-use redress_domain::{Clock, EscalationId, EventId, NotificationId, Policy};
+use redress_domain::{Clock, EscalationId, NotificationId, Policy};
 use redress_platform::outbox::{Outbox, OutgoingMessage};
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
@@ -65,23 +65,13 @@ pub struct Ladder {
 
 /// The actor on events the service writes on its own.
 pub fn system_actor() -> v1::Actor {
-    v1::Actor {
-        id: "escalation".into(),
-        display_name: "Escalation service".into(),
-        role: v1::Role::System as i32,
-    }
+    redress_platform::events::system_actor("escalation", "Escalation service")
 }
 
-pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub use redress_platform::events::ts;
 
 pub fn from_ts(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+    redress_platform::events::from_ts(t?)
 }
 
 /// Builds an event envelope from this service.
@@ -92,17 +82,7 @@ pub fn event(
     causation: &str,
     payload: Payload,
 ) -> v1::Event {
-    v1::Event {
-        event_id: EventId::new().to_string(),
-        complaint_id: complaint_id.to_owned(),
-        occurred_at: Some(ts(at)),
-        actor: Some(actor.clone()),
-        schema_version: redress_proto::SCHEMA_VERSION,
-        correlation_id: complaint_id.to_owned(),
-        causation_id: causation.to_owned(),
-        producer: "escalation".to_owned(),
-        payload: Some(payload),
-    }
+    redress_platform::events::envelope("escalation", complaint_id, at, actor, causation, payload)
 }
 
 pub fn trigger_proto(t: Trigger) -> v1::EscalationTrigger {

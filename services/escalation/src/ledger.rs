@@ -10,7 +10,7 @@
 //!   a limit, otherwise on a manager's neglect finding (DOMAIN §9).
 //!
 //! Every entry is unique per complaint + person + reason + day number, so redelivery, a copy of
-//! an event under another message id, or a second finding never books twice. See ADR 0022.
+//! an event under another message id, or a second finding never books twice. See ADR 0014.
 
 use chrono::{DateTime, Utc};
 use redress_domain::{Class, Money, Policy, penalty};

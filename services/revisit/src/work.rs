@@ -7,7 +7,7 @@
 //! signs the revisit sheet." "The customer's satisfaction is reported to the business department
 //! the same day." "Dissatisfied, and the customer complains again → a repeat complaint ...
 //! 'Dissatisfied' and 'repeat complaint' are recorded separately." — see
-//! `docs/adr/0016-repeat-complaint-reopens-the-original.md` for why the original is reopened.
+//! `docs/adr/0011-repeat-complaint-reopens-the-original.md` for why the original is reopened.
 
 use std::sync::Arc;
 

@@ -45,7 +45,7 @@ pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
     /// A TOML file of departments, staff and routing rules applied at start (upserted; see
-    /// docs/adr/0020-routing-assignment-and-handling.md for the format).
+    /// docs/adr/0013-routing-assignment-and-handling.md for the format).
     #[arg(long, env = "REDRESS_ROUTING_SEED")]
     pub seed: Option<PathBuf>,
     /// Weight of one open complaint of each class in a handler's load, `A=4,B=3,C=2,D=1`.

@@ -2,7 +2,7 @@
 //! values its doors share.
 
 use chrono::{DateTime, Utc};
-use redress_domain::{Class, EventId, sla::ClockKind};
+use redress_domain::{Class, sla::ClockKind};
 use redress_proto::v1::{self, event::Payload};
 
 /// The service's name as producer of events.
@@ -10,11 +10,7 @@ pub const PRODUCER: &str = "sla-monitor";
 
 /// The actor of events the monitor raises on its own (warnings, overdue, accountability).
 pub fn system_actor() -> v1::Actor {
-    v1::Actor {
-        id: PRODUCER.to_owned(),
-        display_name: "SLA monitor".to_owned(),
-        role: v1::Role::System as i32,
-    }
+    redress_platform::events::system_actor(PRODUCER, "SLA monitor")
 }
 
 /// Builds an event envelope.
@@ -25,29 +21,14 @@ pub fn event(
     causation: &str,
     payload: Payload,
 ) -> v1::Event {
-    v1::Event {
-        event_id: EventId::new().to_string(),
-        complaint_id: complaint_id.to_owned(),
-        occurred_at: Some(ts(at)),
-        actor: Some(actor),
-        schema_version: redress_proto::SCHEMA_VERSION,
-        correlation_id: complaint_id.to_owned(),
-        causation_id: causation.to_owned(),
-        producer: PRODUCER.to_owned(),
-        payload: Some(payload),
-    }
+    redress_platform::events::envelope(PRODUCER, complaint_id, at, &actor, causation, payload)
 }
 
-pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use redress_platform::events::ts;
 
 /// A protobuf timestamp as an instant; `None` when unset or out of range.
 pub fn time(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+    redress_platform::events::from_ts(t?)
 }
 
 pub fn clock_proto(k: ClockKind) -> v1::SlaClock {
