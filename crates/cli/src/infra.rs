@@ -286,7 +286,7 @@ async fn find_nats_server(explicit: Option<&Path>) -> Result<(PathBuf, Version)>
             .with_context(|| format!("REDRESS_NATS_SERVER_BIN={}", bin.display()))?;
         if version < MIN_NATS {
             bail!(
-                "REDRESS_NATS_SERVER_BIN={} is nats-server {version}, older than {MIN_NATS}; {}",
+                "REDRESS_NATS_SERVER_BIN={} is nats-server {version}, older than {MIN_NATS}.\n{}",
                 bin.display(),
                 install_hint()
             );
@@ -450,7 +450,17 @@ pub async fn ensure_postgres(url: &str, install: bool, console: &Console) -> Res
     let why_down = match probe_pg(&admin).await {
         PgProbe::Up(v) => return Ok(describe(&v)),
         PgProbe::Refused(why) => bail!(refused_message(&server, &why)),
-        PgProbe::Starting => "it is starting up".to_owned(),
+        PgProbe::Starting => {
+            console.say(&format!("PostgreSQL at {server} is starting up: waiting"));
+            return match wait_for_pg(&admin, PG_START_TIMEOUT).await {
+                Waited::Up(v) => Ok(describe(&v)),
+                Waited::Refused(why) => bail!(refused_message(&server, &why)),
+                Waited::TimedOut(why) => bail!(
+                    "PostgreSQL at {server} did not finish starting within \
+                     {PG_START_TIMEOUT:?} ({why})"
+                ),
+            };
+        }
         PgProbe::Down(why) => why,
     };
     console.say(&format!("PostgreSQL: no answer at {server} ({why_down})"));
@@ -498,26 +508,56 @@ pub async fn ensure_postgres(url: &str, install: bool, console: &Console) -> Res
         String::from_utf8_lossy(&output.stderr)
     );
     if !output.status.success() {
-        // "Cluster is already running" also lands here; the probe below decides.
-        console.warn(&format!("pg_ctlcluster {}: {}", output.status, said.trim()));
+        // Nothing is starting, so there is nothing to wait for: one more look, then the
+        // reason. "Cluster is already running" lands here too; then the cluster listens
+        // somewhere other than the URL says.
+        return match probe_pg(&admin).await {
+            PgProbe::Up(v) => Ok(describe(&v)),
+            PgProbe::Refused(why) => bail!(refused_message(&server, &why)),
+            PgProbe::Starting | PgProbe::Down(_) => bail!(
+                "`{start}` failed ({}): {}\nPostgreSQL does not answer at {server}. See \
+                 `pg_lsclusters` for the port the cluster listens on (compare with \
+                 --database-url), or start it by hand with:\n    {sudo}{start}",
+                output.status,
+                said.trim()
+            ),
+        };
     }
 
-    let deadline = Instant::now() + PG_START_TIMEOUT;
-    let last = loop {
-        match probe_pg(&admin).await {
-            PgProbe::Up(v) => return Ok(describe(&v)),
-            PgProbe::Refused(why) => bail!(refused_message(&server, &why)),
-            PgProbe::Starting => {}
-            PgProbe::Down(why) if Instant::now() >= deadline => break why,
-            PgProbe::Down(_) => {}
+    match wait_for_pg(&admin, PG_START_TIMEOUT).await {
+        Waited::Up(v) => Ok(describe(&v)),
+        Waited::Refused(why) => bail!(refused_message(&server, &why)),
+        Waited::TimedOut(why) => bail!(
+            "PostgreSQL still does not answer at {server} {PG_START_TIMEOUT:?} after `{start}` \
+             ({why}).\nCheck which port the cluster listens on with `pg_lsclusters`, and start \
+             it by hand with:\n    {sudo}{start}"
+        ),
+    }
+}
+
+/// How waiting for PostgreSQL ended.
+enum Waited {
+    Up(String),
+    Refused(String),
+    /// With the last reason it did not answer.
+    TimedOut(String),
+}
+
+/// Polls until the server answers or refuses, or `timeout` passes.
+async fn wait_for_pg(admin: &PgConnectOptions, timeout: Duration) -> Waited {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match probe_pg(admin).await {
+            PgProbe::Up(v) => return Waited::Up(v),
+            PgProbe::Refused(why) => return Waited::Refused(why),
+            PgProbe::Starting => "still starting up".to_owned(),
+            PgProbe::Down(why) => why,
+        };
+        if Instant::now() >= deadline {
+            return Waited::TimedOut(last);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    bail!(
-        "PostgreSQL still does not answer at {server} {PG_START_TIMEOUT:?} after `{start}` \
-         ({last}).\nCheck which port the cluster listens on with `pg_lsclusters`, and start it \
-         by hand with:\n    {sudo}{start}"
-    )
+    }
 }
 
 /// The message for a server that answered but refused the connection.

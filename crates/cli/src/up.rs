@@ -141,6 +141,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let binaries = service_binaries()?;
     let ports = port_plan(args.port_offset)?;
+    check_ports_free(args.port_offset)?;
     let data_dir = std::path::absolute(&args.data_dir)
         .with_context(|| format!("--data-dir {}", args.data_dir.display()))?;
     for sub in ["logs", "run", "nats"] {
@@ -344,6 +345,32 @@ fn service_binaries() -> Result<Vec<PathBuf>> {
         );
     }
     Ok(binaries)
+}
+
+/// Fails early, before anything is started, when a service's port is taken: most often by
+/// another `redress up` still running. Otherwise five services would start and die one by one
+/// on "address already in use".
+fn check_ports_free(offset: Option<u16>) -> Result<()> {
+    let offset = u32::from(offset.unwrap_or(0));
+    let mut taken = Vec::new();
+    for (i, name) in (0u32..).zip(SERVICES) {
+        for (what, base) in [("gRPC", GRPC_BASE_PORT), ("metrics", METRICS_BASE_PORT)] {
+            let Ok(port) = u16::try_from(base + i + offset) else {
+                continue; // port_plan reports it
+            };
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                taken.push(format!("{port} ({name} {what})"));
+            }
+        }
+    }
+    if !taken.is_empty() {
+        bail!(
+            "ports already in use on 127.0.0.1: {}.\nIs another `redress up` running? Stop it, \
+             or move this one with --port-offset N",
+            taken.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// `(grpc, metrics)` addresses per service when `--port-offset` is given; `None` keeps the
