@@ -11,6 +11,8 @@
 //! Every event payload has a dotted kind (`complaint.received`, `sla.overdue`, …), given by
 //! [`v1::event::Payload::kind`]: the suffix of the NATS subject it is published on.
 
+mod describe;
+
 pub use prost;
 pub use prost_types;
 pub use tonic;

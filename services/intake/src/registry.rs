@@ -132,68 +132,7 @@ async fn apply_to_summary(
 
 /// One line for a timeline entry, in words a supervisor reads.
 pub fn summary(payload: &Payload) -> String {
-    let class = |c: i32| {
-        v1::Class::try_from(c)
-            .map(|c| c.as_str_name().trim_start_matches("CLASS_").to_owned())
-            .unwrap_or_else(|_| "?".into())
-    };
-    match payload {
-        Payload::ComplaintReceived(r) => format!(
-            "received as {} (class {})",
-            r.complaint_number,
-            class(r.class)
-        ),
-        Payload::ComplaintClassified(c) => {
-            format!("classified {}: {}", class(c.class), c.reasons.join("; "))
-        }
-        Payload::ComplaintReclassified(c) => format!(
-            "reclassified {} → {}: {}",
-            class(c.from_class),
-            class(c.to_class),
-            c.reason
-        ),
-        Payload::ComplaintConfirmed(c) => format!(
-            "confirmed by the customer ({})",
-            v1::ConfirmationMethod::try_from(c.method)
-                .map(|m| m
-                    .as_str_name()
-                    .trim_start_matches("CONFIRMATION_METHOD_")
-                    .to_ascii_lowercase())
-                .unwrap_or_default()
-        ),
-        Payload::ComplaintRouted(r) => format!(
-            "routed to {}",
-            non_empty(&r.department_name, &r.department_id)
-        ),
-        Payload::ComplaintAssigned(a) => format!(
-            "assigned to {}",
-            non_empty(&a.assignee_name, &a.assignee_id)
-        ),
-        Payload::SlaWarning(_) => "time limit at risk (warning)".into(),
-        Payload::SlaOverdue(_) => "time limit missed (overdue)".into(),
-        Payload::EscalationRaised(e) => {
-            format!("escalated to level {} ({})", e.level, e.recipient_id)
-        }
-        Payload::Resolved(r) => format!("resolved: {}", r.result),
-        Payload::SatisfactionReported(s) => format!(
-            "revisit: customer {}{}",
-            if s.satisfied {
-                "satisfied"
-            } else {
-                "dissatisfied"
-            },
-            if s.summary.is_empty() {
-                String::new()
-            } else {
-                format!(" — {}", s.summary)
-            }
-        ),
-        other => other.kind().replace(['.', '_'], " "),
-    }
-}
-
-fn non_empty<'a>(a: &'a str, b: &'a str) -> &'a str {
-    if a.is_empty() { b } else { a }
+    payload.describe()
 }
 
 /// `GetComplaint`: the record, its state and its whole timeline.
