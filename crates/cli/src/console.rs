@@ -20,13 +20,26 @@ const LAUNCHER_COLOUR: &str = "1;37";
 #[derive(Clone, Copy, Debug)]
 pub struct Console {
     colour: bool,
+    /// Service output goes to the log files only (the demo prints its own timeline).
+    quiet_services: bool,
 }
 
 impl Console {
     /// Colour when stdout is a terminal and `NO_COLOR` is not set.
     pub fn detect() -> Self {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Self { colour }
+        Self {
+            colour,
+            quiet_services: false,
+        }
+    }
+
+    /// The same console, keeping the services' lines out of the terminal.
+    pub fn with_quiet_services(self) -> Self {
+        Self {
+            quiet_services: true,
+            ..self
+        }
     }
 
     /// Whether escape codes are written (also tells the children whether to colour their logs).
@@ -50,6 +63,9 @@ impl Console {
 
     /// One line of a service's output under its prefix.
     pub fn line(&self, prefix: &str, text: &str) {
+        if self.quiet_services {
+            return;
+        }
         let text = if self.colour {
             std::borrow::Cow::Borrowed(text)
         } else {

@@ -5,6 +5,7 @@
 
 mod children;
 mod console;
+mod demo;
 mod infra;
 mod signals;
 mod up;

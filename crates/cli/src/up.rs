@@ -15,6 +15,7 @@ use clap::Args;
 
 use crate::children::{Ready, ServiceSpec, Stopped, Supervisor};
 use crate::console::Console;
+use crate::demo;
 use crate::infra::{self, NatsOptions};
 use crate::signals::Signals;
 
@@ -131,6 +132,16 @@ pub struct UpArgs {
         value_name = "SECS"
     )]
     pub stop_grace_secs: u64,
+
+    /// Play the demo: start the services with the accelerated policy of `deploy/demo/` (limits
+    /// of seconds), in a fresh database and under a fresh subject prefix, and drive a few
+    /// realistic complaints through them, printing every event as a live timeline.
+    #[arg(long, env = "REDRESS_DEMO")]
+    pub demo: bool,
+
+    /// With `--demo`: stop everything once the demo has played (for scripts).
+    #[arg(long, requires = "demo")]
+    pub exit_after_demo: bool,
 }
 
 /// Runs `redress up` to the end: `Ok` after a requested stop, `Err` if anything failed.
@@ -148,6 +159,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
         let dir = data_dir.join(sub);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+
+    let mut args = args;
+    let demo_env = if args.demo {
+        Some(prepare_demo(&mut args, &data_dir)?)
+    } else {
+        None
+    };
+    let console = if args.demo {
+        console.with_quiet_services()
+    } else {
+        console
+    };
 
     let postgres = tokio::select! {
         r = infra::ensure_postgres(&args.database_url, args.install, &console) => r?,
@@ -186,6 +209,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             ("NATS", nats.description.as_str()),
             ("PostgreSQL", &postgres),
         ],
+        demo_env,
     };
     let result = supervise(&plan, &mut supervisor, &mut signals, &console).await;
     if let Err(e) = &result {
@@ -211,6 +235,8 @@ struct Plan<'a> {
     data_dir: &'a Path,
     nats_url: &'a str,
     summary: [(&'a str, &'a str); 2],
+    /// Extra environment for the services when playing the demo.
+    demo_env: Option<Vec<(String, String)>>,
 }
 
 /// Starts the services, waits until they are ready, prints the table, and watches them.
@@ -264,6 +290,9 @@ async fn supervise(
                 ready_file.display().to_string(),
             ),
         ];
+        if let Some(extra) = &plan.demo_env {
+            env.extend(extra.iter().cloned());
+        }
         if let Some((grpc, metrics)) = plan.ports.as_ref().and_then(|p| p.get(i)) {
             env.push(("REDRESS_GRPC_ADDR".to_owned(), grpc.clone()));
             env.push(("REDRESS_METRICS_ADDR".to_owned(), metrics.clone()));
@@ -287,6 +316,44 @@ async fn supervise(
         return Ok(());
     };
     print_table(console, &ready, &plan.summary, plan.data_dir);
+
+    if args.demo {
+        let addr = |name: &str| {
+            ready
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.grpc.clone())
+                .unwrap_or_default()
+        };
+        let endpoints = demo::Endpoints {
+            intake: addr("intake"),
+            routing: addr("routing"),
+            revisit: addr("revisit"),
+            nats_url: plan.nats_url.to_owned(),
+            prefix: args.subject_prefix.clone(),
+        };
+        tokio::select! {
+            played = demo::play(&endpoints) => {
+                played?;
+                if args.exit_after_demo {
+                    return Ok(());
+                }
+                console.say("The system keeps running with the demo's data; Ctrl-C stops everything.");
+            }
+            stopped = supervisor.watch(signals) => {
+                return match stopped {
+                    Stopped::Signal(sig) => {
+                        console.say(&format!("{sig} received: stopping"));
+                        Ok(())
+                    }
+                    Stopped::Exited { name, status } => {
+                        supervisor.print_tail(name);
+                        bail!("{name} exited unexpectedly ({status})")
+                    }
+                };
+            }
+        }
+    }
 
     match supervisor.watch(signals).await {
         Stopped::Signal(sig) => {
@@ -423,4 +490,38 @@ mod tests {
             assert_eq!(who.split(':').count(), 3, "{e}");
         }
     }
+}
+
+/// Points the run at a fresh demo world: the demo's policy, organisation and escalation settings
+/// (written into the data directory), a database and a subject prefix of its own per run (the
+/// services create the database), and a second handler's token. Returns the extra environment
+/// for the services.
+fn prepare_demo(args: &mut UpArgs, data_dir: &Path) -> Result<Vec<(String, String)>> {
+    let dir = data_dir.join("demo");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, text: &str| -> Result<String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path.display().to_string())
+    };
+    let policy = write("policy.toml", demo::POLICY)?;
+    let seed = write("seed.toml", demo::SEED)?;
+    let escalation = write("escalation.toml", demo::ESCALATION)?;
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    // A fresh world per run: old demo events and rows never leak into a new demo.
+    args.subject_prefix = format!("demo{run}");
+    if let Some((base, _)) = args.database_url.rsplit_once('/') {
+        args.database_url = format!("{base}/redress_demo_{run}");
+    }
+    if args.auth_tokens == DEV_AUTH_TOKENS {
+        args.auth_tokens = format!("{DEV_AUTH_TOKENS},{}", demo::EXTRA_TOKENS);
+    }
+    Ok(vec![
+        ("REDRESS_POLICY_FILE".to_owned(), policy),
+        ("REDRESS_ROUTING_SEED".to_owned(), seed),
+        ("REDRESS_ESCALATION_SETTINGS".to_owned(), escalation),
+    ])
 }

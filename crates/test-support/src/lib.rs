@@ -17,7 +17,7 @@ mod process;
 
 pub use db::TestDb;
 pub use nats::NatsServer;
-pub use process::ServiceProcess;
+pub use process::{ServiceProcess, binary_path};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,36 @@
+//! The README's first command with `--demo`, as a newcomer runs it: `redress up` starts NATS,
+//! PostgreSQL and the five services, plays the demo through them, and stops everything.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_plays_end_to_end_and_stops_cleanly() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(redress_test_support::binary_path("redress"))
+        .args(["up", "--demo", "--exit-after-demo"])
+        // Out of the way of a system the developer may be running on the default ports.
+        .args(["--port-offset", "700", "--own-nats-port", "4923"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("REDRESS_NATS_URL")
+        .env_remove("REDRESS_DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run redress up --demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {}\n{stdout}\n{stderr}", output.status);
+    for sign in [
+        "complaint.received",
+        "complaint.assigned",
+        "sla.warning",
+        "sla.overdue",
+        "escalated to level 1",
+        "escalated to level 2",
+        "revisit: customer dissatisfied",
+        "complaint.repeat",
+        "Demo complete",
+    ] {
+        assert!(stdout.contains(sign), "{sign:?} missing from the demo output:\n{stdout}");
+    }
+}
