@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn prefix_is_padded_to_the_longest_name() {
-        let console = Console { colour: false };
+        let console = Console {
+            colour: false,
+            quiet_services: false,
+        };
         assert_eq!(console.prefix("intake", "36"), "intake      | ");
         assert_eq!(console.prefix("sla-monitor", "36"), "sla-monitor | ");
     }
