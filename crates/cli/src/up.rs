@@ -461,37 +461,6 @@ fn port_plan(offset: Option<u16>) -> Result<Option<Vec<(String, String)>>> {
         .map(Some)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn port_offset_shifts_both_ports() {
-        assert!(port_plan(None).unwrap().is_none());
-        let plan = port_plan(Some(100)).unwrap().unwrap();
-        assert_eq!(
-            plan[0],
-            ("127.0.0.1:50151".to_owned(), "127.0.0.1:9201".to_owned())
-        );
-        assert_eq!(
-            plan[4],
-            ("127.0.0.1:50155".to_owned(), "127.0.0.1:9205".to_owned())
-        );
-        assert!(port_plan(Some(20000)).is_err());
-    }
-
-    #[test]
-    fn dev_tokens_have_one_entry_per_role() {
-        let entries: Vec<&str> = DEV_AUTH_TOKENS.split(',').collect();
-        assert_eq!(entries.len(), 6);
-        for e in entries {
-            let (token, who) = e.split_once('=').unwrap();
-            assert!(token.len() >= 8, "{token}");
-            assert_eq!(who.split(':').count(), 3, "{e}");
-        }
-    }
-}
-
 /// Points the run at a fresh demo world: the demo's policy, organisation and escalation settings
 /// (written into the data directory), a database and a subject prefix of its own per run (the
 /// services create the database), and a second handler's token. Returns the extra environment
@@ -524,4 +493,35 @@ fn prepare_demo(args: &mut UpArgs, data_dir: &Path) -> Result<Vec<(String, Strin
         ("REDRESS_ROUTING_SEED".to_owned(), seed),
         ("REDRESS_ESCALATION_SETTINGS".to_owned(), escalation),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_offset_shifts_both_ports() {
+        assert!(port_plan(None).unwrap().is_none());
+        let plan = port_plan(Some(100)).unwrap().unwrap();
+        assert_eq!(
+            plan[0],
+            ("127.0.0.1:50151".to_owned(), "127.0.0.1:9201".to_owned())
+        );
+        assert_eq!(
+            plan[4],
+            ("127.0.0.1:50155".to_owned(), "127.0.0.1:9205".to_owned())
+        );
+        assert!(port_plan(Some(20000)).is_err());
+    }
+
+    #[test]
+    fn dev_tokens_have_one_entry_per_role() {
+        let entries: Vec<&str> = DEV_AUTH_TOKENS.split(',').collect();
+        assert_eq!(entries.len(), 6);
+        for e in entries {
+            let (token, who) = e.split_once('=').unwrap();
+            assert!(token.len() >= 8, "{token}");
+            assert_eq!(who.split(':').count(), 3, "{e}");
+        }
+    }
 }
