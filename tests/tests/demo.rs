@@ -19,7 +19,11 @@ fn the_demo_plays_end_to_end_and_stops_cleanly() {
         .expect("run redress up --demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {}\n{stdout}\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "exit {}\n{stdout}\n{stderr}",
+        output.status
+    );
     for sign in [
         "complaint.received",
         "complaint.assigned",
@@ -31,6 +35,9 @@ fn the_demo_plays_end_to_end_and_stops_cleanly() {
         "complaint.repeat",
         "Demo complete",
     ] {
-        assert!(stdout.contains(sign), "{sign:?} missing from the demo output:\n{stdout}");
+        assert!(
+            stdout.contains(sign),
+            "{sign:?} missing from the demo output:\n{stdout}"
+        );
     }
 }
