@@ -359,6 +359,36 @@ async fn a_complaint_travels_through_all_five_services() {
         "the repeat complaint reached the general manager"
     );
 
+    // The original missed its limit, so the repeat complaint doubles the handler's class fine
+    // (DOMAIN §7, §9): the ledger books the extra once.
+    let mut doubling = Vec::new();
+    for _ in 0..150 {
+        doubling = bed
+            .events("accountability.recorded", 1, Duration::ZERO)
+            .await
+            .into_iter()
+            .filter_map(|e| match e.payload {
+                Some(Payload::AccountabilityRecorded(a))
+                    if e.complaint_id == id
+                        && a.reason() == v1::AccountabilityReason::RepeatDoubling =>
+                {
+                    Some(a)
+                }
+                _ => None,
+            })
+            .collect();
+        if !doubling.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(doubling.len(), 1, "one doubling entry");
+    assert_eq!(doubling[0].person_id, "handler-1");
+    assert_eq!(
+        doubling[0].amount_fen, 10_000,
+        "the class C fine of 100 yuan, doubled"
+    );
+
     // Intake's timeline holds every service's part of the story.
     let mut producers = std::collections::BTreeSet::new();
     for _ in 0..150 {
