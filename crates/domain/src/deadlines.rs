@@ -9,6 +9,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::{add_business_time, business_time_between};
 use crate::classification::Class;
 use crate::duration::describe;
 use crate::policy::{FeedbackLimit, Policy};
@@ -32,18 +33,23 @@ pub struct Promises {
 /// DOMAIN §9: "First feedback due = the earlier of the feedback limit (same day for C/D, 3 days
 /// for A/B) and the completion limit ... 'Same day' means by the end of the business day of
 /// acceptance."
+///
+/// Limits count working time when the policy's calendar says so ([`crate::calendar`], ADR 0015);
+/// "same day" keeps its meaning either way.
 pub fn promises(policy: &Policy, class: Class, received_at: DateTime<Utc>) -> Promises {
+    let cal = &policy.calendar;
     let completion = policy.completion_limit(class);
-    let completion_due = add(received_at, completion);
+    let completion_due = add_business_time(cal, received_at, completion);
     let feedback_due = match policy.feedback_limit(class) {
         FeedbackLimit::SameDay => same_day_due(policy, received_at),
-        FeedbackLimit::Within(limit) => add(received_at, limit),
+        FeedbackLimit::Within(limit) => add_business_time(cal, received_at, limit),
     };
     Promises {
-        acceptance_due: add(received_at, policy.limits.acceptance),
+        acceptance_due: add_business_time(cal, received_at, policy.limits.acceptance),
         first_feedback_due: feedback_due.min(completion_due),
         completion_due,
-        intermediate_due: add(
+        intermediate_due: add_business_time(
+            cal,
             received_at,
             share_of(completion, policy.limits.intermediate_share),
         ),
@@ -88,15 +94,15 @@ pub fn days_after_due(policy: &Policy, at: DateTime<Utc>, days: u32) -> DateTime
 }
 
 /// When to warn that the limit running from `started` to `due` is close (DOMAIN §4: "warns
-/// before a limit is hit (default: at 75 % of it)").
+/// before a limit is hit (default: at 75 % of it)"). With business hours on, the share is of
+/// the working time between the two, counted on in working time.
 pub fn warning_at(policy: &Policy, started: DateTime<Utc>, due: DateTime<Utc>) -> DateTime<Utc> {
     if due <= started {
         return due;
     }
-    add(
-        started,
-        share_of(due - started, policy.limits.warning_share),
-    )
+    let cal = &policy.calendar;
+    let limit = business_time_between(cal, started, due);
+    add_business_time(cal, started, share_of(limit, policy.limits.warning_share)).min(due)
 }
 
 /// The time limit and its reason in words, for the customer (DOMAIN §1: "the expected time
@@ -134,10 +140,6 @@ fn limit_in_words(d: Duration) -> String {
     } else {
         describe(d)
     }
-}
-
-fn add(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    at.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `share` of `d`, to the millisecond (rounded half away from zero).
@@ -257,6 +259,43 @@ mod tests {
             t("2024-05-01T06:00:00Z")
         );
         assert_eq!(warning_at(&p, start, start), start);
+    }
+
+    #[test]
+    fn business_hours_move_promises_past_weekend_and_holiday() {
+        let mut p = Policy::default();
+        p.calendar.business_hours = true;
+        p.calendar.holidays = vec!["2026-09-28".parse().unwrap()];
+        p.limits.completion.a = Duration::hours(2);
+        // Friday 17:00, Monday a holiday: one hour Friday, one hour Tuesday.
+        let a = promises(&p, Class::A, t("2026-09-25T17:00:00+08:00"));
+        assert_eq!(a.completion_due, t("2026-09-29T10:00:00+08:00"));
+        assert_eq!(a.intermediate_due, t("2026-09-25T18:00:00+08:00"));
+        assert_eq!(a.first_feedback_due, a.completion_due);
+        // 24 working hours of acceptance: Fri 1 h, Tue 9 h, Wed 9 h, Thu 5 h.
+        assert_eq!(a.acceptance_due, t("2026-10-01T14:00:00+08:00"));
+        // "Same day" is unchanged by the calendar.
+        let c = promises(&p, Class::C, t("2026-09-25T17:00:00+08:00"));
+        assert_eq!(c.first_feedback_due, t("2026-09-25T18:00:00+08:00"));
+        // The warning falls at 75 % of the working time: 1.5 h after Friday 17:00.
+        assert_eq!(
+            warning_at(&p, t("2026-09-25T17:00:00+08:00"), a.completion_due),
+            t("2026-09-29T09:30:00+08:00")
+        );
+    }
+
+    #[test]
+    fn business_hours_off_is_the_wall_clock() {
+        let p = Policy::default();
+        let at = t("2026-09-25T17:00:00+08:00");
+        let b = promises(&p, Class::B, at);
+        assert_eq!(b.completion_due, at + Duration::hours(24));
+        assert_eq!(b.acceptance_due, at + Duration::hours(24));
+        assert_eq!(b.intermediate_due, at + Duration::hours(12));
+        assert_eq!(
+            warning_at(&p, at, at + Duration::hours(2)),
+            at + Duration::minutes(90)
+        );
     }
 
     #[test]

@@ -38,8 +38,11 @@ struct Policy(std::path::PathBuf);
 
 impl Policy {
     fn write() -> Self {
+        Self::write_text(POLICY)
+    }
+    fn write_text(text: &str) -> Self {
         let path = std::env::temp_dir().join(format!("sla-policy-{}.toml", uuid::Uuid::now_v7()));
-        std::fs::write(&path, POLICY).expect("write policy");
+        std::fs::write(&path, text).expect("write policy");
         Self(path)
     }
     fn path(&self) -> &str {
@@ -572,4 +575,152 @@ async fn two_replicas_and_a_restart_emit_every_warning_and_overdue_exactly_once(
         assert_eq!(grouped.len(), expected);
         assert!(grouped.values().all(|v| v.len() == 1));
     }
+}
+
+/// Business hours on: Mon–Fri 09:00–18:00 at +08:00, Monday 14 January 2030 a holiday. Limits
+/// in hours; the dates lie in the future so nothing fires while the test looks.
+const BUSINESS_POLICY: &str = r#"
+[calendar]
+timezone = "+08:00"
+business_hours = true
+working_hours_start = "09:00"
+working_hours_end = "18:00"
+working_days = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+holidays = ["2030-01-14"]
+[limits]
+warning_share = 0.75
+intermediate_share = 0.5
+[limits.completion]
+A = "2h"
+B = "4h"
+"#;
+
+fn local(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("rfc 3339").to_utc()
+}
+
+/// The monitor's due time and warning point of a complaint's completion clock, once it has one
+/// whose due time satisfies `ready`.
+async fn completion_clock(
+    bed: &TestBed,
+    svc: &ServiceProcess,
+    id: &str,
+    ready: impl Fn(DateTime<Utc>) -> bool,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let mut client = SlaMonitorServiceClient::new(bed.channel(svc).await);
+    let mut conn = bed.db.connect().await;
+    let deadline = tokio::time::Instant::now() + 15 * SECOND;
+    loop {
+        let status = client
+            .get_sla_status(authed(
+                MANAGER,
+                v1::GetSlaStatusRequest {
+                    complaint_id: id.to_owned(),
+                },
+            ))
+            .await;
+        let due = status.ok().and_then(|s| {
+            s.into_inner()
+                .clocks
+                .iter()
+                .find(|c| c.clock() == v1::SlaClock::Completion)
+                .map(|c| time(&c.due_at))
+        });
+        if let Some(due) = due.filter(|d| ready(*d)) {
+            let warn: DateTime<Utc> = sqlx::query_scalar(
+                "SELECT warn_at FROM sla_monitor.clocks WHERE complaint_id = $1 AND kind = 'completion'",
+            )
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("completion clock row");
+            return (due, warn);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no completion clock for {id}: {}",
+            svc.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn business_calendar_across_a_weekend_and_a_holiday() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write_text(BUSINESS_POLICY);
+    let domain = redress_domain::Policy::from_toml_str(BUSINESS_POLICY).expect("policy");
+    let svc = monitor(&bed, &policy).await;
+
+    // Friday 17:00 + 2 working hours, promises computed by intake's domain function: one hour
+    // on Friday, one on Monday.
+    let friday = local("2030-01-04T17:00:00+08:00");
+    let promised = redress_domain::promises(&domain, redress_domain::Class::A, friday);
+    assert_eq!(promised.completion_due, local("2030-01-07T10:00:00+08:00"));
+    let id = ComplaintId::new().to_string();
+    publish_at(
+        &bed,
+        &id,
+        friday,
+        Payload::ComplaintReceived(v1::ComplaintReceived {
+            complaint_number: "RD-BH1".into(),
+            class: v1::Class::A as i32,
+            confirmed: true,
+            promises: Some(v1::Promises {
+                acceptance_due: Some(ts(promised.acceptance_due)),
+                first_feedback_due: Some(ts(promised.first_feedback_due)),
+                completion_due: Some(ts(promised.completion_due)),
+                intermediate_due: Some(ts(promised.intermediate_due)),
+                reason: String::new(),
+            }),
+            ..Default::default()
+        }),
+    )
+    .await;
+    let (due, warn) = completion_clock(&bed, &svc, &id, |_| true).await;
+    assert_eq!(due, local("2030-01-07T10:00:00+08:00"));
+    // The warning at 75 % of the two working hours: 1.5 h after Friday 17:00.
+    assert_eq!(warn, local("2030-01-07T09:30:00+08:00"));
+
+    // The next Friday, no promises in the event: the monitor computes them itself, and the
+    // Monday holiday pushes the due time to Tuesday.
+    let holiday_friday = local("2030-01-11T17:00:00+08:00");
+    let id = ComplaintId::new().to_string();
+    publish_at(
+        &bed,
+        &id,
+        holiday_friday,
+        Payload::ComplaintReceived(v1::ComplaintReceived {
+            complaint_number: "RD-BH2".into(),
+            class: v1::Class::A as i32,
+            confirmed: true,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let (due, warn) = completion_clock(&bed, &svc, &id, |_| true).await;
+    assert_eq!(due, local("2030-01-15T10:00:00+08:00"));
+    assert_eq!(warn, local("2030-01-15T09:30:00+08:00"));
+
+    // Reclassified to B (4 working hours): recomputed in working time from intake.
+    publish(
+        &bed,
+        &id,
+        Payload::ComplaintReclassified(v1::ComplaintReclassified {
+            from_class: v1::Class::A as i32,
+            to_class: v1::Class::B as i32,
+            reason: "less serious".into(),
+            promises: None,
+        }),
+    )
+    .await;
+    let moved = local("2030-01-15T12:00:00+08:00");
+    let (due, warn) = completion_clock(&bed, &svc, &id, |d| d == moved).await;
+    assert_eq!(due, moved);
+    // 75 % of 4 working hours = 3 h: Friday 1 h, Tuesday 2 h.
+    assert_eq!(warn, local("2030-01-15T11:00:00+08:00"));
+    assert_eq!(
+        due,
+        redress_domain::promises(&domain, redress_domain::Class::B, holiday_friday).completion_due
+    );
 }
