@@ -1,13 +1,16 @@
 //! `redress`: the command-line entry point of the Redress complaint-handling system.
 //!
 //! This file only parses the command line and dispatches; each subcommand lives in its own
-//! module (`redress up` in [`up`], which starts the whole system locally).
+//! module (`redress up` in [`up`], which starts the whole system locally; the staff commands in
+//! [`staff`], which talk to the services over gRPC).
 
 mod children;
 mod console;
 mod demo;
 mod infra;
+mod output;
 mod signals;
+mod staff;
 mod up;
 
 use std::process::ExitCode;
@@ -16,8 +19,10 @@ use clap::{Parser, Subcommand};
 
 /// Redress: complaint handling for call centres, business halls and service companies.
 #[derive(Debug, Parser)]
-#[command(name = "redress", version, propagate_version = true)]
+#[command(name = "redress", version, propagate_version = true, after_help = staff::EXIT_CODES)]
 struct Cli {
+    #[command(flatten)]
+    global: staff::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,6 +32,8 @@ enum Command {
     /// Start the whole system locally: NATS (a pinned, current server if needed), PostgreSQL,
     /// and the five services, with their logs in this terminal. Ctrl-C stops everything.
     Up(up::UpArgs),
+    #[command(flatten)]
+    Staff(staff::StaffCommand),
 }
 
 #[tokio::main]
@@ -34,6 +41,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Staff(command) => return staff::run(cli.global, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,244 @@
+//! `handle ...`: the handler's steps on a complaint, one routing RPC each — accept, decide
+//! validity, feedback, intermediate result, propose, record the customer's answer, resolve, or
+//! declare it cannot be settled (which escalates it).
+
+use clap::{Args, Subcommand};
+use redress_proto::v1;
+
+use super::{Ctx, Outcome, parse_enum, parse_time};
+use crate::output::{fields, time, yes_no};
+
+#[derive(Debug, Subcommand)]
+pub enum Handle {
+    /// Accept the complaint (starts handling; stops the acceptance clock).
+    Accept(Complaint),
+    /// Decide whether the complaint is valid.
+    Validity(Validity),
+    /// Give the customer feedback.
+    Feedback(Feedback),
+    /// Report an intermediate result (for complaints that take longer).
+    Intermediate(Intermediate),
+    /// Propose a solution to the customer.
+    Propose(Propose),
+    /// Record the customer's answer to the proposed solution.
+    Respond(Respond),
+    /// Resolve the complaint (hand in the result).
+    Resolve(Resolve),
+    /// Declare that it cannot be settled at this level (escalates it).
+    CannotSettle(CannotSettle),
+}
+
+#[derive(Debug, Args)]
+pub struct Complaint {
+    /// Complaint id.
+    complaint: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Validity {
+    complaint: String,
+    /// The complaint is not valid (default: valid).
+    #[arg(long)]
+    invalid: bool,
+    /// Why.
+    #[arg(long, default_value = "")]
+    explanation: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Feedback {
+    complaint: String,
+    /// What the customer is told.
+    #[arg(long)]
+    content: String,
+    /// How: phone, sms or email.
+    #[arg(long, default_value = "phone")]
+    channel: String,
+    #[arg(long, default_value = "")]
+    cause: String,
+    #[arg(long, default_value = "")]
+    measures: String,
+    #[arg(long, default_value = "")]
+    result: String,
+    /// Compensation in fen (1 yuan = 100 fen).
+    #[arg(long, default_value_t = 0)]
+    compensation_fen: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct Intermediate {
+    complaint: String,
+    #[arg(long)]
+    content: String,
+    /// When it is expected to be complete (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    expected: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Propose {
+    complaint: String,
+    #[arg(long)]
+    solution: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Respond {
+    complaint: String,
+    /// The customer rejected the solution (default: accepted).
+    #[arg(long)]
+    rejected: bool,
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Resolve {
+    complaint: String,
+    /// The result handed in.
+    #[arg(long)]
+    result: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CannotSettle {
+    complaint: String,
+    #[arg(long)]
+    reason: String,
+}
+
+pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
+    let mut routing = ctx.routing().await?;
+    match command {
+        Handle::Accept(a) => {
+            let r = routing
+                .accept_complaint(ctx.req(v1::AcceptComplaintRequest {
+                    complaint_id: a.complaint,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("AcceptComplaintResponse", &r, |r| {
+                fields(&[
+                    ("accepted", time(r.accepted_at.as_ref())),
+                    ("department", r.department_id.clone()),
+                    ("already accepted", yes_no(r.already_accepted)),
+                ])
+            })
+        }
+        Handle::Validity(a) => {
+            let r = routing
+                .decide_validity(ctx.req(v1::DecideValidityRequest {
+                    complaint_id: a.complaint,
+                    valid: !a.invalid,
+                    explanation: a.explanation,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("DecideValidityResponse", &r, |_| {
+                format!(
+                    "recorded: {}\n",
+                    if a.invalid { "invalid" } else { "valid" }
+                )
+            })
+        }
+        Handle::Feedback(a) => {
+            let channel = parse_enum(
+                "--channel",
+                &a.channel,
+                "REPLY_CHANNEL_",
+                v1::ReplyChannel::from_str_name,
+            )?;
+            let r = routing
+                .give_feedback(ctx.req(v1::GiveFeedbackRequest {
+                    complaint_id: a.complaint,
+                    channel: channel as i32,
+                    content: a.content,
+                    cause: a.cause,
+                    measures: a.measures,
+                    result: a.result,
+                    compensation_fen: a.compensation_fen,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("GiveFeedbackResponse", &r, |r| {
+                format!("feedback #{} recorded\n", r.sequence)
+            })
+        }
+        Handle::Intermediate(a) => {
+            let expected = a
+                .expected
+                .map(|t| parse_time("--expected", &t))
+                .transpose()?;
+            let r = routing
+                .report_intermediate_result(ctx.req(v1::ReportIntermediateResultRequest {
+                    complaint_id: a.complaint,
+                    content: a.content,
+                    expected_completion_at: expected,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("ReportIntermediateResultResponse", &r, |_| {
+                "intermediate result recorded\n".into()
+            })
+        }
+        Handle::Propose(a) => {
+            let r = routing
+                .propose_resolution(ctx.req(v1::ProposeResolutionRequest {
+                    complaint_id: a.complaint,
+                    solution: a.solution,
+                    remedies: vec![],
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("ProposeResolutionResponse", &r, |r| {
+                format!("solution proposed (attempt {})\n", r.attempt)
+            })
+        }
+        Handle::Respond(a) => {
+            let r = routing
+                .record_customer_response(ctx.req(v1::RecordCustomerResponseRequest {
+                    complaint_id: a.complaint,
+                    accepted: !a.rejected,
+                    reason: a.reason,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("RecordCustomerResponseResponse", &r, |r| {
+                fields(&[
+                    (
+                        "customer",
+                        if a.rejected { "rejected" } else { "accepted" }.to_string(),
+                    ),
+                    ("rejections", r.rejection_count.to_string()),
+                    ("re-study requested", yes_no(r.re_study_requested)),
+                    ("escalation requested", yes_no(r.escalation_requested)),
+                ])
+            })
+        }
+        Handle::Resolve(a) => {
+            let r = routing
+                .resolve(ctx.req(v1::ResolveRequest {
+                    complaint_id: a.complaint,
+                    result: a.result,
+                    handed_in_at: None,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("ResolveResponse", &r, |r| {
+                format!("resolved; handed in {}\n", time(r.handed_in_at.as_ref()))
+            })
+        }
+        Handle::CannotSettle(a) => {
+            let r = routing
+                .declare_cannot_settle(ctx.req(v1::DeclareCannotSettleRequest {
+                    complaint_id: a.complaint,
+                    reason: a.reason,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("DeclareCannotSettleResponse", &r, |r| {
+                format!("escalating to level {}\n", r.target_level)
+            })
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `reports ...`: the monthly complaint-rate and penalty report, and the revisit-rate report.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use redress_proto::v1;
+
+use super::{Ctx, Outcome, parse_time};
+use crate::output::{Table, fields, percent, yes_no, yuan};
+
+#[derive(Debug, Subcommand)]
+pub enum Reports {
+    /// Complaint rates, penalty bands and penalties of one month, by department and person.
+    Monthly(Monthly),
+    /// How many revisits were made on time.
+    RevisitRate(RevisitRate),
+}
+
+#[derive(Debug, Args)]
+pub struct Monthly {
+    /// YYYY-MM.
+    #[arg(long)]
+    month: String,
+    #[arg(long, default_value = "")]
+    department: String,
+    /// Print the service's CSV instead of a table.
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevisitRate {
+    /// From (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    from: String,
+    /// To (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    to: String,
+    #[arg(long, default_value = "")]
+    department: String,
+}
+
+pub async fn run(ctx: &Ctx, command: Reports) -> Outcome {
+    match command {
+        Reports::Monthly(a) => {
+            let format = if a.csv {
+                v1::ReportFormat::Csv
+            } else {
+                v1::ReportFormat::Json
+            };
+            let r = ctx
+                .escalation()
+                .await?
+                .monthly_report(ctx.req(v1::MonthlyReportRequest {
+                    month: a.month,
+                    format: format as i32,
+                    department_id: a.department,
+                }))
+                .await?
+                .into_inner();
+            if a.csv {
+                let text = String::from_utf8(r.csv).context("the CSV is not UTF-8")?;
+                print!("{text}");
+                return Ok(());
+            }
+            ctx.emit("MonthlyReportResponse", &r, |r| {
+                let mut d = Table::new(&[
+                    "DEPARTMENT",
+                    "COMPLAINTS",
+                    "VOLUME",
+                    "RATE",
+                    "BAND",
+                    "HEAD PENALTY",
+                    "NEEDS APPROVAL",
+                    "OVERDUE",
+                    "ESCALATIONS",
+                    "REPEATS",
+                ]);
+                for x in &r.departments {
+                    d.row(vec![
+                        x.department_id.clone(),
+                        x.complaints.to_string(),
+                        x.business_volume.to_string(),
+                        x.rate_bp.map(percent).unwrap_or_else(|| "-".into()),
+                        x.penalty_band
+                            .as_ref()
+                            .map(|b| b.label.clone())
+                            .unwrap_or_default(),
+                        yuan(x.head_penalty_fen),
+                        yes_no(x.head_penalty_needs_approval),
+                        x.overdue_count.to_string(),
+                        x.escalation_count.to_string(),
+                        x.repeat_complaint_count.to_string(),
+                    ]);
+                }
+                let mut p = Table::new(&[
+                    "PERSON",
+                    "NAME",
+                    "DEPARTMENT",
+                    "COMPLAINTS",
+                    "PENALTIES",
+                    "SUSPENDED",
+                ]);
+                for x in &r.people {
+                    p.row(vec![
+                        x.person_id.clone(),
+                        x.name.clone(),
+                        x.department_id.clone(),
+                        x.complaints.to_string(),
+                        yuan(x.penalties_fen),
+                        yes_no(x.suspended),
+                    ]);
+                }
+                format!(
+                    "month {}\n\ndepartments:\n{}\npeople:\n{}",
+                    r.month,
+                    d.render(),
+                    p.render()
+                )
+            })
+        }
+        Reports::RevisitRate(a) => {
+            let from = parse_time("--from", &a.from)?;
+            let to = parse_time("--to", &a.to)?;
+            let r = ctx
+                .revisit()
+                .await?
+                .revisit_rate_report(ctx.req(v1::RevisitRateReportRequest {
+                    department_id: a.department,
+                    from: Some(from),
+                    to: Some(to),
+                    kind: 0,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("RevisitRateReportResponse", &r, |r| {
+                let mut out = fields(&[
+                    ("due", r.due.to_string()),
+                    ("on time", r.on_time.to_string()),
+                    ("late", r.late.to_string()),
+                    ("missing", r.missing.to_string()),
+                    ("rate", percent(r.rate_bp)),
+                    ("never reached", r.never_reached.len().to_string()),
+                ]);
+                let mut t =
+                    Table::new(&["DEPARTMENT", "DUE", "ON TIME", "LATE", "MISSING", "RATE"]);
+                for d in &r.by_department {
+                    t.row(vec![
+                        d.department_id.clone(),
+                        d.due.to_string(),
+                        d.on_time.to_string(),
+                        d.late.to_string(),
+                        d.missing.to_string(),
+                        percent(d.rate_bp),
+                    ]);
+                }
+                out.push_str("\nby department:\n");
+                out.push_str(&t.render());
+                out
+            })
+        }
+    }
+}
