@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Benchmarks (figures printed beside baselines measured in the same run; never timed tests).
-#   scripts/bench.sh            intake throughput, 20,000 submissions
-#   scripts/bench.sh 100000     more
+# Benchmarks: figures printed beside baselines measured in the same run (never timed tests).
+#   scripts/bench.sh                   intake throughput, 20,000 bus submissions
+#   scripts/bench.sh intake 100000     the same with more
+#   scripts/bench.sh registry 1000000  ListComplaints / GetComplaint on a million complaints
+#   scripts/bench-sla.sh               the SLA monitor (lateness at 10k–1M open clocks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/tools.sh
 cargo build --release --workspace --bins
-REDRESS_BIN_DIR="$PWD/target/release" cargo run --release -p redress-system-tests --example bench_intake -- "${1:-20000}"
+what="${1:-intake}"
+case "$what" in
+  intake)   example=bench_intake;   n="${2:-20000}" ;;
+  registry) example=bench_registry; n="${2:-1000000}" ;;
+  *) echo "unknown benchmark $what (intake, registry)" >&2; exit 2 ;;
+esac
+REDRESS_BIN_DIR="$PWD/target/release" cargo run --release -p redress-system-tests --example "$example" -- "$n"

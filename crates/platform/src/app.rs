@@ -214,7 +214,17 @@ impl Platform {
                     })
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(
-                        tokio_stream::wrappers::TcpListenerStream::new(listener),
+                        // Replies go out at once: without TCP_NODELAY a reply spanning several
+                        // segments waits ~40 ms for the client's delayed ACK (Nagle).
+                        tokio_stream::StreamExt::map(
+                            tokio_stream::wrappers::TcpListenerStream::new(listener),
+                            |conn| {
+                                conn.and_then(|s| {
+                                    s.set_nodelay(true)?;
+                                    Ok(s)
+                                })
+                            },
+                        ),
                         async move { stop.cancelled().await },
                     ),
             )

@@ -250,33 +250,51 @@ pub async fn list(
         };
     let from = time(&req.received_from, "received_from")?;
     let to = time(&req.received_to, "received_to")?;
-    let rows = sqlx::query(
-        "SELECT complaint_id, number, details, acknowledgement, class, status, channel, department_id,
-                assignee_id, overdue, received_at, category
-         FROM complaints
-         WHERE ($1::text IS NULL OR status = $1)
-           AND ($2::text IS NULL OR class = $2)
-           AND ($3::text IS NULL OR department_id = $3)
-           AND ($4::text IS NULL OR channel = $4)
-           AND ($5::bool IS NULL OR overdue = $5)
-           AND ($6::timestamptz IS NULL OR received_at >= $6)
-           AND ($7::timestamptz IS NULL OR received_at < $7)
-           AND ($8::timestamptz IS NULL OR (received_at, complaint_id) < ($8, $9))
-         ORDER BY received_at DESC, complaint_id DESC
-         LIMIT $10",
-    )
-    .bind((!req.status.is_empty()).then_some(&req.status))
-    .bind(class)
-    .bind((!req.department_id.is_empty()).then_some(&req.department_id))
-    .bind(channel)
-    .bind(req.overdue)
-    .bind(from)
-    .bind(to)
-    .bind(cursor.as_ref().map(|c| c.0))
-    .bind(cursor.as_ref().map(|c| c.1.clone()))
-    .bind(size + 1)
-    .fetch_all(pool)
-    .await?;
+    // Only the filters given become predicates, so each one can use its index and the cursor
+    // is an index condition: page 1,000 reads what page 1 reads.
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT complaint_id, number, details, acknowledgement, class, status, channel,
+                department_id, assignee_id, overdue, received_at, category
+         FROM complaints WHERE true",
+    );
+    if !req.status.is_empty() {
+        q.push(" AND status = ").push_bind(&req.status);
+    }
+    if let Some(class) = class {
+        q.push(" AND class = ").push_bind(class);
+    }
+    if !req.department_id.is_empty() {
+        q.push(" AND department_id = ")
+            .push_bind(&req.department_id);
+    }
+    if let Some(channel) = channel {
+        q.push(" AND channel = ").push_bind(channel);
+    }
+    match req.overdue {
+        Some(true) => {
+            q.push(" AND overdue");
+        }
+        Some(false) => {
+            q.push(" AND NOT overdue");
+        }
+        None => {}
+    }
+    if let Some(from) = from {
+        q.push(" AND received_at >= ").push_bind(from);
+    }
+    if let Some(to) = to {
+        q.push(" AND received_at < ").push_bind(to);
+    }
+    if let Some((at, id)) = &cursor {
+        q.push(" AND (received_at, complaint_id) < (")
+            .push_bind(*at)
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
+    }
+    q.push(" ORDER BY received_at DESC, complaint_id DESC LIMIT ")
+        .push_bind(size + 1);
+    let rows = q.build().fetch_all(pool).await?;
     let more = rows.len() as i64 > size;
     let mut complaints = Vec::with_capacity(rows.len());
     for r in rows.iter().take(size as usize) {
