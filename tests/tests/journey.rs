@@ -7,6 +7,8 @@
 //! revisit calls the customer back, who is dissatisfied and complains again → a repeat complaint
 //! that reaches the general manager — and intake's timeline shows every service's part.
 
+mod common;
+
 use std::time::Duration;
 
 use redress_proto::v1::{
@@ -16,65 +18,6 @@ use redress_proto::v1::{
 use redress_test_support::{TestBed, authed};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-const POLICY: &str = r#"
-[limits]
-acceptance = "60s"
-warning_share = 0.5
-[limits.completion]
-A = "4s"
-B = "4s"
-C = "4s"
-D = "4s"
-[limits.first_feedback]
-A = "60s"
-B = "60s"
-C = "60s"
-D = "60s"
-[escalation]
-l2_after = "3s"
-unacknowledged_resend_after = "10m"
-unacknowledged_raise_after = "1h"
-"#;
-
-const SEED: &str = r#"
-default_department = "dept-network"
-
-[[departments]]
-id = "dept-network"
-name = "Network Operations"
-manager_id = "manager-1"
-acceptance_owner_id = "manager-1"
-
-[[staff]]
-id = "handler-1"
-name = "Handler One"
-department_id = "dept-network"
-role = "handler"
-
-[[staff]]
-id = "manager-1"
-name = "Manager One"
-department_id = "dept-network"
-role = "department_manager"
-
-[[staff]]
-id = "gm-1"
-name = "General Manager"
-department_id = "dept-network"
-role = "general_manager"
-
-[[rules]]
-id = "broadband"
-category = "network_quality"
-department_id = "dept-network"
-"#;
-
-const ESCALATION: &str = r#"
-general_manager_id = "gm-1"
-log_channel = true
-tick_ms = 200
-"#;
 
 fn details() -> v1::ComplaintDetails {
     v1::ComplaintDetails {
@@ -117,38 +60,11 @@ fn escalations_to<'a>(events: &'a [v1::Event], recipient: &str) -> Vec<&'a v1::E
 #[tokio::test]
 async fn a_complaint_travels_through_all_five_services() {
     let bed = TestBed::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).expect("write");
-        p.display().to_string()
-    };
-    let policy = write("policy.toml", POLICY);
-    let seed = write("seed.toml", SEED);
-    let escalation_settings = write("escalation.toml", ESCALATION);
-    let common = [("REDRESS_POLICY_FILE", policy.as_str())];
-
-    let intake = bed.spawn("redress-intake", &common).await;
-    let routing = bed
-        .spawn(
-            "redress-routing",
-            &[common[0], ("REDRESS_ROUTING_SEED", seed.as_str())],
-        )
-        .await;
-    let _sla = bed.spawn("redress-sla-monitor", &common).await;
-    let _escalation = bed
-        .spawn(
-            "redress-escalation",
-            &[
-                common[0],
-                ("REDRESS_ESCALATION_SETTINGS", escalation_settings.as_str()),
-            ],
-        )
-        .await;
-    let revisit = bed.spawn("redress-revisit", &common).await;
+    let stack = common::start(&bed, &[]).await;
+    let (intake, routing, revisit) = (&stack.intake, &stack.routing, &stack.revisit);
 
     // Intake: recorded, classified, already confirmed on the call.
-    let mut intake_client = IntakeServiceClient::new(bed.channel(&intake).await);
+    let mut intake_client = IntakeServiceClient::new(bed.channel(intake).await);
     let ack = intake_client
         .submit(authed(
             "test-agent-token",
@@ -212,7 +128,7 @@ async fn a_complaint_travels_through_all_five_services() {
     );
 
     // The handler takes it up and resolves it with the customer's agreement.
-    let mut routing_client = RoutingServiceClient::new(bed.channel(&routing).await);
+    let mut routing_client = RoutingServiceClient::new(bed.channel(routing).await);
     let h = "test-handler-token";
     routing_client
         .accept_complaint(authed(
@@ -282,7 +198,7 @@ async fn a_complaint_travels_through_all_five_services() {
     assert_eq!(bed.events("complaint.resolved", 1, WAIT).await.len(), 1);
 
     // Revisit: the after-resolution call; the customer is dissatisfied and complains again.
-    let mut revisit_client = RevisitServiceClient::new(bed.channel(&revisit).await);
+    let mut revisit_client = RevisitServiceClient::new(bed.channel(revisit).await);
     let agent = "test-agent-token";
     let mut revisit_id = None;
     for _ in 0..150 {

@@ -1,0 +1,117 @@
+//! The whole system for a system test: the five services as processes on one test bed, with a
+//! policy of seconds, a small organisation, and the general manager named.
+
+#![allow(dead_code)]
+
+use redress_test_support::{ServiceProcess, TestBed};
+
+/// Limits of seconds, so a test sees warnings, overdues and escalations without waiting hours.
+pub const POLICY: &str = r#"
+[limits]
+acceptance = "60s"
+warning_share = 0.5
+[limits.completion]
+A = "4s"
+B = "4s"
+C = "4s"
+D = "4s"
+[limits.first_feedback]
+A = "60s"
+B = "60s"
+C = "60s"
+D = "60s"
+[escalation]
+l2_after = "3s"
+unacknowledged_resend_after = "10m"
+unacknowledged_raise_after = "1h"
+"#;
+
+/// One department, its manager, one handler (handler-1, whose token the test bed knows) and the
+/// general manager.
+pub const SEED: &str = r#"
+default_department = "dept-network"
+
+[[departments]]
+id = "dept-network"
+name = "Network Operations"
+manager_id = "manager-1"
+acceptance_owner_id = "manager-1"
+
+[[staff]]
+id = "handler-1"
+name = "Handler One"
+department_id = "dept-network"
+role = "handler"
+
+[[staff]]
+id = "manager-1"
+name = "Manager One"
+department_id = "dept-network"
+role = "department_manager"
+
+[[staff]]
+id = "gm-1"
+name = "General Manager"
+department_id = "dept-network"
+role = "general_manager"
+
+[[rules]]
+id = "broadband"
+category = "network_quality"
+department_id = "dept-network"
+"#;
+
+pub const ESCALATION: &str = r#"
+general_manager_id = "gm-1"
+log_channel = true
+tick_ms = 200
+"#;
+
+/// The five running services.
+pub struct Stack {
+    pub intake: ServiceProcess,
+    pub routing: ServiceProcess,
+    pub sla: ServiceProcess,
+    pub escalation: ServiceProcess,
+    pub revisit: ServiceProcess,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts all five with the settings above plus `extra` environment for each.
+pub async fn start(bed: &TestBed, extra: &[(&str, &str)]) -> Stack {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let policy = write("policy.toml", POLICY);
+    let seed = write("seed.toml", SEED);
+    let escalation = write("escalation.toml", ESCALATION);
+    let with = |more: &[(&'static str, String)]| {
+        let mut env: Vec<(String, String)> = vec![("REDRESS_POLICY_FILE".into(), policy.clone())];
+        env.extend(more.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let spawn = |binary: &'static str, env: Vec<(String, String)>| async move {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        bed.spawn(binary, &env).await
+    };
+    Stack {
+        intake: spawn("redress-intake", with(&[])).await,
+        routing: spawn(
+            "redress-routing",
+            with(&[("REDRESS_ROUTING_SEED", seed.clone())]),
+        )
+        .await,
+        sla: spawn("redress-sla-monitor", with(&[])).await,
+        escalation: spawn(
+            "redress-escalation",
+            with(&[("REDRESS_ESCALATION_SETTINGS", escalation.clone())]),
+        )
+        .await,
+        revisit: spawn("redress-revisit", with(&[])).await,
+        _dir: dir,
+    }
+}
