@@ -8,8 +8,9 @@ fn the_demo_plays_end_to_end_and_stops_cleanly() {
     let data = tempfile::tempdir().expect("tempdir");
     let output = Command::new(redress_test_support::binary_path("redress"))
         .args(["up", "--demo", "--exit-after-demo"])
-        // Out of the way of a system the developer may be running on the default ports.
-        .args(["--port-offset", "700", "--own-nats-port", "4923"])
+        // Out of the way of a system the developer may be running on the default ports, and above
+        // the ephemeral port range (32768–60999) other tests' connections draw from.
+        .args(["--port-offset", "11000", "--own-nats-port", "4923"])
         .arg("--data-dir")
         .arg(data.path())
         .env_remove("REDRESS_NATS_URL")
