@@ -37,7 +37,8 @@ pub struct List {
 #[derive(Debug, Args)]
 pub struct Ack {
     /// Escalation id.
-    escalation: String,
+    #[arg(value_name = "ESCALATION")]
+    escalation_id: String,
     #[arg(long, default_value = "")]
     instructions: String,
 }
@@ -45,7 +46,8 @@ pub struct Ack {
 #[derive(Debug, Args)]
 pub struct Decide {
     /// Escalation id.
-    escalation: String,
+    #[arg(value_name = "ESCALATION")]
+    escalation_id: String,
     #[arg(long)]
     decision: String,
 }
@@ -108,7 +110,7 @@ pub async fn run(ctx: &Ctx, command: Escalations) -> Outcome {
         Escalations::Ack(a) => {
             let r = client
                 .acknowledge(ctx.req(v1::AcknowledgeRequest {
-                    escalation_id: a.escalation,
+                    escalation_id: a.escalation_id,
                     instructions: a.instructions,
                 }))
                 .await?
@@ -120,7 +122,7 @@ pub async fn run(ctx: &Ctx, command: Escalations) -> Outcome {
         Escalations::Decide(a) => {
             let r = client
                 .decide(ctx.req(v1::DecideRequest {
-                    escalation_id: a.escalation,
+                    escalation_id: a.escalation_id,
                     decision: a.decision,
                 }))
                 .await?

@@ -41,13 +41,15 @@ pub struct List {
 #[derive(Debug, Args)]
 pub struct Claim {
     /// Revisit id.
-    revisit: String,
+    #[arg(value_name = "REVISIT")]
+    revisit_id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct Outcome_ {
     /// Revisit id.
-    revisit: String,
+    #[arg(value_name = "REVISIT")]
+    revisit_id: String,
     /// The customer could not be reached (default: reached).
     #[arg(long)]
     unreached: bool,
@@ -78,7 +80,9 @@ pub struct Outcome_ {
 
 #[derive(Debug, Args)]
 pub struct SignOff {
-    revisit: String,
+    /// Revisit id.
+    #[arg(value_name = "REVISIT")]
+    revisit_id: String,
     /// The signing manager's id.
     #[arg(long)]
     manager: String,
@@ -144,7 +148,7 @@ pub async fn run(ctx: &Ctx, command: Revisits) -> Outcome {
         Revisits::Claim(a) => {
             let r = revisit
                 .claim_revisit(ctx.req(v1::ClaimRevisitRequest {
-                    revisit_id: a.revisit,
+                    revisit_id: a.revisit_id,
                 }))
                 .await?
                 .into_inner();
@@ -159,7 +163,7 @@ pub async fn run(ctx: &Ctx, command: Revisits) -> Outcome {
             )?;
             let r = revisit
                 .record_outcome(ctx.req(v1::RecordOutcomeRequest {
-                    revisit_id: a.revisit,
+                    revisit_id: a.revisit_id,
                     reached: !a.unreached,
                     satisfied: !a.dissatisfied,
                     feelings: a.feelings,
@@ -184,7 +188,7 @@ pub async fn run(ctx: &Ctx, command: Revisits) -> Outcome {
         Revisits::SignOff(a) => {
             let r = revisit
                 .sign_off(ctx.req(v1::SignOffRequest {
-                    revisit_id: a.revisit,
+                    revisit_id: a.revisit_id,
                     manager_id: a.manager,
                     result: a.result,
                 }))
