@@ -7,69 +7,12 @@
 //! lists the escalations the (seconds-long) SLA caused. Exit codes are checked on the way: a
 //! malformed id, a second resolution, a missing token, an unreachable service.
 
+mod common;
+
 use std::time::Duration;
 
 use redress_test_support::{ServiceProcess, TestBed, binary_path};
 use serde_json::Value;
-
-const POLICY: &str = r#"
-[limits]
-acceptance = "60s"
-warning_share = 0.5
-[limits.completion]
-A = "3s"
-B = "3s"
-C = "3s"
-D = "3s"
-[limits.first_feedback]
-A = "60s"
-B = "60s"
-C = "60s"
-D = "60s"
-[escalation]
-l2_after = "3s"
-unacknowledged_resend_after = "10m"
-unacknowledged_raise_after = "1h"
-"#;
-
-const SEED: &str = r#"
-default_department = "dept-network"
-
-[[departments]]
-id = "dept-network"
-name = "Network Operations"
-manager_id = "manager-1"
-acceptance_owner_id = "manager-1"
-
-[[staff]]
-id = "handler-1"
-name = "Handler One"
-department_id = "dept-network"
-role = "handler"
-
-[[staff]]
-id = "manager-1"
-name = "Manager One"
-department_id = "dept-network"
-role = "department_manager"
-
-[[staff]]
-id = "gm-1"
-name = "General Manager"
-department_id = "dept-network"
-role = "general_manager"
-
-[[rules]]
-id = "broadband"
-category = "network_quality"
-department_id = "dept-network"
-"#;
-
-const ESCALATION: &str = r#"
-general_manager_id = "gm-1"
-log_channel = true
-tick_ms = 200
-"#;
 
 const AGENT: &str = "test-agent-token";
 const HANDLER: &str = "test-handler-token";
@@ -160,33 +103,18 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
         std::fs::write(&p, text).expect("write");
         p.display().to_string()
     };
-    let policy = write("policy.toml", POLICY);
-    let seed = write("seed.toml", SEED);
-    let escalation_settings = write("escalation.toml", ESCALATION);
     let submission = write(
         "submission.json",
         include_str!("../../docs/examples/submission.json"),
     );
-    let common = ("REDRESS_POLICY_FILE", policy.as_str());
-    let intake = bed.spawn("redress-intake", &[common]).await;
-    let routing = bed
-        .spawn(
-            "redress-routing",
-            &[common, ("REDRESS_ROUTING_SEED", seed.as_str())],
-        )
-        .await;
-    let sla = bed.spawn("redress-sla-monitor", &[common]).await;
-    let escalation = bed
-        .spawn(
-            "redress-escalation",
-            &[
-                common,
-                ("REDRESS_ESCALATION_SETTINGS", escalation_settings.as_str()),
-            ],
-        )
-        .await;
-    let revisit = bed.spawn("redress-revisit", &[common]).await;
-    let cli = Cli::new([&intake, &routing, &sla, &escalation, &revisit]);
+    let stack = common::start(&bed, &[]).await;
+    let cli = Cli::new([
+        &stack.intake,
+        &stack.routing,
+        &stack.sla,
+        &stack.escalation,
+        &stack.revisit,
+    ]);
 
     // Submit the documented example; --json gives the acknowledgement in the proto3 mapping.
     let ack = cli
