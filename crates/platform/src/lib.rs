@@ -24,6 +24,7 @@ pub mod events;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod pagination;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -158,6 +158,25 @@ impl TestBed {
             .collect()
     }
 
+    /// Publishes a domain event as its producing service's relay would: on
+    /// `<prefix>.events.<kind>` with `Nats-Msg-Id` = the event id. How a test plays another
+    /// service's part.
+    pub async fn publish_event(&self, event: &v1::Event) {
+        let kind = event.kind().expect("event with a payload");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, event.event_id.as_str());
+        self.js
+            .publish_with_headers(
+                format!("{}.events.{kind}", self.prefix),
+                headers,
+                event.encode_to_vec().into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+
     /// Connects a gRPC channel to a service.
     pub async fn channel(&self, service: &ServiceProcess) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(format!("http://{}", service.grpc_addr))

@@ -337,7 +337,7 @@ pub async fn list(
         (true, Some(last)) => {
             let at: DateTime<Utc> = last.try_get("received_at")?;
             let id: String = last.try_get("complaint_id")?;
-            format!("{}/{id}", at.timestamp_micros())
+            redress_platform::pagination::token(at, &id)
         }
         _ => String::new(),
     };
@@ -348,9 +348,6 @@ pub async fn list(
 }
 
 fn parse_token(token: &str) -> Result<(DateTime<Utc>, String), Error> {
-    let bad = || Error::invalid("page.page_token", "is not a token this service issued");
-    let (micros, id) = token.split_once('/').ok_or_else(bad)?;
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-    Ok((at, id.to_owned()))
+    redress_platform::pagination::parse(token)
+        .ok_or_else(|| Error::invalid("page.page_token", "is not a token this service issued"))
 }

@@ -687,21 +687,7 @@ async fn timeline_shows_events_from_another_service_and_lists_filter() {
         })),
         ..Default::default()
     };
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        routed.event_id.as_str(),
-    );
-    bed.js
-        .publish_with_headers(
-            format!("{}.events.complaint.routed", bed.prefix),
-            headers,
-            routed.encode_to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+    bed.publish_event(&routed).await;
 
     let mut view = None;
     for _ in 0..100 {
@@ -757,21 +743,7 @@ async fn timeline_shows_events_from_another_service_and_lists_filter() {
         )),
         ..Default::default()
     };
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        satisfaction.event_id.as_str(),
-    );
-    bed.js
-        .publish_with_headers(
-            format!("{}.events.complaint.satisfaction_reported", bed.prefix),
-            headers,
-            satisfaction.encode_to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+    bed.publish_event(&satisfaction).await;
     let mut seen = String::new();
     for _ in 0..100 {
         seen = client

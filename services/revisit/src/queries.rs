@@ -62,7 +62,7 @@ pub async fn list_due(
         (true, Some(last)) => {
             let at: DateTime<Utc> = last.try_get("call_at")?;
             let id: String = last.try_get("revisit_id")?;
-            format!("{}/{id}", at.timestamp_micros())
+            redress_platform::pagination::token(at, &id)
         }
         _ => String::new(),
     };
@@ -73,11 +73,8 @@ pub async fn list_due(
 }
 
 fn parse_token(token: &str) -> Result<(DateTime<Utc>, String), Error> {
-    let bad = || Error::invalid("page.page_token", "is not a token this service issued");
-    let (micros, id) = token.split_once('/').ok_or_else(bad)?;
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-    Ok((at, id.to_owned()))
+    redress_platform::pagination::parse(token)
+        .ok_or_else(|| Error::invalid("page.page_token", "is not a token this service issued"))
 }
 
 #[derive(Default)]
