@@ -26,6 +26,28 @@ pub fn descriptor(name: &str) -> Result<MessageDescriptor> {
         .with_context(|| format!("no descriptor for {full}"))
 }
 
+/// The values a command-line flag accepts for the proto enum whose values are named
+/// `<prefix>…`, as [`label`] prints them, without the `UNSPECIFIED` placeholder; empty if no
+/// such enum is known. Lets a usage error say what would have been accepted.
+pub fn choices(prefix: &str) -> Vec<String> {
+    let Ok(pool) = DescriptorPool::decode(redress_proto::FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    let placeholder = format!("{prefix}UNSPECIFIED");
+    pool.all_enums()
+        .find(|e| {
+            e.values().any(|v| v.name() == placeholder)
+                && e.values().all(|v| v.name().starts_with(prefix))
+        })
+        .map(|e| {
+            e.values()
+                .filter(|v| v.name() != placeholder)
+                .map(|v| label(v.name(), prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A table printed with columns aligned to their widest cell.
 pub struct Table {
     headers: Vec<&'static str>,
@@ -76,6 +98,14 @@ impl Table {
         }
         out
     }
+}
+
+/// `out` followed, when there is a next page, by the flag that fetches it.
+pub fn with_next_page(mut out: String, token: &str) -> String {
+    if !token.is_empty() {
+        out.push_str(&format!("next page: --page-token {token}\n"));
+    }
+    out
 }
 
 /// `key: value` lines, keys aligned, empty values left out.
@@ -152,6 +182,22 @@ mod tests {
         let text = json("AssignResponse", &msg).expect("json");
         let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
         assert_eq!(v["assigneeId"], "handler-1");
+    }
+
+    #[test]
+    fn choices_name_an_enum_s_values_without_its_placeholder() {
+        assert_eq!(
+            choices("SLA_CLOCK_"),
+            [
+                "acceptance",
+                "first_feedback",
+                "completion",
+                "intermediate_result",
+                "revisit"
+            ]
+        );
+        assert_eq!(choices("CLASS_"), ["a", "b", "c", "d"]);
+        assert!(choices("NO_SUCH_ENUM_").is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `submit`, `show`, `list`, `queue`, `assign`: complaints as intake records them and routing
-//! queues and assigns them.
+//! `submit`, `confirm`, `reclassify`, `show`, `list`, `queue`, `assign`: complaints as intake
+//! records, confirms and classifies them, and routing queues and assigns them.
 
 use std::path::PathBuf;
 
@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use redress_proto::v1;
 
-use super::{Ctx, Failure, Outcome, parse_enum};
-use crate::output::{Table, duration, fields, label, time, yes_no};
+use super::{Ctx, Failure, Outcome, class_filter, parse_enum, parse_time, required};
+use crate::output::{Table, duration, fields, label, time, with_next_page, yes_no};
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
@@ -118,8 +118,7 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> Outcome {
         .await?
         .into_inner();
     ctx.emit("Acknowledgement", &ack, |k| {
-        let promises = k.promises.clone().unwrap_or_default();
-        let mut out = fields(&[
+        let mut pairs = vec![
             (
                 "complaint",
                 format!("{} ({})", k.complaint_number, k.complaint_id),
@@ -127,9 +126,9 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> Outcome {
             ("class", label(k.class().as_str_name(), "CLASS_")),
             ("reasons", k.classification_reasons.join("; ")),
             ("received", time(k.received_at.as_ref())),
-            ("accept by", time(promises.acceptance_due.as_ref())),
-            ("feedback by", time(promises.first_feedback_due.as_ref())),
-            ("complete by", time(promises.completion_due.as_ref())),
+        ];
+        pairs.extend(promised(k.promises.as_ref()));
+        pairs.extend([
             ("confirmed", yes_no(k.confirmed)),
             (
                 "duplicate",
@@ -140,10 +139,110 @@ pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> Outcome {
                 },
             ),
         ]);
+        let mut out = fields(&pairs);
         if let Some(g) = &k.guidance {
             out.push_str(&fields(&[("guidance", g.recommended_response.clone())]));
         }
         out
+    })
+}
+
+/// The promised times as `key: value` pairs, the same in every command that returns them.
+fn promised(p: Option<&v1::Promises>) -> [(&'static str, String); 3] {
+    let p = p.cloned().unwrap_or_default();
+    [
+        ("accept by", time(p.acceptance_due.as_ref())),
+        ("feedback by", time(p.first_feedback_due.as_ref())),
+        ("complete by", time(p.completion_due.as_ref())),
+    ]
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Complaint id (cmp_...).
+    complaint: String,
+    /// How the customer confirmed the record read back to them: signature, verbal or phone.
+    #[arg(long)]
+    method: String,
+    /// When the customer confirmed (RFC 3339 or YYYY-MM-DD); default: now.
+    #[arg(long)]
+    at: Option<String>,
+    /// A note, e.g. where the signed form is kept or what the customer corrected.
+    #[arg(long, default_value = "")]
+    note: String,
+}
+
+pub async fn confirm(ctx: &Ctx, a: ConfirmArgs) -> Outcome {
+    let method = parse_enum(
+        "--method",
+        &a.method,
+        "CONFIRMATION_METHOD_",
+        v1::ConfirmationMethod::from_str_name,
+    )?;
+    let confirmed_at = a.at.map(|t| parse_time("--at", &t)).transpose()?;
+    let r = ctx
+        .intake()
+        .await?
+        .confirm(ctx.req(v1::ConfirmRequest {
+            complaint_id: a.complaint,
+            confirmation: Some(v1::Confirmation {
+                method: method as i32,
+                confirmed_at,
+                note: a.note,
+            }),
+        }))
+        .await?
+        .into_inner();
+    ctx.emit("ConfirmResponse", &r, |r| {
+        let mut pairs = vec![(
+            "confirmed",
+            if r.already_confirmed {
+                "already (nothing changed)".to_string()
+            } else {
+                "yes; routing starts".to_string()
+            },
+        )];
+        pairs.extend(promised(r.promises.as_ref()));
+        fields(&pairs)
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct ReclassifyArgs {
+    /// Complaint id (cmp_...).
+    complaint: String,
+    /// The new class: A, B, C or D.
+    #[arg(long)]
+    class: String,
+    /// Why (kept in the complaint's history).
+    #[arg(long)]
+    reason: String,
+}
+
+pub async fn reclassify(ctx: &Ctx, a: ReclassifyArgs) -> Outcome {
+    let class = parse_enum("--class", &a.class, "CLASS_", v1::Class::from_str_name)?;
+    let reason = required("--reason", a.reason)?;
+    let r = ctx
+        .intake()
+        .await?
+        .reclassify(ctx.req(v1::ReclassifyRequest {
+            complaint_id: a.complaint,
+            class: class as i32,
+            reason,
+        }))
+        .await?
+        .into_inner();
+    ctx.emit("ReclassifyResponse", &r, |r| {
+        let mut pairs = vec![(
+            "class",
+            format!(
+                "{} (was {})",
+                label(class.as_str_name(), "CLASS_"),
+                label(r.previous_class().as_str_name(), "CLASS_")
+            ),
+        )];
+        pairs.extend(promised(r.promises.as_ref()));
+        fields(&pairs)
     })
 }
 
@@ -225,11 +324,7 @@ pub struct ListArgs {
 }
 
 pub async fn list(ctx: &Ctx, a: ListArgs) -> Outcome {
-    let class = a
-        .class
-        .map(|c| parse_enum("--class", &c, "CLASS_", v1::Class::from_str_name))
-        .transpose()?
-        .map_or(0, |c| c as i32);
+    let class = class_filter(a.class.as_deref())?;
     let page = ctx
         .intake()
         .await?
@@ -273,13 +368,6 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Outcome {
         }
         with_next_page(t.render(), &p.next_page_token)
     })
-}
-
-fn with_next_page(mut out: String, token: &str) -> String {
-    if !token.is_empty() {
-        out.push_str(&format!("next page: --page-token {token}\n"));
-    }
-    out
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod escalations;
 mod handling;
 mod reports;
 mod revisits;
+mod sla;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,8 +22,10 @@ use clap::{Args, Subcommand};
 use redress_proto::prost::Message;
 use redress_proto::prost_types::Timestamp;
 use redress_proto::v1::{
-    escalation_service_client::EscalationServiceClient, intake_service_client::IntakeServiceClient,
-    revisit_service_client::RevisitServiceClient, routing_service_client::RoutingServiceClient,
+    self, escalation_service_client::EscalationServiceClient,
+    intake_service_client::IntakeServiceClient, revisit_service_client::RevisitServiceClient,
+    routing_service_client::RoutingServiceClient,
+    sla_monitor_service_client::SlaMonitorServiceClient,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
@@ -90,6 +93,10 @@ pub struct Global {
 pub enum StaffCommand {
     /// Record a complaint (from a proto3 JSON SubmitRequest file, or from flags).
     Submit(complaints::SubmitArgs),
+    /// Record the customer's confirmation of a recorded complaint (routing starts).
+    Confirm(complaints::ConfirmArgs),
+    /// Override a complaint's class, with a reason kept in its history.
+    Reclassify(complaints::ReclassifyArgs),
     /// One complaint: its record and its timeline across all services.
     Show(complaints::ShowArgs),
     /// Complaints, filtered and paged.
@@ -101,6 +108,9 @@ pub enum StaffCommand {
     /// A handler's steps on a complaint.
     #[command(subcommand)]
     Handle(handling::Handle),
+    /// Time limits: a complaint's clocks, the clocks at risk or overdue, special reasons.
+    #[command(subcommand)]
+    Sla(sla::Sla),
     /// Revisits (callbacks to customers).
     #[command(subcommand)]
     Revisits(revisits::Revisits),
@@ -130,11 +140,14 @@ pub async fn run(global: Global, command: StaffCommand) -> ExitCode {
 async fn dispatch(ctx: &Ctx, command: StaffCommand) -> Outcome {
     match command {
         StaffCommand::Submit(a) => complaints::submit(ctx, a).await,
+        StaffCommand::Confirm(a) => complaints::confirm(ctx, a).await,
+        StaffCommand::Reclassify(a) => complaints::reclassify(ctx, a).await,
         StaffCommand::Show(a) => complaints::show(ctx, a).await,
         StaffCommand::List(a) => complaints::list(ctx, a).await,
         StaffCommand::Queue(a) => complaints::queue(ctx, a).await,
         StaffCommand::Assign(a) => complaints::assign(ctx, a).await,
         StaffCommand::Handle(c) => handling::run(ctx, c).await,
+        StaffCommand::Sla(c) => sla::run(ctx, c).await,
         StaffCommand::Revisits(c) => revisits::run(ctx, c).await,
         StaffCommand::Escalations(c) => escalations::run(ctx, c).await,
         StaffCommand::Reports(c) => reports::run(ctx, c).await,
@@ -254,6 +267,12 @@ impl Ctx {
         ))
     }
 
+    pub async fn sla(&self) -> Result<SlaMonitorServiceClient<Channel>, Failure> {
+        Ok(SlaMonitorServiceClient::new(
+            self.channel(&self.global.sla).await?,
+        ))
+    }
+
     pub async fn escalation(&self) -> Result<EscalationServiceClient<Channel>, Failure> {
         Ok(EscalationServiceClient::new(
             self.channel(&self.global.escalation).await?,
@@ -303,14 +322,47 @@ pub fn parse_time(flag: &str, text: &str) -> Result<Timestamp, Failure> {
 }
 
 /// A proto enum value from a short name on the command line: `phone` → `REPLY_CHANNEL_PHONE`.
+/// The `UNSPECIFIED` placeholder is no value a person means, so it is refused like any unknown
+/// name, and the error lists the names that would have been accepted.
 pub fn parse_enum<E>(
     flag: &str,
     text: &str,
     prefix: &str,
     from: impl Fn(&str) -> Option<E>,
 ) -> Result<E, Failure> {
-    let name = format!("{prefix}{}", text.to_uppercase().replace('-', "_"));
-    from(&name).ok_or_else(|| Failure::Usage(format!("{flag}: unknown value {text:?}")))
+    let name = format!("{prefix}{}", text.trim().to_uppercase().replace('-', "_"));
+    if name != format!("{prefix}UNSPECIFIED")
+        && let Some(value) = from(&name)
+    {
+        return Ok(value);
+    }
+    let choices = output::choices(prefix);
+    Err(Failure::Usage(if choices.is_empty() {
+        format!("{flag}: unknown value {text:?}")
+    } else {
+        format!(
+            "{flag}: unknown value {text:?}; one of: {}",
+            choices.join(", ")
+        )
+    }))
+}
+
+/// A class filter (`a`…`d`, any case); none given means any class (`CLASS_UNSPECIFIED`).
+pub fn class_filter(class: Option<&str>) -> Result<i32, Failure> {
+    class
+        .map(|c| parse_enum("--class", c, "CLASS_", v1::Class::from_str_name))
+        .transpose()
+        .map(|c| c.map_or(0, |c| c as i32))
+}
+
+/// A flag's text that must say something: blanks are refused here, naming the flag, rather
+/// than sent for the service to refuse under the field's proto name.
+pub fn required(flag: &str, text: String) -> Result<String, Failure> {
+    if text.trim().is_empty() {
+        Err(Failure::Usage(format!("{flag}: must not be empty")))
+    } else {
+        Ok(text)
+    }
 }
 
 #[cfg(test)]
@@ -343,5 +395,37 @@ mod tests {
             Some(0)
         );
         assert!(parse_time("--from", "yesterday").is_err());
+    }
+
+    #[test]
+    fn enum_flags_take_short_names_and_refuse_the_placeholder() {
+        let clock =
+            |text: &str| parse_enum("--clock", text, "SLA_CLOCK_", v1::SlaClock::from_str_name);
+        assert_eq!(
+            clock("first-feedback").ok(),
+            Some(v1::SlaClock::FirstFeedback)
+        );
+        assert_eq!(clock("Completion").ok(), Some(v1::SlaClock::Completion));
+        for bad in ["unspecified", "lunch", ""] {
+            let Err(Failure::Usage(message)) = clock(bad) else {
+                panic!("{bad:?} was accepted");
+            };
+            assert!(message.starts_with("--clock: "), "{message}");
+            assert!(message.contains("first_feedback"), "{message}");
+        }
+        assert_eq!(class_filter(None).ok(), Some(0));
+        assert_eq!(class_filter(Some("B")).ok(), Some(v1::Class::B as i32));
+        assert!(matches!(class_filter(Some("e")), Err(Failure::Usage(m)) if m.contains("--class")));
+    }
+
+    #[test]
+    fn blank_required_text_is_a_usage_error_naming_the_flag() {
+        assert!(
+            matches!(required("--reason", " ".into()), Err(Failure::Usage(m)) if m.starts_with("--reason"))
+        );
+        assert_eq!(
+            required("--reason", "late part".into()).ok().as_deref(),
+            Some("late part")
+        );
     }
 }
