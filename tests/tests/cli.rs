@@ -6,12 +6,17 @@
 //! resolves → the agent lists, claims and records the after-resolution revisit → the manager
 //! lists the escalations the (seconds-long) SLA caused. Exit codes are checked on the way: a
 //! malformed id, a second resolution, a missing token, an unreachable service.
+//!
+//! A second run covers time limits and intake's corrections: an unconfirmed complaint is
+//! confirmed → `sla show` lists its clocks → `sla overdue` lists it once its seconds-long
+//! completion limit has passed → a manager records a special reason → `reclassify` changes the
+//! class `show` reports. Bad flags are usage errors naming the flag, checked before any call.
 
 mod common;
 
 use std::time::Duration;
 
-use redress_test_support::{ServiceProcess, TestBed, binary_path};
+use redress_test_support::{TestBed, binary_path};
 use serde_json::Value;
 
 const AGENT: &str = "test-agent-token";
@@ -47,18 +52,17 @@ struct Cli {
 }
 
 impl Cli {
-    fn new(services: [&ServiceProcess; 5]) -> Self {
-        let flags = [
-            "--intake",
-            "--routing",
-            "--sla",
-            "--escalation",
-            "--revisit",
+    fn new(stack: &common::Stack) -> Self {
+        let services = [
+            ("--intake", &stack.intake),
+            ("--routing", &stack.routing),
+            ("--sla", &stack.sla),
+            ("--escalation", &stack.escalation),
+            ("--revisit", &stack.revisit),
         ];
-        let addrs = flags
+        let addrs = services
             .iter()
-            .zip(services)
-            .flat_map(|(f, s)| [f.to_string(), s.grpc_addr.to_string()])
+            .flat_map(|(flag, s)| [flag.to_string(), s.grpc_addr.to_string()])
             .collect();
         Self { addrs }
     }
@@ -78,19 +82,27 @@ impl Cli {
     }
 
     /// Runs `args` with `--json` until `done` accepts the answer (the system is eventually
-    /// consistent: events take a moment to reach intake's registry and the revisit service).
+    /// consistent: events take a moment to reach intake's registry, the SLA monitor and the
+    /// revisit service). "Not found" (exit 4) means "not there yet"; any other failure ends
+    /// the test at once.
     async fn until(&self, token: &str, args: &[&str], done: impl Fn(&Value) -> bool) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
-        let mut last = Value::Null;
+        let mut last = String::new();
         for _ in 0..150 {
-            last = self.run(Some(token), &all).await.ok().json();
-            if done(&last) {
-                return last;
+            let run = self.run(Some(token), &all).await;
+            if run.code == 4 {
+                last = run.stderr;
+            } else {
+                let answer = run.ok().json();
+                if done(&answer) {
+                    return answer;
+                }
+                last = format!("{answer:#}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("{args:?} never satisfied the test; last answer:\n{last:#}");
+        panic!("{args:?} never satisfied the test; last answer:\n{last}");
     }
 }
 
@@ -108,13 +120,7 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
         include_str!("../../docs/examples/submission.json"),
     );
     let stack = common::start(&bed, &[]).await;
-    let cli = Cli::new([
-        &stack.intake,
-        &stack.routing,
-        &stack.sla,
-        &stack.escalation,
-        &stack.revisit,
-    ]);
+    let cli = Cli::new(&stack);
 
     // Submit the documented example; --json gives the acknowledgement in the proto3 mapping.
     let ack = cli
@@ -276,4 +282,337 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
     };
     let unreachable = nowhere.run(Some(AGENT), &["show", &id]).await;
     assert_eq!(unreachable.code, 7, "{}", unreachable.stderr);
+}
+
+/// The clock of `kind` (`SLA_CLOCK_…`) in a `GetSlaStatusResponse`.
+fn clock<'a>(status: &'a Value, kind: &str) -> &'a Value {
+    status["clocks"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["clock"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} clock in:\n{status:#}"))
+}
+
+/// Whether a `ListOverdueResponse` / `ListAtRiskResponse` holds `id`'s completion clock.
+fn lists_completion_of(page: &Value, id: &str) -> bool {
+    page["items"].as_array().is_some_and(|items| {
+        items
+            .iter()
+            .any(|i| i["complaintId"] == id && i["clock"]["clock"] == "SLA_CLOCK_COMPLETION")
+    })
+}
+
+#[tokio::test]
+async fn the_cli_reads_and_annotates_time_limits_and_corrects_intake() {
+    let bed = TestBed::start().await;
+    let stack = common::start(&bed, &[]).await;
+    let cli = Cli::new(&stack);
+
+    // The documented example under a key of its own and without its confirmation: recorded,
+    // it waits for `confirm`.
+    let mut example: Value =
+        serde_json::from_str(include_str!("../../docs/examples/submission.json")).expect("example");
+    let details = example["details"].as_object_mut().expect("details");
+    details.remove("confirmation");
+    details["key"]["externalId"] = "CLI-SLA-1".into();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let submission = dir.path().join("unconfirmed.json");
+    std::fs::write(&submission, example.to_string()).expect("write");
+    let ack = cli
+        .run(
+            Some(AGENT),
+            &[
+                "--json",
+                "submit",
+                "--file",
+                &submission.display().to_string(),
+            ],
+        )
+        .await
+        .ok()
+        .json();
+    assert_ne!(ack["confirmed"], true, "{ack:#}");
+    let id = ack["complaintId"]
+        .as_str()
+        .expect("complaintId")
+        .to_string();
+    let number = ack["complaintNumber"].as_str().expect("number").to_string();
+    let class = ack["class"].as_str().expect("class").to_string();
+
+    let confirmed = cli
+        .run(
+            Some(AGENT),
+            &[
+                "--json",
+                "confirm",
+                &id,
+                "--method",
+                "phone",
+                "--note",
+                "read back",
+            ],
+        )
+        .await
+        .ok()
+        .json();
+    assert_ne!(confirmed["alreadyConfirmed"], true, "{confirmed:#}");
+    assert!(
+        confirmed["promises"]["completionDue"].is_string(),
+        "{confirmed:#}"
+    );
+    let again = cli
+        .run(
+            Some(AGENT),
+            &["--json", "confirm", &id, "--method", "phone"],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(again["alreadyConfirmed"], true, "{again:#}");
+    let view = cli
+        .run(Some(AGENT), &["--json", "show", &id])
+        .await
+        .ok()
+        .json();
+    assert_eq!(view["confirmed"], true, "{view:#}");
+
+    // The monitor's four intake clocks, in their documented order; acceptance (60 s, warned at
+    // 30 s) is still running with time left.
+    let status = cli
+        .until(AGENT, &["sla", "show", &id], |v| {
+            v["clocks"].as_array().is_some_and(|cs| cs.len() == 4)
+        })
+        .await;
+    let kinds: Vec<&str> = status["clocks"]
+        .as_array()
+        .expect("clocks")
+        .iter()
+        .filter_map(|c| c["clock"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "SLA_CLOCK_ACCEPTANCE",
+            "SLA_CLOCK_FIRST_FEEDBACK",
+            "SLA_CLOCK_COMPLETION",
+            "SLA_CLOCK_INTERMEDIATE_RESULT"
+        ],
+        "{status:#}"
+    );
+    assert_eq!(status["complaintNumber"], number.as_str());
+    let acceptance = clock(&status, "SLA_CLOCK_ACCEPTANCE");
+    assert_eq!(acceptance["state"], "CLOCK_STATE_RUNNING", "{status:#}");
+    assert!(
+        acceptance["timeLeft"]
+            .as_str()
+            .is_some_and(|t| !t.starts_with('-')),
+        "{status:#}"
+    );
+    assert!(
+        [
+            "CLOCK_STATE_RUNNING",
+            "CLOCK_STATE_WARNED",
+            "CLOCK_STATE_OVERDUE"
+        ]
+        .contains(
+            &clock(&status, "SLA_CLOCK_COMPLETION")["state"]
+                .as_str()
+                .unwrap_or("")
+        ),
+        "{status:#}"
+    );
+    let table = cli.run(Some(AGENT), &["sla", "show", &id]).await.ok();
+    assert!(table.stdout.contains(&number), "{}", table.stdout);
+    assert!(table.stdout.contains("acceptance"), "{}", table.stdout);
+    assert!(table.stdout.contains(" left"), "{}", table.stdout);
+
+    // Four seconds on, the completion limit has passed: listed overdue for its department, with
+    // negative time left; not for another department, and no longer merely at risk.
+    let overdue = cli
+        .until(
+            AGENT,
+            &["sla", "overdue", "--department", "dept-network"],
+            |v| lists_completion_of(v, &id),
+        )
+        .await;
+    let item = overdue["items"]
+        .as_array()
+        .and_then(|items| {
+            items.iter().find(|i| {
+                i["complaintId"] == id.as_str() && i["clock"]["clock"] == "SLA_CLOCK_COMPLETION"
+            })
+        })
+        .expect("overdue item");
+    assert_eq!(item["clock"]["state"], "CLOCK_STATE_OVERDUE", "{overdue:#}");
+    assert_eq!(item["departmentId"], "dept-network", "{overdue:#}");
+    assert!(
+        item["clock"]["timeLeft"]
+            .as_str()
+            .is_some_and(|t| t.starts_with('-')),
+        "{overdue:#}"
+    );
+    let elsewhere = cli
+        .run(
+            Some(AGENT),
+            &["--json", "sla", "overdue", "--department", "dept-billing"],
+        )
+        .await
+        .ok()
+        .json();
+    assert!(!lists_completion_of(&elsewhere, &id), "{elsewhere:#}");
+    let at_risk = cli
+        .run(Some(AGENT), &["--json", "sla", "at-risk"])
+        .await
+        .ok()
+        .json();
+    assert!(!lists_completion_of(&at_risk, &id), "{at_risk:#}");
+    let table = cli.run(Some(AGENT), &["sla", "overdue"]).await.ok();
+    assert!(table.stdout.contains(&number), "{}", table.stdout);
+    assert!(table.stdout.contains("overdue by"), "{}", table.stdout);
+
+    // Only a manager may approve a special reason (exit 6 for the handler); the manager's is
+    // recorded with the extension granted, and `sla show` reads it back.
+    let reason = "Spare line card on order from the supplier.";
+    let special = [
+        "sla",
+        "special-reason",
+        &id,
+        "--clock",
+        "completion",
+        "--reason",
+        reason,
+        "--approved-by",
+        "manager-1",
+        "--extend-to",
+        "2100-01-01",
+    ];
+    let refused = cli.run(Some(HANDLER), &special).await;
+    assert_eq!(refused.code, 6, "{}", refused.stderr);
+    let mut as_json = vec!["--json"];
+    as_json.extend_from_slice(&special);
+    let recorded = cli.run(Some(MANAGER), &as_json).await.ok().json();
+    assert_eq!(
+        recorded["clock"]["clock"], "SLA_CLOCK_COMPLETION",
+        "{recorded:#}"
+    );
+    assert_eq!(recorded["clock"]["specialReason"], reason, "{recorded:#}");
+    assert_eq!(
+        recorded["clock"]["specialReasonApprovedBy"], "manager-1",
+        "{recorded:#}"
+    );
+    assert_eq!(
+        recorded["clock"]["dueAt"], "2100-01-01T00:00:00Z",
+        "{recorded:#}"
+    );
+    let status = cli
+        .run(Some(AGENT), &["--json", "sla", "show", &id])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        clock(&status, "SLA_CLOCK_COMPLETION")["specialReason"],
+        reason,
+        "{status:#}"
+    );
+    let table = cli.run(Some(AGENT), &["sla", "show", &id]).await.ok();
+    assert!(
+        table.stdout.contains("(approved by manager-1)"),
+        "{}",
+        table.stdout
+    );
+
+    // Reclassified: intake's record shows the new class at once, the monitor follows.
+    let (to, to_name) = if class == "CLASS_A" {
+        ("b", "CLASS_B")
+    } else {
+        ("A", "CLASS_A")
+    };
+    let changed = cli
+        .run(
+            Some(AGENT),
+            &[
+                "--json",
+                "reclassify",
+                &id,
+                "--class",
+                to,
+                "--reason",
+                "The customer is a hospital: outage is critical.",
+            ],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(changed["previousClass"], class.as_str(), "{changed:#}");
+    let view = cli
+        .run(Some(AGENT), &["--json", "show", &id])
+        .await
+        .ok()
+        .json();
+    assert_eq!(view["class"], to_name, "{view:#}");
+    cli.until(AGENT, &["sla", "show", &id], |v| v["class"] == to_name)
+        .await;
+}
+
+#[tokio::test]
+async fn the_cli_refuses_bad_flags_as_usage_errors_naming_the_flag() {
+    // Nothing listens at these addresses: exit 2 rather than 7 shows each flag is checked
+    // before any service is called.
+    let cli = Cli {
+        addrs: ["--intake", "127.0.0.1:1", "--sla", "127.0.0.1:1"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let special = |clock: &'static str, reason: &'static str| {
+        vec![
+            "sla",
+            "special-reason",
+            "cmp_x",
+            "--clock",
+            clock,
+            "--reason",
+            reason,
+            "--approved-by",
+            "manager-1",
+        ]
+    };
+    let cases: [(Vec<&str>, &str); 10] = [
+        (special("lunch", "late part"), "--clock"),
+        (special("unspecified", "late part"), "--clock"),
+        (special("completion", "  "), "--reason"),
+        (
+            vec![
+                "sla",
+                "special-reason",
+                "cmp_x",
+                "--clock",
+                "completion",
+                "--reason",
+                "r",
+            ],
+            "--approved-by",
+        ),
+        (vec!["sla", "overdue", "--class", "e"], "--class"),
+        (vec!["sla", "at-risk", "--class", "unspecified"], "--class"),
+        (
+            vec!["reclassify", "cmp_x", "--class", "E", "--reason", "r"],
+            "--class",
+        ),
+        (vec!["reclassify", "cmp_x", "--class", "A"], "--reason"),
+        (vec!["confirm", "cmp_x", "--method", "fax"], "--method"),
+        (vec!["confirm", "cmp_x"], "--method"),
+    ];
+    for (args, flag) in cases {
+        let run = cli.run(Some(AGENT), &args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(flag), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
+    // An unknown clock's error lists the clocks there are.
+    let run = cli.run(Some(AGENT), &special("lunch", "late part")).await;
+    assert!(
+        run.stderr
+            .contains("acceptance, first_feedback, completion"),
+        "{}",
+        run.stderr
+    );
 }
