@@ -13,8 +13,17 @@ const MAX_LEN: usize = 254;
 const MAX_LOCAL_LEN: usize = 64;
 
 /// An e-mail address that passed the basic checks, trimmed, otherwise as given.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// `Debug` prints it masked (see [`crate::personal`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Email")
+            .field(&crate::personal::mask(&self.0))
+            .finish()
+    }
+}
 
 /// Why a text is not an e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,6 +38,7 @@ pub mod handling;
 pub mod ids;
 pub mod money;
 pub mod penalty;
+pub mod personal;
 pub mod phone;
 pub mod policy;
 pub mod record;

@@ -18,7 +18,8 @@ const MAX_DIGITS: usize = 15;
 const MIN_E164_DIGITS: usize = 8;
 
 /// A normalised phone number: `+<digits>` (E.164) or bare digits that could not be placed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// `Debug` prints it masked (see [`crate::personal`]); `Display` prints it whole.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Phone {
     value: String,
 }
@@ -202,6 +203,14 @@ fn is_cn_mobile(digits: &str) -> bool {
 /// (`010 1234 5678`, `0755 1234 5678`, `0571 888 8888`), never `00`.
 fn is_cn_landline(digits: &str) -> bool {
     digits.starts_with('0') && !digits.starts_with("00") && (10..=12).contains(&digits.len())
+}
+
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Phone")
+            .field(&crate::personal::mask(&self.value))
+            .finish()
+    }
 }
 
 impl fmt::Display for Phone {

@@ -100,8 +100,9 @@ text_enum! {
 // What arrives
 
 /// A submission as it arrives from an edge: nothing checked yet. Blank strings and `None` mean
-/// the same ("not given"), so an edge can copy proto3 strings straight in.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// the same ("not given"), so an edge can copy proto3 strings straight in. `Debug` masks the
+/// customer's name, phone and e-mail ([`crate::personal`]).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SubmissionDraft {
     /// The integrating system, e.g. `callcentre` (letters, digits, `_ - .`).
@@ -162,6 +163,28 @@ pub struct SubmissionDraft {
     pub confirmation: Option<ConfirmationDraft>,
 }
 
+impl std::fmt::Debug for SubmissionDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::personal::mask;
+        f.debug_struct("SubmissionDraft")
+            .field("source_system", &self.source_system)
+            .field("external_id", &self.external_id)
+            .field("customer_name", &mask(&self.customer_name))
+            .field("customer_phone", &mask(&self.customer_phone))
+            .field("customer_account", &self.customer_account)
+            .field("customer_email", &self.customer_email.as_deref().map(mask))
+            .field("channel", &self.channel)
+            .field("business", &self.business)
+            .field("category", &self.category)
+            .field("emotion", &self.emotion)
+            .field("public_impact", &self.public_impact)
+            .field("media_risk", &self.media_risk)
+            .field("group_complaint", &self.group_complaint)
+            .field("first_contact", &self.first_contact.employee_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The first-contact part of a [`SubmissionDraft`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -216,8 +239,9 @@ impl fmt::Display for SourceRef {
     }
 }
 
-/// The customer (DOMAIN §1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The customer (DOMAIN §1). `Debug` masks the name ([`crate::personal`]); the phone and
+/// e-mail mask themselves.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     /// Name.
     pub name: String,
@@ -229,6 +253,18 @@ pub struct Customer {
     pub email: Option<Email>,
     /// How they want to hear back.
     pub preferred_reply: ReplyChannel,
+}
+
+impl std::fmt::Debug for Customer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Customer")
+            .field("name", &crate::personal::mask(&self.name))
+            .field("phone", &self.phone)
+            .field("account", &self.account)
+            .field("email", &self.email)
+            .field("preferred_reply", &self.preferred_reply)
+            .finish()
+    }
 }
 
 /// Isolated or group complaint (DOMAIN §2: scope).

@@ -12,6 +12,7 @@
 //! [`v1::event::Payload::kind`]: the suffix of the NATS subject it is published on.
 
 mod describe;
+mod personal;
 
 pub use prost;
 pub use prost_types;
