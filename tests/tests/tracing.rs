@@ -1,6 +1,9 @@
 //! One complaint's journey is one OpenTelemetry trace across NATS and gRPC: the five services
 //! export their spans over OTLP/HTTP to an in-memory collector in this test, and every service's
-//! spans carry the trace id the caller started.
+//! spans carry the trace id the caller started. That includes the overdue the SLA monitor's
+//! scheduler fires seconds later, with no message in hand, and the escalation it causes. Every
+//! service's log lines name the trace and the complaint, and none shows the customer's name or
+//! phone number.
 
 mod common;
 
@@ -110,6 +113,8 @@ async fn one_complaint_is_one_trace_across_all_five_services() {
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            // Each handled message is logged at debug level, in its span.
+            ("RUST_LOG", "info,redress_platform=debug"),
         ],
     )
     .await;
@@ -186,4 +191,48 @@ async fn one_complaint_is_one_trace_across_all_five_services() {
     );
     assert!(in_trace["intake"].contains("grpc"), "{in_trace:?}");
     assert!(in_trace["routing"].contains("consume"), "{in_trace:?}");
+    // The scheduler fired the overdue inside the complaint's trace.
+    assert!(in_trace["sla-monitor"].contains("sla.fire"), "{in_trace:?}");
+
+    // The overdue and the escalation it raised carry the trace on the bus.
+    for kind in ["sla.overdue", "escalation.raised"] {
+        let messages = bed.event_messages(kind, 1, Duration::from_secs(10)).await;
+        let ours: Vec<_> = messages
+            .iter()
+            .filter_map(|m| m.headers.as_ref())
+            .filter(|h| {
+                h.get("Redress-Complaint-Id").map(|v| v.as_str()) == Some(ack.complaint_id.as_str())
+            })
+            .collect();
+        assert!(!ours.is_empty(), "no {kind} for the complaint");
+        for headers in ours {
+            let traceparent = headers.get("traceparent").map(|v| v.as_str().to_owned());
+            assert!(
+                traceparent.as_deref().is_some_and(|t| t.contains(trace_id)),
+                "{kind} traceparent {traceparent:?}"
+            );
+        }
+    }
+
+    // Logs: each service names the trace and the complaint; none shows the customer.
+    for service in [
+        &stack.intake,
+        &stack.routing,
+        &stack.sla,
+        &stack.escalation,
+        &stack.revisit,
+    ] {
+        let logs = service.logs();
+        let joined = logs
+            .lines()
+            .any(|l| l.contains(trace_id) && l.contains(&ack.complaint_id));
+        assert!(
+            joined,
+            "{}: no log line with both the trace id and the complaint id:\n{logs}",
+            service.name
+        );
+        for secret in ["王芳", "13800138000"] {
+            assert!(!logs.contains(secret), "{} logged {secret}", service.name);
+        }
+    }
 }

@@ -208,7 +208,8 @@ impl Platform {
             tokio::spawn(
                 tonic::transport::Server::builder()
                     .trace_fn(|req| {
-                        let span = tracing::info_span!("grpc", path = %req.uri().path());
+                        let span = tracing::info_span!("grpc", path = %req.uri().path(),
+                            trace_id = tracing::field::Empty);
                         telemetry::extract_http(&span, req.headers());
                         span
                     })

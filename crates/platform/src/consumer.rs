@@ -227,7 +227,8 @@ impl<H: Handler> Consumer<H> {
 
     fn span(&self, msg: &Incoming<'_>) -> tracing::Span {
         let span = tracing::info_span!("consume", consumer = %self.name, subject = %msg.subject,
-            message_id = %msg.message_id, complaint_id = msg.header(crate::outbox::COMPLAINT_ID_HEADER).unwrap_or(""));
+            message_id = %msg.message_id, complaint_id = msg.header(crate::outbox::COMPLAINT_ID_HEADER).unwrap_or(""),
+            trace_id = tracing::field::Empty);
         telemetry::extract_nats(&span, msg.headers);
         span
     }
@@ -253,12 +254,23 @@ impl<H: Handler> Consumer<H> {
                 metrics::counter!("redress_duplicates_skipped_total", "consumer" => self.name.clone()).increment(1);
                 continue;
             }
-            let span = self.span(msg);
-            self.handler.handle(&mut tx, msg).instrument(span).await?;
+            self.handle(&mut tx, msg).await?;
         }
         tx.commit().await?;
         self.outbox.wake();
         Ok(())
+    }
+
+    /// Runs the handler in the message's span (its trace, complaint and message ids), so its
+    /// logs and the events it writes belong to the message's trace.
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        async {
+            self.handler.handle(conn, msg).await?;
+            tracing::debug!(deliveries = msg.deliveries, "handled");
+            Ok(())
+        }
+        .instrument(self.span(msg))
+        .await
     }
 
     /// The slow path: one message per transaction, deciding its fate alone.
@@ -292,8 +304,7 @@ impl<H: Handler> Consumer<H> {
         .rows_affected()
             == 1;
         if fresh {
-            let span = self.span(msg);
-            self.handler.handle(&mut tx, msg).instrument(span).await?;
+            self.handle(&mut tx, msg).await?;
         }
         tx.commit().await?;
         self.outbox.wake();

@@ -150,12 +150,24 @@ impl TestBed {
         at_least: usize,
         timeout: Duration,
     ) -> Vec<v1::Event> {
-        let subject = format!("{}.events.{kind_filter}", self.prefix);
-        self.read_stream(&self.events_stream(), &subject, at_least, timeout)
+        self.event_messages(kind_filter, at_least, timeout)
             .await
             .into_iter()
             .map(|m| v1::Event::decode(m.payload).expect("event decodes"))
             .collect()
+    }
+
+    /// The messages (headers included) on `<prefix>.events.<kind_filter>`, waiting for at least
+    /// `at_least`.
+    pub async fn event_messages(
+        &self,
+        kind_filter: &str,
+        at_least: usize,
+        timeout: Duration,
+    ) -> Vec<async_nats::Message> {
+        let subject = format!("{}.events.{kind_filter}", self.prefix);
+        self.read_stream(&self.events_stream(), &subject, at_least, timeout)
+            .await
     }
 
     /// Publishes a domain event as its producing service's relay would: on

@@ -17,9 +17,10 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use redress_domain::sla::{ClockKind, Emission, late_day};
 use redress_domain::{Class, Clock, Policy};
-use redress_platform::outbox::Outbox;
+use redress_platform::outbox::{AppendError, Outbox};
+use redress_platform::telemetry;
 use redress_proto::v1::{self, event::Payload};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::envelope::{class_letter_proto, clock_proto, event, system_actor, ts};
@@ -102,7 +103,7 @@ impl Scheduler {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
-                    p.handler_id, p.responsible_person_id
+                    p.handler_id, p.responsible_person_id, COALESCE(p.trace_parent, '') AS trace_parent
              FROM clocks c LEFT JOIN complaints p ON p.complaint_id = c.complaint_id
              WHERE c.next_fire_at <= $1
              ORDER BY c.next_fire_at LIMIT $2
@@ -116,17 +117,28 @@ impl Scheduler {
             return Ok(0);
         }
         let mut clocks = Vec::with_capacity(rows.len());
-        let mut events = Vec::new();
+        let mut messages = Vec::new();
         for r in &rows {
             let mut c = StoredClock::from_row(r)?;
             let complaint = Complaint::from_row(r)?;
-            for emission in c.clock.fire(now, late_day()) {
-                self.emit(&c, &complaint, emission, now, &mut events);
-            }
+            // The events continue the trace of the complaint that set the clock.
+            let span = tracing::info_span!("sla.fire", complaint_id = %c.complaint_id,
+                clock = c.clock.kind.as_str(), trace_id = tracing::field::Empty);
+            telemetry::continue_trace(&span, r.try_get("trace_parent")?);
+            span.in_scope(|| -> Result<(), AppendError> {
+                let mut events = Vec::new();
+                for emission in c.clock.fire(now, late_day()) {
+                    self.emit(&c, &complaint, emission, now, &mut events);
+                }
+                for e in &events {
+                    messages.push(self.outbox.message_for(e)?);
+                }
+                Ok(())
+            })?;
             clocks.push(c);
         }
         store::save(&mut tx, &clocks, &self.wakeup).await?;
-        self.outbox.append(&mut tx, &events).await?;
+        self.outbox.append_messages(&mut tx, &messages).await?;
         tx.commit().await?;
         self.outbox.wake();
         Ok(rows.len())
@@ -148,6 +160,7 @@ impl Scheduler {
         let kind = c.clock.kind.as_str();
         match emission {
             Emission::Warning => {
+                tracing::debug!(clock = kind, responsible = %person, "warning");
                 metrics::counter!("redress_sla_warnings_total", "clock" => kind).increment(1);
                 metrics::histogram!("redress_sla_lateness_seconds", "what" => "warning")
                     .record(seconds(now - c.clock.warn_at));
@@ -167,6 +180,7 @@ impl Scheduler {
                 ));
             }
             Emission::Overdue { day } => {
+                tracing::info!(clock = kind, day, responsible = %person, "overdue");
                 metrics::counter!("redress_sla_overdue_total", "clock" => kind).increment(1);
                 metrics::histogram!("redress_sla_lateness_seconds", "what" => "overdue")
                     .record(seconds(now - c.clock.due_at));

@@ -359,7 +359,8 @@ pub struct ComplaintFacts<'a> {
 }
 
 /// Records facts about a complaint, creating its row on the first event about it (events of
-/// several services may arrive in any order). Empty strings never overwrite a value.
+/// several services may arrive in any order). Empty strings never overwrite a value. The first
+/// event's trace is kept for the scheduler to continue.
 pub async fn note(
     conn: &mut PgConnection,
     complaint_id: &str,
@@ -368,10 +369,12 @@ pub async fn note(
     let s = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
     sqlx::query(
         "INSERT INTO complaints (complaint_id, number, class, received_at, department_id,
-            acceptance_owner_id, handler_id, responsible_person_id, closed)
+            acceptance_owner_id, handler_id, responsible_person_id, closed, trace_parent)
          VALUES ($1, COALESCE($2, ''), COALESCE($3, ''), $4, COALESCE($5, ''), COALESCE($6, ''),
-            COALESCE($7, ''), COALESCE($8, ''), COALESCE($9, false))
+            COALESCE($7, ''), COALESCE($8, ''), COALESCE($9, false), $10)
          ON CONFLICT (complaint_id) DO UPDATE SET
+            trace_parent = CASE WHEN complaints.trace_parent = '' THEN $10
+                                ELSE complaints.trace_parent END,
             number = COALESCE($2, complaints.number),
             class = COALESCE($3, complaints.class),
             received_at = COALESCE($4, complaints.received_at),
@@ -390,6 +393,7 @@ pub async fn note(
     .bind(s(f.handler_id))
     .bind(s(f.responsible_person_id))
     .bind(f.closed)
+    .bind(redress_platform::telemetry::current_traceparent())
     .execute(conn)
     .await?;
     Ok(())
