@@ -5,7 +5,8 @@
 //! monitor warns and then reports it overdue → escalation notifies the department manager, and
 //! the general manager when it stays unresolved → the handler accepts, answers and resolves it →
 //! revisit calls the customer back, who is dissatisfied and complains again → a repeat complaint
-//! that reaches the general manager — and intake's timeline shows every service's part.
+//! that reaches the general manager and goes back to its handler — and intake's timeline shows
+//! every service's part.
 
 mod common;
 
@@ -274,6 +275,27 @@ async fn a_complaint_travels_through_all_five_services() {
         reached_gm,
         "the repeat complaint reached the general manager"
     );
+
+    // And it is back with its handler, to be handled again.
+    let mut stage = String::new();
+    for _ in 0..150 {
+        stage = routing_client
+            .get_handling(authed(
+                h,
+                v1::GetHandlingRequest {
+                    complaint_id: id.clone(),
+                },
+            ))
+            .await
+            .expect("handling")
+            .into_inner()
+            .stage;
+        if stage == "reopened" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stage, "reopened", "routing resumed the handling");
 
     // The original missed its limit, so the repeat complaint doubles the handler's class fine
     // (DOMAIN §7, §9): the ledger books the extra once.

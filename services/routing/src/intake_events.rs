@@ -1,5 +1,6 @@
 //! Routing's consumer: intake's `complaint.received` / `complaint.confirmed` /
-//! `complaint.reclassified` and escalation's `staff.suspended`.
+//! `complaint.reclassified`, escalation's `staff.suspended`, and revisit's `complaint.reopened`
+//! (a dissatisfied customer's repeat complaint puts the resolved complaint back in handling).
 //!
 //! DOMAIN §1: "routing waits until the required fields are complete and the record is
 //! confirmed"; a submission that arrives already confirmed is routed on receipt. Received and
@@ -85,12 +86,41 @@ impl Handler for IntakeEvents {
                 org::suspend(conn, &s.person_id).await?;
                 Ok(())
             }
+            Some(Payload::Reopened(_)) => self.reopened(conn, &event, at).await,
             _ => Ok(()),
         }
     }
 }
 
 impl IntakeEvents {
+    /// A repeat complaint reopened the complaint (ADR 0011): its handling resumes with the same
+    /// department and handler, who must propose a solution again. The event is the revisit
+    /// service's; routing only follows it, so it emits nothing. A complaint routing does not
+    /// hold as resolved (still in handling, or closed) is left as it is.
+    async fn reopened(
+        &self,
+        conn: &mut PgConnection,
+        event: &v1::Event,
+        at: DateTime<Utc>,
+    ) -> Result<(), HandleError> {
+        let Some(mut rec) = commands::load(conn, &event.complaint_id)
+            .await
+            .map_err(transient)?
+        else {
+            return Ok(());
+        };
+        if rec.stage != Stage::Resolved {
+            tracing::debug!(
+                stage = rec.stage.as_str(),
+                "reopened: not resolved here; unchanged"
+            );
+            return Ok(());
+        }
+        commands::apply(&self.ctx, &mut rec, Command::Reopen).map_err(transient)?;
+        commands::save(conn, &rec, at).await.map_err(transient)?;
+        Ok(())
+    }
+
     /// Records what intake received (once; a later copy changes nothing).
     async fn received(
         &self,

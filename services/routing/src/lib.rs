@@ -85,6 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "complaint.classified",
         "complaint.reclassified",
         "staff.suspended",
+        "complaint.reopened",
     ];
     platform
         .consume(

@@ -956,6 +956,66 @@ async fn open_subtasks_block_resolution() {
     );
 }
 
+/// A dissatisfied customer's repeat complaint (revisit's `complaint.reopened`) puts a resolved
+/// complaint back in handling with its handler, who proposes again; a redelivered copy and a
+/// reopening of a complaint still in handling change nothing.
+#[tokio::test]
+async fn a_reopened_complaint_returns_to_its_handler() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = billing_complaint(&bed, &mut r).await;
+    accept_and_decide(&mut r, &id).await;
+    assert_eq!(propose(&mut r, &id).await.expect("propose"), 1);
+    customer(&mut r, &id, true).await;
+    r.client
+        .resolve(authed(
+            HANDLER,
+            v1::ResolveRequest {
+                complaint_id: id.clone(),
+                result: "Refunded".into(),
+                handed_in_at: None,
+            },
+        ))
+        .await
+        .expect("resolve");
+    wait_stage(&mut r, &id, "resolved").await;
+
+    // Still in handling: a reopening changes nothing.
+    let other = billing_complaint(&bed, &mut r).await;
+    let reopened = |cid: &str| {
+        let mut e = envelope(
+            cid,
+            Payload::Reopened(v1::Reopened {
+                reason: "repeat complaint (再度投诉): still double-charged".into(),
+                repeat_complaint: true,
+                revisit_id: "rev_test".into(),
+            }),
+        );
+        e.producer = "revisit".into();
+        e
+    };
+    publish(&bed, &reopened(&other)).await;
+
+    let event = reopened(&id);
+    publish(&bed, &event).await;
+    publish(&bed, &event).await; // redelivered: applied once
+    let h = wait_stage(&mut r, &id, "reopened").await;
+    assert_eq!(h.assignee_id, "handler-1", "the same handler");
+
+    assert_eq!(propose(&mut r, &id).await.expect("propose again"), 2);
+    wait_stage(&mut r, &id, "resolution_proposed").await;
+    assert_eq!(
+        handling(&mut r, &other).await.expect("other").stage,
+        "assigned",
+        "a complaint still in handling is not reopened"
+    );
+    assert_eq!(
+        bed.events("complaint.reopened", 3, 2 * SECOND).await.len(),
+        2,
+        "the two published (the copy deduplicated); routing follows, it announces none"
+    );
+}
+
 #[tokio::test]
 async fn queue_orders_by_class_group_then_time_left() {
     let bed = TestBed::start().await;
