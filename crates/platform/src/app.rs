@@ -209,7 +209,8 @@ impl Platform {
                 tonic::transport::Server::builder()
                     .trace_fn(|req| {
                         let span = tracing::info_span!("grpc", path = %req.uri().path(),
-                            trace_id = tracing::field::Empty);
+                            trace_id = tracing::field::Empty,
+                            complaint_id = tracing::field::Empty);
                         telemetry::extract_http(&span, req.headers());
                         span
                     })

@@ -11,6 +11,7 @@
 //! - [`outbox`]: state change and event commit together; the relay publishes them in order.
 //! - [`consumer`]: idempotent, batched, explicit-ack consumers with dead letters.
 //! - [`auth`]: bearer tokens → the caller's identity and role.
+//! - [`request`]: a request's ids, parsed and named on the call's span.
 //! - [`app`]: bootstrap, serve gRPC (with health and reflection), stop in order.
 //!
 //! Start reading at [`app::Platform`]: it shows how the pieces are wired.
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod pagination;
+pub mod request;
 pub mod shutdown;
 pub mod telemetry;
 

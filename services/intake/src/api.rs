@@ -1,7 +1,7 @@
 //! The gRPC door: `IntakeService` for staff tools, the CLI and calling integrations.
 
-use redress_domain::ComplaintId;
 use redress_platform::auth::{self, Role};
+use redress_platform::request::complaint_id;
 use redress_proto::v1::{self, intake_service_server::IntakeService};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -14,12 +14,6 @@ use crate::{registry, submission};
 pub struct Api {
     pub pool: PgPool,
     pub recorder: Recorder,
-}
-
-fn complaint_id(raw: &str) -> Result<String, Error> {
-    ComplaintId::parse(raw)
-        .map(|id| id.to_string())
-        .map_err(|e| Error::invalid("complaint_id", &e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -68,7 +62,7 @@ impl IntakeService for Api {
             ],
         )?;
         let req = req.into_inner();
-        let id = complaint_id(&req.complaint_id)?;
+        let id = complaint_id(&req.complaint_id).map_err(Error::from)?;
         let confirmation = req
             .confirmation
             .ok_or_else(|| Error::invalid("confirmation", "is required"))?;
@@ -97,7 +91,7 @@ impl IntakeService for Api {
             ],
         )?;
         let req = req.into_inner();
-        let id = complaint_id(&req.complaint_id)?;
+        let id = complaint_id(&req.complaint_id).map_err(Error::from)?;
         let to = v1::Class::try_from(req.class)
             .ok()
             .and_then(class_from_proto)
@@ -117,7 +111,7 @@ impl IntakeService for Api {
         req: Request<v1::GetComplaintRequest>,
     ) -> Result<Response<v1::ComplaintView>, Status> {
         auth::identity(&req)?;
-        let id = complaint_id(&req.get_ref().complaint_id)?;
+        let id = complaint_id(&req.get_ref().complaint_id).map_err(Error::from)?;
         Ok(Response::new(registry::get(&self.pool, &id).await?))
     }
 

@@ -4,9 +4,10 @@
 //! the customer's answer, and create sub-tasks; operators administer the organisation.
 
 use chrono::{DateTime, Utc};
+use redress_domain::TaskId;
 use redress_domain::handling::{Command, Effect};
-use redress_domain::{ComplaintId, TaskId};
 use redress_platform::auth::{self, Identity, Role};
+use redress_platform::request::complaint_id;
 use redress_proto::v1::{self, event::Payload, routing_service_server::RoutingService};
 use sqlx::{PgConnection, Row};
 use tonic::{Request, Response, Status};
@@ -22,12 +23,6 @@ pub struct Api {
 }
 
 const MAX_TEXT: usize = 4000;
-
-fn complaint_id(raw: &str) -> Result<String, Error> {
-    ComplaintId::parse(raw)
-        .map(|id| id.to_string())
-        .map_err(|e| Error::invalid("complaint_id", &e.to_string()))
-}
 
 fn text(field: &str, value: &str, required: bool) -> Result<String, Error> {
     let v = value.trim();

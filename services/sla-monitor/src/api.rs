@@ -1,11 +1,12 @@
 //! The gRPC door: `SlaMonitorService` — a complaint's clocks, the at-risk and overdue lists,
 //! and special reasons.
 
+use redress_platform::request::complaint_id;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_domain::sla::{ClockKind, ClockState};
-use redress_domain::{Clock, ComplaintId, Policy};
+use redress_domain::{Clock, Policy};
 use redress_platform::auth::{self, Role};
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload, sla_monitor_service_server::SlaMonitorService};
@@ -30,12 +31,6 @@ pub struct Api {
 
 /// Largest page the lists return.
 pub const MAX_PAGE: u32 = 500;
-
-fn complaint_id(raw: &str) -> Result<String, Error> {
-    ComplaintId::parse(raw)
-        .map(|id| id.to_string())
-        .map_err(|e| Error::invalid("complaint_id", &e.to_string()))
-}
 
 fn state_proto(s: ClockState) -> v1::ClockState {
     match s {
@@ -205,7 +200,7 @@ impl SlaMonitorService for Api {
         req: Request<v1::GetSlaStatusRequest>,
     ) -> Result<Response<v1::GetSlaStatusResponse>, Status> {
         auth::identity(&req)?;
-        let id = complaint_id(&req.get_ref().complaint_id)?;
+        let id = complaint_id(&req.get_ref().complaint_id).map_err(Error::from)?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
                     p.handler_id, p.responsible_person_id
@@ -275,7 +270,7 @@ impl SlaMonitorService for Api {
         let who = auth::identity(&req)?;
         auth::require(&who, &[Role::DepartmentManager, Role::GeneralManager])?;
         let r = req.into_inner();
-        let id = complaint_id(&r.complaint_id)?;
+        let id = complaint_id(&r.complaint_id).map_err(Error::from)?;
         let kind = clock_from_proto(r.clock)
             .ok_or_else(|| Error::invalid("clock", "must name a clock"))?;
         let reason = r.reason.trim();

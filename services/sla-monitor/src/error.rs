@@ -42,3 +42,9 @@ impl From<Error> for Status {
         }
     }
 }
+
+impl From<redress_platform::request::InvalidField> for Error {
+    fn from(e: redress_platform::request::InvalidField) -> Self {
+        Error::invalid(e.field, &e.reason)
+    }
+}
