@@ -134,6 +134,44 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
         .to_string();
     let number = ack["complaintNumber"].as_str().expect("number").to_string();
 
+    // From flags, as a counter agent would: recorded and classified.
+    let by_flags = cli
+        .run(
+            Some(AGENT),
+            &[
+                "--json",
+                "submit",
+                "--name",
+                "李雷",
+                "--phone",
+                "13900139000",
+                "--description",
+                "Billed twice for March.",
+                "--demand",
+                "Refund the second charge.",
+                "--category",
+                "network_quality",
+                "--business",
+                "broadband 100M",
+                "--channel",
+                "counter",
+                "--first-contact",
+                "e-7",
+                "--confirmed-by",
+                "signature",
+            ],
+        )
+        .await
+        .ok()
+        .json();
+    assert!(
+        by_flags["complaintId"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("cmp_")),
+        "{by_flags}"
+    );
+    assert_eq!(by_flags["confirmed"], true, "{by_flags}");
+
     // Show, for people: the number and the timeline heading.
     let shown = cli.run(Some(AGENT), &["show", &id]).await.ok();
     assert!(shown.stdout.contains(&number), "{}", shown.stdout);

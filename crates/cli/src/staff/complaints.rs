@@ -13,7 +13,7 @@ use crate::output::{Table, duration, fields, label, time, with_next_page, yes_no
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// A proto3 JSON `SubmitRequest` (like docs/examples/submission.json); `-` reads stdin.
-    #[arg(long, conflicts_with_all = ["name", "description"])]
+    #[arg(long, conflicts_with_all = ["name", "description", "business", "first_contact"])]
     file: Option<PathBuf>,
     /// Customer's name.
     #[arg(long, required_unless_present = "file")]
@@ -31,17 +31,21 @@ pub struct SubmitArgs {
     #[arg(long, default_value = "")]
     category: String,
     /// Business concerned, e.g. "broadband 100M".
-    #[arg(long, default_value = "")]
-    business: String,
+    #[arg(long, required_unless_present = "file")]
+    business: Option<String>,
     /// Channel: counter, hotline, letter, online, ...
     #[arg(long, default_value = "hotline")]
     channel: String,
-    /// Submission key: the source system's own id (makes resubmission idempotent).
+    /// Submission key: the source system's own id; resubmitting with the same one records
+    /// nothing new. Omitted, each run is a new complaint (a key is made from the time).
     #[arg(long)]
     external_id: Option<String>,
     /// How the customer confirmed the record: phone, verbal or signature (omit: unconfirmed).
     #[arg(long)]
     confirmed_by: Option<String>,
+    /// Staff id of the first employee the customer asked (首问责任人; DOMAIN §1 requires it).
+    #[arg(long, required_unless_present = "file")]
+    first_contact: Option<String>,
 }
 
 fn read_submission(path: &PathBuf) -> Result<v1::SubmitRequest, Failure> {
@@ -86,9 +90,9 @@ fn from_flags(a: SubmitArgs) -> Result<v1::SubmitRequest, Failure> {
         .transpose()?;
     Ok(v1::SubmitRequest {
         details: Some(v1::ComplaintDetails {
-            key: a.external_id.map(|external_id| v1::SubmissionKey {
+            key: Some(v1::SubmissionKey {
                 source_system: "cli".into(),
-                external_id,
+                external_id: a.external_id.unwrap_or_else(fresh_key),
             }),
             customer: Some(v1::Customer {
                 name: a.name.unwrap_or_default(),
@@ -96,14 +100,28 @@ fn from_flags(a: SubmitArgs) -> Result<v1::SubmitRequest, Failure> {
                 ..Default::default()
             }),
             channel: channel as i32,
-            business: a.business,
+            business: a.business.unwrap_or_default(),
             description: a.description.unwrap_or_default(),
             demand: a.demand,
             category: a.category,
             confirmation,
+            first_contact: a.first_contact.map(|employee_id| v1::FirstContact {
+                employee_id,
+                ..Default::default()
+            }),
             ..Default::default()
         }),
     })
+}
+
+/// A submission key for a run without `--external-id`: the time in nanoseconds and the process
+/// id, unique for one person at one terminal.
+fn fresh_key() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos}-{}", std::process::id())
 }
 
 pub async fn submit(ctx: &Ctx, a: SubmitArgs) -> Outcome {
