@@ -1,10 +1,37 @@
 //! The README's first command with `--demo`, as a newcomer runs it: `redress up` starts NATS,
-//! PostgreSQL and the five services, plays the demo through them, and stops everything.
+//! PostgreSQL and the five services, plays the demo through them, and stops everything. It
+//! also clears away the database an earlier demo run left behind.
 
 use std::process::Command;
 
+/// Runs SQL on the machine's PostgreSQL (the one `redress up` uses by default) with psql.
+fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+            sql,
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
 fn the_demo_plays_end_to_end_and_stops_cleanly() {
+    // What an earlier run would have left.
+    psql("DROP DATABASE IF EXISTS redress_demo_1");
+    psql("CREATE DATABASE redress_demo_1");
     let data = tempfile::tempdir().expect("tempdir");
     let output = Command::new(redress_test_support::binary_path("redress"))
         .args(["up", "--demo", "--exit-after-demo"])
@@ -41,4 +68,9 @@ fn the_demo_plays_end_to_end_and_stops_cleanly() {
             "{sign:?} missing from the demo output:\n{stdout}"
         );
     }
+    assert_eq!(
+        psql("SELECT count(*) FROM pg_database WHERE datname = 'redress_demo_1'"),
+        "0",
+        "the earlier run's database is gone"
+    );
 }

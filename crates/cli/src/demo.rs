@@ -515,3 +515,122 @@ fn number_moved() -> v1::ComplaintDetails {
         ..base("moved", "赵敏", "137 0000 1111")
     }
 }
+
+/// Removes what earlier demo runs left behind: their databases (`redress_demo_<run>`) and their
+/// JetStream streams (`DEMO<run>_*`), so `--demo` can be run again and again without filling
+/// the machine. A database still in use (a demo running in another terminal) is kept, and so
+/// are its streams. Failures only warn: a leftover never stops a new demo.
+pub async fn forget_earlier_runs(
+    database_url: &str,
+    nats_url: &str,
+    current_run: &str,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let dropped = match drop_earlier_databases(database_url, current_run).await {
+        Ok(runs) => runs,
+        Err(e) => {
+            notes.push(format!("could not list earlier demo databases: {e:#}"));
+            return notes;
+        }
+    };
+    if dropped.is_empty() {
+        return notes;
+    }
+    notes.push(format!(
+        "removed {} earlier demo database(s): redress_demo_{}",
+        dropped.len(),
+        dropped.join(", redress_demo_")
+    ));
+    match delete_streams(nats_url, &dropped).await {
+        Ok(0) => {}
+        Ok(n) => notes.push(format!("removed {n} JetStream stream(s) of earlier demos")),
+        Err(e) => notes.push(format!("could not remove earlier demo streams: {e:#}")),
+    }
+    notes
+}
+
+/// Drops every `redress_demo_<run>` database but the current run's; returns the runs dropped.
+async fn drop_earlier_databases(database_url: &str, current_run: &str) -> Result<Vec<String>> {
+    use sqlx::Connection as _;
+    use std::str::FromStr as _;
+
+    let opts = sqlx::postgres::PgConnectOptions::from_str(database_url)?.database("postgres");
+    let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname ~ '^redress_demo_[0-9]+$' ORDER BY datname",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let mut dropped = Vec::new();
+    for name in names {
+        let run = name.trim_start_matches("redress_demo_").to_owned();
+        if run == current_run {
+            continue;
+        }
+        // The name matched ^redress_demo_[0-9]+$, so quoting it is safe. No FORCE: a database
+        // in use belongs to a demo still running elsewhere.
+        let drop = format!("DROP DATABASE IF EXISTS \"{name}\"");
+        if sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut conn)
+            .await
+            .is_ok()
+        {
+            dropped.push(run);
+        }
+    }
+    let _ = conn.close().await;
+    Ok(dropped)
+}
+
+/// Deletes the streams of the given demo runs (`DEMO<run>_EVENTS`, `_INTAKE`, …).
+async fn delete_streams(nats_url: &str, runs: &[String]) -> Result<usize> {
+    use futures::TryStreamExt as _;
+
+    let client = async_nats::connect(nats_url).await?;
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = js.stream_names().try_collect().await?;
+    let mut deleted = 0;
+    for name in names {
+        let ours = runs
+            .iter()
+            .any(|run| name.starts_with(&format!("DEMO{run}_")));
+        if ours && js.delete_stream(&name).await.is_ok() {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt as _;
+    use redress_test_support::NatsServer;
+
+    #[tokio::test]
+    async fn only_the_named_earlier_runs_lose_their_streams() {
+        let server = NatsServer::start();
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        for name in [
+            "DEMO1_EVENTS",
+            "DEMO1_INTAKE",
+            "DEMO12_EVENTS",
+            "OTHER_EVENTS",
+        ] {
+            js.create_stream(async_nats::jetstream::stream::Config {
+                name: name.to_owned(),
+                subjects: vec![format!("{}.>", name.to_ascii_lowercase())],
+                ..Default::default()
+            })
+            .await
+            .expect("stream");
+        }
+        let deleted = super::delete_streams(&server.url(), &["1".to_owned()])
+            .await
+            .expect("delete");
+        assert_eq!(deleted, 2);
+        let mut left: Vec<String> = js.stream_names().try_collect().await.expect("names");
+        left.sort();
+        assert_eq!(left, ["DEMO12_EVENTS", "OTHER_EVENTS"]);
+    }
+}

@@ -197,6 +197,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     };
     console.say(&format!("NATS: {}", nats.description));
+    if args.demo {
+        let run = args.subject_prefix.trim_start_matches("demo");
+        for note in demo::forget_earlier_runs(&args.database_url, &nats.url, run).await {
+            console.say(&note);
+        }
+    }
 
     let mut supervisor = Supervisor::new(console);
     let plan = Plan {
