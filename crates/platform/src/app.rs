@@ -32,6 +32,10 @@ use crate::nats::{self, ConsumerSpec, Topology};
 use crate::outbox::{Outbox, Relay};
 use crate::{db, shutdown, telemetry};
 
+/// How often the gauges read from elsewhere (each consumer's pending counts in JetStream, the
+/// outbox backlog) are refreshed.
+const SAMPLE_PERIOD: Duration = Duration::from_secs(5);
+
 /// What distinguishes one service from another at start.
 #[derive(Clone, Copy, Debug)]
 pub struct ServiceInfo {
@@ -162,6 +166,8 @@ impl Platform {
         )
         .with_exit_after_commit(self.args.fault_exit_after_commit);
         let stop = self.consumers_stop.clone();
+        self.consumers
+            .spawn(consumer.watch_pending(SAMPLE_PERIOD, stop.clone()));
         self.consumers.spawn(consumer.run(stop));
         Ok(())
     }
@@ -196,6 +202,7 @@ impl Platform {
             )
             .with_retention(Duration::from_secs(self.args.outbox_retention_hours * 3600))
             .with_exit_after_publish(self.args.fault_exit_after_publish);
+            tokio::spawn(relay.watch_backlog(SAMPLE_PERIOD, relay_stop.clone()));
             Some(tokio::spawn(relay.run(relay_stop.clone())))
         } else {
             None
@@ -214,6 +221,7 @@ impl Platform {
                         telemetry::extract_http(&span, req.headers());
                         span
                     })
+                    .layer(crate::metrics::GrpcLayer)
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(
                         // Replies go out at once: without TCP_NODELAY a reply spanning several

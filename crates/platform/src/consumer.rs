@@ -27,6 +27,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::metrics::AfterCommit;
 use crate::nats::backoff_delay;
 use crate::outbox::{DEAD_LETTER_REASON_HEADER, Outbox, OutgoingMessage};
 use crate::telemetry;
@@ -41,6 +42,9 @@ pub struct Incoming<'a> {
     pub message_id: String,
     /// How many times this message has been delivered, this time included.
     pub deliveries: i64,
+    /// Metric updates for what the handler changed, applied once the consumer's transaction
+    /// commits (the handler never sees the commit).
+    pub after_commit: &'a AfterCommit,
 }
 
 impl Incoming<'_> {
@@ -125,8 +129,41 @@ impl<H: Handler> Consumer<H> {
         self
     }
 
+    /// Sets `redress_consumer_pending{consumer}` (messages in the stream not yet delivered to
+    /// the consumer) and `redress_consumer_ack_pending{consumer}` (delivered, not yet
+    /// acknowledged) from the server's view every `period`, until `stop`. The server counts for
+    /// all replicas, so each replica reports the same figure.
+    pub fn watch_pending(
+        &self,
+        period: Duration,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let name = self.name.clone();
+        let pull = self.pull.clone();
+        crate::metrics::sample_every(period, stop, move || {
+            let name = name.clone();
+            let pull = pull.clone();
+            async move {
+                match pull.get_info().await {
+                    Ok(info) => {
+                        metrics::gauge!("redress_consumer_pending", "consumer" => name.clone())
+                            .set(info.num_pending as f64);
+                        metrics::gauge!("redress_consumer_ack_pending", "consumer" => name)
+                            .set(info.num_ack_pending as f64);
+                    }
+                    Err(e) => {
+                        tracing::debug!(consumer = %name, error = %e, "cannot read consumer info");
+                    }
+                }
+            }
+        })
+    }
+
     /// Consumes until `shutdown`; the batch in hand is finished and acknowledged first.
     pub async fn run(self, shutdown: CancellationToken) {
+        // At zero from the start, so dashboards and alerts see the series before the first one.
+        metrics::counter!("redress_dead_letters_total", "consumer" => self.name.clone())
+            .increment(0);
         while !shutdown.is_cancelled() {
             let stream = self
                 .pull
@@ -204,7 +241,11 @@ impl<H: Handler> Consumer<H> {
             .record(started.elapsed().as_secs_f64());
     }
 
-    fn incoming<'a>(&self, m: &'a jetstream::Message) -> Incoming<'a> {
+    fn incoming<'a>(
+        &self,
+        m: &'a jetstream::Message,
+        after_commit: &'a AfterCommit,
+    ) -> Incoming<'a> {
         let (deliveries, fallback_id) = match m.info() {
             Ok(i) => (i.delivered, format!("{}:{}", i.stream, i.stream_sequence)),
             Err(_) => (1, format!("subject:{}", m.subject)),
@@ -222,6 +263,7 @@ impl<H: Handler> Consumer<H> {
             payload: &m.payload,
             message_id,
             deliveries,
+            after_commit,
         }
     }
 
@@ -235,7 +277,11 @@ impl<H: Handler> Consumer<H> {
 
     /// The fast path: the whole batch in one transaction.
     async fn apply_batch(&self, messages: &[jetstream::Message]) -> Result<(), HandleError> {
-        let incoming: Vec<Incoming<'_>> = messages.iter().map(|m| self.incoming(m)).collect();
+        let after_commit = AfterCommit::default();
+        let incoming: Vec<Incoming<'_>> = messages
+            .iter()
+            .map(|m| self.incoming(m, &after_commit))
+            .collect();
         let ids: Vec<String> = incoming.iter().map(|i| i.message_id.clone()).collect();
         let mut tx = self.pool.begin().await?;
         let fresh: Vec<String> = sqlx::query_scalar(
@@ -251,12 +297,17 @@ impl<H: Handler> Consumer<H> {
         for msg in &incoming {
             // `remove` also skips a second copy of the same id inside one batch.
             if !fresh.remove(&msg.message_id) {
-                metrics::counter!("redress_duplicates_skipped_total", "consumer" => self.name.clone()).increment(1);
+                let name = self.name.clone();
+                after_commit.defer(move || {
+                    metrics::counter!("redress_duplicates_skipped_total", "consumer" => name)
+                        .increment(1);
+                });
                 continue;
             }
             self.handle(&mut tx, msg).await?;
         }
         tx.commit().await?;
+        after_commit.committed();
         self.outbox.wake();
         Ok(())
     }
@@ -275,9 +326,13 @@ impl<H: Handler> Consumer<H> {
 
     /// The slow path: one message per transaction, deciding its fate alone.
     async fn apply_one(&self, m: &jetstream::Message) -> Outcome {
-        let msg = self.incoming(m);
+        let after_commit = AfterCommit::default();
+        let msg = self.incoming(m, &after_commit);
         match self.try_apply_one(&msg).await {
-            Ok(()) => Outcome::Ack,
+            Ok(()) => {
+                after_commit.committed();
+                Outcome::Ack
+            }
             Err(HandleError::Permanent(reason)) => self.dead_letter(&msg, &reason).await,
             Err(HandleError::Transient(e)) if msg.deliveries >= self.max_deliver => {
                 let reason = format!("gave up after {} deliveries: {e:#}", msg.deliveries);
@@ -305,6 +360,12 @@ impl<H: Handler> Consumer<H> {
             == 1;
         if fresh {
             self.handle(&mut tx, msg).await?;
+        } else {
+            let name = self.name.clone();
+            msg.after_commit.defer(move || {
+                metrics::counter!("redress_duplicates_skipped_total", "consumer" => name)
+                    .increment(1);
+            });
         }
         tx.commit().await?;
         self.outbox.wake();
@@ -315,7 +376,8 @@ impl<H: Handler> Consumer<H> {
     /// dead-letter subject — all in one transaction, so it happens once.
     async fn dead_letter(&self, msg: &Incoming<'_>, reason: &str) -> Outcome {
         tracing::error!(consumer = %self.name, message_id = %msg.message_id, %reason, "dead-lettering message");
-        let result: Result<(), HandleError> = async {
+        // Whether this delivery recorded the dead letter (a redelivery finds it recorded).
+        let result: Result<bool, HandleError> = async {
             let mut tx = self.pool.begin().await?;
             let fresh = sqlx::query(
                 "INSERT INTO processed_messages (consumer, message_id, outcome)
@@ -360,13 +422,15 @@ impl<H: Handler> Consumer<H> {
             }
             tx.commit().await?;
             self.outbox.wake();
-            Ok(())
+            Ok(fresh)
         }
         .await;
         match result {
-            Ok(()) => {
-                metrics::counter!("redress_dead_letters_total", "consumer" => self.name.clone())
-                    .increment(1);
+            Ok(recorded) => {
+                if recorded {
+                    metrics::counter!("redress_dead_letters_total", "consumer" => self.name.clone())
+                        .increment(1);
+                }
                 Outcome::Ack
             }
             Err(e) => {

@@ -158,6 +158,7 @@ impl Outbox {
 pub struct Relay {
     pool: PgPool,
     js: jetstream::Context,
+    topology: Topology,
     wake: Arc<Notify>,
     poll: Duration,
     batch: i64,
@@ -179,6 +180,7 @@ impl Relay {
         Self {
             pool,
             js,
+            topology: outbox.topology.clone(),
             wake: outbox.wake.clone(),
             poll,
             batch: 1_000,
@@ -235,10 +237,33 @@ impl Relay {
                 break;
             }
         }
-        if total > 0 {
-            metrics::counter!("redress_outbox_published_total").increment(total as u64);
-        }
         Ok(total)
+    }
+
+    /// The `event` label of a published message: the event type of a domain event; for the
+    /// other messages the outbox carries (notifications, one subject per person; dead letters,
+    /// one per consumer) only what they are, so the label keeps a few values.
+    fn kind_label(&self, subject: &str, event_type: Option<&str>) -> String {
+        let kind = match event_type {
+            Some(kind) => kind,
+            None if subject.starts_with(&self.topology.notification_subject("")) => "notification",
+            None if subject.starts_with(&self.topology.dead_letter_subject("")) => "dead_letter",
+            None => "other",
+        };
+        kind.to_owned()
+    }
+
+    /// Counts what a committed batch published, by kind: `redress_outbox_published_total{event}`
+    /// (summed over `event`, the relay's whole output).
+    fn count_published(kinds: &[String]) {
+        let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+        for kind in kinds {
+            *by_kind.entry(kind).or_default() += 1;
+        }
+        for (kind, n) in by_kind {
+            metrics::counter!("redress_outbox_published_total", "event" => kind.to_owned())
+                .increment(n);
+        }
     }
 
     async fn publish_batch(&self) -> Result<usize, RelayError> {
@@ -272,6 +297,10 @@ impl Relay {
             let subject: String = row.try_get("subject")?;
             let payload: Vec<u8> = row.try_get("payload")?;
             let headers_json: serde_json::Value = row.try_get("headers")?;
+            let kind = self.kind_label(
+                &subject,
+                headers_json.get(EVENT_TYPE_HEADER).and_then(|v| v.as_str()),
+            );
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id.as_str());
             if let serde_json::Value::Object(map) = headers_json {
@@ -289,13 +318,17 @@ impl Relay {
                     subject: subject.clone(),
                     message: e.to_string(),
                 })?;
-            pending.push((seq, subject, ack));
+            pending.push((seq, subject, kind, ack));
         }
         let mut published = Vec::with_capacity(pending.len());
+        let mut kinds = Vec::with_capacity(pending.len());
         let mut failure = None;
-        for (seq, subject, ack) in pending {
+        for (seq, subject, kind, ack) in pending {
             match ack.await {
-                Ok(_) => published.push(seq),
+                Ok(_) => {
+                    published.push(seq);
+                    kinds.push(kind);
+                }
                 Err(e) => {
                     failure = Some(RelayError::Publish {
                         subject,
@@ -317,22 +350,33 @@ impl Relay {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        Self::count_published(&kinds);
         match failure {
             Some(e) => Err(e),
             None => Ok(published.len()),
         }
     }
 
-    /// Unpublished rows waiting, for the backlog gauge.
-    pub async fn backlog(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&self.pool)
-            .await
+    /// Sets `redress_outbox_backlog` (unpublished rows of this schema) every `period`, until
+    /// `stop`. One read of the partial index of unpublished rows.
+    pub fn watch_backlog(
+        &self,
+        period: Duration,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let pool = self.pool.clone();
+        crate::metrics::sample_every(period, stop, move || {
+            let pool = pool.clone();
+            async move {
+                match backlog(&pool).await {
+                    Ok(n) => metrics::gauge!("redress_outbox_backlog").set(n as f64),
+                    Err(e) => tracing::debug!(error = %e, "cannot count the outbox backlog"),
+                }
+            }
+        })
     }
 
     async fn cleanup(&self) -> Result<(), sqlx::Error> {
-        let backlog = self.backlog().await?;
-        metrics::gauge!("redress_outbox_backlog").set(backlog as f64);
         sqlx::query(
             "DELETE FROM outbox WHERE published_at IS NOT NULL
              AND published_at < now() - make_interval(secs => $1)",
@@ -342,4 +386,11 @@ impl Relay {
         .await?;
         Ok(())
     }
+}
+
+/// Unpublished rows waiting, for the backlog gauge.
+async fn backlog(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
 }

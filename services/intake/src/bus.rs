@@ -29,7 +29,9 @@ impl BusDoor {
         actor: &v1::Actor,
     ) -> Result<(), HandleError> {
         tracing::info!(message_id = %msg.message_id, reasons = %crate::error::describe(&violations), "submission rejected");
-        metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
+        msg.after_commit.defer(|| {
+            metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
+        });
         let e = event(
             "",
             self.recorder.now(),
@@ -84,8 +86,10 @@ impl Handler for BusDoor {
         match self.recorder.record(conn, &details, record, &actor).await {
             Ok(ack) => {
                 if !ack.duplicate {
-                    metrics::counter!("redress_intake_recorded_total", "door" => "bus")
-                        .increment(1);
+                    msg.after_commit.defer(|| {
+                        metrics::counter!("redress_intake_recorded_total", "door" => "bus")
+                            .increment(1);
+                    });
                 }
                 Ok(())
             }
