@@ -5,6 +5,7 @@
 //! - [`tracker`]: the clocks, kept from the other services' events.
 //! - [`scheduler`]: sleeps until the earliest deadline; fires due clocks through the outbox.
 //! - [`store`]: the `complaints` and `clocks` tables.
+//! - [`gauges`]: how many clocks are warned and overdue now, for the metrics.
 //! - [`api`]: the gRPC door (status, at-risk and overdue lists, special reasons).
 //! - [`envelope`]: event envelopes and protobuf conversions.
 //!
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod envelope;
 pub mod error;
+pub mod gauges;
 pub mod scheduler;
 pub mod store;
 pub mod tracker;
@@ -85,6 +87,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         max_sleep: Duration::from_millis(args.sla_max_sleep_ms.max(1)),
     };
     tokio::spawn(scheduler.run(platform.shutdown.clone()));
+    tokio::spawn(gauges::run(
+        platform.pool.clone(),
+        gauges::PERIOD,
+        platform.shutdown.clone(),
+    ));
     let api = api::Api {
         pool: platform.pool.clone(),
         outbox: platform.outbox.clone(),

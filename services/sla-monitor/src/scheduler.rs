@@ -17,6 +17,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use redress_domain::sla::{ClockKind, Emission, late_day};
 use redress_domain::{Class, Clock, Policy};
+use redress_platform::metrics::AfterCommit;
 use redress_platform::outbox::{AppendError, Outbox};
 use redress_platform::telemetry;
 use redress_proto::v1::{self, event::Payload};
@@ -118,6 +119,7 @@ impl Scheduler {
         }
         let mut clocks = Vec::with_capacity(rows.len());
         let mut messages = Vec::new();
+        let after_commit = AfterCommit::default();
         for r in &rows {
             let mut c = StoredClock::from_row(r)?;
             let complaint = Complaint::from_row(r)?;
@@ -128,7 +130,7 @@ impl Scheduler {
             span.in_scope(|| -> Result<(), AppendError> {
                 let mut events = Vec::new();
                 for emission in c.clock.fire(now, late_day()) {
-                    self.emit(&c, &complaint, emission, now, &mut events);
+                    self.emit(&c, &complaint, emission, now, &mut events, &after_commit);
                 }
                 for e in &events {
                     messages.push(self.outbox.message_for(e)?);
@@ -140,12 +142,14 @@ impl Scheduler {
         store::save(&mut tx, &clocks, &self.wakeup).await?;
         self.outbox.append_messages(&mut tx, &messages).await?;
         tx.commit().await?;
+        after_commit.committed();
         self.outbox.wake();
         Ok(rows.len())
     }
 
     /// The events of one emission (DOMAIN §4): a warning; or an overdue and, without a special
-    /// reason, the accountability record against the person responsible.
+    /// reason, the accountability record against the person responsible. Counted once the
+    /// emission commits.
     fn emit(
         &self,
         c: &StoredClock,
@@ -153,6 +157,7 @@ impl Scheduler {
         emission: Emission,
         now: DateTime<Utc>,
         events: &mut Vec<v1::Event>,
+        after_commit: &AfterCommit,
     ) {
         let person = complaint.responsible_for(c);
         let class = class_letter_proto(&complaint.class);
@@ -161,9 +166,12 @@ impl Scheduler {
         match emission {
             Emission::Warning => {
                 tracing::debug!(clock = kind, responsible = %person, "warning");
-                metrics::counter!("redress_sla_warnings_total", "clock" => kind).increment(1);
-                metrics::histogram!("redress_sla_lateness_seconds", "what" => "warning")
-                    .record(seconds(now - c.clock.warn_at));
+                let lateness = seconds(now - c.clock.warn_at);
+                after_commit.defer(move || {
+                    metrics::counter!("redress_sla_warnings_total", "clock" => kind).increment(1);
+                    metrics::histogram!("redress_sla_lateness_seconds", "what" => "warning")
+                        .record(lateness);
+                });
                 events.push(event(
                     &c.complaint_id,
                     now,
@@ -181,9 +189,15 @@ impl Scheduler {
             }
             Emission::Overdue { day } => {
                 tracing::info!(clock = kind, day, responsible = %person, "overdue");
-                metrics::counter!("redress_sla_overdue_total", "clock" => kind).increment(1);
-                metrics::histogram!("redress_sla_lateness_seconds", "what" => "overdue")
-                    .record(seconds(now - c.clock.due_at));
+                let lateness = seconds(now - c.clock.due_at);
+                let class_label = Class::parse(&complaint.class).map_or("unknown", Class::as_str);
+                after_commit.defer(move || {
+                    metrics::counter!("redress_sla_overdue_total", "clock" => kind,
+                        "class" => class_label)
+                    .increment(1);
+                    metrics::histogram!("redress_sla_lateness_seconds", "what" => "overdue")
+                        .record(lateness);
+                });
                 let overdue = event(
                     &c.complaint_id,
                     now,
