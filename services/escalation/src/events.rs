@@ -15,6 +15,7 @@
 use prost::Message as _;
 use redress_domain::escalation::{self as rules, Trigger};
 use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_platform::metrics::AfterCommit;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 
@@ -126,7 +127,12 @@ struct Cause<'a> {
 }
 
 impl EventDoor {
-    async fn escalate(&self, conn: &mut PgConnection, c: Cause<'_>) -> Result<(), HandleError> {
+    async fn escalate(
+        &self,
+        conn: &mut PgConnection,
+        after_commit: &AfterCommit,
+        c: Cause<'_>,
+    ) -> Result<(), HandleError> {
         let ladder = &self.ladder;
         let class = if c.class != 0 {
             c.class
@@ -150,6 +156,7 @@ impl EventDoor {
             ladder
                 .raise(
                     conn,
+                    after_commit,
                     Step {
                         complaint_id: c.complaint_id.to_owned(),
                         level,
@@ -245,6 +252,7 @@ impl Handler for EventDoor {
                 if let Some((trigger, words)) = risk {
                     self.escalate(
                         conn,
+                        msg.after_commit,
                         Cause {
                             complaint_id: cid,
                             trigger,
@@ -354,6 +362,7 @@ impl Handler for EventDoor {
                     .unwrap_or_default();
                 self.escalate(
                     conn,
+                    msg.after_commit,
                     Cause {
                         complaint_id: cid,
                         trigger: Trigger::SlaOverdue,
@@ -379,6 +388,7 @@ impl Handler for EventDoor {
                 let trigger = trigger_for_reason(r.reason());
                 self.escalate(
                     conn,
+                    msg.after_commit,
                     Cause {
                         complaint_id: cid,
                         trigger,
@@ -396,6 +406,7 @@ impl Handler for EventDoor {
             Payload::CustomerRejected(r) if r.rejection_count >= 2 => {
                 self.escalate(
                     conn,
+                    msg.after_commit,
                     Cause {
                         complaint_id: cid,
                         trigger: Trigger::RejectedAgain,
@@ -426,6 +437,7 @@ impl Handler for EventDoor {
                 .await?;
                 self.escalate(
                     conn,
+                    msg.after_commit,
                     Cause {
                         complaint_id: cid,
                         trigger: Trigger::RepeatComplaint,

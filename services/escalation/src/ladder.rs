@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redress_domain::escalation::{self as rules, Trigger};
 use redress_domain::{Clock, EscalationId, NotificationId, Policy};
+use redress_platform::metrics::AfterCommit;
 use redress_platform::outbox::{Outbox, OutgoingMessage};
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
@@ -214,10 +215,11 @@ impl Ladder {
 
     /// Raises one step, once. Returns the new escalation's id, or `None` when the step was
     /// raised before (or an open escalation at that level or above already exists for a
-    /// timer-driven step).
+    /// timer-driven step). Counted in the metrics once the caller's transaction commits.
     pub async fn raise(
         &self,
         conn: &mut PgConnection,
+        after_commit: &AfterCommit,
         step: Step,
     ) -> Result<Option<String>, RaiseError> {
         let exists: bool =
@@ -353,6 +355,7 @@ impl Ladder {
         events.extend(
             self.send(
                 conn,
+                after_commit,
                 &Send {
                     notification_id: &notification_id,
                     escalation_id: &escalation_id,
@@ -366,8 +369,10 @@ impl Ladder {
             .await?,
         );
         self.outbox.append(conn, &events).await?;
-        metrics::counter!("redress_escalation_raised_total", "trigger" => step.trigger.code())
-            .increment(1);
+        let trigger = step.trigger.code();
+        after_commit.defer(move || {
+            metrics::counter!("redress_escalation_raised_total", "trigger" => trigger).increment(1);
+        });
         tracing::info!(%escalation_id, complaint_id = %step.complaint_id, level = step.level,
             trigger = step.trigger.code(), recipient = %recipient.id, "escalation raised");
         Ok(Some(escalation_id))
@@ -375,9 +380,12 @@ impl Ladder {
 
     /// One send of a notification (`round` 1 the first, then re-sends): published on the
     /// recipient's subject, queued for every channel, and a `notification.sent` event returned.
+    /// Each queued delivery counts as `redress_notifications_total{channel, status="pending"}`
+    /// once the caller's transaction commits.
     pub async fn send(
         &self,
         conn: &mut PgConnection,
+        after_commit: &AfterCommit,
         s: &Send<'_>,
     ) -> Result<Vec<v1::Event>, RaiseError> {
         let now = self.now();
@@ -405,7 +413,7 @@ impl Ladder {
         };
         self.outbox.append_messages(conn, &[message]).await?;
         for channel in self.channels.iter() {
-            sqlx::query(
+            let queued = sqlx::query(
                 "INSERT INTO deliveries (notification_id, channel, round, next_attempt_at)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
@@ -414,7 +422,12 @@ impl Ladder {
             .bind(i32::try_from(s.round).unwrap_or(i32::MAX))
             .bind(now)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected();
+            if queued == 1 {
+                let channel = channel.clone();
+                after_commit.defer(move || count_notification(channel, "pending"));
+            }
         }
         Ok(vec![event(
             s.complaint_id,
@@ -430,6 +443,13 @@ impl Ladder {
             }),
         )])
     }
+}
+
+/// `redress_notifications_total{channel, status}`: deliveries queued (`pending`), then
+/// `delivered` or `failed` for good. Call only after the change committed.
+pub fn count_notification(channel: String, status: &'static str) {
+    metrics::counter!("redress_notifications_total", "channel" => channel, "status" => status)
+        .increment(1);
 }
 
 /// One send of a notification.

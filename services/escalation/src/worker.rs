@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redress_domain::escalation::{self as rules, Trigger};
+use redress_platform::metrics::AfterCommit;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Delivery};
-use crate::ladder::{Ladder, Send, Step, event, system_actor};
+use crate::ladder::{Ladder, Send, Step, count_notification, event, system_actor};
 
 /// The worker's parts.
 pub struct Worker {
@@ -74,6 +75,7 @@ impl Worker {
         .fetch_all(&mut *tx)
         .await?;
         let mut events = Vec::new();
+        let after_commit = AfterCommit::default();
         for row in &rows {
             let delivery_id: i64 = row.try_get("delivery_id")?;
             let notification_id: String = row.try_get("notification_id")?;
@@ -150,6 +152,10 @@ impl Worker {
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            if status != "pending" {
+                let channel = channel_name.clone();
+                after_commit.defer(move || count_notification(channel, status));
+            }
             let payload = if outcome.ok {
                 Payload::NotificationDelivered(v1::NotificationDelivered {
                     notification_id,
@@ -175,6 +181,7 @@ impl Worker {
         }
         self.ladder.outbox.append(&mut tx, &events).await?;
         tx.commit().await?;
+        after_commit.committed();
         Ok(rows.len())
     }
 
@@ -195,6 +202,7 @@ impl Worker {
         .fetch_all(&mut *tx)
         .await?;
         let mut events = Vec::new();
+        let after_commit = AfterCommit::default();
         for row in &rows {
             let escalation_id: String = row.try_get("escalation_id")?;
             let complaint_id: String = row.try_get("complaint_id")?;
@@ -216,6 +224,7 @@ impl Worker {
                 self.ladder
                     .send(
                         &mut tx,
+                        &after_commit,
                         &Send {
                             notification_id: &notification_id,
                             escalation_id: &escalation_id,
@@ -231,6 +240,7 @@ impl Worker {
         }
         self.ladder.outbox.append(&mut tx, &events).await?;
         tx.commit().await?;
+        after_commit.committed();
         Ok(rows.len())
     }
 
@@ -270,6 +280,7 @@ impl Worker {
         .bind(top)
         .fetch_all(&mut *tx)
         .await?;
+        let after_commit = AfterCommit::default();
         for row in &rows {
             let escalation_id: String = row.try_get("escalation_id")?;
             let complaint_id: String = row.try_get("complaint_id")?;
@@ -304,6 +315,7 @@ impl Worker {
             self.ladder
                 .raise(
                     &mut tx,
+                    &after_commit,
                     Step {
                         complaint_id,
                         level: next,
@@ -320,6 +332,7 @@ impl Worker {
                 .await?;
         }
         tx.commit().await?;
+        after_commit.committed();
         Ok(rows.len())
     }
 }
