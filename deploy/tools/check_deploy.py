@@ -60,6 +60,9 @@ EXTERNAL_SECRETS = {
 METRICS = [
     "redress_messages_consumed_total", "redress_outbox_published_total", "redress_outbox_backlog",
     "redress_dead_letters_total", "redress_batch_seconds", "redress_duplicates_skipped_total",
+    "redress_consumer_pending", "redress_consumer_ack_pending", "redress_grpc_request_seconds",
+    "redress_grpc_requests_total", "redress_sla_clocks", "redress_sla_overdue_total",
+    "redress_notifications_total", "redress_escalation_raised_total",
 ]
 NAMESPACED_KINDS = {
     "ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "PodDisruptionBudget",

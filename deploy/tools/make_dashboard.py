@@ -180,12 +180,84 @@ def build():
             "targets": [target(f"sum by (le) (rate(redress_batch_seconds_bucket{{{SEL}}}[$__rate_interval]))",
                                "{{le}}", "A", format="heatmap")],
         },
+
+        row("gRPC", 40),
+        timeseries(
+            "gRPC latency by method (p50 / p99)",
+            "Time from request to response headers, which for a unary call is the whole handling "
+            "(redress_grpc_request_seconds). Paths nobody serves are grouped as method=\"unknown\".",
+            [
+                target("histogram_quantile(0.99, sum by (le, service, method) "
+                       f"(rate(redress_grpc_request_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+                       "p99 {{method}}", "A"),
+                target("histogram_quantile(0.5, sum by (le, service, method) "
+                       f"(rate(redress_grpc_request_seconds_bucket{{{SEL}}}[$__rate_interval])))",
+                       "p50 {{method}}", "B"),
+            ],
+            0, 41, unit="s"),
+        timeseries(
+            "gRPC calls by method and status code",
+            "Calls per second by gRPC status code (redress_grpc_requests_total; 0 = OK, 3 = invalid "
+            "argument, 7 = permission denied, 16 = unauthenticated …).",
+            [target(f"sum by (method, code) (rate(redress_grpc_requests_total{{{SEL}}}[$__rate_interval]))",
+                    "{{method}} {{code}}", "A")],
+            12, 41, unit="ops", stack=True),
+
+        row("Events and consumers", 49),
+        timeseries(
+            "Events published per kind",
+            "Rate of messages the outbox relays published, by event type (redress_outbox_published_total"
+            "{event}); notifications and dead letters are event=\"notification\" / \"dead_letter\".",
+            [target(f"sum by (event) (rate(redress_outbox_published_total{{{SEL}}}[$__rate_interval]))",
+                    "{{event}}", "A")],
+            0, 50, unit="ops", stack=True),
+        timeseries(
+            "Consumer pending",
+            "Messages in the stream not yet delivered to each durable consumer (redress_consumer_pending) "
+            "and delivered but not yet acknowledged (redress_consumer_ack_pending), as JetStream reports "
+            "them every 5 s. Replicas report the same figure, hence max.",
+            [
+                target(f"max by (service, consumer) (redress_consumer_pending{{{SEL}}})",
+                       "pending {{service}} / {{consumer}}", "A"),
+                target(f"max by (service, consumer) (redress_consumer_ack_pending{{{SEL}}})",
+                       "ack pending {{service}} / {{consumer}}", "B"),
+            ],
+            12, 50),
+
+        row("Time limits and notifications", 58),
+        timeseries(
+            "Clocks at risk and overdue now",
+            "Clocks warned and not yet met, and clocks overdue and not yet met (redress_sla_clocks"
+            "{state}), counted every 5 s by the SLA monitor from its partial indexes.",
+            [target(f"max by (state) (redress_sla_clocks{{{SEL}}})", "{{state}}", "A")],
+            0, 59),
+        timeseries(
+            "Overdues emitted by clock and class",
+            "Limits missed (redress_sla_overdue_total{clock, class}), counted when the overdue commits.",
+            [target(f"sum by (clock, class) (increase(redress_sla_overdue_total{{{SEL}}}[$__rate_interval]))",
+                    "{{clock}} {{class}}", "A")],
+            12, 59, stack=True),
+        timeseries(
+            "Notifications by channel and status",
+            "Escalation deliveries queued (pending), delivered and failed for good, per channel "
+            "(redress_notifications_total{channel, status}).",
+            [target(f"sum by (channel, status) (increase(redress_notifications_total{{{SEL}}}[$__rate_interval]))",
+                    "{{channel}} {{status}}", "A")],
+            0, 67),
+        timeseries(
+            "Escalations raised by trigger",
+            "Escalation steps raised (redress_escalation_raised_total{trigger}).",
+            [target(f"sum by (trigger) (increase(redress_escalation_raised_total{{{SEL}}}[$__rate_interval]))",
+                    "{{trigger}}", "A")],
+            12, 67, stack=True),
     ]
     return {
         "uid": "redress-overview",
         "title": "Redress overview",
         "description": "Event flow through the Redress services: consumption, outbox publication, "
-                       "backlog, dead letters, duplicates and consumer batch latency.",
+                       "backlog, dead letters, duplicates, consumer batch latency and pending "
+                       "messages, gRPC latency and status codes, clocks at risk and overdue, "
+                       "escalations and notifications.",
         "tags": ["redress"],
         "timezone": "browser",
         "editable": False,

@@ -125,31 +125,7 @@ async fn one_complaint_is_one_trace_across_all_five_services() {
     let mut req = redress_test_support::authed(
         "test-agent-token",
         v1::SubmitRequest {
-            details: Some(v1::ComplaintDetails {
-                key: Some(v1::SubmissionKey {
-                    source_system: "callcentre".into(),
-                    external_id: "traced-1".into(),
-                }),
-                customer: Some(v1::Customer {
-                    name: "王芳".into(),
-                    phone: "13800138000".into(),
-                    ..Default::default()
-                }),
-                channel: v1::Channel::Hotline as i32,
-                business: "broadband".into(),
-                description: "Line down.".into(),
-                demand: "Repair.".into(),
-                category: "network_quality".into(),
-                first_contact: Some(v1::FirstContact {
-                    employee_id: "e-1".into(),
-                    ..Default::default()
-                }),
-                confirmation: Some(v1::Confirmation {
-                    method: v1::ConfirmationMethod::Phone as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
+            details: Some(common::complaint("traced-1")),
         },
     );
     req.metadata_mut().insert(

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use redress_proto::v1;
 use redress_test_support::{ServiceProcess, TestBed};
 
 /// Limits of seconds, so a test sees warnings, overdues and escalations without waiting hours.
@@ -66,6 +67,36 @@ general_manager_id = "gm-1"
 log_channel = true
 tick_ms = 200
 "#;
+
+/// A broadband complaint from the call centre (class C, routed to dept-network by the seed's
+/// rule), keyed by `external_id`.
+pub fn complaint(external_id: &str) -> v1::ComplaintDetails {
+    v1::ComplaintDetails {
+        key: Some(v1::SubmissionKey {
+            source_system: "callcentre".into(),
+            external_id: external_id.into(),
+        }),
+        customer: Some(v1::Customer {
+            name: "王芳".into(),
+            phone: "13800138000".into(),
+            ..Default::default()
+        }),
+        channel: v1::Channel::Hotline as i32,
+        business: "broadband".into(),
+        description: "Line down.".into(),
+        demand: "Repair.".into(),
+        category: "network_quality".into(),
+        first_contact: Some(v1::FirstContact {
+            employee_id: "e-1".into(),
+            ..Default::default()
+        }),
+        confirmation: Some(v1::Confirmation {
+            method: v1::ConfirmationMethod::Phone as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
 
 /// The five running services.
 pub struct Stack {
