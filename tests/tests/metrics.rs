@@ -7,12 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
 use redress_test_support::{ServiceProcess, TestBed};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SUBMIT: &str = "/redress.complaints.v1.IntakeService/Submit";
 
@@ -104,34 +102,12 @@ fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
     Some(found.map(|s| s.value).sum())
 }
 
-/// `GET /metrics` over plain HTTP/1.0 (the server closes the connection after the reply).
-async fn scrape(addr: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to /metrics");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .expect("send request");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).await.expect("read reply");
-    let (head, body) = reply.split_once("\r\n\r\n").expect("HTTP reply");
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    body.to_owned()
-}
-
 /// Scrapes `service` until every check holds (they are about things that happen a few seconds
 /// apart), then returns the samples; panics with the failing checks and the last scrape.
 async fn eventually(service: &ServiceProcess, checks: &[Check<'_>]) -> Vec<Sample> {
-    let addr = service
-        .metrics_addr
-        .expect("service reports its metrics address");
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
-        let text = scrape(addr).await;
+        let text = service.metrics().await;
         let samples = parse(&text);
         let failing: Vec<String> = checks
             .iter()

@@ -87,6 +87,30 @@ impl ServiceProcess {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 
+    /// The service's Prometheus page (`GET /metrics`, HTTP/1.0: the server closes the
+    /// connection after the reply).
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = self
+            .metrics_addr
+            .expect("service reports its metrics address");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to /metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("send request");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.expect("read reply");
+        let (head, body) = reply.split_once("\r\n\r\n").expect("HTTP reply");
+        assert!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "{head}"
+        );
+        body.to_owned()
+    }
+
     /// SIGKILL: the crash case, nothing gets to clean up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -5,13 +5,18 @@
 //! produces one `complaint.rejected` event with the integrator's key (when it could be read)
 //! and every reason, so the integrator learns what to fix. Rejection is an outcome, not a
 //! failure: the message is acknowledged, never retried or dead-lettered.
+//!
+//! Submissions arrive in bursts (a call centre's backlog after an outage), so a batch of them is
+//! recorded with one insert for all the complaints and one for all their events
+//! ([`Handler::handle_batch`]); a single message takes the same steps one at a time.
 
+use redress_domain::ComplaintRecord;
 use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_platform::outbox::OutgoingMessage;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 
-use crate::error::Error;
-use crate::recording::{Recorder, event};
+use crate::recording::{Draft, Recorder, event, insert_new};
 use crate::submission::{self, Encoding, Violation};
 
 /// Applies bus submissions.
@@ -19,39 +24,19 @@ pub struct BusDoor {
     pub recorder: Recorder,
 }
 
-impl BusDoor {
-    async fn reject(
-        &self,
-        conn: &mut PgConnection,
-        key: Option<v1::SubmissionKey>,
-        violations: Vec<Violation>,
-        msg: &Incoming<'_>,
-        actor: &v1::Actor,
-    ) -> Result<(), HandleError> {
-        tracing::info!(message_id = %msg.message_id, reasons = %crate::error::describe(&violations), "submission rejected");
-        msg.after_commit.defer(|| {
-            metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
-        });
-        let e = event(
-            "",
-            self.recorder.now(),
-            actor,
-            &msg.message_id,
-            Payload::ComplaintRejected(v1::ComplaintRejected {
-                key,
-                violations,
-                subject: msg.subject.to_owned(),
-                message_id: msg.message_id.clone(),
-            }),
-        );
-        self.recorder.outbox.append(conn, &[e]).await?;
-        Ok(())
-    }
+/// What the gate made of one message.
+enum Checked {
+    Valid {
+        details: v1::ComplaintDetails,
+        record: ComplaintRecord,
+        actor: v1::Actor,
+    },
+    Rejected(v1::Event),
 }
 
-#[async_trait::async_trait]
-impl Handler for BusDoor {
-    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+impl BusDoor {
+    /// Decodes and validates a message: a complaint to record, or its rejection event.
+    fn check(&self, msg: &Incoming<'_>) -> Checked {
         let actor = v1::Actor {
             id: "bus".into(),
             display_name: "call-centre integration (bus)".into(),
@@ -66,9 +51,9 @@ impl Handler for BusDoor {
                     field: "details".into(),
                     reason: "is required".into(),
                 }];
-                return self.reject(conn, None, v, msg, &actor).await;
+                return self.rejected(None, v, msg, &actor);
             }
-            Err(v) => return self.reject(conn, None, vec![v], msg, &actor).await,
+            Err(v) => return self.rejected(None, vec![v], msg, &actor),
         };
         let actor = v1::Actor {
             id: details
@@ -78,23 +63,130 @@ impl Handler for BusDoor {
                 .unwrap_or_default(),
             ..actor
         };
-        let record =
-            match submission::validate(&self.recorder.policy, &details, self.recorder.now()) {
-                Ok(r) => r,
-                Err(v) => return self.reject(conn, details.key.clone(), v, msg, &actor).await,
-            };
-        match self.recorder.record(conn, &details, record, &actor).await {
-            Ok(ack) => {
-                if !ack.duplicate {
-                    msg.after_commit.defer(|| {
-                        metrics::counter!("redress_intake_recorded_total", "door" => "bus")
-                            .increment(1);
-                    });
-                }
-                Ok(())
-            }
-            Err(Error::Invalid(v)) => self.reject(conn, details.key.clone(), v, msg, &actor).await,
-            Err(e) => Err(HandleError::Transient(e.into())),
+        match submission::validate(&self.recorder.policy, &details, self.recorder.now()) {
+            Ok(record) => Checked::Valid {
+                details,
+                record,
+                actor,
+            },
+            Err(v) => self.rejected(details.key.clone(), v, msg, &actor),
         }
+    }
+
+    fn rejected(
+        &self,
+        key: Option<v1::SubmissionKey>,
+        violations: Vec<Violation>,
+        msg: &Incoming<'_>,
+        actor: &v1::Actor,
+    ) -> Checked {
+        tracing::info!(message_id = %msg.message_id, reasons = %crate::error::describe(&violations), "submission rejected");
+        msg.after_commit.defer(|| {
+            metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
+        });
+        Checked::Rejected(event(
+            "",
+            self.recorder.now(),
+            actor,
+            &msg.message_id,
+            Payload::ComplaintRejected(v1::ComplaintRejected {
+                key,
+                violations,
+                subject: msg.subject.to_owned(),
+                message_id: msg.message_id.clone(),
+            }),
+        ))
+    }
+
+    /// The outbox messages of `events`, built in the submission's span so they continue the
+    /// trace the integration started.
+    fn messages(
+        &self,
+        msg: &Incoming<'_>,
+        events: &[v1::Event],
+    ) -> Result<Vec<OutgoingMessage>, HandleError> {
+        let outbox = &self.recorder.outbox;
+        msg.span().in_scope(|| {
+            events
+                .iter()
+                .map(|e| outbox.message_for(e).map_err(HandleError::from))
+                .collect()
+        })
+    }
+}
+
+fn count_recorded(msg: &Incoming<'_>) {
+    msg.after_commit.defer(|| {
+        metrics::counter!("redress_intake_recorded_total", "door" => "bus").increment(1);
+    });
+}
+
+#[async_trait::async_trait]
+impl Handler for BusDoor {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        match self.check(msg) {
+            Checked::Rejected(e) => {
+                self.recorder.outbox.append(conn, &[e]).await?;
+            }
+            Checked::Valid {
+                details,
+                record,
+                actor,
+            } => {
+                let ack = self
+                    .recorder
+                    .record(conn, &details, record, &actor)
+                    .await
+                    .map_err(|e| HandleError::Transient(e.into()))?;
+                if !ack.duplicate {
+                    count_recorded(msg);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole batch in three statements: one insert of every new complaint (a key already
+    /// recorded, or repeated within the batch, inserts nothing, as one at a time), one insert of
+    /// every event, in the messages' order.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming<'_>],
+    ) -> Result<(), HandleError> {
+        let mut per_message: Vec<Vec<OutgoingMessage>> = Vec::with_capacity(msgs.len());
+        let mut drafts: Vec<Draft> = Vec::new();
+        let mut owners: Vec<usize> = Vec::new();
+        for (i, msg) in msgs.iter().enumerate() {
+            match self.check(msg) {
+                Checked::Rejected(e) => per_message.push(self.messages(msg, &[e])?),
+                Checked::Valid {
+                    details,
+                    record,
+                    actor,
+                } => {
+                    drafts.push(self.recorder.draft(&details, record, actor));
+                    owners.push(i);
+                    per_message.push(Vec::new());
+                }
+            }
+        }
+        let numbers = insert_new(conn, &drafts)
+            .await
+            .map_err(|e| HandleError::Transient(e.into()))?;
+        for ((draft, i), number) in drafts.into_iter().zip(owners).zip(numbers) {
+            // None: the key was recorded before; a duplicate submission changes nothing.
+            if let Some(number) = number {
+                let (_, events) = draft.recorded(number);
+                per_message[i] = self.messages(msgs[i], &events)?;
+                count_recorded(msgs[i]);
+            }
+        }
+        let outgoing: Vec<OutgoingMessage> = per_message.into_iter().flatten().collect();
+        self.recorder
+            .outbox
+            .append_messages(conn, &outgoing)
+            .await?;
+        Ok(())
     }
 }

@@ -109,106 +109,62 @@ impl Recorder {
         {
             return Ok(ack);
         }
+        let draft = self.draft(original, record, actor.clone());
+        let Some(number) = insert_new(conn, std::slice::from_ref(&draft))
+            .await?
+            .remove(0)
+        else {
+            // A concurrent submission with the same key committed first: answer with the
+            // original acknowledgement.
+            return find_by_key(
+                conn,
+                &draft.record.source.system,
+                &draft.record.source.external_id,
+            )
+            .await?
+            .ok_or_else(|| Error::Internal("submission key vanished".into()));
+        };
+        let (ack, events) = draft.recorded(number);
+        self.outbox.append(conn, &events).await?;
+        Ok(ack)
+    }
+
+    /// Classifies a validated complaint and prepares its row, acknowledgement and events; nothing
+    /// is written yet. Recording many at once ([`insert_new`]) is how the bus door keeps up.
+    pub fn draft(
+        &self,
+        original: &v1::ComplaintDetails,
+        record: ComplaintRecord,
+        actor: v1::Actor,
+    ) -> Draft {
         let classification: Classification = record.classify(&self.policy);
         let class = classification.class;
         let promises = redress_domain::promises(&self.policy, class, record.received_at);
-        let complaint_id = ComplaintId::new_at(record.received_at).to_string();
         let reasons: Vec<String> = classification
             .reasons
             .iter()
             .map(|r| r.text.clone())
             .collect();
-        let promises_pb = promises_proto(&self.policy, class, &promises);
-        let guidance = guidance(&record);
         // The number comes from a sequence inside the INSERT, so it is stored outside the
         // acknowledgement bytes and put back when the acknowledgement is read.
-        let mut ack = v1::Acknowledgement {
-            complaint_id: complaint_id.clone(),
+        let ack = v1::Acknowledgement {
+            complaint_id: ComplaintId::new_at(record.received_at).to_string(),
             complaint_number: String::new(),
             class: class_proto(class) as i32,
-            classification_reasons: reasons.clone(),
-            promises: Some(promises_pb.clone()),
-            guidance: guidance.clone(),
+            classification_reasons: reasons,
+            promises: Some(promises_proto(&self.policy, class, &promises)),
+            guidance: guidance(&record),
             duplicate: false,
             confirmed: record.is_confirmed(),
             received_at: Some(ts(record.received_at)),
         };
-        let details = normalised_details(original, &record);
-        // One round trip: a duplicate key inserts nothing and returns no number.
-        let number: Option<String> = sqlx::query_scalar(
-            "INSERT INTO complaints (complaint_id, number, source_system, external_id, details,
-                acknowledgement, class, status, channel, category, confirmed, received_at, updated_at)
-             VALUES ($1, $12 || lpad(nextval('complaint_number_seq')::text, 6, '0'), $2, $3, $4, $5,
-                $6, $7, $8, $9, $10, $11, $11)
-             ON CONFLICT (source_system, external_id) DO NOTHING
-             RETURNING number",
-        )
-        .bind(&complaint_id)
-        .bind(&record.source.system)
-        .bind(&record.source.external_id)
-        .bind(details.encode_to_vec())
-        .bind(ack.encode_to_vec())
-        .bind(class.as_str())
-        .bind(if record.is_confirmed() { "confirmed" } else { "received" })
-        .bind(record.channel.as_str())
-        .bind(record.category.clone().unwrap_or_default())
-        .bind(record.is_confirmed())
-        .bind(record.received_at)
-        .bind(format!("RD{}-", record.received_at.format("%Y%m%d")))
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(number) = number else {
-            // Seen before (or a concurrent submission with the same key committed first):
-            // answer with the original acknowledgement.
-            return find_by_key(conn, &record.source.system, &record.source.external_id)
-                .await?
-                .ok_or_else(|| Error::Internal("submission key vanished".into()));
-        };
-        ack.complaint_number = number.clone();
-
-        let at = record.received_at;
-        let received = event(
-            &complaint_id,
-            at,
+        Draft {
+            details: normalised_details(original, &record),
+            record,
+            class,
+            ack,
             actor,
-            "",
-            Payload::ComplaintReceived(v1::ComplaintReceived {
-                details: Some(details.clone()),
-                complaint_number: number,
-                class: class_proto(class) as i32,
-                classification_reasons: reasons.clone(),
-                promises: Some(promises_pb.clone()),
-                guidance,
-                confirmed: record.is_confirmed(),
-            }),
-        );
-        let classified = event(
-            &complaint_id,
-            at,
-            actor,
-            &received.event_id,
-            Payload::ComplaintClassified(v1::ComplaintClassified {
-                class: class_proto(class) as i32,
-                reasons,
-                promises: Some(promises_pb),
-            }),
-        );
-        let mut events = vec![received, classified];
-        if let (Some(c), Some(orig)) = (record.confirmation, details.confirmation.as_ref()) {
-            events.push(event(
-                &complaint_id,
-                c.confirmed_at,
-                actor,
-                &events[0].event_id,
-                Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
-                    method: orig.method,
-                    confirmed_at: Some(ts(c.confirmed_at)),
-                    note: orig.note.clone(),
-                }),
-            ));
         }
-        self.outbox.append(conn, &events).await?;
-        Ok(ack)
     }
 
     /// Records the customer's confirmation. Confirming twice changes nothing the second time.
@@ -341,6 +297,165 @@ impl Recorder {
             previous_class: class_proto(from) as i32,
         })
     }
+}
+
+/// A classified complaint, ready to be written.
+pub struct Draft {
+    record: ComplaintRecord,
+    details: v1::ComplaintDetails,
+    class: Class,
+    /// Complete but for the number.
+    ack: v1::Acknowledgement,
+    actor: v1::Actor,
+}
+
+impl Draft {
+    /// The acknowledgement and the events of the draft once recorded under `number`:
+    /// `complaint.received`, `complaint.classified`, and `complaint.confirmed` when the record
+    /// was confirmed on submission.
+    pub fn recorded(self, number: String) -> (v1::Acknowledgement, Vec<v1::Event>) {
+        let Draft {
+            record,
+            details,
+            class,
+            mut ack,
+            actor,
+        } = self;
+        ack.complaint_number = number.clone();
+        let at = record.received_at;
+        let received = event(
+            &ack.complaint_id,
+            at,
+            &actor,
+            "",
+            Payload::ComplaintReceived(v1::ComplaintReceived {
+                details: Some(details.clone()),
+                complaint_number: number,
+                class: class_proto(class) as i32,
+                classification_reasons: ack.classification_reasons.clone(),
+                promises: ack.promises.clone(),
+                guidance: ack.guidance.clone(),
+                confirmed: record.is_confirmed(),
+            }),
+        );
+        let classified = event(
+            &ack.complaint_id,
+            at,
+            &actor,
+            &received.event_id,
+            Payload::ComplaintClassified(v1::ComplaintClassified {
+                class: class_proto(class) as i32,
+                reasons: ack.classification_reasons.clone(),
+                promises: ack.promises.clone(),
+            }),
+        );
+        let mut events = vec![received, classified];
+        if let (Some(c), Some(orig)) = (record.confirmation, details.confirmation.as_ref()) {
+            events.push(event(
+                &ack.complaint_id,
+                c.confirmed_at,
+                &actor,
+                &events[0].event_id,
+                Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
+                    method: orig.method,
+                    confirmed_at: Some(ts(c.confirmed_at)),
+                    note: orig.note.clone(),
+                }),
+            ));
+        }
+        (ack, events)
+    }
+
+    /// The integrator's key.
+    pub fn key(&self) -> (&str, &str) {
+        (&self.record.source.system, &self.record.source.external_id)
+    }
+}
+
+/// Inserts the drafts' rows in one statement. For each draft, in order: its complaint number,
+/// or `None` when its submission key was already recorded (earlier, or by an earlier draft of
+/// the same call) — a duplicate inserts nothing.
+pub async fn insert_new(
+    conn: &mut PgConnection,
+    drafts: &[Draft],
+) -> Result<Vec<Option<String>>, Error> {
+    let n = drafts.len();
+    let (mut ids, mut systems, mut externals, mut details, mut acks) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (
+        mut classes,
+        mut statuses,
+        mut channels,
+        mut categories,
+        mut confirmed,
+        mut received,
+        mut prefixes,
+    ) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for d in drafts {
+        let r = &d.record;
+        ids.push(d.ack.complaint_id.clone());
+        systems.push(r.source.system.clone());
+        externals.push(r.source.external_id.clone());
+        details.push(d.details.encode_to_vec());
+        acks.push(d.ack.encode_to_vec());
+        classes.push(d.class.as_str().to_owned());
+        statuses.push(
+            if r.is_confirmed() {
+                "confirmed"
+            } else {
+                "received"
+            }
+            .to_owned(),
+        );
+        channels.push(r.channel.as_str().to_owned());
+        categories.push(r.category.clone().unwrap_or_default());
+        confirmed.push(r.is_confirmed());
+        received.push(r.received_at);
+        prefixes.push(format!("RD{}-", r.received_at.format("%Y%m%d")));
+    }
+    // WITH ORDINALITY keeps the drafts' order, so numbers follow arrival and a repeated key
+    // within the call keeps its first draft.
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "INSERT INTO complaints (complaint_id, number, source_system, external_id, details,
+            acknowledgement, class, status, channel, category, confirmed, received_at, updated_at)
+         SELECT id, prefix || lpad(nextval('complaint_number_seq')::text, 6, '0'), sys, ext, det,
+            ack, cls, st, ch, cat, conf, rec, rec
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::bool[], $11::timestamptz[], $12::text[])
+            WITH ORDINALITY AS t(id, sys, ext, det, ack, cls, st, ch, cat, conf, rec, prefix, i)
+         ORDER BY i
+         ON CONFLICT (source_system, external_id) DO NOTHING
+         RETURNING complaint_id, number",
+    )
+    .bind(&ids)
+    .bind(&systems)
+    .bind(&externals)
+    .bind(&details)
+    .bind(&acks)
+    .bind(&classes)
+    .bind(&statuses)
+    .bind(&channels)
+    .bind(&categories)
+    .bind(&confirmed)
+    .bind(&received)
+    .bind(&prefixes)
+    .fetch_all(conn)
+    .await?;
+    let mut numbers: std::collections::HashMap<String, String> = rows.into_iter().collect();
+    Ok(ids.iter().map(|id| numbers.remove(id)).collect())
 }
 
 /// The acknowledgement stored under a submission key, marked as a duplicate.

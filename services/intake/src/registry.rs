@@ -18,15 +18,22 @@ use crate::submission::ts;
 /// Applies events to the registry.
 pub struct Registry;
 
-#[async_trait::async_trait]
-impl Handler for Registry {
-    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
-        let event = v1::Event::decode(msg.payload)
+/// One event as the registry reads it (its payload taken out of the envelope).
+struct Entry {
+    event: v1::Event,
+    payload: Payload,
+    occurred_at: DateTime<Utc>,
+}
+
+impl Entry {
+    /// `None` for events that belong to no complaint (rejections, organisation changes).
+    fn read(msg: &Incoming<'_>) -> Result<Option<Entry>, HandleError> {
+        let mut event = v1::Event::decode(msg.payload)
             .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
         if event.complaint_id.is_empty() {
-            return Ok(()); // Rejections and organisation events belong to no complaint.
+            return Ok(None);
         }
-        let Some(payload) = event.payload.as_ref() else {
+        let Some(payload) = event.payload.take() else {
             return Err(HandleError::Permanent("event without payload".into()));
         };
         let occurred_at = event
@@ -34,27 +41,20 @@ impl Handler for Registry {
             .as_ref()
             .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
             .unwrap_or_else(Utc::now);
-        let actor = event.actor.clone().unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO timeline (complaint_id, event_id, kind, occurred_at, actor_id, actor_name,
-                actor_role, summary, source_service)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&event.complaint_id)
-        .bind(&event.event_id)
-        .bind(payload.kind())
-        .bind(occurred_at)
-        .bind(&actor.id)
-        .bind(&actor.display_name)
-        .bind(actor.role)
-        .bind(summary(payload))
-        .bind(&event.producer)
-        .execute(&mut *conn)
-        .await?;
-        apply_to_summary(conn, &event.complaint_id, payload, occurred_at).await?;
+        Ok(Some(Entry {
+            event,
+            payload,
+            occurred_at,
+        }))
+    }
+
+    /// The summary columns and the satisfaction field, after the timeline row is in.
+    async fn apply(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let payload = &self.payload;
+        apply_to_summary(conn, &self.event.complaint_id, payload, self.occurred_at).await?;
         if let Payload::SatisfactionReported(s) = payload {
             sqlx::query("UPDATE complaints SET satisfaction = $2 WHERE complaint_id = $1")
-                .bind(&event.complaint_id)
+                .bind(&self.event.complaint_id)
                 .bind(if s.satisfied {
                     "satisfied"
                 } else {
@@ -62,6 +62,84 @@ impl Handler for Registry {
                 })
                 .execute(&mut *conn)
                 .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the entries' timeline rows in one statement (a row already there is left as it is).
+async fn insert_timeline(conn: &mut PgConnection, entries: &[Entry]) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut complaints = Vec::with_capacity(entries.len());
+    let mut ids = Vec::with_capacity(entries.len());
+    let mut kinds = Vec::with_capacity(entries.len());
+    let mut times = Vec::with_capacity(entries.len());
+    let mut actor_ids = Vec::with_capacity(entries.len());
+    let mut actor_names = Vec::with_capacity(entries.len());
+    let mut actor_roles = Vec::with_capacity(entries.len());
+    let mut summaries = Vec::with_capacity(entries.len());
+    let mut producers = Vec::with_capacity(entries.len());
+    for e in entries {
+        let actor = e.event.actor.clone().unwrap_or_default();
+        complaints.push(e.event.complaint_id.clone());
+        ids.push(e.event.event_id.clone());
+        kinds.push(e.payload.kind().to_owned());
+        times.push(e.occurred_at);
+        actor_ids.push(actor.id);
+        actor_names.push(actor.display_name);
+        actor_roles.push(actor.role);
+        summaries.push(summary(&e.payload));
+        producers.push(e.event.producer.clone());
+    }
+    sqlx::query(
+        "INSERT INTO timeline (complaint_id, event_id, kind, occurred_at, actor_id, actor_name,
+            actor_role, summary, source_service)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+            $6::text[], $7::int4[], $8::text[], $9::text[])
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(complaints)
+    .bind(ids)
+    .bind(kinds)
+    .bind(times)
+    .bind(actor_ids)
+    .bind(actor_names)
+    .bind(actor_roles)
+    .bind(summaries)
+    .bind(producers)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Handler for Registry {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        let Some(entry) = Entry::read(msg)? else {
+            return Ok(());
+        };
+        let entries = [entry];
+        insert_timeline(conn, &entries).await?;
+        entries[0].apply(conn).await?;
+        Ok(())
+    }
+
+    /// Every timeline row of the batch in one insert, then the summaries in the events' order
+    /// (most events change no summary column and cost nothing more).
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming<'_>],
+    ) -> Result<(), HandleError> {
+        let mut entries = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            entries.extend(Entry::read(msg)?);
+        }
+        insert_timeline(conn, &entries).await?;
+        for entry in &entries {
+            entry.apply(conn).await?;
         }
         Ok(())
     }

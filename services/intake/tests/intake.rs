@@ -526,6 +526,134 @@ async fn fifty_concurrent_duplicates_make_one_complaint() {
     );
 }
 
+/// A backlog on the bus (here: published while intake was down) is recorded in batches — one
+/// insert for many complaints — with the same outcome as one at a time: a key repeated in the
+/// backlog makes one complaint, every invalid submission its rejection, each complaint its own
+/// number, and a submission's trace context reaches its events.
+#[tokio::test]
+async fn a_backlog_is_recorded_in_batches_with_the_outcome_of_one_at_a_time() {
+    let bed = TestBed::start().await;
+    let (mut svc, _client) = intake(&bed, &[]).await;
+    svc.terminate(10 * SECOND).await.expect("stopped");
+
+    let body = |d: v1::ComplaintDetails| v1::SubmitRequest { details: Some(d) }.encode_to_vec();
+    for i in 0..200 {
+        publish_submission(&bed, None, body(details(&format!("burst-{i}")))).await;
+    }
+    for i in 0..50 {
+        publish_submission(&bed, None, body(details(&format!("burst-{i}")))).await;
+        let mut bad = details(&format!("bad-{i}"));
+        bad.description.clear();
+        publish_submission(&bed, None, body(bad)).await;
+    }
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace_id}-b7ad6b7169203331-01").as_str(),
+    );
+    bed.js
+        .publish_with_headers(
+            format!("{}.intake.submit", bed.prefix),
+            headers,
+            body(details("burst-traced")).into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    // Twins next to each other, so within one batch.
+    for _ in 0..2 {
+        publish_submission(&bed, None, body(details("burst-twin"))).await;
+    }
+
+    let (svc, _client) = intake(
+        &bed,
+        &[
+            ("REDRESS_CONSUMER_BATCH", "128"),
+            ("RUST_LOG", "info,redress_platform=debug"),
+        ],
+    )
+    .await;
+    let received = bed.events("complaint.received", 202, 30 * SECOND).await;
+    let rejected = bed.events("complaint.rejected", 50, 10 * SECOND).await;
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(complaint_count(&bed).await, 202);
+    assert_eq!(received.len(), 202, "one complaint.received per complaint");
+    assert_eq!(
+        bed.events("complaint.received", 203, SECOND).await.len(),
+        202,
+        "and no more"
+    );
+    assert_eq!(rejected.len(), 50);
+    for r in &rejected {
+        let Some(v1::event::Payload::ComplaintRejected(r)) = &r.payload else {
+            panic!("{r:?}");
+        };
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.field == "details.description"),
+            "{r:?}"
+        );
+    }
+    let mut conn = bed.db.connect().await;
+    let numbers: i64 = sqlx::query_scalar("SELECT count(DISTINCT number) FROM intake.complaints")
+        .fetch_one(&mut conn)
+        .await
+        .expect("numbers");
+    assert_eq!(numbers, 202, "every complaint its own number");
+
+    // The traced submission's events continue its trace.
+    let traced: Vec<_> = bed
+        .event_messages("complaint.received", 202, SECOND)
+        .await
+        .into_iter()
+        .filter(|m| {
+            v1::Event::decode(m.payload.clone()).is_ok_and(|e| {
+                matches!(&e.payload, Some(v1::event::Payload::ComplaintReceived(r))
+                    if r.details.as_ref().and_then(|d| d.key.as_ref())
+                        .is_some_and(|k| k.external_id == "burst-traced"))
+            })
+        })
+        .collect();
+    assert_eq!(traced.len(), 1);
+    let traceparent = traced[0]
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default();
+    assert!(traceparent.contains(trace_id), "{traceparent:?}");
+
+    // Batches were used: fewer batches than messages.
+    let metrics = svc.metrics().await;
+    let batches = metric(
+        &metrics,
+        "redress_batch_seconds_count{consumer=\"intake-submissions\"}",
+    );
+    let consumed = metric(
+        &metrics,
+        "redress_messages_consumed_total{consumer=\"intake-submissions\"}",
+    );
+    assert_eq!(consumed, 303.0, "{metrics}");
+    assert!(
+        batches < consumed / 4.0,
+        "{batches} batches for {consumed} messages"
+    );
+    // And no batch fell back to one message at a time (which would hide a batch-path bug).
+    let logs = svc.logs();
+    assert!(!logs.contains("batch failed"), "{logs}");
+}
+
+/// The value of the series named exactly `series` (name and labels), or 0.
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 #[tokio::test]
 async fn chinese_rare_cjk_and_emoji_round_trip_byte_exact() {
     let bed = TestBed::start().await;
