@@ -1,8 +1,10 @@
 //! SLA monitor benchmark (a command, not a test): `cargo bench -p redress-sla-monitor --bench sla`
 //! (or `scripts/bench-sla.sh`). Sizes from `SLA_BENCH_SIZES` (default `10000,100000,1000000`).
 //!
-//! For each size: that many open clocks far in the future fill the table; then 1,000 clocks a
-//! second fall due for `SLA_BENCH_SECONDS` (default 5) seconds. Reported: lateness of the
+//! For each size: that many open clocks far in the future fill the table; then
+//! `SLA_BENCH_RATE` (default 1,000) clocks a second fall due for `SLA_BENCH_SECONDS` (default 5)
+//! seconds. `SLA_BENCH_RATE=10000 SLA_BENCH_SECONDS=1` is STACK.md's "10,000 deadlines falling
+//! due in the same second". Reported: lateness of the
 //! overdue events (the monitor's emit time − due time, and arrival on NATS − due time),
 //! p50/p99/max; the monitor's CPU while idle and while firing, and its RSS (from /proc); and
 //! clock-update throughput from events (complaint.received → four clocks written). A baseline
@@ -20,7 +22,6 @@ use redress_proto::v1::{self, event::Payload};
 use redress_test_support::TestBed;
 use sqlx::{Connection, Executor, PgConnection};
 
-const RATE: i64 = 1000;
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -107,6 +108,11 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let rate: i64 = std::env::var("SLA_BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(1000);
     let bed = TestBed::start().await;
     let svc = bed
         .spawn("redress-sla-monitor", &[("RUST_LOG", "warn")])
@@ -135,9 +141,9 @@ async fn main() {
         conn.execute("ANALYZE sla_monitor.clocks").await.unwrap();
         let idle_cpu = cpu_over(pid, Duration::from_secs(3)).await;
 
-        // RATE clocks a second fall due, starting 2 s from now, for `seconds` seconds; they are
+        // `rate` clocks a second fall due, starting 2 s from now, for `seconds` seconds; they are
         // already warned, so each emits exactly one overdue at due + 1 ms.
-        let n = RATE * seconds;
+        let n = rate * seconds;
         let mut sub = bed.client.subscribe("t.events.sla.overdue").await.unwrap();
         let t0 = Utc::now() + chrono::Duration::seconds(2);
         sqlx::query(
@@ -149,7 +155,7 @@ async fn main() {
         )
         .bind(n)
         .bind(t0)
-        .bind(1_000_000 / RATE)
+        .bind(1_000_000 / rate)
         .execute(&mut conn)
         .await
         .unwrap();
@@ -243,7 +249,7 @@ async fn main() {
         });
     }
     println!(
-        "\nSLA monitor, {RATE} deadlines/s for {seconds} s per size; lateness in ms (emit = event time − due, arrive = on NATS − due)"
+        "\nSLA monitor, {rate} deadlines/s for {seconds} s per size; lateness in ms (emit = event time − due, arrive = on NATS − due)"
     );
     println!("baseline: raw PostgreSQL single-row commits/s: {baseline:.0}\n");
     println!(
