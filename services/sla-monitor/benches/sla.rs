@@ -22,7 +22,6 @@ use redress_proto::v1::{self, event::Payload};
 use redress_test_support::TestBed;
 use sqlx::{Connection, Executor, PgConnection};
 
-
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which is in parentheses): utime is 14th, stime 15th overall.
