@@ -313,6 +313,36 @@ def check_observability(repo: Path, services: dict) -> None:
         host = t.split(":")[0]
         R.check(host in services or host in ("127.0.0.1", "localhost"), area, f"target {t} is not a compose service")
 
+    # Alerting rules: the file prometheus.yml loads is mounted there by compose; every rule is
+    # complete, and every redress_* series it reads is emitted by some Rust source.
+    area = "alerts.yml"
+    R.check(prom.get("rule_files") == ["/etc/prometheus/alerts.yml"], area,
+            "prometheus.yml must load /etc/prometheus/alerts.yml")
+    mounts = dig(services, "prometheus", "volumes", default=[]) or []
+    R.check("./deploy/compose/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts, area,
+            "compose must mount deploy/compose/alerts.yml at /etc/prometheus/alerts.yml")
+    rules = load_yaml(repo / "deploy/compose/alerts.yml") or {}
+    rust = "\n".join(f.read_text() for d in ("crates", "services") for f in (repo / d).rglob("*.rs")
+                     if "target" not in f.parts)
+    names = set()
+    groups = rules.get("groups") or []
+    R.check(bool(groups), area, "no rule groups")
+    for g in groups:
+        for rule in g.get("rules") or []:
+            name = rule.get("alert", "?")
+            R.check(name not in names, area, f"alert {name} is defined twice")
+            names.add(name)
+            expr = rule.get("expr", "")
+            R.check(bool(expr), area, f"{name}: no expr")
+            R.check(dig(rule, "labels", "severity") in ("warning", "critical"), area,
+                    f"{name}: labels.severity must be warning or critical")
+            for key in ("summary", "description"):
+                R.check(bool(dig(rule, "annotations", key)), area, f"{name}: no annotations.{key}")
+            R.check(expr.count("(") == expr.count(")"), area, f"{name}: unbalanced parentheses")
+            for series in set(re.findall(r"redress_[a-z_]+", expr)):
+                base = re.sub(r"_(bucket|count|sum)$", "", series)
+                R.check(f'"{base}"' in rust, area, f"{name} reads {series}, which no Rust source emits")
+
     # OpenTelemetry collector: pipelines reference defined components; OTLP/HTTP on 0.0.0.0:4318.
     area = "otel-collector.yaml"
     otel = load_yaml(repo / "deploy/compose/otel-collector.yaml") or {}
