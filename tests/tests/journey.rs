@@ -20,31 +20,12 @@ use redress_test_support::{TestBed, authed};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The shared complaint, told the way the journey's customer tells it.
 fn details() -> v1::ComplaintDetails {
     v1::ComplaintDetails {
-        key: Some(v1::SubmissionKey {
-            source_system: "callcentre".into(),
-            external_id: "journey-1".into(),
-        }),
-        customer: Some(v1::Customer {
-            name: "王芳".into(),
-            phone: "13800138000".into(),
-            ..Default::default()
-        }),
-        channel: v1::Channel::Hotline as i32,
-        business: "broadband".into(),
         description: "Line down for three days; two promised visits never came.".into(),
         demand: "Repair and refund the days without service.".into(),
-        category: "network_quality".into(),
-        first_contact: Some(v1::FirstContact {
-            employee_id: "e-1001".into(),
-            ..Default::default()
-        }),
-        confirmation: Some(v1::Confirmation {
-            method: v1::ConfirmationMethod::Phone as i32,
-            ..Default::default()
-        }),
-        ..Default::default()
+        ..common::complaint("journey-1")
     }
 }
 
