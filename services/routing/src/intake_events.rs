@@ -71,13 +71,22 @@ impl Handler for IntakeEvents {
                     .as_ref()
                     .and_then(|p| p.completion_due.as_ref())
                     .and_then(from_ts);
+                // Applied before `complaint.received` (out of order), it leaves a row that
+                // `received` completes without overwriting the class.
                 sqlx::query(
-                    "UPDATE handling SET class = $2, completion_due = COALESCE($3, completion_due)
-                     WHERE complaint_id = $1",
+                    "INSERT INTO handling (complaint_id, stage, class, completion_due,
+                        reclassified_at, updated_at)
+                     VALUES ($1, 'awaiting_confirmation', $2, $3, $4, $4)
+                     ON CONFLICT (complaint_id) DO UPDATE SET class = EXCLUDED.class,
+                        completion_due = COALESCE(EXCLUDED.completion_due, handling.completion_due),
+                        reclassified_at = EXCLUDED.reclassified_at
+                     WHERE handling.reclassified_at IS NULL
+                        OR handling.reclassified_at <= EXCLUDED.reclassified_at",
                 )
                 .bind(&event.complaint_id)
                 .bind(class_letter(r.to_class))
                 .bind(due)
+                .bind(at)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
@@ -162,12 +171,17 @@ impl IntakeEvents {
                 $13, $14, $13)
              ON CONFLICT (complaint_id) DO UPDATE SET received = true,
                 confirmed = handling.confirmed OR EXCLUDED.confirmed, number = EXCLUDED.number,
-                class = EXCLUDED.class, details = EXCLUDED.details,
+                class = CASE WHEN handling.reclassified_at IS NULL THEN EXCLUDED.class
+                             ELSE handling.class END,
+                details = EXCLUDED.details,
                 guidance_actions = EXCLUDED.guidance_actions, category = EXCLUDED.category,
                 group_complaint = EXCLUDED.group_complaint,
                 customers_affected = EXCLUDED.customers_affected, media_risk = EXCLUDED.media_risk,
                 customer_name = EXCLUDED.customer_name, customer_type = EXCLUDED.customer_type,
-                received_at = EXCLUDED.received_at, completion_due = EXCLUDED.completion_due
+                received_at = EXCLUDED.received_at,
+                completion_due = CASE WHEN handling.reclassified_at IS NULL
+                                      THEN EXCLUDED.completion_due
+                                      ELSE COALESCE(handling.completion_due, EXCLUDED.completion_due) END
              WHERE NOT handling.received",
         )
         .bind(&event.complaint_id)

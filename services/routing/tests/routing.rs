@@ -956,6 +956,37 @@ async fn open_subtasks_block_resolution() {
     );
 }
 
+/// Intake's events may be applied out of order: a reclassification applied before the
+/// complaint's `complaint.received` keeps its class, and of two reclassifications the later
+/// (by when it happened) wins whatever order they are applied in.
+#[tokio::test]
+async fn a_reclassification_applied_before_receipt_is_kept() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = new_id();
+    let reclassified = |to: v1::Class, seconds_ago: i64| {
+        let mut e = envelope(
+            &id,
+            Payload::ComplaintReclassified(v1::ComplaintReclassified {
+                from_class: v1::Class::C as i32,
+                to_class: to as i32,
+                reason: "the media called".into(),
+                promises: None,
+            }),
+        );
+        if let Some(t) = e.occurred_at.as_mut() {
+            t.seconds -= seconds_ago;
+        }
+        e
+    };
+    publish(&bed, &reclassified(v1::Class::A, 10)).await;
+    // An older reclassification delivered late changes nothing.
+    publish(&bed, &reclassified(v1::Class::B, 60)).await;
+    publish(&bed, &received(&id, &Complaint::default())).await;
+    let h = wait_stage(&mut r, &id, "assigned").await;
+    assert_eq!(h.class, v1::Class::A as i32, "{h:?}");
+}
+
 /// A dissatisfied customer's repeat complaint (revisit's `complaint.reopened`) puts a resolved
 /// complaint back in handling with its handler, who proposes again; a redelivered copy and a
 /// reopening of a complaint still in handling change nothing.
