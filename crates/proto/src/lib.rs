@@ -103,60 +103,72 @@ impl v1::Event {
     }
 }
 
+/// Every event kind, in the order of the `payload` oneof: for consumers that subscribe to all
+/// events but a few (the subjects are `<prefix>.events.<kind>`).
+#[must_use]
+pub fn every_kind() -> Vec<&'static str> {
+    all_payloads()
+        .iter()
+        .map(v1::event::Payload::kind)
+        .collect()
+}
+
+/// One value of every payload variant. The compiler cannot check that this list is
+/// complete; `every_payload_variant_is_listed` compares its length with the `payload` oneof
+/// in the descriptors.
+fn all_payloads() -> Vec<v1::event::Payload> {
+    use v1::event::Payload;
+    vec![
+        Payload::ComplaintReceived(Default::default()),
+        Payload::ComplaintRejected(Default::default()),
+        Payload::ComplaintConfirmed(Default::default()),
+        Payload::ComplaintClassified(Default::default()),
+        Payload::ComplaintReclassified(Default::default()),
+        Payload::ComplaintRouted(Default::default()),
+        Payload::ComplaintAssigned(Default::default()),
+        Payload::AcceptedByDepartment(Default::default()),
+        Payload::ValidityDecided(Default::default()),
+        Payload::CauseRecorded(Default::default()),
+        Payload::FeedbackGiven(Default::default()),
+        Payload::IntermediateResultReported(Default::default()),
+        Payload::ResolutionProposed(Default::default()),
+        Payload::CustomerAccepted(Default::default()),
+        Payload::CustomerRejected(Default::default()),
+        Payload::ReStudyRequested(Default::default()),
+        Payload::EscalationRequested(Default::default()),
+        Payload::Resolved(Default::default()),
+        Payload::Reopened(Default::default()),
+        Payload::Closed(Default::default()),
+        Payload::SubTaskCreated(Default::default()),
+        Payload::SubTaskCompleted(Default::default()),
+        Payload::SlaWarning(Default::default()),
+        Payload::SlaOverdue(Default::default()),
+        Payload::SpecialReasonRecorded(Default::default()),
+        Payload::EscalationRaised(Default::default()),
+        Payload::EscalationAcknowledged(Default::default()),
+        Payload::EscalationDecided(Default::default()),
+        Payload::NotificationSent(Default::default()),
+        Payload::NotificationDelivered(Default::default()),
+        Payload::NotificationFailed(Default::default()),
+        Payload::RevisitScheduled(Default::default()),
+        Payload::RevisitCompleted(Default::default()),
+        Payload::RepeatComplaint(Default::default()),
+        Payload::SatisfactionReported(Default::default()),
+        Payload::AccountabilityRecorded(Default::default()),
+        Payload::StaffSuspended(Default::default()),
+        Payload::DepartmentUpserted(Default::default()),
+        Payload::StaffUpserted(Default::default()),
+        Payload::RevisitClaimed(Default::default()),
+        Payload::RevisitSignedOff(Default::default()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
+    use super::all_payloads;
     use super::v1::{self, event::Payload};
     use prost::Message;
     use std::collections::HashSet;
-
-    /// One value of every payload variant. The compiler cannot check that this list is
-    /// complete; `every_payload_variant_is_listed` compares its length with the `payload` oneof
-    /// in the descriptors.
-    fn all_payloads() -> Vec<Payload> {
-        vec![
-            Payload::ComplaintReceived(Default::default()),
-            Payload::ComplaintRejected(Default::default()),
-            Payload::ComplaintConfirmed(Default::default()),
-            Payload::ComplaintClassified(Default::default()),
-            Payload::ComplaintReclassified(Default::default()),
-            Payload::ComplaintRouted(Default::default()),
-            Payload::ComplaintAssigned(Default::default()),
-            Payload::AcceptedByDepartment(Default::default()),
-            Payload::ValidityDecided(Default::default()),
-            Payload::CauseRecorded(Default::default()),
-            Payload::FeedbackGiven(Default::default()),
-            Payload::IntermediateResultReported(Default::default()),
-            Payload::ResolutionProposed(Default::default()),
-            Payload::CustomerAccepted(Default::default()),
-            Payload::CustomerRejected(Default::default()),
-            Payload::ReStudyRequested(Default::default()),
-            Payload::EscalationRequested(Default::default()),
-            Payload::Resolved(Default::default()),
-            Payload::Reopened(Default::default()),
-            Payload::Closed(Default::default()),
-            Payload::SubTaskCreated(Default::default()),
-            Payload::SubTaskCompleted(Default::default()),
-            Payload::SlaWarning(Default::default()),
-            Payload::SlaOverdue(Default::default()),
-            Payload::SpecialReasonRecorded(Default::default()),
-            Payload::EscalationRaised(Default::default()),
-            Payload::EscalationAcknowledged(Default::default()),
-            Payload::EscalationDecided(Default::default()),
-            Payload::NotificationSent(Default::default()),
-            Payload::NotificationDelivered(Default::default()),
-            Payload::NotificationFailed(Default::default()),
-            Payload::RevisitScheduled(Default::default()),
-            Payload::RevisitCompleted(Default::default()),
-            Payload::RepeatComplaint(Default::default()),
-            Payload::SatisfactionReported(Default::default()),
-            Payload::AccountabilityRecorded(Default::default()),
-            Payload::StaffSuspended(Default::default()),
-            Payload::DepartmentUpserted(Default::default()),
-            Payload::StaffUpserted(Default::default()),
-            Payload::RevisitClaimed(Default::default()),
-            Payload::RevisitSignedOff(Default::default()),
-        ]
-    }
 
     /// Number of fields in the `Event.payload` oneof, read from the descriptor set, so the
     /// list above cannot silently miss a variant.

@@ -66,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .consume(
             "registry",
             topology.events_stream(),
-            vec![topology.all_events()],
+            registry::subjects(&topology),
             Arc::new(registry::Registry),
         )
         .await?;

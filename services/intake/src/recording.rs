@@ -95,6 +95,12 @@ impl Recorder {
         self.clock.now()
     }
 
+    /// Writes intake's events: to the outbox, and to the registry's timelines.
+    pub async fn append(&self, conn: &mut PgConnection, events: &[v1::Event]) -> Result<(), Error> {
+        self.outbox.append(conn, events).await?;
+        crate::registry::record_own(conn, events).await
+    }
+
     /// Records a validated complaint, or returns the acknowledgement of the one already
     /// recorded under the same submission key (with `duplicate` set).
     pub async fn record(
@@ -125,7 +131,7 @@ impl Recorder {
             .ok_or_else(|| Error::Internal("submission key vanished".into()));
         };
         let (ack, events) = draft.recorded(number);
-        self.outbox.append(conn, &events).await?;
+        self.append(conn, &events).await?;
         Ok(ack)
     }
 
@@ -238,7 +244,7 @@ impl Recorder {
                 note: confirmation.note.clone(),
             }),
         );
-        self.outbox.append(conn, &[e]).await?;
+        self.append(conn, std::slice::from_ref(&e)).await?;
         Ok(v1::ConfirmResponse {
             already_confirmed: false,
             promises: ack.promises,
@@ -291,7 +297,7 @@ impl Recorder {
                 promises: Some(promises_pb.clone()),
             }),
         );
-        self.outbox.append(conn, &[e]).await?;
+        self.append(conn, std::slice::from_ref(&e)).await?;
         Ok(v1::ReclassifyResponse {
             promises: Some(promises_pb),
             previous_class: class_proto(from) as i32,

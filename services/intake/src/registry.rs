@@ -1,10 +1,12 @@
 //! The complaint registry: each complaint's current summary and its full timeline, for staff
 //! and dashboards (`GetComplaint`, `ListComplaints`).
 //!
-//! It is built from the events of every service as they arrive on `<prefix>.events.>` —
-//! intake's own included, so there is one way an entry gets into a timeline. Applying an event
-//! is idempotent twice over: the consumer skips event ids it has processed, and the timeline has
-//! a unique event id.
+//! It is built from the events of every other service as they arrive on `<prefix>.events.<kind>`,
+//! and from intake's own events ([`OWN_KINDS`]) in the transaction that writes them
+//! ([`record_own`]): intake does not read its own events back from the bus, which halves the
+//! messages it handles per complaint. Both go through the same [`Entry`] code. Applying an
+//! event is idempotent twice over: the consumer skips event ids it has processed, and the
+//! timeline has a unique event id.
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
@@ -28,13 +30,18 @@ struct Entry {
 impl Entry {
     /// `None` for events that belong to no complaint (rejections, organisation changes).
     fn read(msg: &Incoming<'_>) -> Result<Option<Entry>, HandleError> {
-        let mut event = v1::Event::decode(msg.payload)
+        let event = v1::Event::decode(msg.payload)
             .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        Entry::from_event(event).map_err(HandleError::Permanent)
+    }
+
+    /// As [`Entry::read`], from a decoded event.
+    fn from_event(mut event: v1::Event) -> Result<Option<Entry>, String> {
         if event.complaint_id.is_empty() {
             return Ok(None);
         }
         let Some(payload) = event.payload.take() else {
-            return Err(HandleError::Permanent("event without payload".into()));
+            return Err("event without payload".into());
         };
         let occurred_at = event
             .occurred_at
@@ -65,6 +72,40 @@ impl Entry {
         }
         Ok(())
     }
+}
+
+/// The kinds intake itself writes. Their timeline entries are written with them
+/// ([`record_own`]); the registry's consumer does not subscribe to them.
+pub const OWN_KINDS: &[&str] = &[
+    "complaint.received",
+    "complaint.rejected",
+    "complaint.confirmed",
+    "complaint.classified",
+    "complaint.reclassified",
+];
+
+/// What the registry's consumer subscribes to: every other service's events.
+pub fn subjects(topology: &redress_platform::nats::Topology) -> Vec<String> {
+    redress_proto::every_kind()
+        .into_iter()
+        .filter(|k| !OWN_KINDS.contains(k))
+        .map(|k| topology.event_subject(k))
+        .collect()
+}
+
+/// Adds intake's own events to the registry inside the transaction that writes them.
+pub async fn record_own(conn: &mut PgConnection, events: &[v1::Event]) -> Result<(), Error> {
+    let mut entries = Vec::with_capacity(events.len());
+    for e in events {
+        if let Some(entry) = Entry::from_event(e.clone()).map_err(Error::Internal)? {
+            entries.push(entry);
+        }
+    }
+    insert_timeline(conn, &entries).await?;
+    for entry in &entries {
+        entry.apply(conn).await?;
+    }
+    Ok(())
 }
 
 /// Adds the entries' timeline rows in one statement (a row already there is left as it is).

@@ -58,6 +58,23 @@ async fn submit(
         .map(|r| r.into_inner())
 }
 
+/// `GetComplaint`, as the agent.
+async fn get(
+    client: &mut IntakeServiceClient<tonic::transport::Channel>,
+    complaint_id: &str,
+) -> v1::ComplaintView {
+    client
+        .get_complaint(authed(
+            AGENT,
+            v1::GetComplaintRequest {
+                complaint_id: complaint_id.to_owned(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+}
+
 async fn complaint_count(bed: &TestBed) -> i64 {
     let mut conn = bed.db.connect().await;
     sqlx::query_scalar("SELECT count(*) FROM intake.complaints")
@@ -87,6 +104,17 @@ async fn grpc_submit_acknowledges_with_class_and_promises_and_publishes_events()
     );
     assert!(p.first_feedback_due.expect("feedback").seconds <= received + 48 * 3600);
     assert!(p.reason.contains("48"), "{}", p.reason);
+
+    // Intake's own events are in the timeline as soon as Submit answers: they are written in
+    // the same transaction, not read back from the bus.
+    let view = get(&mut client, &ack.complaint_id).await;
+    let kinds: Vec<&str> = view.timeline.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["complaint.received", "complaint.classified"],
+        "{:?}",
+        view.timeline
+    );
 
     let received_events = bed.events("complaint.received", 1, 10 * SECOND).await;
     assert_eq!(received_events.len(), 1);
@@ -376,16 +404,7 @@ async fn bus_accepts_protobuf_and_json_alike() {
     let (json_id, json_class) = by_key("bus-json");
     assert_eq!(json_class, v1::Class::B);
     // The same complaint is readable through gRPC, with its timeline.
-    let view = client
-        .get_complaint(authed(
-            AGENT,
-            v1::GetComplaintRequest {
-                complaint_id: json_id.clone(),
-            },
-        ))
-        .await
-        .expect("get")
-        .into_inner();
+    let view = get(&mut client, &json_id).await;
     assert_eq!(
         view.details
             .as_ref()
@@ -665,16 +684,7 @@ async fn chinese_rare_cjk_and_emoji_round_trip_byte_exact() {
     d.description = description.into();
     d.demand = "退还三天费用🙏".into();
     let ack = submit(&mut client, d).await.expect("submit");
-    let view = client
-        .get_complaint(authed(
-            AGENT,
-            v1::GetComplaintRequest {
-                complaint_id: ack.complaint_id.clone(),
-            },
-        ))
-        .await
-        .expect("get")
-        .into_inner();
+    let view = get(&mut client, &ack.complaint_id).await;
     let got = view.details.expect("details");
     assert_eq!(got.customer.expect("c").name.as_bytes(), name.as_bytes());
     assert_eq!(got.description.as_bytes(), description.as_bytes());
@@ -819,16 +829,7 @@ async fn timeline_shows_events_from_another_service_and_lists_filter() {
 
     let mut view = None;
     for _ in 0..100 {
-        let v = client
-            .get_complaint(authed(
-                AGENT,
-                v1::GetComplaintRequest {
-                    complaint_id: ack.complaint_id.clone(),
-                },
-            ))
-            .await
-            .expect("get")
-            .into_inner();
+        let v = get(&mut client, &ack.complaint_id).await;
         if v.timeline.iter().any(|t| t.kind == "complaint.routed") && v.timeline.len() >= 3 {
             view = Some(v);
             break;
@@ -874,17 +875,7 @@ async fn timeline_shows_events_from_another_service_and_lists_filter() {
     bed.publish_event(&satisfaction).await;
     let mut seen = String::new();
     for _ in 0..100 {
-        seen = client
-            .get_complaint(authed(
-                AGENT,
-                v1::GetComplaintRequest {
-                    complaint_id: ack.complaint_id.clone(),
-                },
-            ))
-            .await
-            .expect("get")
-            .into_inner()
-            .satisfaction;
+        seen = get(&mut client, &ack.complaint_id).await.satisfaction;
         if !seen.is_empty() {
             break;
         }
@@ -1101,16 +1092,7 @@ async fn poison_event_is_dead_lettered_and_the_registry_moves_on() {
     assert_eq!(dead[0].subject.as_str(), "t.deadletter.intake-registry");
     // Later events are still applied.
     for _ in 0..100 {
-        let v = client
-            .get_complaint(authed(
-                AGENT,
-                v1::GetComplaintRequest {
-                    complaint_id: ack.complaint_id.clone(),
-                },
-            ))
-            .await
-            .expect("get")
-            .into_inner();
+        let v = get(&mut client, &ack.complaint_id).await;
         if v.timeline.len() >= 2 {
             drop(svc);
             return;
