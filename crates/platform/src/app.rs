@@ -201,6 +201,9 @@ impl Platform {
                 self.args.outbox_poll(),
             )
             .with_retention(Duration::from_secs(self.args.outbox_retention_hours * 3600))
+            .with_processed_retention(Duration::from_secs(
+                self.args.processed_retention_hours * 3600,
+            ))
             .with_exit_after_publish(self.args.fault_exit_after_publish);
             tokio::spawn(relay.watch_backlog(SAMPLE_PERIOD, relay_stop.clone()));
             Some(tokio::spawn(relay.run(relay_stop.clone())))

@@ -135,6 +135,12 @@ pub struct CommonArgs {
     #[arg(long, env = "REDRESS_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
     pub outbox_retention_hours: u64,
 
+    /// How long consumers remember the ids of messages they applied (hours). A message can come
+    /// again while some outbox may re-publish it, so keep this above every service's
+    /// REDRESS_OUTBOX_RETENTION_HOURS.
+    #[arg(long, env = "REDRESS_PROCESSED_RETENTION_HOURS", default_value_t = 336)]
+    pub processed_retention_hours: u64,
+
     /// Seconds to finish in-flight work after SIGINT/SIGTERM before exiting anyway.
     #[arg(long, env = "REDRESS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

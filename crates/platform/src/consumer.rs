@@ -480,3 +480,27 @@ fn header_safe(s: &str) -> String {
         .collect();
     one_line.chars().take(1000).collect()
 }
+
+/// Forgets processed message ids older than `older_than`, a few thousand rows per statement so
+/// no delete holds locks for long. Returns how many were forgotten. Runs with the outbox
+/// cleanup ([`crate::outbox::Relay`]); without it the table would grow with every message.
+pub async fn prune_processed(pool: &PgPool, older_than: Duration) -> Result<u64, sqlx::Error> {
+    const CHUNK: i64 = 5_000;
+    let mut total = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM processed_messages WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM processed_messages
+                WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2))",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(CHUNK)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += n;
+        if n < CHUNK as u64 {
+            return Ok(total);
+        }
+    }
+}

@@ -163,6 +163,7 @@ pub struct Relay {
     poll: Duration,
     batch: i64,
     retention: Duration,
+    processed_retention: Duration,
     exit_after_publish: bool,
 }
 
@@ -185,6 +186,7 @@ impl Relay {
             poll,
             batch: 1_000,
             retention: Duration::from_secs(7 * 86_400),
+            processed_retention: Duration::from_secs(14 * 86_400),
             exit_after_publish: false,
         }
     }
@@ -192,6 +194,12 @@ impl Relay {
     /// How long published rows are kept for re-publication.
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// How long the schema's consumers remember processed message ids (pruned with the outbox).
+    pub fn with_processed_retention(mut self, retention: Duration) -> Self {
+        self.processed_retention = retention;
         self
     }
 
@@ -384,6 +392,7 @@ impl Relay {
         .bind(self.retention.as_secs_f64())
         .execute(&self.pool)
         .await?;
+        crate::consumer::prune_processed(&self.pool, self.processed_retention).await?;
         Ok(())
     }
 }

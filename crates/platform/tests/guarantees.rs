@@ -444,3 +444,33 @@ async fn read_all(
     }
     last
 }
+
+/// Processed message ids are forgotten once older than the retention, and only those: the
+/// table does not grow with every message for ever.
+#[tokio::test]
+async fn processed_ids_older_than_the_retention_are_pruned() {
+    let bed = bed().await;
+    sqlx::query(
+        "INSERT INTO processed_messages (consumer, message_id, processed_at)
+         SELECT 'c', 'old-' || g, now() - interval '15 days' FROM generate_series(1, 12000) g
+         UNION ALL
+         SELECT 'c', 'new-' || g, now() - interval '13 days' FROM generate_series(1, 30) g",
+    )
+    .execute(&bed.pool)
+    .await
+    .expect("seed");
+    let pruned = redress_platform::consumer::prune_processed(
+        &bed.pool,
+        std::time::Duration::from_secs(14 * 86_400),
+    )
+    .await
+    .expect("prune");
+    assert_eq!(pruned, 12_000);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT message_id FROM processed_messages ORDER BY message_id")
+            .fetch_all(&bed.pool)
+            .await
+            .expect("left");
+    assert_eq!(left.len(), 30);
+    assert!(left.iter().all(|id| id.starts_with("new-")), "{left:?}");
+}
