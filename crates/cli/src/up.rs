@@ -346,22 +346,18 @@ async fn supervise(
                 }
                 console.say("The system keeps running with the demo's data; Ctrl-C stops everything.");
             }
-            stopped = supervisor.watch(signals) => {
-                return match stopped {
-                    Stopped::Signal(sig) => {
-                        console.say(&format!("{sig} received: stopping"));
-                        Ok(())
-                    }
-                    Stopped::Exited { name, status } => {
-                        supervisor.print_tail(name);
-                        bail!("{name} exited unexpectedly ({status})")
-                    }
-                };
-            }
+            stopped = supervisor.watch(signals) => return stop_reason(stopped, supervisor, console),
         }
     }
 
-    match supervisor.watch(signals).await {
+    let stopped = supervisor.watch(signals).await;
+    stop_reason(stopped, supervisor, console)
+}
+
+/// Why the system is stopping: Ctrl-C is fine; a service dying on its own is an error, shown
+/// with the end of its log.
+fn stop_reason(stopped: Stopped, supervisor: &Supervisor, console: &Console) -> Result<()> {
+    match stopped {
         Stopped::Signal(sig) => {
             console.say(&format!("{sig} received: stopping"));
             Ok(())
