@@ -20,27 +20,20 @@ use crate::submission::ts;
 /// Applies events to the registry.
 pub struct Registry;
 
-/// One event as the registry reads it (its payload taken out of the envelope).
-struct Entry {
-    event: v1::Event,
-    payload: Payload,
+/// One event as the registry reads it.
+struct Entry<'a> {
+    event: &'a v1::Event,
+    payload: &'a Payload,
     occurred_at: DateTime<Utc>,
 }
 
-impl Entry {
+impl<'a> Entry<'a> {
     /// `None` for events that belong to no complaint (rejections, organisation changes).
-    fn read(msg: &Incoming<'_>) -> Result<Option<Entry>, HandleError> {
-        let event = v1::Event::decode(msg.payload)
-            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
-        Entry::from_event(event).map_err(HandleError::Permanent)
-    }
-
-    /// As [`Entry::read`], from a decoded event.
-    fn from_event(mut event: v1::Event) -> Result<Option<Entry>, String> {
+    fn of(event: &'a v1::Event) -> Result<Option<Entry<'a>>, String> {
         if event.complaint_id.is_empty() {
             return Ok(None);
         }
-        let Some(payload) = event.payload.take() else {
+        let Some(payload) = event.payload.as_ref() else {
             return Err("event without payload".into());
         };
         let occurred_at = event
@@ -57,7 +50,7 @@ impl Entry {
 
     /// The summary columns and the satisfaction field, after the timeline row is in.
     async fn apply(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let payload = &self.payload;
+        let payload = self.payload;
         apply_to_summary(conn, &self.event.complaint_id, payload, self.occurred_at).await?;
         if let Payload::SatisfactionReported(s) = payload {
             sqlx::query("UPDATE complaints SET satisfaction = $2 WHERE complaint_id = $1")
@@ -95,21 +88,35 @@ pub fn subjects(topology: &redress_platform::nats::Topology) -> Vec<String> {
 
 /// Adds intake's own events to the registry inside the transaction that writes them.
 pub async fn record_own(conn: &mut PgConnection, events: &[v1::Event]) -> Result<(), Error> {
+    apply_events(conn, events).await?.map_err(Error::Internal)
+}
+
+/// Applies events to the registry: every timeline row in one insert, then the summaries in
+/// the events' order (most events change no summary column and cost nothing more). The inner
+/// error is an event that can never be applied.
+async fn apply_events(
+    conn: &mut PgConnection,
+    events: &[v1::Event],
+) -> Result<Result<(), String>, sqlx::Error> {
     let mut entries = Vec::with_capacity(events.len());
     for e in events {
-        if let Some(entry) = Entry::from_event(e.clone()).map_err(Error::Internal)? {
-            entries.push(entry);
+        match Entry::of(e) {
+            Ok(entry) => entries.extend(entry),
+            Err(reason) => return Ok(Err(reason)),
         }
     }
     insert_timeline(conn, &entries).await?;
     for entry in &entries {
         entry.apply(conn).await?;
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Adds the entries' timeline rows in one statement (a row already there is left as it is).
-async fn insert_timeline(conn: &mut PgConnection, entries: &[Entry]) -> Result<(), sqlx::Error> {
+async fn insert_timeline(
+    conn: &mut PgConnection,
+    entries: &[Entry<'_>],
+) -> Result<(), sqlx::Error> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -131,7 +138,7 @@ async fn insert_timeline(conn: &mut PgConnection, entries: &[Entry]) -> Result<(
         actor_ids.push(actor.id);
         actor_names.push(actor.display_name);
         actor_roles.push(actor.role);
-        summaries.push(summary(&e.payload));
+        summaries.push(summary(e.payload));
         producers.push(e.event.producer.clone());
     }
     sqlx::query(
@@ -155,34 +162,33 @@ async fn insert_timeline(conn: &mut PgConnection, entries: &[Entry]) -> Result<(
     Ok(())
 }
 
+/// A message's event.
+fn decode(msg: &Incoming<'_>) -> Result<v1::Event, HandleError> {
+    v1::Event::decode(msg.payload).map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))
+}
+
 #[async_trait::async_trait]
 impl Handler for Registry {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
-        let Some(entry) = Entry::read(msg)? else {
-            return Ok(());
-        };
-        let entries = [entry];
-        insert_timeline(conn, &entries).await?;
-        entries[0].apply(conn).await?;
-        Ok(())
+        let event = decode(msg)?;
+        apply_events(conn, std::slice::from_ref(&event))
+            .await?
+            .map_err(HandleError::Permanent)
     }
 
-    /// Every timeline row of the batch in one insert, then the summaries in the events' order
-    /// (most events change no summary column and cost nothing more).
+    /// The whole batch through [`apply_events`]: one insert for every timeline row.
     async fn handle_batch(
         &self,
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        let mut entries = Vec::with_capacity(msgs.len());
-        for msg in msgs {
-            entries.extend(Entry::read(msg)?);
-        }
-        insert_timeline(conn, &entries).await?;
-        for entry in &entries {
-            entry.apply(conn).await?;
-        }
-        Ok(())
+        let events = msgs
+            .iter()
+            .map(|m| decode(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        apply_events(conn, &events)
+            .await?
+            .map_err(HandleError::Permanent)
     }
 }
 
