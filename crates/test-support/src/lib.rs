@@ -13,6 +13,7 @@
 
 mod db;
 mod nats;
+pub mod ports;
 mod process;
 
 pub use db::TestDb;

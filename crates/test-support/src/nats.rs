@@ -37,19 +37,50 @@ impl NatsServer {
         s
     }
 
+    /// Starts the server on `port`, or on a fresh port outside the kernel's ephemeral range
+    /// ([`crate::ports`]) so a later [`restart`](Self::restart) finds it free. A fresh port that
+    /// another test took between probe and bind is replaced by another; the same port (a restart)
+    /// is retried for a few seconds.
     fn launch(&mut self, port: Option<u16>) {
+        let bin = nats_server_binary();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let try_port = port.unwrap_or_else(crate::ports::free_port);
+            match self.try_launch(&bin, try_port) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    self.port = try_port;
+                    // The ports file appears once the listener is up; JetStream is ready right after.
+                    std::thread::sleep(Duration::from_millis(50));
+                    return;
+                }
+                Err(why) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "nats-server did not start on port {try_port} after {attempt} attempts: {why}"
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// One start on `port`: the child once it reported its listener, or why it did not.
+    fn try_launch(&self, bin: &std::path::Path, port: u16) -> Result<Child, String> {
         let ports_dir = self.dir.path().join("ports");
         let _ = std::fs::remove_dir_all(&ports_dir);
         std::fs::create_dir_all(&ports_dir).expect("ports dir");
-        let port_arg = port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
-        let bin = nats_server_binary();
-        let child = Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
+        let log_path = self.dir.path().join("nats.log");
+        let log = std::fs::File::create(&log_path).expect("nats log");
+        let mut child = Command::new(bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(self.dir.path().join("store"))
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -58,20 +89,21 @@ impl NatsServer {
                 )
             });
         let deadline = Instant::now() + Duration::from_secs(10);
-        let port = loop {
-            if let Some(p) = read_port(&ports_dir) {
-                break p;
+        loop {
+            if read_port(&ports_dir) == Some(port) {
+                return Ok(child);
             }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not report its port"
-            );
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(format!("exited ({status}): {}", log.trim()));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("did not report its port in 10 s".into());
+            }
             std::thread::sleep(Duration::from_millis(20));
-        };
-        self.child = Some(child);
-        self.port = port;
-        // The ports file appears once the listener is up; JetStream is ready right after.
-        std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn url(&self) -> String {
