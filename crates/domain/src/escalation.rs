@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::classification::Class;
 use crate::policy::Policy;
+use crate::sla::ClockKind;
 
 /// What raised an escalation; mirrors the contract's `EscalationTrigger`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,12 +83,14 @@ pub fn role_at(policy: &Policy, level: u32) -> Option<&str> {
 
 /// The levels a trigger reaches at once, lowest first, and the trigger each is recorded under.
 ///
-/// - SLA overdue → level 1; for class A with `class_a_overdue_both`, level 1 and the top
-///   together (DOMAIN §9).
-/// - Rejected again, cannot settle, group or media risk, threatening customer → the top at once
-///   (DOMAIN §5: "if the department manager cannot settle it, it goes to the general manager";
-///   "a superior at once").
-/// - Repeat complaint → the top, and level 1 so the business department is told (DOMAIN §6).
+/// - SLA overdue → level 1; a class-A complaint's missed **completion** limit, with
+///   `class_a_overdue_both`, level 1 and the top together (DOMAIN §9: the general manager comes
+///   in "class A: at the completion limit" — never for a first-feedback or intermediate limit).
+///   `clock` is the missed limit, `None` when unknown (then it counts as completion).
+/// - Rejected again, cannot settle, group or media risk → the top at once (DOMAIN §5: "if the
+///   department manager cannot settle it, it goes to the general manager"; "a superior at once").
+/// - Repeat complaint → the top, and level 1 so the business department is told (DOMAIN §6);
+///   a threatening or venting-anger customer likewise (DOMAIN §9 "Superior at once").
 /// - Escalation requested with an explicit level (`requested_level` > 0) → that level, capped at
 ///   the top.
 /// - Unresolved after L1 / unacknowledged → use [`next_level`] instead; here they give level 2.
@@ -95,32 +98,78 @@ pub fn levels_for(
     policy: &Policy,
     trigger: Trigger,
     class: Option<Class>,
+    clock: Option<ClockKind>,
     requested_level: u32,
 ) -> Vec<(u32, Trigger)> {
     let top = top_level(policy);
     if requested_level > 0 {
         return vec![(requested_level.min(top), trigger)];
     }
+    let completion = matches!(clock, None | Some(ClockKind::Completion));
     let mut levels = match trigger {
         Trigger::SlaOverdue | Trigger::ClassAOverdue => {
-            if class == Some(Class::A) && policy.escalation.class_a_overdue_both {
+            if class == Some(Class::A) && completion && policy.escalation.class_a_overdue_both {
                 vec![(1, Trigger::ClassAOverdue), (top, Trigger::ClassAOverdue)]
             } else {
                 vec![(1, Trigger::SlaOverdue)]
             }
         }
-        Trigger::RepeatComplaint => vec![(1, trigger), (top, trigger)],
+        // DOMAIN §9 "Superior at once": a threatening or venting-anger customer notifies the
+        // department manager at once, and is among the immediate triggers the general manager
+        // is told of at once — like a repeat complaint.
+        Trigger::RepeatComplaint | Trigger::ThreateningCustomer | Trigger::VentingAnger => {
+            vec![(1, trigger), (top, trigger)]
+        }
         Trigger::UnresolvedAfterL1 | Trigger::Unacknowledged => vec![(2.min(top), trigger)],
-        Trigger::VentingAnger | Trigger::BeyondAuthority => vec![(1, trigger)],
+        Trigger::BeyondAuthority => vec![(1, trigger)],
         Trigger::RejectedAgain
         | Trigger::CannotSettle
         | Trigger::GroupRisk
         | Trigger::MediaRisk
-        | Trigger::ThreateningCustomer
         | Trigger::ImportantEvent => vec![(top, trigger)],
     };
     levels.dedup_by_key(|(level, _)| *level);
     levels
+}
+
+/// How a new cause meets the escalations its complaint already has at the same level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joining {
+    /// A cause of its own: raised (and notified) unless the same cause was raised before.
+    Own,
+    /// Joins the complaint's open escalation at that level, if any, without a new notification
+    /// (a climb someone at that level already has in hand).
+    Open,
+    /// Joins the complaint's open escalation at that level, else its earlier missed-limit
+    /// escalation there in any state: DOMAIN §9, "the first missed limit of a complaint notifies
+    /// the department manager once; later missed limits of the same complaint are added to that
+    /// escalation (visible in its record) without a new notification".
+    OpenOrMissedLimit,
+}
+
+/// How `trigger` joins existing escalations ([`Joining`]).
+pub fn joining(trigger: Trigger) -> Joining {
+    match trigger {
+        Trigger::SlaOverdue | Trigger::ClassAOverdue => Joining::OpenOrMissedLimit,
+        Trigger::UnresolvedAfterL1 | Trigger::Unacknowledged => Joining::Open,
+        _ => Joining::Own,
+    }
+}
+
+/// Whether an escalation raised by this cause may go further up on its own — when nobody
+/// acknowledges it, or the complaint stays unresolved (DOMAIN §9). A missed limit other than
+/// completion may not: "its overdue joins the complaint's escalation at the department manager,
+/// never the general manager on its own"; the general manager is notified "when the complaint is
+/// still unresolved the set time after its completion limit". Such an escalation is re-sent to
+/// the manager while unacknowledged, and gains the right to climb when the completion limit is
+/// missed too.
+pub fn may_climb(trigger: Trigger, clock: Option<ClockKind>) -> bool {
+    match trigger {
+        Trigger::SlaOverdue | Trigger::ClassAOverdue => {
+            matches!(clock, None | Some(ClockKind::Completion))
+        }
+        _ => true,
+    }
 }
 
 /// The level above `level`, if the ladder has one.
@@ -260,19 +309,66 @@ mod tests {
     fn overdue_goes_to_level_one_and_class_a_to_both() {
         let policy = p();
         assert_eq!(
-            levels_for(&policy, Trigger::SlaOverdue, Some(Class::C), 0),
+            levels_for(&policy, Trigger::SlaOverdue, Some(Class::C), None, 0),
             vec![(1, Trigger::SlaOverdue)]
         );
         assert_eq!(
-            levels_for(&policy, Trigger::SlaOverdue, Some(Class::A), 0),
+            levels_for(&policy, Trigger::SlaOverdue, Some(Class::A), None, 0),
             vec![(1, Trigger::ClassAOverdue), (2, Trigger::ClassAOverdue)]
         );
         let mut one_only = p();
         one_only.escalation.class_a_overdue_both = false;
         assert_eq!(
-            levels_for(&one_only, Trigger::SlaOverdue, Some(Class::A), 0),
+            levels_for(&one_only, Trigger::SlaOverdue, Some(Class::A), None, 0),
             vec![(1, Trigger::SlaOverdue)]
         );
+    }
+
+    #[test]
+    fn only_a_missed_completion_limit_brings_in_the_general_manager() {
+        let policy = p();
+        for clock in [
+            ClockKind::Acceptance,
+            ClockKind::FirstFeedback,
+            ClockKind::IntermediateResult,
+            ClockKind::Revisit,
+        ] {
+            assert_eq!(
+                levels_for(&policy, Trigger::SlaOverdue, Some(Class::A), Some(clock), 0),
+                vec![(1, Trigger::SlaOverdue)],
+                "{clock:?}"
+            );
+            assert!(!may_climb(Trigger::SlaOverdue, Some(clock)));
+        }
+        assert_eq!(
+            levels_for(
+                &policy,
+                Trigger::SlaOverdue,
+                Some(Class::A),
+                Some(ClockKind::Completion),
+                0
+            ),
+            vec![(1, Trigger::ClassAOverdue), (2, Trigger::ClassAOverdue)]
+        );
+        assert!(may_climb(Trigger::SlaOverdue, Some(ClockKind::Completion)));
+        assert!(may_climb(Trigger::RepeatComplaint, None));
+    }
+
+    #[test]
+    fn missed_limits_join_one_escalation_other_causes_stand_alone() {
+        assert_eq!(joining(Trigger::SlaOverdue), Joining::OpenOrMissedLimit);
+        assert_eq!(joining(Trigger::ClassAOverdue), Joining::OpenOrMissedLimit);
+        assert_eq!(joining(Trigger::UnresolvedAfterL1), Joining::Open);
+        assert_eq!(joining(Trigger::RepeatComplaint), Joining::Own);
+        assert_eq!(joining(Trigger::ThreateningCustomer), Joining::Own);
+    }
+
+    #[test]
+    fn threatening_and_venting_customers_reach_manager_and_top_at_once() {
+        let policy = p();
+        for t in [Trigger::ThreateningCustomer, Trigger::VentingAnger] {
+            assert_eq!(levels_for(&policy, t, None, None, 0), vec![(1, t), (2, t)]);
+        }
     }
 
     #[test]
@@ -284,14 +380,14 @@ mod tests {
             Trigger::GroupRisk,
             Trigger::MediaRisk,
         ] {
-            assert_eq!(levels_for(&policy, t, None, 0), vec![(2, t)]);
+            assert_eq!(levels_for(&policy, t, None, None, 0), vec![(2, t)]);
         }
         assert_eq!(
-            levels_for(&policy, Trigger::RepeatComplaint, None, 0),
+            levels_for(&policy, Trigger::RepeatComplaint, None, None, 0),
             vec![(1, Trigger::RepeatComplaint), (2, Trigger::RepeatComplaint)]
         );
         assert_eq!(
-            levels_for(&policy, Trigger::CannotSettle, None, 7),
+            levels_for(&policy, Trigger::CannotSettle, None, None, 7),
             vec![(2, Trigger::CannotSettle)]
         );
     }
@@ -301,7 +397,7 @@ mod tests {
         let mut policy = p();
         policy.escalation.ladder = vec!["general_manager".into()];
         assert_eq!(
-            levels_for(&policy, Trigger::SlaOverdue, Some(Class::A), 0),
+            levels_for(&policy, Trigger::SlaOverdue, Some(Class::A), None, 0),
             vec![(1, Trigger::ClassAOverdue)]
         );
         assert_eq!(next_level(&policy, 1), None);

@@ -13,6 +13,13 @@ use crate::policy::Policy;
 
 /// The fine against the responsible person for one complaint of `class`.
 ///
+/// Who carries a complaint's class fine (DOMAIN §7, §9 "Class fines need a named person"): the
+/// responsible person the department named; nobody when nobody was named or the cause lies with
+/// the customer. The handler is fined only when named — handling a complaint is not causing it.
+pub fn class_fine_person(named_responsible: &str, customer_side_cause: bool) -> Option<&str> {
+    (!customer_side_cause && !named_responsible.is_empty()).then_some(named_responsible)
+}
+
 /// DOMAIN §7: "D 50 yuan, C 100, B 200 (+ the loss), A 500 (+ administrative penalty + the
 /// loss)" — the loss and the administrative penalty are decided by people and not included.
 /// `repeat`: DOMAIN §9, "Doubling doubles the original class fine of the complaint that led to
@@ -219,6 +226,13 @@ pub fn month_bounds(policy: &Policy, month: &str) -> Option<(DateTime<Utc>, Date
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_class_fine_needs_a_named_person() {
+        assert_eq!(class_fine_person("p-7", false), Some("p-7"));
+        assert_eq!(class_fine_person("", false), None);
+        assert_eq!(class_fine_person("p-7", true), None);
+    }
     use chrono::Duration;
 
     fn p() -> Policy {

@@ -65,6 +65,25 @@ impl ClockKind {
     pub fn per_day(self) -> bool {
         matches!(self, ClockKind::Acceptance)
     }
+
+    /// Whether missing this limit (without an approved special reason) books an accountability
+    /// record. DOMAIN §9 "One lateness fine per complaint": only the completion limit gives the
+    /// class-D record, against the responsible person; late acceptance is fined per started day,
+    /// against the acceptance owner; a missed revisit is charged to the revisit's owner. A missed
+    /// first-feedback or intermediate-result limit is escalated but fined no further.
+    pub fn fined_when_missed(self) -> bool {
+        matches!(
+            self,
+            ClockKind::Acceptance | ClockKind::Completion | ClockKind::Revisit
+        )
+    }
+
+    /// Whether resolving the complaint ends this clock. DOMAIN §9 "Resolution needs feedback":
+    /// "Resolution stops every clock except the revisits" — a resolved complaint is neither
+    /// late for its first feedback nor for an intermediate result any more.
+    pub fn stopped_by_resolution(self) -> bool {
+        !matches!(self, ClockKind::Revisit)
+    }
 }
 
 /// Where a clock stands.
@@ -328,6 +347,21 @@ pub fn restarted_by_reopening(kind: ClockKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_lateness_fine_per_complaint_and_resolution_stops_all_but_revisits() {
+        use ClockKind::*;
+        let fined: Vec<_> = ClockKind::ALL
+            .into_iter()
+            .filter(|k| k.fined_when_missed())
+            .collect();
+        assert_eq!(fined, vec![Acceptance, Completion, Revisit]);
+        let kept: Vec<_> = ClockKind::ALL
+            .into_iter()
+            .filter(|k| !k.stopped_by_resolution())
+            .collect();
+        assert_eq!(kept, vec![Revisit]);
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()

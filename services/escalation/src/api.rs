@@ -28,7 +28,32 @@ const COLUMNS: &str = "e.escalation_id, e.complaint_id, e.complaint_number, e.le
     e.recipient_id, e.department_id, e.class, e.state, e.summary, e.raised_at, e.acknowledge_by,
     e.acknowledged_at, e.instructions, e.decided_at, e.decided_by, e.decision,
     EXISTS (SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.notification_id
-            WHERE n.escalation_id = e.escalation_id AND d.status = 'delivered') AS delivered";
+            WHERE n.escalation_id = e.escalation_id AND d.status = 'delivered') AS delivered,
+    (SELECT COALESCE(jsonb_agg(jsonb_build_object('trigger', c.trigger, 'clock', c.clock,
+                'summary', c.summary, 'added_at', c.added_at) ORDER BY c.added_at, c.step_key),
+            '[]'::jsonb)
+     FROM escalation_causes c WHERE c.escalation_id = e.escalation_id) AS causes";
+
+/// The causes an escalation gathered, from the `causes` column (a JSON array, oldest first).
+fn causes(r: &PgRow) -> Result<Vec<v1::EscalationCause>, sqlx::Error> {
+    let json: serde_json::Value = r.try_get("causes")?;
+    let field = |c: &serde_json::Value, k: &str| c.get(k).cloned().unwrap_or_default();
+    Ok(json
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| v1::EscalationCause {
+            trigger: field(c, "trigger").as_i64().unwrap_or(0) as i32,
+            clock: field(c, "clock").as_i64().unwrap_or(0) as i32,
+            summary: field(c, "summary").as_str().unwrap_or_default().to_owned(),
+            added_at: field(c, "added_at")
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| ts(t.to_utc())),
+        })
+        .collect())
+}
 
 fn state_proto(code: &str) -> v1::EscalationState {
     match State::parse(code) {
@@ -75,6 +100,7 @@ fn to_proto(r: &PgRow) -> Result<v1::Escalation, sqlx::Error> {
         decided_by: r.try_get("decided_by")?,
         decision: r.try_get("decision")?,
         notification_delivered: r.try_get("delivered")?,
+        causes: causes(r)?,
     })
 }
 

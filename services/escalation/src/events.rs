@@ -14,6 +14,7 @@
 
 use prost::Message as _;
 use redress_domain::escalation::{self as rules, Trigger};
+use redress_domain::sla::ClockKind;
 use redress_platform::consumer::{HandleError, Handler, Incoming};
 use redress_platform::metrics::AfterCommit;
 use redress_proto::v1::{self, event::Payload};
@@ -45,14 +46,18 @@ struct Facts<'a> {
     responsible_person_id: &'a str,
     resolved: Option<bool>,
     closed: Option<bool>,
+    customer_type: i32,
 }
 
 async fn note(conn: &mut PgConnection, complaint_id: &str, f: Facts<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO complaints (complaint_id, number, class, department_id,
-            department_manager_id, assignee_id, responsible_person_id, resolved, closed)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false), COALESCE($9, false))
+            department_manager_id, assignee_id, responsible_person_id, resolved, closed,
+            customer_type)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false), COALESCE($9, false), $10)
          ON CONFLICT (complaint_id) DO UPDATE SET
+            customer_type = CASE WHEN EXCLUDED.customer_type <> 0 THEN EXCLUDED.customer_type
+                ELSE complaints.customer_type END,
             number = COALESCE(NULLIF(EXCLUDED.number, ''), complaints.number),
             class = CASE WHEN EXCLUDED.class <> 0 THEN EXCLUDED.class ELSE complaints.class END,
             department_id = COALESCE(NULLIF(EXCLUDED.department_id, ''), complaints.department_id),
@@ -73,6 +78,7 @@ async fn note(conn: &mut PgConnection, complaint_id: &str, f: Facts<'_>) -> sqlx
     .bind(f.responsible_person_id)
     .bind(f.resolved)
     .bind(f.closed)
+    .bind(f.customer_type)
     .execute(conn)
     .await?;
     Ok(())
@@ -108,6 +114,33 @@ fn clock_words(clock: v1::SlaClock) -> &'static str {
         v1::SlaClock::IntermediateResult => "intermediate-result",
         v1::SlaClock::Revisit => "follow-up",
         v1::SlaClock::Unspecified => "a",
+    }
+}
+
+/// The domain's clock kind of a proto clock; `None` for "not an SLA cause" and unknown values.
+fn clock_kind(clock: i32) -> Option<ClockKind> {
+    Some(match v1::SlaClock::try_from(clock).ok()? {
+        v1::SlaClock::Acceptance => ClockKind::Acceptance,
+        v1::SlaClock::FirstFeedback => ClockKind::FirstFeedback,
+        v1::SlaClock::Completion => ClockKind::Completion,
+        v1::SlaClock::IntermediateResult => ClockKind::IntermediateResult,
+        v1::SlaClock::Revisit => ClockKind::Revisit,
+        v1::SlaClock::Unspecified => return None,
+    })
+}
+
+/// DOMAIN §2/§9: the customer types reported to a superior at once, and as what.
+fn superior_at_once(customer_type: i32) -> Option<(Trigger, &'static str)> {
+    match v1::CustomerType::try_from(customer_type).ok()? {
+        v1::CustomerType::Threatening => Some((
+            Trigger::ThreateningCustomer,
+            "the customer is threatening; report to a superior immediately",
+        )),
+        v1::CustomerType::VentingAnger => Some((
+            Trigger::VentingAnger,
+            "the customer is venting anger and was told it will be reported upward",
+        )),
+        _ => None,
     }
 }
 
@@ -150,7 +183,15 @@ impl EventDoor {
             Ok(v1::Class::D) => Some(redress_domain::Class::D),
             _ => None,
         };
-        let levels = rules::levels_for(&ladder.policy, c.trigger, domain_class, c.requested_level);
+        let clock = clock_kind(c.clock);
+        let levels = rules::levels_for(
+            &ladder.policy,
+            c.trigger,
+            domain_class,
+            clock,
+            c.requested_level,
+        );
+        let may_climb = rules::may_climb(c.trigger, clock);
         let highest = levels.iter().map(|(l, _)| *l).max().unwrap_or(1);
         for (level, trigger) in levels {
             ladder
@@ -173,12 +214,55 @@ impl EventDoor {
                         summary: c.summary.clone(),
                         // Only the highest step raised at once climbs further on its own.
                         unresolved_timer: level == highest,
+                        may_climb,
                         causation_id: c.causation_id.to_owned(),
                     },
                 )
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl EventDoor {
+    /// A threatening or venting-anger customer goes to a superior at once (DOMAIN §2, §9),
+    /// once per complaint: whichever of receipt (unconfirmed) or routing comes first raises it.
+    async fn superior_at_once(
+        &self,
+        conn: &mut PgConnection,
+        after_commit: &AfterCommit,
+        cid: &str,
+        department_id: &str,
+        causation_id: &str,
+    ) -> Result<(), HandleError> {
+        let known: Option<(i32, String, i32)> = sqlx::query_as(
+            "SELECT customer_type, number, class FROM complaints WHERE complaint_id = $1",
+        )
+        .bind(cid)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((customer_type, number, class)) = known else {
+            return Ok(());
+        };
+        let Some((trigger, words)) = superior_at_once(customer_type) else {
+            return Ok(());
+        };
+        self.escalate(
+            conn,
+            after_commit,
+            Cause {
+                complaint_id: cid,
+                trigger,
+                discriminator: "customer".into(),
+                class,
+                department_id,
+                clock: 0,
+                requested_level: 0,
+                summary: format!("Complaint {number} (class {}): {words}.", class_name(class)),
+                causation_id,
+            },
+        )
+        .await
     }
 }
 
@@ -231,17 +315,24 @@ impl Handler for EventDoor {
             }
             _ if cid.is_empty() => {}
             Payload::ComplaintReceived(r) => {
+                let details = r.details.clone().unwrap_or_default();
                 note(
                     conn,
                     cid,
                     Facts {
                         number: &r.complaint_number,
                         class: r.class,
+                        customer_type: details.customer_type,
                         ..Facts::default()
                     },
                 )
                 .await?;
-                let details = r.details.clone().unwrap_or_default();
+                // Not yet confirmed, so not routed soon: the complaint centre's manager is the
+                // superior now (DOMAIN §9). A confirmed one waits for its routing, below.
+                if !r.confirmed {
+                    self.superior_at_once(conn, msg.after_commit, cid, "", eid)
+                        .await?;
+                }
                 let risk = if details.group_complaint {
                     Some((Trigger::GroupRisk, "risk of a major group complaint"))
                 } else if details.media_risk {
@@ -301,6 +392,9 @@ impl Handler for EventDoor {
                     ..Facts::default()
                 };
                 note(conn, cid, f).await?;
+                // DOMAIN §9 "Superior at once": the routed department's manager.
+                self.superior_at_once(conn, msg.after_commit, cid, &r.department_id, eid)
+                    .await?;
             }
             Payload::ComplaintAssigned(a) => {
                 let f = Facts {

@@ -49,6 +49,9 @@ pub struct Step {
     pub summary: String,
     /// Start the "still unresolved → next level" timer.
     pub unresolved_timer: bool,
+    /// Whether the escalation may go up on its own ([`rules::may_climb`]): false for a missed
+    /// limit other than completion.
+    pub may_climb: bool,
     /// The event that caused it (empty for timers).
     pub causation_id: String,
 }
@@ -153,9 +156,17 @@ impl Ladder {
         department_id: &str,
     ) -> Result<Option<Recipient>, sqlx::Error> {
         let id: Option<String> = match role {
+            // The complaint's department manager; before routing — no department yet — the
+            // complaint centre's manager: unconfirmed complaints belong to the centre (DOMAIN §9).
             "department_manager" => {
                 sqlx::query_scalar(
-                    "SELECT COALESCE(NULLIF(c.department_manager_id, ''), d.manager_id)
+                    "SELECT COALESCE(NULLIF(c.department_manager_id, ''),
+                        NULLIF(d.manager_id, ''),
+                        CASE WHEN COALESCE(NULLIF($2, ''), c.department_id, '') = '' THEN
+                            (SELECT manager_id FROM departments
+                             WHERE service_centre AND manager_id <> ''
+                             ORDER BY department_id LIMIT 1)
+                        END)
                      FROM (SELECT $1::text AS complaint_id) k
                      LEFT JOIN complaints c ON c.complaint_id = k.complaint_id
                      LEFT JOIN departments d ON d.department_id =
@@ -214,20 +225,32 @@ impl Ladder {
     }
 
     /// Raises one step, once. Returns the new escalation's id, or `None` when the step was
-    /// raised before (or an open escalation at that level or above already exists for a
-    /// timer-driven step). Counted in the metrics once the caller's transaction commits.
+    /// raised before, or joined an escalation the complaint already has at that level
+    /// ([`rules::joining`]: a later missed limit is added to it without a new notification).
+    /// Counted in the metrics once the caller's transaction commits.
     pub async fn raise(
         &self,
         conn: &mut PgConnection,
         after_commit: &AfterCommit,
         step: Step,
     ) -> Result<Option<String>, RaiseError> {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM escalations WHERE step_key = $1)")
-                .bind(&step.step_key)
-                .fetch_one(&mut *conn)
-                .await?;
+        // One complaint's causes are raised one at a time, across replicas: two clocks missed
+        // together must not both find "no escalation yet" and notify twice.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('escalation/' || $1))")
+            .bind(&step.complaint_id)
+            .execute(&mut *conn)
+            .await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM escalation_causes WHERE step_key = $1)
+                OR EXISTS (SELECT 1 FROM escalations WHERE step_key = $1)",
+        )
+        .bind(&step.step_key)
+        .fetch_one(&mut *conn)
+        .await?;
         if exists {
+            return Ok(None);
+        }
+        if self.join(conn, &step).await? {
             return Ok(None);
         }
         let known = sqlx::query(
@@ -269,7 +292,7 @@ impl Ladder {
         let escalation_id = EscalationId::new().to_string();
         let acknowledge_by = rules::acknowledge_by(&self.policy, now);
         let resend_at = rules::resend_at(&self.policy, now);
-        let raise_at = if step.unresolved_timer {
+        let raise_at = if step.unresolved_timer && step.may_climb {
             rules::unresolved_raise_at(&self.policy, step.level, now)
         } else {
             None
@@ -277,8 +300,8 @@ impl Ladder {
         let inserted = sqlx::query(
             "INSERT INTO escalations (escalation_id, step_key, complaint_id, complaint_number,
                 level, trigger, recipient_id, recipient_name, department_id, class, clock, state,
-                summary, raised_at, acknowledge_by, resend_at, raise_at)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'raised',$12,$13,$14,$15,$16)
+                summary, raised_at, acknowledge_by, resend_at, raise_at, may_climb)
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'raised',$12,$13,$14,$15,$16,$17)
              ON CONFLICT (step_key) DO NOTHING",
         )
         .bind(&escalation_id)
@@ -297,11 +320,13 @@ impl Ladder {
         .bind(acknowledge_by)
         .bind(resend_at)
         .bind(raise_at)
+        .bind(step.may_climb)
         .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() == 0 {
             return Ok(None);
         }
+        self.add_cause(conn, &escalation_id, &step, now).await?;
 
         let raised = v1::EscalationRaised {
             escalation_id: escalation_id.clone(),
@@ -376,6 +401,84 @@ impl Ladder {
         tracing::info!(%escalation_id, complaint_id = %step.complaint_id, level = step.level,
             trigger = step.trigger.code(), recipient = %recipient.id, "escalation raised");
         Ok(Some(escalation_id))
+    }
+
+    /// DOMAIN §9 "The ladder climbs per complaint, not per clock": adds the step to the
+    /// escalation the complaint already has at its level, if [`rules::joining`] lets it — no new
+    /// notification. A missed completion limit joining lets that escalation climb from now on,
+    /// and starts its "still unresolved" timer. Whether it joined.
+    async fn join(&self, conn: &mut PgConnection, step: &Step) -> Result<bool, RaiseError> {
+        let any_missed_limit = match rules::joining(step.trigger) {
+            rules::Joining::Own => return Ok(false),
+            rules::Joining::Open => false,
+            rules::Joining::OpenOrMissedLimit => true,
+        };
+        let missed_limit = [
+            trigger_proto(Trigger::SlaOverdue) as i32,
+            trigger_proto(Trigger::ClassAOverdue) as i32,
+        ];
+        let found = sqlx::query(
+            "SELECT escalation_id, state IN ('raised', 'acknowledged') AS open
+             FROM escalations
+             WHERE complaint_id = $1 AND level = $2
+               AND (state IN ('raised', 'acknowledged') OR ($3 AND trigger = ANY($4)))
+             ORDER BY (state IN ('raised', 'acknowledged')) DESC, raised_at DESC
+             LIMIT 1 FOR UPDATE",
+        )
+        .bind(&step.complaint_id)
+        .bind(i32::try_from(step.level).unwrap_or(i32::MAX))
+        .bind(any_missed_limit)
+        .bind(&missed_limit[..])
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = found else {
+            return Ok(false);
+        };
+        let escalation_id: String = row.try_get("escalation_id")?;
+        let open: bool = row.try_get("open")?;
+        let now = self.now();
+        self.add_cause(conn, &escalation_id, step, now).await?;
+        if step.may_climb && open {
+            let raise_at = if step.unresolved_timer {
+                rules::unresolved_raise_at(&self.policy, step.level, now)
+            } else {
+                None
+            };
+            sqlx::query(
+                "UPDATE escalations SET may_climb = true, raise_at = COALESCE(raise_at, $2)
+                 WHERE escalation_id = $1",
+            )
+            .bind(&escalation_id)
+            .bind(raise_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        tracing::info!(%escalation_id, complaint_id = %step.complaint_id, level = step.level,
+            trigger = step.trigger.code(), "cause added to the complaint's escalation");
+        Ok(true)
+    }
+
+    /// Records one cause of an escalation (its record shows them all, oldest first).
+    async fn add_cause(
+        &self,
+        conn: &mut PgConnection,
+        escalation_id: &str,
+        step: &Step,
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO escalation_causes (step_key, escalation_id, trigger, clock, summary,
+                added_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (step_key) DO NOTHING",
+        )
+        .bind(&step.step_key)
+        .bind(escalation_id)
+        .bind(trigger_proto(step.trigger) as i32)
+        .bind(step.clock)
+        .bind(&step.summary)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     /// One send of a notification (`round` 1 the first, then re-sends): published on the

@@ -163,6 +163,7 @@ impl Ledger {
                     days: e.day,
                     month: e.month.clone(),
                     note: e.note.clone(),
+                    clock: v1::SlaClock::Unspecified as i32,
                 }),
             ));
         }
@@ -312,9 +313,17 @@ impl Ledger {
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        if r.person_id.is_empty() {
+        let person_id = if !r.person_id.is_empty() {
+            r.person_id.clone()
+        } else if r.clock() == v1::SlaClock::Revisit {
+            // DOMAIN §9: a revisit nobody claimed is the complaint centre's: its manager.
+            match self.centre_manager(conn).await? {
+                Some(manager) => manager,
+                None => return Ok(()),
+            }
+        } else {
             return Ok(());
-        }
+        };
         let month = if penalty::month_bounds(&self.policy, &r.month).is_some() {
             r.month.clone()
         } else {
@@ -330,7 +339,7 @@ impl Ledger {
         let entry = match r.reason() {
             v1::AccountabilityReason::Overdue => Entry {
                 complaint_id: ev.complaint_id.clone(),
-                person_id: r.person_id.clone(),
+                person_id: person_id.clone(),
                 reason: Reason::Overdue,
                 day: 0,
                 department_id: r.department_id.clone(),
@@ -342,7 +351,7 @@ impl Ledger {
             },
             v1::AccountabilityReason::LateAcceptance => Entry {
                 complaint_id: ev.complaint_id.clone(),
-                person_id: r.person_id.clone(),
+                person_id: person_id.clone(),
                 reason: Reason::LateAcceptance,
                 // One record per started day late; `days` is which day this is.
                 day: r.days.max(1),
@@ -363,6 +372,17 @@ impl Ledger {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The complaint centre's manager: the manager of the department marked as the service
+    /// centre (routing's `department.upserted`), if known.
+    async fn centre_manager(&self, conn: &mut PgConnection) -> Result<Option<String>, Error> {
+        Ok(sqlx::query_scalar(
+            "SELECT manager_id FROM departments WHERE service_centre AND manager_id <> ''
+             ORDER BY department_id LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?)
     }
 
     /// Marks a missed limit; an already-recorded repeat complaint about it is doubled now.
@@ -420,25 +440,15 @@ impl Ledger {
         };
         let class: i32 = row.try_get("class")?;
         let named: String = row.try_get("responsible_person_id")?;
-        let assignee: String = row.try_get("assignee_id")?;
         let responsibility: i32 = row.try_get("responsibility")?;
         let Some(domain) = domain_class(class) else {
             return Ok(());
         };
-        if customer_responsible(responsibility) {
+        let Some(person) = penalty::class_fine_person(&named, customer_responsible(responsibility))
+            .map(str::to_owned)
+        else {
             return Ok(());
-        }
-        // DOMAIN §7: "D only where a person is named"; A–C fall to the handler otherwise.
-        let person = if !named.is_empty() {
-            named
-        } else if domain != Class::D {
-            assignee
-        } else {
-            String::new()
         };
-        if person.is_empty() {
-            return Ok(());
-        }
         let person_department: String = row.try_get("person_department")?;
         let department: String = row.try_get("department_id")?;
         let entry = Entry {
@@ -489,12 +499,9 @@ impl Ledger {
                 class = o.try_get("class")?;
             }
             if person.is_empty() {
-                let named: String = o.try_get("responsible_person_id")?;
-                person = if named.is_empty() {
-                    o.try_get("assignee_id")?
-                } else {
-                    named
-                };
+                // The doubling doubles the class fine, so it falls on whoever carried that fine:
+                // the named responsible person, never the handler by default (DOMAIN §9).
+                person = o.try_get("responsible_person_id")?;
             }
             missed = o.try_get("missed_limit")?;
         }

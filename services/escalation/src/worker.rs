@@ -249,7 +249,7 @@ impl Worker {
     pub async fn raise_unacknowledged(&self) -> anyhow::Result<usize> {
         let top = i32::try_from(rules::top_level(&self.ladder.policy)).unwrap_or(i32::MAX);
         self.climb(
-            "state = 'raised' AND acknowledge_by <= $1 AND level < $3",
+            "state = 'raised' AND acknowledge_by <= $1 AND level < $3 AND may_climb",
             top,
             Trigger::Unacknowledged,
         )
@@ -326,6 +326,7 @@ impl Worker {
                         department_id: row.try_get("department_id")?,
                         summary: format!("{summary} (Level {level} {why}.)"),
                         unresolved_timer: true,
+                        may_climb: true,
                         causation_id: String::new(),
                     },
                 )

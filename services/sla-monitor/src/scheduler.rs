@@ -234,7 +234,14 @@ impl Scheduler {
         now: DateTime<Utc>,
         overdue: &v1::Event,
     ) -> Option<v1::Event> {
-        if !c.special_reason.is_empty() || person.is_empty() {
+        // DOMAIN §9: one lateness fine per complaint (completion), late acceptance per day, a
+        // missed revisit to its owner; other missed limits are escalated, not fined.
+        if !c.special_reason.is_empty() || !c.clock.kind.fined_when_missed() {
+            return None;
+        }
+        // Nobody named: no record (DOMAIN §7), except a revisit nobody claimed, which the
+        // escalation service's ledger charges to the complaint centre's manager (§9).
+        if person.is_empty() && c.clock.kind != ClockKind::Revisit {
             return None;
         }
         let month = now
@@ -251,6 +258,7 @@ impl Scheduler {
                 days: day,
                 month,
                 note: format!("acceptance late, day {day}"),
+                clock: clock_proto(c.clock.kind) as i32,
             }
         } else {
             v1::AccountabilityRecorded {
@@ -265,6 +273,7 @@ impl Scheduler {
                     "{} limit missed without a special reason",
                     c.clock.kind.as_str()
                 ),
+                clock: clock_proto(c.clock.kind) as i32,
             }
         };
         Some(event(

@@ -313,7 +313,7 @@ impl Complaint {
 
     /// Who must act on `clock` and is held to it (DOMAIN §7: late acceptance against the
     /// acceptance owner; otherwise the responsible person named, else the handler; a revisit
-    /// against its agent).
+    /// against the agent who claimed it).
     pub fn responsible_for(&self, clock: &StoredClock) -> String {
         let pick = |ids: &[&str]| {
             ids.iter()
@@ -323,7 +323,9 @@ impl Complaint {
         };
         match clock.clock.kind {
             ClockKind::Acceptance => pick(&[&self.acceptance_owner_id]),
-            ClockKind::Revisit => pick(&[&clock.agent_id, &self.handler_id]),
+            // DOMAIN §9: a missed revisit is the revisit owner's, never the handler's; nobody
+            // claimed it → empty here, the complaint centre's manager in the ledger.
+            ClockKind::Revisit => pick(&[&clock.agent_id]),
             _ => pick(&[&self.responsible_person_id, &self.handler_id]),
         }
     }

@@ -191,11 +191,13 @@ impl Tracker {
                 }
                 self.update(conn, id, ClockKind::Completion, "", |c| c.clock.meet(when))
                     .await?;
-                // Resolved: no intermediate result is needed any more.
-                self.update(conn, id, ClockKind::IntermediateResult, "", |c| {
-                    c.clock.stop()
-                })
-                .await?;
+                // DOMAIN §9: resolution stops every other clock but the revisits — no late
+                // first feedback or intermediate result for a resolved complaint.
+                for kind in ClockKind::ALL {
+                    if kind.stopped_by_resolution() && kind != ClockKind::Completion {
+                        self.update(conn, id, kind, "", |c| c.clock.stop()).await?;
+                    }
+                }
             }
             Payload::Closed(_) => {
                 store::note(

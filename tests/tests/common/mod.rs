@@ -110,14 +110,19 @@ pub struct Stack {
 
 /// Starts all five with the settings above plus `extra` environment for each.
 pub async fn start(bed: &TestBed, extra: &[(&str, &str)]) -> Stack {
+    start_with(bed, POLICY, SEED, extra).await
+}
+
+/// Starts all five with this policy and organisation seed.
+pub async fn start_with(bed: &TestBed, policy: &str, seed: &str, extra: &[(&str, &str)]) -> Stack {
     let dir = tempfile::tempdir().expect("tempdir");
     let write = |name: &str, text: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, text).expect("write");
         p.display().to_string()
     };
-    let policy = write("policy.toml", POLICY);
-    let seed = write("seed.toml", SEED);
+    let policy = write("policy.toml", policy);
+    let seed = write("seed.toml", seed);
     let escalation = write("escalation.toml", ESCALATION);
     let with = |more: &[(&'static str, String)]| {
         let mut env: Vec<(String, String)> = vec![("REDRESS_POLICY_FILE".into(), policy.clone())];

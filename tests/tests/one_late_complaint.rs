@@ -1,0 +1,253 @@
+//! DOMAIN §9 on the whole system: a late complaint is one fine and one climb, not one per clock;
+//! threatening customers go up at once; a complaint nobody has confirmed yet still reaches a
+//! person (the complaint centre's manager) when it is late.
+//!
+//! All five services as processes on a real NATS JetStream and PostgreSQL, with limits of
+//! seconds: first feedback 2 s, intermediate result 3 s (half of completion), completion 6 s,
+//! "still unresolved" 3 s after that.
+
+mod common;
+
+use std::time::Duration;
+
+use prost_types::Timestamp;
+use redress_proto::v1::{
+    self, escalation_service_client::EscalationServiceClient, event::Payload,
+    intake_service_client::IntakeServiceClient,
+};
+use redress_test_support::{TestBed, authed};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+const POLICY: &str = r#"
+[limits]
+acceptance = "60s"
+warning_share = 0.5
+intermediate_share = 0.5
+[limits.completion]
+A = "6s"
+B = "6s"
+C = "6s"
+D = "6s"
+[limits.first_feedback]
+A = "2s"
+B = "2s"
+C = "2s"
+D = "2s"
+[escalation]
+l2_after = "3s"
+unacknowledged_resend_after = "10m"
+unacknowledged_raise_after = "1h"
+"#;
+
+/// The common organisation plus the complaint centre, which owns complaints until they are
+/// confirmed and routed.
+fn seed() -> String {
+    format!(
+        "{}{}",
+        common::SEED,
+        r#"
+[[departments]]
+id = "dept-centre"
+name = "Complaint Centre"
+manager_id = "centre-1"
+service_centre = true
+
+[[staff]]
+id = "centre-1"
+name = "Centre Manager"
+department_id = "dept-centre"
+role = "department_manager"
+"#
+    )
+}
+
+async fn submit(bed: &TestBed, stack: &common::Stack, details: v1::ComplaintDetails) -> String {
+    let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
+    intake
+        .submit(authed(
+            "test-agent-token",
+            v1::SubmitRequest {
+                details: Some(details),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .complaint_id
+}
+
+/// The events of `kind` about complaint `id` once at least `n` of them are there (or `WAIT`).
+async fn events_of(bed: &TestBed, kind: &str, id: &str, n: usize) -> Vec<v1::Event> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got: Vec<v1::Event> = bed
+            .events(kind, 0, Duration::ZERO)
+            .await
+            .into_iter()
+            .filter(|e| e.complaint_id == id)
+            .collect();
+        if got.len() >= n || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn raised(e: &v1::Event) -> &v1::EscalationRaised {
+    match &e.payload {
+        Some(Payload::EscalationRaised(r)) => r,
+        other => panic!("not an escalation.raised: {other:?}"),
+    }
+}
+
+fn millis(t: Option<&Timestamp>) -> i64 {
+    let t = t.expect("timestamp");
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
+
+#[tokio::test]
+async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_after_completion() {
+    let bed = TestBed::start().await;
+    let stack = common::start_with(&bed, POLICY, &seed(), &[]).await;
+    let id = submit(&bed, &stack, common::complaint("late-1")).await;
+
+    // Nobody acts: first feedback (2 s), intermediate result (3 s) and completion (6 s) are missed.
+    let overdue = events_of(&bed, "sla.overdue", &id, 3).await;
+    let completion = overdue
+        .iter()
+        .find(|e| {
+            matches!(&e.payload, Some(Payload::SlaOverdue(o))
+                if o.clock() == v1::SlaClock::Completion)
+        })
+        .unwrap_or_else(|| panic!("completion overdue among {overdue:?}"));
+
+    // The general manager, once, the set time (3 s) after the completion limit was missed.
+    let escalations = events_of(&bed, "escalation.raised", &id, 2).await;
+    let to_gm: Vec<_> = escalations
+        .iter()
+        .filter(|e| raised(e).recipient_id == "gm-1")
+        .collect();
+    assert_eq!(to_gm.len(), 1, "{escalations:?}");
+    assert!(
+        millis(to_gm[0].occurred_at.as_ref())
+            >= millis(completion.occurred_at.as_ref()) + 3_000 - 50,
+        "the general manager came in before completion was overdue + l2_after: {to_gm:?} vs \
+         {completion:?}"
+    );
+    assert_eq!(
+        raised(to_gm[0]).trigger(),
+        v1::EscalationTrigger::UnresolvedAfterL1
+    );
+
+    // Give any duplicate the time to show.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let escalations = events_of(&bed, "escalation.raised", &id, 2).await;
+    let to_manager: Vec<_> = escalations
+        .iter()
+        .filter(|e| raised(e).recipient_id == "manager-1")
+        .collect();
+    assert_eq!(
+        to_manager.len(),
+        1,
+        "one manager notification for three missed limits: {escalations:?}"
+    );
+    assert_eq!(escalations.len(), 2, "{escalations:?}");
+
+    // One lateness fine: the completion limit's class-D record, nothing for the others.
+    let records: Vec<_> = events_of(&bed, "accountability.recorded", &id, 1)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(Payload::AccountabilityRecorded(r)) if e.producer == "sla-monitor" => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].clock(), v1::SlaClock::Completion);
+    assert_eq!(records[0].class_counted(), v1::Class::D);
+
+    // The manager's one escalation shows every limit it gathered.
+    let mut client = EscalationServiceClient::new(bed.channel(&stack.escalation).await);
+    let listed = client
+        .list_escalations(authed(
+            "test-manager-token",
+            v1::ListEscalationsRequest {
+                complaint_id: id.clone(),
+                recipient_id: "manager-1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .escalations;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let clocks: Vec<_> = listed[0].causes.iter().map(|c| c.clock()).collect();
+    assert_eq!(
+        clocks,
+        vec![
+            v1::SlaClock::FirstFeedback,
+            v1::SlaClock::IntermediateResult,
+            v1::SlaClock::Completion
+        ],
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_threatening_customer_reaches_the_manager_and_the_general_manager_at_once() {
+    let bed = TestBed::start().await;
+    let stack = common::start_with(&bed, common::POLICY, &seed(), &[]).await;
+    let id = submit(
+        &bed,
+        &stack,
+        v1::ComplaintDetails {
+            customer_type: v1::CustomerType::Threatening as i32,
+            ..common::complaint("threat-1")
+        },
+    )
+    .await;
+    let escalations = events_of(&bed, "escalation.raised", &id, 2).await;
+    let mut got: Vec<_> = escalations
+        .iter()
+        .map(|e| (raised(e).recipient_id.clone(), raised(e).trigger()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "gm-1".to_owned(),
+                v1::EscalationTrigger::ThreateningCustomer
+            ),
+            (
+                "manager-1".to_owned(),
+                v1::EscalationTrigger::ThreateningCustomer
+            ),
+        ],
+        "the routed department's manager and the general manager, before any limit passed"
+    );
+}
+
+#[tokio::test]
+async fn a_late_unconfirmed_complaint_goes_to_the_complaint_centres_manager() {
+    let bed = TestBed::start().await;
+    let stack = common::start_with(&bed, POLICY, &seed(), &[]).await;
+    let id = submit(
+        &bed,
+        &stack,
+        v1::ComplaintDetails {
+            confirmation: None,
+            ..common::complaint("unconfirmed-1")
+        },
+    )
+    .await;
+    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    assert!(
+        escalations
+            .iter()
+            .any(|e| raised(e).recipient_id == "centre-1"),
+        "the centre's manager is told of the unconfirmed complaint's missed limit: {escalations:?}"
+    );
+}
