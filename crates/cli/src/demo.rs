@@ -101,6 +101,7 @@ pub async fn play(endpoints: &Endpoints) -> Result<()> {
         &mut routing,
         HANDLER_1,
         &outage,
+        "A line card at the exchange failed; the night shift missed the alarm.",
         "A technician is booked for 14:00 today.",
         "Replace the faulty line card; refund the three days without service.",
         "Line card replaced at 14:40; three days refunded.",
@@ -124,6 +125,7 @@ pub async fn play(endpoints: &Endpoints) -> Result<()> {
         &mut routing,
         HANDLER_2,
         &charge,
+        "The monthly billing run was started twice by hand.",
         "We found the duplicate debit and are reversing it.",
         "Reverse the second charge of 45.00 yuan and waive this month's fee.",
         "Second charge reversed; monthly fee waived.",
@@ -196,6 +198,11 @@ pub async fn play(endpoints: &Endpoints) -> Result<()> {
         .context("record revisit outcome")?;
     wait_for(&mut events, "satisfaction reported", |e| {
         e.complaint_id == charge && matches!(e.payload, Some(Payload::SatisfactionReported(_)))
+    })
+    .await?;
+    say("Satisfied at the revisit, the billing complaint is closed (archived).");
+    wait_for(&mut events, "billing complaint closed", |e| {
+        e.complaint_id == charge && matches!(e.payload, Some(Payload::Closed(_)))
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -329,6 +336,7 @@ async fn handle_to_resolution(
     routing: &mut RoutingServiceClient<Channel>,
     token: &str,
     id: &str,
+    cause: &str,
     feedback: &str,
     solution: &str,
     result: &str,
@@ -356,6 +364,22 @@ async fn handle_to_resolution(
         ))
         .await
         .context("decide validity")?;
+    // DOMAIN §9: a valid complaint is resolved only with someone answerable for it — here the
+    // department's manager, who answers for the staff's slip — and after feedback that asked
+    // the customer whether they are satisfied.
+    routing
+        .record_cause(authed(
+            token,
+            v1::RecordCauseRequest {
+                complaint_id: id.clone(),
+                cause: cause.into(),
+                responsibility: v1::Responsibility::CompanyStaff as i32,
+                responsible_person_id: "manager-1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .context("record cause")?;
     routing
         .give_feedback(authed(
             token,
@@ -363,6 +387,7 @@ async fn handle_to_resolution(
                 complaint_id: id.clone(),
                 channel: v1::ReplyChannel::Phone as i32,
                 content: feedback.into(),
+                satisfied: Some(true),
                 ..Default::default()
             },
         ))
@@ -398,7 +423,7 @@ async fn handle_to_resolution(
             v1::ResolveRequest {
                 complaint_id: id,
                 result: result.into(),
-                handed_in_at: None,
+                ..Default::default()
             },
         ))
         .await

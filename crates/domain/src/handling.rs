@@ -10,10 +10,13 @@
 //! Accepted: DecideValidity, RecordCause, GiveFeedback, ReportIntermediate, CreateSubTask…
 //! Accepted / ReStudy / Escalated / Reopened ─ProposeResolution→ ResolutionProposed
 //! ResolutionProposed ─CustomerResponse(accepted)→ CustomerAccepted ─Resolve→ Resolved ─Close→ Closed
+//!     Resolve needs a feedback with the customer's satisfaction and, for a valid complaint, a
+//!     named responsible person or a customer-side cause (DOMAIN §9 "Resolution needs feedback")
 //! ResolutionProposed ─CustomerResponse(rejected)→ ReStudy, or Escalated once rejected
 //!     `rejections_before_escalation` times ("customer keeps rejecting → reported upward")
 //! Accepted / ResolutionProposed / ReStudy / Reopened ─DeclareCannotSettle→ Escalated
-//! Resolved ─Reopen→ Reopened (works like Accepted)
+//! Resolved / Closed ─Reopen→ Reopened (works like Accepted; a repeat complaint, DOMAIN §9
+//!     "Closing": the only way a closed complaint changes)
 //! ```
 
 use std::fmt;
@@ -139,10 +142,13 @@ pub enum Command {
     Accept,
     /// Valid or invalid; invalid makes it class D (DOMAIN §2, §3).
     DecideValidity { valid: bool },
-    /// The cause, responsibility and corrective measure of a valid complaint.
-    RecordCause,
-    /// Feedback to the customer.
-    GiveFeedback,
+    /// The cause, responsibility and corrective measure of a valid complaint. `accountable`
+    /// when it names a responsible person or puts the cause with the customer — what a valid
+    /// complaint needs before it is resolved (DOMAIN §9, "Class fines need a named person").
+    RecordCause { accountable: bool },
+    /// Feedback to the customer; `satisfaction` when the customer's satisfaction with it was
+    /// asked and recorded (DOMAIN §3) — what resolution needs (DOMAIN §9).
+    GiveFeedback { satisfaction: bool },
     /// The intermediate result, when it cannot be finished in time (DOMAIN §3).
     ReportIntermediate,
     /// A solution proposed to the customer.
@@ -155,8 +161,9 @@ pub enum Command {
     CreateSubTask,
     /// A share is done.
     CompleteSubTask,
-    /// The final result is written on the handling sheet.
-    Resolve,
+    /// The final result is written on the handling sheet; `names_person` when the request
+    /// itself names the responsible person (the cause may not have named one).
+    Resolve { names_person: bool },
     /// A resolved complaint is opened again.
     Reopen,
     /// No more handling.
@@ -165,7 +172,7 @@ pub enum Command {
 
 impl Command {
     /// One of each command (both values of each flag), for exhaustive tests.
-    pub const ALL: [Command; 19] = [
+    pub const ALL: [Command; 22] = [
         Command::Route,
         Command::Reroute,
         Command::Assign,
@@ -173,8 +180,12 @@ impl Command {
         Command::Accept,
         Command::DecideValidity { valid: true },
         Command::DecideValidity { valid: false },
-        Command::RecordCause,
-        Command::GiveFeedback,
+        Command::RecordCause { accountable: true },
+        Command::RecordCause { accountable: false },
+        Command::GiveFeedback { satisfaction: true },
+        Command::GiveFeedback {
+            satisfaction: false,
+        },
         Command::ReportIntermediate,
         Command::ProposeResolution,
         Command::CustomerResponse { accepted: true },
@@ -182,7 +193,10 @@ impl Command {
         Command::DeclareCannotSettle,
         Command::CreateSubTask,
         Command::CompleteSubTask,
-        Command::Resolve,
+        Command::Resolve { names_person: true },
+        Command::Resolve {
+            names_person: false,
+        },
         Command::Reopen,
         Command::Close,
     ];
@@ -196,15 +210,15 @@ impl Command {
             Command::Reassign => "reassign",
             Command::Accept => "accept",
             Command::DecideValidity { .. } => "decide validity",
-            Command::RecordCause => "record the cause",
-            Command::GiveFeedback => "give feedback",
+            Command::RecordCause { .. } => "record the cause",
+            Command::GiveFeedback { .. } => "give feedback",
             Command::ReportIntermediate => "report an intermediate result",
             Command::ProposeResolution => "propose a resolution",
             Command::CustomerResponse { .. } => "record the customer's response",
             Command::DeclareCannotSettle => "declare it cannot be settled",
             Command::CreateSubTask => "create a sub-task",
             Command::CompleteSubTask => "complete a sub-task",
-            Command::Resolve => "resolve",
+            Command::Resolve { .. } => "resolve",
             Command::Reopen => "reopen",
             Command::Close => "close",
         }
@@ -267,8 +281,17 @@ pub struct Handling {
     pub valid: Option<bool>,
     /// Whether the cause was recorded.
     pub cause_recorded: bool,
+    /// Whether someone answers for the complaint: a responsible person is named, or the cause
+    /// lies with the customer. A valid complaint is not resolved without it, so that its class
+    /// fine has a person to go to and never falls on the handler by default (DOMAIN §9).
+    pub accountable: bool,
     /// Feedback given so far.
     pub feedback_count: u32,
+    /// Whether a feedback recorded the customer's satisfaction since the complaint was last
+    /// (re)opened. Resolution needs it (DOMAIN §9): the customer is told the result and asked
+    /// whether they are satisfied before the sheet is closed. A reopen clears it — the repeat
+    /// complaint says the earlier answer no longer holds.
+    pub satisfaction_recorded: bool,
     /// Solutions proposed so far (the latest proposal's number).
     pub attempt: u32,
     /// The customer's rejections so far.
@@ -287,7 +310,9 @@ impl Handling {
             stage: Stage::AwaitingConfirmation,
             valid: None,
             cause_recorded: false,
+            accountable: false,
             feedback_count: 0,
+            satisfaction_recorded: false,
             attempt: 0,
             rejection_count: 0,
             open_subtasks: 0,
@@ -361,7 +386,7 @@ impl Handling {
                     to_class_d: !valid,
                 }]
             }
-            Command::RecordCause => {
+            Command::RecordCause { accountable } => {
                 if !matches!(stage, Stage::Accepted | Stage::ReStudy | Stage::Reopened) {
                     return Err(refuse(
                         "the cause is recorded after acceptance, before a proposal",
@@ -371,13 +396,16 @@ impl Handling {
                     return Err(refuse("the complaint must first be decided valid"));
                 }
                 next.cause_recorded = true;
+                // The latest cause stands: a re-study may find someone else (or no one).
+                next.accountable = accountable;
                 vec![Effect::CauseRecorded]
             }
-            Command::GiveFeedback => {
+            Command::GiveFeedback { satisfaction } => {
                 if !stage.is_working() {
                     return Err(refuse("feedback is given while the department handles it"));
                 }
                 next.feedback_count += 1;
+                next.satisfaction_recorded |= satisfaction;
                 vec![Effect::FeedbackGiven {
                     sequence: next.feedback_count,
                 }]
@@ -470,7 +498,7 @@ impl Handling {
                 next.open_subtasks -= 1;
                 vec![Effect::SubTaskCompleted]
             }
-            Command::Resolve => {
+            Command::Resolve { names_person } => {
                 if !matches!(stage, Stage::CustomerAccepted | Stage::Escalated) {
                     return Err(refuse(
                         "it is resolved once the customer accepted a solution or escalation decided it",
@@ -482,14 +510,24 @@ impl Handling {
                         self.open_subtasks
                     )));
                 }
+                let missing = self.missing_for_resolution(names_person);
+                if !missing.is_empty() {
+                    return Err(refuse(&missing.join("; and ")));
+                }
                 next.stage = Stage::Resolved;
+                if names_person {
+                    next.accountable = true;
+                }
                 vec![Effect::Resolved]
             }
             Command::Reopen => {
-                if stage != Stage::Resolved {
-                    return Err(refuse("only a resolved complaint can be reopened"));
+                if !matches!(stage, Stage::Resolved | Stage::Closed) {
+                    return Err(refuse(
+                        "only a resolved or closed complaint can be reopened",
+                    ));
                 }
                 next.stage = Stage::Reopened;
+                next.satisfaction_recorded = false;
                 vec![Effect::Reopened]
             }
             Command::Close => {
@@ -501,6 +539,26 @@ impl Handling {
             }
         };
         Ok((next, effects))
+    }
+
+    /// What DOMAIN §9 "Resolution needs feedback" still misses, in words for the refusal
+    /// (empty when nothing is missing). `names_person` when the resolve request names the
+    /// responsible person itself.
+    pub fn missing_for_resolution(&self, names_person: bool) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !self.satisfaction_recorded {
+            missing.push(if self.feedback_count == 0 {
+                "no feedback was given to the customer: give feedback recording the customer's satisfaction first"
+            } else {
+                "no feedback recorded the customer's satisfaction: give feedback with the customer's satisfaction first"
+            });
+        }
+        if self.valid == Some(true) && !self.accountable && !names_person {
+            missing.push(
+                "a valid complaint needs a named responsible person (record the cause naming one, or name one when resolving) or a cause with the customer (misuse or misunderstanding)",
+            );
+        }
+        missing
     }
 }
 
@@ -527,8 +585,10 @@ mod tests {
             Command::DecideValidity { valid } => {
                 !valid && matches!(stage, Accepted | ReStudy | Reopened)
             }
-            Command::RecordCause => matches!(stage, Accepted | ReStudy | Reopened),
-            Command::GiveFeedback | Command::ReportIntermediate | Command::CreateSubTask => working,
+            Command::RecordCause { .. } => matches!(stage, Accepted | ReStudy | Reopened),
+            Command::GiveFeedback { .. } | Command::ReportIntermediate | Command::CreateSubTask => {
+                working
+            }
             Command::ProposeResolution => {
                 matches!(stage, Accepted | ReStudy | Escalated | Reopened)
             }
@@ -538,8 +598,9 @@ mod tests {
             }
             Command::CompleteSubTask => stage != Closed,
             // Blocked by the fixture's open sub-task everywhere.
-            Command::Resolve => false,
-            Command::Reopen | Command::Close => stage == Resolved,
+            Command::Resolve { .. } => false,
+            Command::Reopen => matches!(stage, Resolved | Closed),
+            Command::Close => stage == Resolved,
         }
     }
 
@@ -547,6 +608,9 @@ mod tests {
         Handling {
             stage,
             valid: Some(true),
+            accountable: true,
+            feedback_count: 1,
+            satisfaction_recorded: true,
             open_subtasks: 1,
             ..Handling::new(2)
         }
@@ -630,11 +694,13 @@ mod tests {
                 Assign,
                 Accept,
                 DecideValidity { valid: true },
-                RecordCause,
-                GiveFeedback,
+                RecordCause { accountable: true },
+                GiveFeedback { satisfaction: true },
                 ProposeResolution,
                 CustomerResponse { accepted: true },
-                Resolve,
+                Resolve {
+                    names_person: false,
+                },
                 Close,
             ],
         );
@@ -688,7 +754,9 @@ mod tests {
             valid: false,
             to_class_d: true
         }));
-        let refusal = h.apply(RecordCause).expect_err("refused");
+        let refusal = h
+            .apply(RecordCause { accountable: true })
+            .expect_err("refused");
         assert_eq!(refusal.stage, Stage::Accepted);
     }
 
@@ -702,14 +770,19 @@ mod tests {
                 Assign,
                 Accept,
                 DecideValidity { valid: true },
+                RecordCause { accountable: true },
+                GiveFeedback { satisfaction: true },
                 CreateSubTask,
                 ProposeResolution,
                 CustomerResponse { accepted: true },
             ],
         );
-        let refusal = h.clone().apply(Resolve).expect_err("blocked");
+        let resolve = Resolve {
+            names_person: false,
+        };
+        let refusal = h.clone().apply(resolve).expect_err("blocked");
         assert!(refusal.reason.contains("sub-task"), "{refusal}");
-        let (h, _) = run(h, &[CompleteSubTask, Resolve]);
+        let (h, _) = run(h, &[CompleteSubTask, resolve]);
         assert_eq!(h.stage, Stage::Resolved);
     }
 
@@ -727,5 +800,147 @@ mod tests {
                 cause: EscalationCause::CannotSettle
             })
         );
+    }
+
+    /// Up to the customer's acceptance of a valid complaint: nothing about feedback or cause.
+    fn accepted_by_customer(valid: bool) -> Handling {
+        use Command::*;
+        run(
+            Handling::new(2),
+            &[
+                Route,
+                Assign,
+                Accept,
+                DecideValidity { valid },
+                ProposeResolution,
+                CustomerResponse { accepted: true },
+            ],
+        )
+        .0
+    }
+
+    const RESOLVE: Command = Command::Resolve {
+        names_person: false,
+    };
+
+    #[test]
+    fn resolution_without_feedback_is_refused_naming_what_is_missing() {
+        let h = accepted_by_customer(true);
+        let refusal = h.clone().apply(RESOLVE).expect_err("no feedback");
+        assert_eq!(refusal.stage, Stage::CustomerAccepted);
+        assert!(refusal.reason.contains("no feedback"), "{refusal}");
+        assert!(refusal.reason.contains("responsible person"), "{refusal}");
+        // Feedback without the customer's satisfaction is not enough either.
+        let (h, _) = run(
+            h,
+            &[Command::GiveFeedback {
+                satisfaction: false,
+            }],
+        );
+        let refusal = h.clone().apply(RESOLVE).expect_err("no satisfaction");
+        assert!(refusal.reason.contains("satisfaction"), "{refusal}");
+        assert!(
+            !refusal.reason.contains("no feedback was given"),
+            "{refusal}"
+        );
+        // With satisfaction recorded only the responsible person is missing.
+        let (h, _) = run(h, &[Command::GiveFeedback { satisfaction: true }]);
+        let refusal = h.clone().apply(RESOLVE).expect_err("no one named");
+        assert!(!refusal.reason.contains("feedback"), "{refusal}");
+        assert!(refusal.reason.contains("responsible person"), "{refusal}");
+        // Naming the person in the resolve request itself suffices.
+        let (h, effects) = run(h, &[Command::Resolve { names_person: true }]);
+        assert_eq!(h.stage, Stage::Resolved);
+        assert_eq!(effects, vec![Effect::Resolved]);
+        assert!(h.accountable);
+    }
+
+    #[test]
+    fn a_cause_naming_someone_or_the_customer_lets_a_valid_complaint_resolve() {
+        use Command::*;
+        // `accountable` covers both a named person and a customer-side cause; the service
+        // decides which request is which.
+        let (h, _) = run(
+            Handling::new(2),
+            &[
+                Route,
+                Assign,
+                Accept,
+                DecideValidity { valid: true },
+                RecordCause { accountable: true },
+                GiveFeedback { satisfaction: true },
+                ProposeResolution,
+                CustomerResponse { accepted: true },
+                RESOLVE,
+            ],
+        );
+        assert_eq!(h.stage, Stage::Resolved);
+        // A re-study whose new cause names no one takes that back.
+        let (h, _) = run(
+            Handling::new(2),
+            &[
+                Route,
+                Assign,
+                Accept,
+                DecideValidity { valid: true },
+                RecordCause { accountable: true },
+                RecordCause { accountable: false },
+                GiveFeedback { satisfaction: true },
+                ProposeResolution,
+                CustomerResponse { accepted: true },
+            ],
+        );
+        let refusal = h.apply(RESOLVE).expect_err("no one named");
+        assert!(refusal.reason.contains("responsible person"), "{refusal}");
+    }
+
+    #[test]
+    fn an_invalid_complaint_needs_only_the_feedback() {
+        let h = accepted_by_customer(false);
+        let refusal = h.clone().apply(RESOLVE).expect_err("no feedback");
+        assert!(!refusal.reason.contains("responsible"), "{refusal}");
+        let (h, _) = run(h, &[Command::GiveFeedback { satisfaction: true }, RESOLVE]);
+        assert_eq!(h.stage, Stage::Resolved);
+    }
+
+    #[test]
+    fn escalated_complaints_need_the_same_before_resolution() {
+        use Command::*;
+        let (h, _) = run(
+            Handling::new(2),
+            &[Route, Assign, Accept, DeclareCannotSettle],
+        );
+        assert!(h.clone().apply(RESOLVE).is_err());
+        let (h, _) = run(
+            h,
+            &[
+                GiveFeedback { satisfaction: true },
+                Resolve { names_person: true },
+            ],
+        );
+        assert_eq!(h.stage, Stage::Resolved);
+    }
+
+    #[test]
+    fn a_closed_complaint_changes_only_by_a_reopen_which_asks_for_feedback_again() {
+        use Command::*;
+        let (closed, _) = run(
+            accepted_by_customer(false),
+            &[GiveFeedback { satisfaction: true }, RESOLVE, Close],
+        );
+        assert_eq!(closed.stage, Stage::Closed);
+        for command in Command::ALL {
+            let result = closed.clone().apply(command);
+            assert_eq!(result.is_ok(), command == Reopen, "{command:?}: {result:?}");
+        }
+        let (h, effects) = run(closed, &[Reopen]);
+        assert_eq!(h.stage, Stage::Reopened);
+        assert_eq!(effects, vec![Effect::Reopened]);
+        assert!(!h.satisfaction_recorded);
+        let (h, _) = run(h, &[ProposeResolution, CustomerResponse { accepted: true }]);
+        let refusal = h.clone().apply(RESOLVE).expect_err("feedback again");
+        assert!(refusal.reason.contains("satisfaction"), "{refusal}");
+        let (h, _) = run(h, &[GiveFeedback { satisfaction: true }, RESOLVE]);
+        assert_eq!(h.stage, Stage::Resolved);
     }
 }

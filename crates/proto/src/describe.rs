@@ -77,7 +77,15 @@ impl Payload {
             Payload::ValidityDecided(v) if v.valid => "found valid".into(),
             Payload::ValidityDecided(v) => format!("found invalid (class D): {}", v.explanation),
             Payload::CauseRecorded(c) => format!("cause: {}", c.cause),
-            Payload::FeedbackGiven(f) => format!("feedback to the customer: {}", f.content),
+            Payload::FeedbackGiven(f) => format!(
+                "feedback to the customer: {}{}",
+                f.content,
+                match f.satisfied {
+                    Some(true) => " (customer satisfied)",
+                    Some(false) => " (customer not satisfied)",
+                    None => "",
+                }
+            ),
             Payload::IntermediateResultReported(r) => format!("intermediate result: {}", r.content),
             Payload::ResolutionProposed(p) => format!("solution proposed: {}", p.solution),
             Payload::CustomerAccepted(_) => "customer accepted the solution".into(),
@@ -94,7 +102,8 @@ impl Payload {
                 format!("reopened as a repeat complaint: {}", r.reason)
             }
             Payload::Reopened(r) => format!("reopened: {}", r.reason),
-            Payload::Closed(_) => "closed".into(),
+            Payload::Closed(c) if c.note.is_empty() => "closed".into(),
+            Payload::Closed(c) => format!("closed: {}", c.note),
             Payload::SubTaskCreated(t) => format!("sub-task for {}", t.department_id),
             Payload::SubTaskCompleted(t) => format!("sub-task {} done", t.task_id),
             Payload::SlaWarning(w) => format!("{} limit at risk (warning)", clock(w.clock)),

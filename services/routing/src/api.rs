@@ -100,6 +100,37 @@ async fn authorize(
     }
 }
 
+/// DOMAIN §9 "Closing": the complaint centre closes a complaint explicitly — the general
+/// manager, an operator, the manager of the customer-service centre, or the manager of the
+/// complaint's own department. Handlers and agents do not: closing archives the complaint.
+async fn may_close(conn: &mut PgConnection, who: &Identity, rec: &Record) -> Result<(), Error> {
+    let ok = match who.role {
+        Role::GeneralManager | Role::Operator => true,
+        Role::DepartmentManager => {
+            manages(conn, &who.actor_id, &rec.department_id).await?
+                || sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM departments d WHERE d.service_centre
+                         AND (d.manager_id = $1 OR EXISTS (SELECT 1 FROM staff s
+                              WHERE s.staff_id = $1 AND s.department_id = d.department_id
+                                AND s.role = $2)))",
+                )
+                .bind(&who.actor_id)
+                .bind(v1::Role::DepartmentManager as i32)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+        Role::Handler | Role::CustomerServiceAgent | Role::Integration => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(format!(
+            "{} ({}) may not close complaint {}: the complaint centre closes complaints",
+            who.actor_id, who.role, rec.complaint_id
+        )))
+    }
+}
+
 /// A handler of a department, available or not (a manual choice may pick anyone there).
 async fn handler_in(conn: &mut PgConnection, staff_id: &str) -> Result<v1::Staff, Error> {
     let s = org::staff(conn, staff_id)
@@ -439,72 +470,79 @@ impl RoutingService for Api {
     ) -> Result<Response<v1::ListQueueResponse>, Status> {
         auth::identity(&req)?;
         let r = req.into_inner();
-        done(async {
-            if r.department_id.is_empty() && r.handler_id.is_empty() {
-                return Err(Error::invalid(
-                    "department_id",
-                    "give a department, a handler, or both",
-                ));
-            }
-            let (size, offset) = org::paging(r.page.as_ref())?;
-            let mut conn = self.ctx.pool.acquire().await?;
-            // Priority (DOMAIN §3, "by severity, number of customers affected and urgency"):
-            // class A first, group complaints first, then least time left.
-            let rows = sqlx::query(
-                "SELECT * FROM handling WHERE open AND received AND stage <> 'awaiting_confirmation'
+        done(
+            async {
+                if r.department_id.is_empty() && r.handler_id.is_empty() {
+                    return Err(Error::invalid(
+                        "department_id",
+                        "give a department, a handler, or both",
+                    ));
+                }
+                let (size, offset) = org::paging(r.page.as_ref())?;
+                let mut conn = self.ctx.pool.acquire().await?;
+                // Priority (DOMAIN §3, "by severity, number of customers affected and urgency"):
+                // class A first, group complaints first, then least time left.
+                let rows = sqlx::query(
+                    "SELECT * FROM handling WHERE (open OR $5) AND received
+                   AND stage <> 'awaiting_confirmation'
                    AND ($1 = '' OR department_id = $1) AND ($2 = '' OR assignee_id = $2)
-                 ORDER BY class, group_complaint DESC, completion_due NULLS LAST, received_at, complaint_id
+                 ORDER BY NOT open, class, group_complaint DESC, completion_due NULLS LAST,
+                   received_at, complaint_id
                  LIMIT $3 OFFSET $4",
-            )
-            .bind(&r.department_id)
-            .bind(&r.handler_id)
-            .bind(size)
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?;
-            let now = self.now();
-            let mut items = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let due: Option<DateTime<Utc>> = row.try_get("completion_due")?;
-                let class: String = row.try_get("class")?;
-                items.push(v1::QueueItem {
-                    complaint_id: row.try_get("complaint_id")?,
-                    number: row.try_get("number")?,
-                    class: match class.as_str() {
-                        "A" => v1::Class::A,
-                        "B" => v1::Class::B,
-                        "D" => v1::Class::D,
-                        _ => v1::Class::C,
-                    } as i32,
-                    group_complaint: row.try_get("group_complaint")?,
-                    customers_affected: u32::try_from(row.try_get::<i32, _>("customers_affected")?)
+                )
+                .bind(&r.department_id)
+                .bind(&r.handler_id)
+                .bind(size)
+                .bind(offset)
+                .bind(r.include_finished)
+                .fetch_all(&mut *conn)
+                .await?;
+                let now = self.now();
+                let mut items = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let due: Option<DateTime<Utc>> = row.try_get("completion_due")?;
+                    let class: String = row.try_get("class")?;
+                    items.push(v1::QueueItem {
+                        complaint_id: row.try_get("complaint_id")?,
+                        number: row.try_get("number")?,
+                        class: match class.as_str() {
+                            "A" => v1::Class::A,
+                            "B" => v1::Class::B,
+                            "D" => v1::Class::D,
+                            _ => v1::Class::C,
+                        } as i32,
+                        group_complaint: row.try_get("group_complaint")?,
+                        customers_affected: u32::try_from(
+                            row.try_get::<i32, _>("customers_affected")?,
+                        )
                         .unwrap_or(1),
-                    media_risk: row.try_get("media_risk")?,
-                    time_left: due.map(|d| {
-                        let left = d - now;
-                        prost_types::Duration {
-                            seconds: left.num_seconds(),
-                            nanos: 0,
-                        }
-                    }),
-                    completion_due: due.map(ts),
-                    department_id: row.try_get("department_id")?,
-                    assignee_id: row.try_get("assignee_id")?,
-                    stage: row.try_get("stage")?,
-                    category: row.try_get("category")?,
-                    customer_name: row.try_get("customer_name")?,
-                    customer_type: row.try_get("customer_type")?,
-                    received_at: row
-                        .try_get::<Option<DateTime<Utc>>, _>("received_at")?
-                        .map(ts),
-                });
+                        media_risk: row.try_get("media_risk")?,
+                        time_left: due.map(|d| {
+                            let left = d - now;
+                            prost_types::Duration {
+                                seconds: left.num_seconds(),
+                                nanos: 0,
+                            }
+                        }),
+                        completion_due: due.map(ts),
+                        department_id: row.try_get("department_id")?,
+                        assignee_id: row.try_get("assignee_id")?,
+                        stage: row.try_get("stage")?,
+                        category: row.try_get("category")?,
+                        customer_name: row.try_get("customer_name")?,
+                        customer_type: row.try_get("customer_type")?,
+                        received_at: row
+                            .try_get::<Option<DateTime<Utc>>, _>("received_at")?
+                            .map(ts),
+                    });
+                }
+                Ok(v1::ListQueueResponse {
+                    next_page_token: org::next_token(offset, size, items.len()),
+                    items,
+                })
             }
-            Ok(v1::ListQueueResponse {
-                next_page_token: org::next_token(offset, size, items.len()),
-                items,
-            })
-        }
-        .await)
+            .await,
+        )
     }
 
     async fn accept_complaint(
@@ -621,11 +659,15 @@ impl RoutingService for Api {
                             })?,
                     )
                 };
+                // DOMAIN §9: a named person or a customer-side cause is what lets a valid
+                // complaint be resolved (its class fine needs someone to go to).
+                let accountable =
+                    person.is_some() || commands::customer_side(responsibility as i32);
                 self.simple(
                     &who,
                     &r.complaint_id,
                     HANDLING,
-                    Command::RecordCause,
+                    Command::RecordCause { accountable },
                     |rec, _| {
                         rec.cause = cause.clone();
                         rec.responsibility = responsibility as i32;
@@ -671,12 +713,18 @@ impl RoutingService for Api {
                     return Err(Error::invalid("compensation_fen", "must not be negative"));
                 }
                 let mut channel = r.channel;
+                let satisfied = r.satisfied;
                 self.simple(
                     &who,
                     &r.complaint_id,
                     CENTRE,
-                    Command::GiveFeedback,
+                    Command::GiveFeedback {
+                        satisfaction: satisfied.is_some(),
+                    },
                     |rec, effects| {
+                        if satisfied.is_some() {
+                            rec.satisfied = satisfied;
+                        }
                         let sequence = effects
                             .iter()
                             .find_map(|e| match e {
@@ -702,6 +750,7 @@ impl RoutingService for Api {
                                 result: r.result.clone(),
                                 compensation_fen: r.compensation_fen,
                                 sequence,
+                                satisfied,
                             }),
                             v1::GiveFeedbackResponse { sequence, channel },
                         )
@@ -847,12 +896,26 @@ impl RoutingService for Api {
                             Error::invalid("handed_in_at", "is not a valid past time")
                         })?,
                 };
+                let named = r.responsible_person_id.trim();
+                let person = if named.is_empty() {
+                    None
+                } else {
+                    let mut conn = self.ctx.pool.acquire().await?;
+                    Some(org::staff(&mut conn, named).await?.ok_or_else(|| {
+                        Error::invalid("responsible_person_id", "names no known member of staff")
+                    })?)
+                };
                 self.simple(
                     &who,
                     &r.complaint_id,
                     HANDLING,
-                    Command::Resolve,
+                    Command::Resolve {
+                        names_person: person.is_some(),
+                    },
                     |rec, _| {
+                        if let Some(p) = &person {
+                            rec.responsible_person_id = p.id.clone();
+                        }
                         rec.result = result.clone();
                         rec.handed_in_at = Some(handed_in_at);
                         (
@@ -870,6 +933,30 @@ impl RoutingService for Api {
                     },
                 )
                 .await
+            }
+            .await,
+        )
+    }
+
+    async fn close(
+        &self,
+        req: Request<v1::CloseRequest>,
+    ) -> Result<Response<v1::CloseResponse>, Status> {
+        let who = auth::identity(&req)?;
+        let r = req.into_inner();
+        done(
+            async {
+                let note = text("note", &r.note, true)?;
+                let id = complaint_id(&r.complaint_id)?;
+                let (mut tx, mut rec) = commands::begin(&self.ctx, &id).await?;
+                may_close(&mut tx, &who, &rec).await?;
+                let now = self.now();
+                let e = commands::close(&self.ctx, &mut rec, &note, "", &who.to_actor(), "", now)?;
+                commands::finish(&self.ctx, tx, &rec, &[e], now).await?;
+                Ok(v1::CloseResponse {
+                    closed_at: Some(ts(now)),
+                    satisfied: rec.satisfied,
+                })
             }
             .await,
         )
@@ -1073,6 +1160,8 @@ impl RoutingService for Api {
                     sub_tasks,
                     handed_in_at: rec.handed_in_at.map(ts),
                     result: rec.result,
+                    satisfied: rec.satisfied,
+                    closed_at: rec.closed_at.map(ts),
                 })
             }
             .await,

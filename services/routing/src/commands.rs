@@ -53,6 +53,11 @@ pub struct Record {
     pub handed_in_at: Option<DateTime<Utc>>,
     pub result: String,
     pub open_subtasks: u32,
+    /// The customer's latest recorded satisfaction (feedback or revisit).
+    pub satisfied: Option<bool>,
+    /// Whether a feedback recorded it since the complaint was last (re)opened.
+    pub satisfaction_recorded: bool,
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 fn u32_of(v: i32) -> u32 {
@@ -70,7 +75,9 @@ impl Record {
             stage: self.stage,
             valid: self.valid,
             cause_recorded: !self.cause.is_empty(),
+            accountable: self.accountable(),
             feedback_count: self.feedback_count,
+            satisfaction_recorded: self.satisfaction_recorded,
             attempt: self.attempt,
             rejection_count: self.rejection_count,
             open_subtasks: self.open_subtasks,
@@ -83,6 +90,7 @@ impl Record {
         self.stage = h.stage;
         self.valid = h.valid;
         self.feedback_count = h.feedback_count;
+        self.satisfaction_recorded = h.satisfaction_recorded;
         self.attempt = h.attempt;
         self.rejection_count = h.rejection_count;
         self.open_subtasks = h.open_subtasks;
@@ -98,6 +106,12 @@ impl Record {
         }
     }
 
+    /// Whether someone answers for the complaint (DOMAIN §9): a responsible person is named,
+    /// or the cause lies with the customer (misuse or misunderstanding).
+    pub fn accountable(&self) -> bool {
+        !self.responsible_person_id.is_empty() || customer_side(self.responsibility)
+    }
+
     /// "Restrained anger → assign someone more senior" (DOMAIN §2).
     pub fn prefers_senior(&self) -> bool {
         self.customer_type == v1::CustomerType::RestrainedAnger as i32
@@ -106,6 +120,15 @@ impl Record {
                 .iter()
                 .any(|a| a.contains("assign_senior"))
     }
+}
+
+/// Whether `responsibility` puts the cause with the customer (DOMAIN §2 "Responsibility"):
+/// then nobody in the company is fined and a valid complaint may be resolved without a name.
+pub fn customer_side(responsibility: i32) -> bool {
+    matches!(
+        v1::Responsibility::try_from(responsibility),
+        Ok(v1::Responsibility::CustomerMisuse | v1::Responsibility::CustomerMisunderstanding)
+    )
 }
 
 /// Loads a complaint's row, locked until the transaction ends.
@@ -167,6 +190,9 @@ pub async fn read(
         handed_in_at: r.try_get("handed_in_at")?,
         result: r.try_get("result")?,
         open_subtasks: u32::try_from(r.try_get::<i64, _>("open_subtasks")?).unwrap_or(0),
+        satisfied: r.try_get("satisfied")?,
+        satisfaction_recorded: r.try_get("satisfaction_recorded")?,
+        closed_at: r.try_get("closed_at")?,
     }))
 }
 
@@ -176,7 +202,8 @@ pub async fn save(conn: &mut PgConnection, r: &Record, now: DateTime<Utc>) -> Re
         "UPDATE handling SET stage = $2, class = $3, department_id = $4, assignee_id = $5,
             acceptance_owner_id = $6, accepted_at = $7, valid = $8, cause = $9, responsibility = $10,
             responsible_person_id = $11, feedback_count = $12, latest_solution = $13, attempt = $14,
-            rejection_count = $15, handed_in_at = $16, result = $17, open = $18, updated_at = $19
+            rejection_count = $15, handed_in_at = $16, result = $17, open = $18, updated_at = $19,
+            satisfied = $20, satisfaction_recorded = $21, closed_at = $22
          WHERE complaint_id = $1",
     )
     .bind(&r.complaint_id)
@@ -198,6 +225,9 @@ pub async fn save(conn: &mut PgConnection, r: &Record, now: DateTime<Utc>) -> Re
     .bind(&r.result)
     .bind(r.stage.is_open())
     .bind(now)
+    .bind(r.satisfied)
+    .bind(r.satisfaction_recorded)
+    .bind(r.closed_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -380,6 +410,33 @@ pub fn escalation_request(rec: &Record, reason: v1::EscalationReason, note: &str
         department_id: rec.department_id.clone(),
         class: rec.class_proto(),
     })
+}
+
+/// Closes a resolved complaint (DOMAIN §9 "Closing"): the stage, the close time and the
+/// `complaint.closed` event, which the caller commits with the row. Refused (nothing changed)
+/// unless the complaint is resolved.
+pub fn close(
+    ctx: &Ctx,
+    rec: &mut Record,
+    note: &str,
+    revisit_id: &str,
+    actor: &v1::Actor,
+    causation: &str,
+    now: DateTime<Utc>,
+) -> Result<v1::Event, Error> {
+    apply(ctx, rec, Command::Close)?;
+    rec.closed_at = Some(now);
+    Ok(event(
+        &rec.complaint_id,
+        now,
+        actor,
+        causation,
+        Payload::Closed(v1::Closed {
+            note: note.to_owned(),
+            satisfied: rec.satisfied.unwrap_or(false),
+            revisit_id: revisit_id.to_owned(),
+        }),
+    ))
 }
 
 /// The sub-tasks of a complaint, in creation order.

@@ -1,6 +1,9 @@
 //! Routing's consumer: intake's `complaint.received` / `complaint.confirmed` /
 //! `complaint.reclassified`, escalation's `staff.suspended`, and revisit's `complaint.reopened`
-//! (a dissatisfied customer's repeat complaint puts the resolved complaint back in handling).
+//! (a dissatisfied customer's repeat complaint puts the resolved or closed complaint back in
+//! handling), `revisit.completed` and `revisit.signed_off` (a resolved complaint is closed once
+//! a revisit finds the customer satisfied or the department manager signs one off: DOMAIN §9
+//! "Closing", ADR 0018).
 //!
 //! DOMAIN §1: "routing waits until the required fields are complete and the record is
 //! confirmed"; a submission that arrives already confirmed is routed on receipt. Received and
@@ -96,6 +99,36 @@ impl Handler for IntakeEvents {
                 Ok(())
             }
             Some(Payload::Reopened(_)) => self.reopened(conn, &event, at).await,
+            Some(Payload::RevisitCompleted(c)) => {
+                if !c.reached {
+                    return Ok(());
+                }
+                // Satisfied with nothing new to answer: the revisits are done. New issues wait
+                // for the department manager's sign-off (DOMAIN §6).
+                let done = c.satisfied && !c.new_issues;
+                let note = format!("revisit {}: the customer is satisfied", c.revisit_id);
+                self.after_revisit(
+                    conn,
+                    &event,
+                    Some(c.satisfied),
+                    done.then_some(note),
+                    &c.revisit_id,
+                    at,
+                )
+                .await
+            }
+            Some(Payload::RevisitSignedOff(s)) => {
+                let note = if s.result.is_empty() {
+                    format!("revisit {} signed off by {}", s.revisit_id, s.manager_id)
+                } else {
+                    format!(
+                        "revisit {} signed off by {}: {}",
+                        s.revisit_id, s.manager_id, s.result
+                    )
+                };
+                self.after_revisit(conn, &event, None, Some(note), &s.revisit_id, at)
+                    .await
+            }
             _ => Ok(()),
         }
     }
@@ -118,15 +151,68 @@ impl IntakeEvents {
         else {
             return Ok(());
         };
-        if rec.stage != Stage::Resolved {
+        if !matches!(rec.stage, Stage::Resolved | Stage::Closed) {
             tracing::debug!(
                 stage = rec.stage.as_str(),
-                "reopened: not resolved here; unchanged"
+                "reopened: not resolved or closed here; unchanged"
             );
             return Ok(());
         }
         commands::apply(&self.ctx, &mut rec, Command::Reopen).map_err(transient)?;
+        rec.closed_at = None;
         commands::save(conn, &rec, at).await.map_err(transient)?;
+        Ok(())
+    }
+
+    /// A revisit's outcome (`satisfied`, when it reached the customer) or its sign-off. Keeps
+    /// the customer's latest satisfaction; with `close_note`, closes the complaint if routing
+    /// holds it as resolved — in this transaction, with its `complaint.closed` in the outbox.
+    /// A complaint still in handling (a revisit while the customer waits), already closed, or
+    /// unknown is not closed, so redelivery or a second revisit closes nothing twice.
+    async fn after_revisit(
+        &self,
+        conn: &mut PgConnection,
+        event: &v1::Event,
+        satisfied: Option<bool>,
+        close_note: Option<String>,
+        revisit_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), HandleError> {
+        let Some(mut rec) = commands::load(conn, &event.complaint_id)
+            .await
+            .map_err(transient)?
+        else {
+            return Ok(());
+        };
+        if satisfied.is_some() {
+            rec.satisfied = satisfied;
+        }
+        let mut events = Vec::new();
+        if let Some(note) = close_note
+            && rec.stage == Stage::Resolved
+        {
+            let now = self.ctx.clock.now();
+            let closed = commands::close(
+                &self.ctx,
+                &mut rec,
+                &note,
+                revisit_id,
+                &system_actor(),
+                &event.event_id,
+                now,
+            )
+            .map_err(transient)?;
+            events.push(closed);
+        }
+        if satisfied.is_none() && events.is_empty() {
+            return Ok(());
+        }
+        commands::save(conn, &rec, at).await.map_err(transient)?;
+        self.ctx
+            .outbox
+            .append(conn, &events)
+            .await
+            .map_err(|e| HandleError::Transient(e.into()))?;
         Ok(())
     }
 

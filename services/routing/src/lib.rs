@@ -86,6 +86,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "complaint.reclassified",
         "staff.suspended",
         "complaint.reopened",
+        "revisit.completed",
+        "revisit.signed_off",
     ];
     platform
         .consume(

@@ -14,6 +14,10 @@ const OPERATOR: &str = "test-operator-token";
 const HANDLER: &str = "test-handler-token"; // handler-1
 const MANAGER: &str = "test-manager-token"; // manager-1
 const GM: &str = "test-gm-token";
+const AGENT: &str = "test-agent-token"; // agent-1
+/// The customer-service centre's manager and the network department's (tokens added below).
+const SVC_MANAGER: &str = "test-svc-manager-token";
+const NET_MANAGER: &str = "test-net-manager-token";
 const SECOND: Duration = Duration::from_secs(1);
 
 const SEED: &str = r#"
@@ -90,10 +94,18 @@ async fn routing(bed: &TestBed, seed: &str) -> Routing {
     let file = tempfile::NamedTempFile::new().expect("temp");
     std::fs::write(file.path(), seed).expect("write seed");
     let path = file.path().to_string_lossy().to_string();
+    let tokens = format!(
+        "{},test-svc-manager-token=svc-manager:department_manager:Svc Manager,\
+         test-net-manager-token=net-manager:department_manager:Net Manager",
+        redress_test_support::TEST_TOKENS
+    );
     let svc = bed
         .spawn(
             "redress-routing",
-            &[("REDRESS_ROUTING_SEED", path.as_str())],
+            &[
+                ("REDRESS_ROUTING_SEED", path.as_str()),
+                ("REDRESS_AUTH_TOKENS", tokens.as_str()),
+            ],
         )
         .await;
     let client = RoutingServiceClient::new(bed.channel(&svc).await);
@@ -518,6 +530,53 @@ async fn restrained_anger_goes_to_the_most_senior_handler() {
     }
 }
 
+/// Feedback to the customer, recording their satisfaction when `satisfied` is set.
+async fn feedback(r: &mut Routing, id: &str, satisfied: Option<bool>) -> v1::GiveFeedbackResponse {
+    r.client
+        .give_feedback(authed(
+            HANDLER,
+            v1::GiveFeedbackRequest {
+                complaint_id: id.into(),
+                content: "We refund the double charge.".into(),
+                satisfied,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("feedback")
+        .into_inner()
+}
+
+async fn resolve(
+    r: &mut Routing,
+    id: &str,
+    responsible_person_id: &str,
+) -> Result<v1::ResolveResponse, tonic::Status> {
+    r.client
+        .resolve(authed(
+            HANDLER,
+            v1::ResolveRequest {
+                complaint_id: id.into(),
+                result: "Refunded".into(),
+                responsible_person_id: responsible_person_id.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Takes an assigned billing complaint of handler-1 to `resolved` the way DOMAIN §9 asks:
+/// valid, feedback with the customer's satisfaction, accepted, the responsible person named.
+async fn resolve_with_feedback(r: &mut Routing, id: &str) {
+    accept_and_decide(r, id).await;
+    feedback(r, id, Some(true)).await;
+    propose(r, id).await.expect("propose");
+    customer(r, id, true).await;
+    resolve(r, id, "handler-1").await.expect("resolve");
+    wait_stage(r, id, "resolved").await;
+}
+
 /// A billing complaint assigned to handler-1 (reassigned to them by the manager if the
 /// automatic choice was handler-2).
 async fn billing_complaint(bed: &TestBed, r: &mut Routing) -> String {
@@ -605,7 +664,7 @@ async fn illegal_transitions_are_refused_naming_the_stage_and_change_nothing() {
             v1::ResolveRequest {
                 complaint_id: id.clone(),
                 result: "done".into(),
-                handed_in_at: None,
+                ..Default::default()
             },
         ))
         .await
@@ -910,6 +969,7 @@ async fn open_subtasks_block_resolution() {
         .expect("sub-task")
         .into_inner()
         .task_id;
+    feedback(&mut r, &id, Some(true)).await;
     propose(&mut r, &id).await.expect("propose");
     customer(&mut r, &id, true).await;
     let resolve = |c: &mut RoutingServiceClient<Channel>| {
@@ -921,7 +981,8 @@ async fn open_subtasks_block_resolution() {
                 v1::ResolveRequest {
                     complaint_id: id,
                     result: "Refunded".into(),
-                    handed_in_at: None,
+                    responsible_person_id: "handler-1".into(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -995,21 +1056,7 @@ async fn a_reopened_complaint_returns_to_its_handler() {
     let bed = TestBed::start().await;
     let mut r = routing(&bed, SEED).await;
     let id = billing_complaint(&bed, &mut r).await;
-    accept_and_decide(&mut r, &id).await;
-    assert_eq!(propose(&mut r, &id).await.expect("propose"), 1);
-    customer(&mut r, &id, true).await;
-    r.client
-        .resolve(authed(
-            HANDLER,
-            v1::ResolveRequest {
-                complaint_id: id.clone(),
-                result: "Refunded".into(),
-                handed_in_at: None,
-            },
-        ))
-        .await
-        .expect("resolve");
-    wait_stage(&mut r, &id, "resolved").await;
+    resolve_with_feedback(&mut r, &id).await;
 
     // Still in handling: a reopening changes nothing.
     let other = billing_complaint(&bed, &mut r).await;
@@ -1145,4 +1192,364 @@ async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
     let max = loads.iter().map(|l| l.1).max().unwrap_or(0);
     let min = loads.iter().map(|l| l.1).min().unwrap_or(0);
     assert!(max - min <= 4, "{loads:?}");
+}
+
+/// DOMAIN §9 "Resolution needs feedback" (issue 13 point 4): accepted by the customer but
+/// without feedback recording the customer's satisfaction, or — valid — without a responsible
+/// person or a customer-side cause, `Resolve` is refused naming what is missing.
+#[tokio::test]
+async fn resolution_needs_feedback_with_satisfaction_and_someone_to_answer_for_it() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = billing_complaint(&bed, &mut r).await;
+    accept_and_decide(&mut r, &id).await;
+    propose(&mut r, &id).await.expect("propose");
+    customer(&mut r, &id, true).await;
+    let before = handling(&mut r, &id).await.expect("h");
+    let err = resolve(&mut r, &id, "").await.expect_err("no feedback");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("no feedback"), "{}", err.message());
+    assert!(
+        err.message().contains("responsible person"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        handling(&mut r, &id).await.expect("h"),
+        before,
+        "nothing changed"
+    );
+
+    // Feedback that did not ask the customer is not enough.
+    feedback(&mut r, &id, None).await;
+    let err = resolve(&mut r, &id, "").await.expect_err("no satisfaction");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("satisfaction"), "{}", err.message());
+
+    // Satisfaction recorded; the valid complaint still names nobody.
+    let second = feedback(&mut r, &id, Some(false)).await;
+    assert_eq!(second.sequence, 2);
+    let err = resolve(&mut r, &id, "").await.expect_err("nobody named");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(!err.message().contains("feedback"), "{}", err.message());
+    assert!(
+        err.message().contains("responsible person"),
+        "{}",
+        err.message()
+    );
+    let err = resolve(&mut r, &id, "nobody-here")
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("responsible_person_id"),
+        "{}",
+        err.message()
+    );
+
+    // Named in the resolve request itself: resolved, and the person is on the event.
+    resolve(&mut r, &id, "handler-2").await.expect("resolve");
+    let h = wait_stage(&mut r, &id, "resolved").await;
+    assert_eq!(h.responsible_person_id, "handler-2");
+    assert_eq!(h.satisfied, Some(false), "the latest satisfaction recorded");
+    let feedback_events = bed.events("complaint.feedback_given", 3, 10 * SECOND).await;
+    let satisfied: Vec<Option<bool>> = feedback_events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(Payload::FeedbackGiven(f)) => Some(f.satisfied),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(satisfied, [None, Some(false)]);
+    let resolved = bed.events("complaint.resolved", 1, 10 * SECOND).await;
+    let Some(Payload::Resolved(res)) = &resolved[0].payload else {
+        panic!("payload")
+    };
+    assert_eq!(res.responsible_person_id, "handler-2");
+
+    // A customer-side cause needs no name; an invalid complaint needs only the feedback.
+    let misuse = billing_complaint(&bed, &mut r).await;
+    accept_and_decide(&mut r, &misuse).await;
+    r.client
+        .record_cause(authed(
+            HANDLER,
+            v1::RecordCauseRequest {
+                complaint_id: misuse.clone(),
+                cause: "the customer set the plan to roaming".into(),
+                responsibility: v1::Responsibility::CustomerMisuse as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("cause");
+    feedback(&mut r, &misuse, Some(true)).await;
+    propose(&mut r, &misuse).await.expect("propose");
+    customer(&mut r, &misuse, true).await;
+    resolve(&mut r, &misuse, "")
+        .await
+        .expect("customer-side cause");
+    let invalid = billing_complaint(&bed, &mut r).await;
+    r.client
+        .accept_complaint(authed(
+            HANDLER,
+            v1::AcceptComplaintRequest {
+                complaint_id: invalid.clone(),
+            },
+        ))
+        .await
+        .expect("accept");
+    r.client
+        .decide_validity(authed(
+            HANDLER,
+            v1::DecideValidityRequest {
+                complaint_id: invalid.clone(),
+                valid: false,
+                explanation: "The charge was correct.".into(),
+            },
+        ))
+        .await
+        .expect("invalid");
+    propose(&mut r, &invalid).await.expect("propose");
+    customer(&mut r, &invalid, true).await;
+    let err = resolve(&mut r, &invalid, "")
+        .await
+        .expect_err("no feedback");
+    assert!(!err.message().contains("responsible"), "{}", err.message());
+    feedback(&mut r, &invalid, Some(true)).await;
+    resolve(&mut r, &invalid, "")
+        .await
+        .expect("invalid, with feedback");
+}
+
+async fn close(
+    r: &mut Routing,
+    token: &str,
+    id: &str,
+    note: &str,
+) -> Result<v1::CloseResponse, tonic::Status> {
+    r.client
+        .close(authed(
+            token,
+            v1::CloseRequest {
+                complaint_id: id.into(),
+                note: note.into(),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn closed_events(events: &[v1::Event], id: &str) -> Vec<v1::Closed> {
+    events
+        .iter()
+        .filter(|e| e.complaint_id == id)
+        .filter_map(|e| match &e.payload {
+            Some(Payload::Closed(c)) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// DOMAIN §9 "Closing": the complaint centre closes a resolved complaint explicitly; the
+/// close is `complaint.closed`, shown by GetHandling and (asked for) in the queue; a closed
+/// complaint changes only when a repeat complaint reopens it.
+#[tokio::test]
+async fn the_complaint_centre_closes_a_resolved_complaint_and_a_repeat_reopens_it() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let id = billing_complaint(&bed, &mut r).await;
+    accept_and_decide(&mut r, &id).await;
+    let err = close(&mut r, GM, &id, "done")
+        .await
+        .expect_err("not resolved");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("accepted"), "{}", err.message());
+    feedback(&mut r, &id, Some(true)).await;
+    propose(&mut r, &id).await.expect("propose");
+    customer(&mut r, &id, true).await;
+    resolve(&mut r, &id, "handler-1").await.expect("resolve");
+    wait_stage(&mut r, &id, "resolved").await;
+
+    let err = close(&mut r, GM, &id, "  ").await.expect_err("no note");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("note"), "{}", err.message());
+    for token in [HANDLER, AGENT, NET_MANAGER] {
+        let err = close(&mut r, token, &id, "archive")
+            .await
+            .expect_err("not theirs");
+        assert_eq!(err.code(), Code::PermissionDenied, "{token}: {err:?}");
+    }
+    let closed = close(&mut r, SVC_MANAGER, &id, "customer satisfied on the phone")
+        .await
+        .expect("the centre's manager closes");
+    assert_eq!(closed.satisfied, Some(true));
+    let h = wait_stage(&mut r, &id, "closed").await;
+    assert!(h.closed_at.is_some());
+    let err = close(&mut r, GM, &id, "again")
+        .await
+        .expect_err("already closed");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("closed"), "{}", err.message());
+    let err = feedback_err(&mut r, &id).await;
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    // The department's own manager may close too.
+    let other = billing_complaint(&bed, &mut r).await;
+    resolve_with_feedback(&mut r, &other).await;
+    close(&mut r, MANAGER, &other, "archived by the department")
+        .await
+        .expect("the department manager closes");
+    wait_stage(&mut r, &other, "closed").await;
+
+    let events = bed.events("complaint.closed", 3, 3 * SECOND).await;
+    assert_eq!(events.len(), 2, "one complaint.closed per close");
+    let c = closed_events(&events, &id);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].note, "customer satisfied on the phone");
+    assert!(c[0].satisfied && c[0].revisit_id.is_empty());
+
+    // Closed complaints leave the work queue but are listed when asked for.
+    let queue = |all: bool| v1::ListQueueRequest {
+        department_id: "billing".into(),
+        include_finished: all,
+        ..Default::default()
+    };
+    let open = r
+        .client
+        .list_queue(authed(MANAGER, queue(false)))
+        .await
+        .expect("queue")
+        .into_inner();
+    assert!(open.items.iter().all(|i| i.complaint_id != id));
+    let all = r
+        .client
+        .list_queue(authed(MANAGER, queue(true)))
+        .await
+        .expect("queue")
+        .into_inner();
+    let item = all
+        .items
+        .iter()
+        .find(|i| i.complaint_id == id)
+        .expect("listed");
+    assert_eq!(item.stage, "closed");
+
+    // A repeat complaint reopens the closed complaint with its handler.
+    let mut e = envelope(
+        &id,
+        Payload::Reopened(v1::Reopened {
+            reason: "repeat complaint (再度投诉): charged twice again".into(),
+            repeat_complaint: true,
+            revisit_id: "rvt_test".into(),
+        }),
+    );
+    e.producer = "revisit".into();
+    publish(&bed, &e).await;
+    let h = wait_stage(&mut r, &id, "reopened").await;
+    assert_eq!(h.assignee_id, "handler-1");
+    assert!(h.closed_at.is_none());
+    // Reopened, the customer must be asked again before it is resolved again.
+    propose(&mut r, &id).await.expect("propose again");
+    customer(&mut r, &id, true).await;
+    let err = resolve(&mut r, &id, "").await.expect_err("feedback again");
+    assert!(err.message().contains("satisfaction"), "{}", err.message());
+    feedback(&mut r, &id, Some(true)).await;
+    resolve(&mut r, &id, "").await.expect("resolved again");
+}
+
+async fn feedback_err(r: &mut Routing, id: &str) -> tonic::Status {
+    r.client
+        .give_feedback(authed(
+            HANDLER,
+            v1::GiveFeedbackRequest {
+                complaint_id: id.into(),
+                content: "x".into(),
+                satisfied: Some(true),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("refused")
+}
+
+fn revisit_event(id: &str, payload: Payload) -> v1::Event {
+    let mut e = envelope(id, payload);
+    e.producer = "revisit".into();
+    e
+}
+
+fn revisit_completed(id: &str, revisit_id: &str, satisfied: bool) -> v1::Event {
+    revisit_event(
+        id,
+        Payload::RevisitCompleted(v1::RevisitCompleted {
+            revisit_id: revisit_id.into(),
+            reached: true,
+            satisfied,
+            kind: v1::RevisitKind::AfterResolution as i32,
+            agent_id: "agent-1".into(),
+            department_id: "billing".into(),
+            ..Default::default()
+        }),
+    )
+}
+
+/// DOMAIN §9 "Closing" (ADR 0018): a resolved complaint is closed once a revisit finds the
+/// customer satisfied, or the department manager signs a revisit off — once, however often
+/// the revisit events are delivered; a revisit while the complaint is still handled closes
+/// nothing.
+#[tokio::test]
+async fn a_satisfied_revisit_or_a_sign_off_closes_a_resolved_complaint_once() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let satisfied = billing_complaint(&bed, &mut r).await;
+    resolve_with_feedback(&mut r, &satisfied).await;
+    let dissatisfied = billing_complaint(&bed, &mut r).await;
+    resolve_with_feedback(&mut r, &dissatisfied).await;
+    let open = billing_complaint(&bed, &mut r).await;
+
+    let e = revisit_completed(&satisfied, "rvt_1", true);
+    publish(&bed, &e).await;
+    publish(&bed, &e).await; // redelivered
+    publish(&bed, &revisit_completed(&satisfied, "rvt_2", true)).await; // a later revisit
+    publish(&bed, &revisit_completed(&open, "rvt_3", true)).await;
+    publish(&bed, &revisit_completed(&dissatisfied, "rvt_4", false)).await;
+
+    let h = wait_stage(&mut r, &satisfied, "closed").await;
+    assert_eq!(h.satisfied, Some(true));
+    // The dissatisfied customer's complaint waits for the manager's sign-off.
+    tokio::time::sleep(2 * SECOND).await;
+    let d = handling(&mut r, &dissatisfied).await.expect("h");
+    assert_eq!((d.stage.as_str(), d.satisfied), ("resolved", Some(false)));
+    assert_eq!(handling(&mut r, &open).await.expect("h").stage, "assigned");
+    publish(
+        &bed,
+        &revisit_event(
+            &dissatisfied,
+            Payload::RevisitSignedOff(v1::RevisitSignedOff {
+                revisit_id: "rvt_4".into(),
+                manager_id: "manager-1".into(),
+                result: "explained the refund date".into(),
+            }),
+        ),
+    )
+    .await;
+    wait_stage(&mut r, &dissatisfied, "closed").await;
+
+    let events = bed.events("complaint.closed", 3, 3 * SECOND).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    let c = closed_events(&events, &satisfied);
+    assert_eq!(c.len(), 1, "closed once");
+    assert!(c[0].satisfied);
+    assert_eq!(c[0].revisit_id, "rvt_1");
+    assert_eq!(
+        events
+            .iter()
+            .find(|e| e.complaint_id == satisfied)
+            .map(|e| e.producer.as_str()),
+        Some("routing")
+    );
+    let c = closed_events(&events, &dissatisfied);
+    assert_eq!(c.len(), 1);
+    assert!(!c[0].satisfied);
+    assert!(c[0].note.contains("signed off"), "{}", c[0].note);
 }

@@ -402,6 +402,9 @@ pub struct QueueArgs {
     /// `next page` token of the previous page.
     #[arg(long, default_value = "")]
     page_token: String,
+    /// Also list resolved and closed complaints, after the open ones.
+    #[arg(long)]
+    all: bool,
 }
 
 pub async fn queue(ctx: &Ctx, a: QueueArgs) -> Outcome {
@@ -415,6 +418,7 @@ pub async fn queue(ctx: &Ctx, a: QueueArgs) -> Outcome {
                 page_size: a.page_size,
                 page_token: a.page_token,
             }),
+            include_finished: a.all,
         }))
         .await?
         .into_inner();

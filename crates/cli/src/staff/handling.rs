@@ -1,6 +1,7 @@
 //! `handle ...`: the handler's steps on a complaint, one routing RPC each — accept, decide
 //! validity, feedback, intermediate result, propose, record the customer's answer, resolve, or
-//! declare it cannot be settled (which escalates it).
+//! declare it cannot be settled (which escalates it). `close` (top level) is the complaint
+//! centre's explicit close of a resolved complaint.
 
 use clap::{Args, Subcommand};
 use redress_proto::v1;
@@ -63,6 +64,13 @@ pub struct Feedback {
     /// Compensation in fen (1 yuan = 100 fen).
     #[arg(long, default_value_t = 0)]
     compensation_fen: i64,
+    /// The customer said they are satisfied (a complaint is resolved only after a feedback
+    /// that records the customer's satisfaction, either way).
+    #[arg(long, conflicts_with = "dissatisfied")]
+    satisfied: bool,
+    /// The customer said they are not satisfied.
+    #[arg(long)]
+    dissatisfied: bool,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +106,20 @@ pub struct Resolve {
     /// The result handed in.
     #[arg(long)]
     result: String,
+    /// Staff id of the responsible person, when the recorded cause named none (a valid
+    /// complaint needs one unless the customer is responsible).
+    #[arg(long, default_value = "")]
+    responsible: String,
+}
+
+/// `close`: the complaint centre closes (archives) a resolved complaint.
+#[derive(Debug, Args)]
+pub struct Close {
+    /// Complaint id.
+    complaint: String,
+    /// Why or how it is closed. Required.
+    #[arg(long)]
+    note: String,
 }
 
 #[derive(Debug, Args)]
@@ -157,11 +179,21 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
                     measures: a.measures,
                     result: a.result,
                     compensation_fen: a.compensation_fen,
+                    satisfied: match (a.satisfied, a.dissatisfied) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    },
                 }))
                 .await?
                 .into_inner();
             ctx.emit("GiveFeedbackResponse", &r, |r| {
-                format!("feedback #{} recorded\n", r.sequence)
+                let satisfaction = match (a.satisfied, a.dissatisfied) {
+                    (true, _) => "; customer satisfied",
+                    (_, true) => "; customer not satisfied",
+                    _ => "",
+                };
+                format!("feedback #{} recorded{satisfaction}\n", r.sequence)
             })
         }
         Handle::Intermediate(a) => {
@@ -221,6 +253,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
                     complaint_id: a.complaint,
                     result: a.result,
                     handed_in_at: None,
+                    responsible_person_id: a.responsible,
                 }))
                 .await?
                 .into_inner();
@@ -241,4 +274,28 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
             })
         }
     }
+}
+
+/// `close`: one `RoutingService.Close`.
+pub async fn close(ctx: &Ctx, a: Close) -> Outcome {
+    let r = ctx
+        .routing()
+        .await?
+        .close(ctx.req(v1::CloseRequest {
+            complaint_id: a.complaint,
+            note: a.note,
+        }))
+        .await?
+        .into_inner();
+    ctx.emit("CloseResponse", &r, |r| {
+        fields(&[
+            ("closed", time(r.closed_at.as_ref())),
+            (
+                "customer satisfied",
+                r.satisfied
+                    .map(yes_no)
+                    .unwrap_or_else(|| "not asked".into()),
+            ),
+        ])
+    })
 }

@@ -108,6 +108,8 @@ pub enum StaffCommand {
     /// A handler's steps on a complaint.
     #[command(subcommand)]
     Handle(handling::Handle),
+    /// Close (archive) a resolved complaint: the complaint centre's explicit close.
+    Close(handling::Close),
     /// Time limits: a complaint's clocks, the clocks at risk or overdue, special reasons.
     #[command(subcommand)]
     Sla(sla::Sla),
@@ -147,6 +149,7 @@ async fn dispatch(ctx: &Ctx, command: StaffCommand) -> Outcome {
         StaffCommand::Queue(a) => complaints::queue(ctx, a).await,
         StaffCommand::Assign(a) => complaints::assign(ctx, a).await,
         StaffCommand::Handle(c) => handling::run(ctx, c).await,
+        StaffCommand::Close(a) => handling::close(ctx, a).await,
         StaffCommand::Sla(c) => sla::run(ctx, c).await,
         StaffCommand::Revisits(c) => revisits::run(ctx, c).await,
         StaffCommand::Escalations(c) => escalations::run(ctx, c).await,
