@@ -3,9 +3,12 @@
 //!
 //! An agent submits the documented example submission → `show` prints it (and its JSON parses)
 //! → handler-1 accepts, decides, answers, proposes, records the customer's acceptance and
-//! resolves → the agent lists, claims and records the after-resolution revisit → the manager
-//! lists the escalations the (seconds-long) SLA caused. Exit codes are checked on the way: a
-//! malformed id, a second resolution, a missing token, an unreachable service.
+//! resolves — refused until a feedback records the customer's satisfaction and someone is named
+//! responsible (DOMAIN §9) → the agent lists and claims the after-resolution revisit → the
+//! manager closes the complaint (`close`; the handler may not) → the agent records the revisit
+//! → the manager lists the escalations the (seconds-long) SLA caused. Exit codes are checked
+//! on the way: a malformed id, a second resolution, a second close, a missing token, an
+//! unreachable service.
 //!
 //! A second run covers time limits and intake's corrections: an unconfirmed complaint is
 //! confirmed → `sla show` lists its clocks → `sla overdue` lists it once its seconds-long
@@ -225,10 +228,69 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
             "Replace the line card; refund three days.",
         ],
         vec!["handle", "respond", &id],
-        vec!["handle", "resolve", &id, "--result", "Line card replaced."],
     ] {
         cli.run(Some(HANDLER), &step).await.ok();
     }
+    // DOMAIN §9 "Resolution needs feedback": the feedback above did not ask the customer, and
+    // the valid complaint names nobody responsible. Refused (exit 5), naming both.
+    let early = cli
+        .run(
+            Some(HANDLER),
+            &["handle", "resolve", &id, "--result", "Line card replaced."],
+        )
+        .await;
+    assert_eq!(early.code, 5, "{}", early.stderr);
+    assert!(early.stderr.contains("satisfaction"), "{}", early.stderr);
+    assert!(
+        early.stderr.contains("responsible person"),
+        "{}",
+        early.stderr
+    );
+    let asked = cli
+        .run(
+            Some(HANDLER),
+            &[
+                "handle",
+                "feedback",
+                &id,
+                "--content",
+                "The line card is replaced; are you satisfied?",
+                "--satisfied",
+            ],
+        )
+        .await
+        .ok();
+    assert!(
+        asked.stdout.contains("customer satisfied"),
+        "{}",
+        asked.stdout
+    );
+    let unnamed = cli
+        .run(
+            Some(HANDLER),
+            &["handle", "resolve", &id, "--result", "Line card replaced."],
+        )
+        .await;
+    assert_eq!(unnamed.code, 5, "{}", unnamed.stderr);
+    assert!(
+        !unnamed.stderr.contains("satisfaction"),
+        "{}",
+        unnamed.stderr
+    );
+    cli.run(
+        Some(HANDLER),
+        &[
+            "handle",
+            "resolve",
+            &id,
+            "--result",
+            "Line card replaced.",
+            "--responsible",
+            "handler-1",
+        ],
+    )
+    .await
+    .ok();
     // Resolving twice is an illegal transition: exit 5.
     let again = cli
         .run(
@@ -262,6 +324,59 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
     cli.run(Some(AGENT), &["revisits", "claim", &revisit_id])
         .await
         .ok();
+
+    // The complaint centre closes it (DOMAIN §9 "Closing"); a handler may not (exit 6).
+    let by_handler = cli
+        .run(Some(HANDLER), &["close", &id, "--note", "done"])
+        .await;
+    assert_eq!(by_handler.code, 6, "{}", by_handler.stderr);
+    let closed = cli
+        .run(
+            Some(MANAGER),
+            &[
+                "--json",
+                "close",
+                &id,
+                "--note",
+                "customer satisfied on the phone",
+            ],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(closed["satisfied"], true, "{closed:#}");
+    let twice = cli
+        .run(Some(MANAGER), &["close", &id, "--note", "again"])
+        .await;
+    assert_eq!(twice.code, 5, "{}", twice.stderr);
+    // Out of the handler's work queue, listed with `--all`; the registry shows it closed, with
+    // routing's entry in the timeline.
+    let queue = cli
+        .run(
+            Some(HANDLER),
+            &["--json", "queue", "--handler", "handler-1", "--all"],
+        )
+        .await
+        .ok()
+        .json();
+    assert!(
+        queue["items"].as_array().is_some_and(|items| items
+            .iter()
+            .any(|i| i["complaintId"] == id.as_str() && i["stage"] == "closed")),
+        "{queue:#}"
+    );
+    cli.until(AGENT, &["show", &id], |v| {
+        v["status"] == "closed"
+            && v["timeline"].as_array().is_some_and(|t| {
+                t.iter().any(|e| {
+                    e["sourceService"] == "routing"
+                        && e["summary"]
+                            .as_str()
+                            .is_some_and(|s| s.contains("customer satisfied on the phone"))
+                })
+            })
+    })
+    .await;
     let outcome = cli
         .run(
             Some(AGENT),

@@ -61,6 +61,7 @@ fn the_demo_plays_end_to_end_and_stops_cleanly() {
         "escalated to level 2",
         "revisit: customer dissatisfied",
         "complaint.repeat",
+        "complaint.closed",
         "Demo complete",
     ] {
         assert!(

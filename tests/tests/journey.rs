@@ -132,6 +132,20 @@ async fn a_complaint_travels_through_all_five_services() {
         ))
         .await
         .expect("validity");
+    // DOMAIN §9: the responsible person named, and the customer's satisfaction asked.
+    routing_client
+        .record_cause(authed(
+            h,
+            v1::RecordCauseRequest {
+                complaint_id: id.clone(),
+                cause: "the line card alarm was not acted on".into(),
+                responsibility: v1::Responsibility::CompanyStaff as i32,
+                responsible_person_id: "handler-1".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("cause");
     routing_client
         .give_feedback(authed(
             h,
@@ -139,6 +153,7 @@ async fn a_complaint_travels_through_all_five_services() {
                 complaint_id: id.clone(),
                 channel: v1::ReplyChannel::Phone as i32,
                 content: "A technician is booked for this afternoon.".into(),
+                satisfied: Some(true),
                 ..Default::default()
             },
         ))
@@ -172,7 +187,7 @@ async fn a_complaint_travels_through_all_five_services() {
             v1::ResolveRequest {
                 complaint_id: id.clone(),
                 result: "Line card replaced; three days refunded.".into(),
-                handed_in_at: None,
+                ..Default::default()
             },
         ))
         .await
