@@ -14,8 +14,10 @@
 //! Failures: a [`HandleError::Permanent`] failure (the message can never be applied) sends the
 //! message to the dead-letter subject at once, with the reason, and moves on; a
 //! [`HandleError::Transient`] one is retried with growing delays, and dead-lettered when the
-//! last allowed delivery fails too. Dead letters go through the outbox, so recording them is
-//! itself exactly once.
+//! last allowed delivery fails too — unless the database was [`unavailable`]: then it is
+//! retried for as long as the outage lasts, and never dead-lettered for it. Dead letters go
+//! through the outbox, so recording them is itself exactly once, and a message is acknowledged
+//! only once its dead letter is stored; the server never stops redelivering it before that.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -256,6 +258,19 @@ impl<H: Handler> Consumer<H> {
         let n = messages.len();
         let outcomes = match self.apply_batch(&messages).await {
             Ok(()) => (0..n).map(|_| Outcome::Ack).collect(),
+            Err(e) if self.outage(&e).await => {
+                // The database is away: trying each message alone would only wait for the pool
+                // once per message. The whole batch comes again later, counting nothing.
+                tracing::warn!(consumer = %self.name, error = %e, messages = n,
+                    "database unavailable; the batch will be retried");
+                messages
+                    .iter()
+                    .map(|m| {
+                        let deliveries = m.info().map(|i| i.delivered).unwrap_or(1);
+                        Outcome::Nak(backoff_delay(deliveries as u32))
+                    })
+                    .collect()
+            }
             Err(e) => {
                 if n > 1 {
                     tracing::debug!(consumer = %self.name, error = %e, "batch failed; applying one by one");
@@ -365,16 +380,45 @@ impl<H: Handler> Consumer<H> {
                 Outcome::Ack
             }
             Err(HandleError::Permanent(reason)) => self.dead_letter(&msg, &reason).await,
-            Err(HandleError::Transient(e)) if msg.deliveries >= self.max_deliver => {
-                let reason = format!("gave up after {} deliveries: {e:#}", msg.deliveries);
-                self.dead_letter(&msg, &reason).await
-            }
             Err(HandleError::Transient(e)) => {
+                if unavailable(&e) || self.database_unreachable().await {
+                    // Nothing is wrong with the message: it waits for the database for as long
+                    // as it takes, and this never counts toward dead-lettering.
+                    tracing::warn!(consumer = %self.name, message_id = %msg.message_id,
+                        deliveries = msg.deliveries, error = %format!("{e:#}"),
+                        "database unavailable; will retry");
+                    return Outcome::Nak(backoff_delay(msg.deliveries as u32));
+                }
+                if msg.deliveries >= self.max_deliver {
+                    let reason = format!("gave up after {} deliveries: {e:#}", msg.deliveries);
+                    return self.dead_letter(&msg, &reason).await;
+                }
                 tracing::warn!(consumer = %self.name, message_id = %msg.message_id,
                     deliveries = msg.deliveries, error = %format!("{e:#}"), "will retry");
                 Outcome::Nak(backoff_delay(msg.deliveries as u32))
             }
         }
+    }
+
+    /// Whether a batch failed for want of the database (never a message's own fault).
+    async fn outage(&self, e: &HandleError) -> bool {
+        match e {
+            HandleError::Permanent(_) => false,
+            HandleError::Transient(e) => unavailable(e) || self.database_unreachable().await,
+        }
+    }
+
+    /// Whether the database cannot be reached right now. Asked after a transient failure whose
+    /// error does not say so itself (a handler's own error type may wrap the database's).
+    async fn database_unreachable(&self) -> bool {
+        !matches!(
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::query("SELECT 1").execute(&self.pool)
+            )
+            .await,
+            Ok(Ok(_))
+        )
     }
 
     async fn try_apply_one(&self, msg: &Incoming<'_>) -> Result<(), HandleError> {
@@ -470,6 +514,36 @@ impl<H: Handler> Consumer<H> {
             }
         }
     }
+}
+
+/// Whether a failure says the database could not be reached or could not serve the
+/// transaction — the pool timed out, the connection broke or was refused, the server is
+/// shutting down or starting, a serialization failure or deadlock — rather than anything about
+/// the message. Such failures are retried without limit.
+pub fn unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        if let Some(db) = cause.downcast_ref::<sqlx::Error>() {
+            return match db {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+                    // 08: connection exception; 57P01–57P03: shutdown, crash, cannot connect
+                    // now; 53: insufficient resources; 40001 / 40P01: retry the transaction.
+                    code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code.starts_with("53")
+                        || code == "40001"
+                        || code == "40P01"
+                }),
+                _ => false,
+            };
+        }
+        cause.downcast_ref::<std::io::Error>().is_some()
+    })
 }
 
 /// NATS header values are one line of printable text.

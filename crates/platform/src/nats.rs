@@ -211,20 +211,12 @@ pub struct ConsumerSpec {
     pub stream: String,
     /// Subjects taken from the stream (empty = all).
     pub filter_subjects: Vec<String>,
-    /// Deliveries before the consumer gives up on a message and dead-letters it.
+    /// Deliveries after which the consumer gives up on a message that keeps failing on its own
+    /// (not for want of the database): the consumer decides, not the server — see
+    /// [`ensure_consumer`].
     pub max_deliver: i64,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait: Duration,
-}
-
-impl ConsumerSpec {
-    /// Redelivery delays grow per attempt (1 s, 2 s, 4 s …, capped at 30 s); the consumer also
-    /// naks with the same delay when it knows the failure is transient.
-    pub fn backoff(&self) -> Vec<Duration> {
-        (0..self.max_deliver.clamp(1, 20))
-            .map(|i| backoff_delay(i as u32 + 1))
-            .collect()
-    }
 }
 
 /// Delay before the next delivery after `delivered` failed attempts.
@@ -247,9 +239,15 @@ pub async fn ensure_consumer(
         durable_name: Some(spec.durable.clone()),
         filter_subjects: spec.filter_subjects.clone(),
         ack_policy: consumer::AckPolicy::Explicit,
+        // The server redelivers a message for as long as it is not acknowledged: a message
+        // the server stopped delivering after N tries, while the database was down and it could
+        // not even be dead-lettered, would be lost (issue 17). The consumer itself decides when
+        // to give up, and naks with its own growing delay ([`backoff_delay`]). No server-side
+        // backoff list either: its first entry would replace `ack_wait` (1 s instead of 30),
+        // redelivering every message that waits behind a slow batch (issue 18).
         ack_wait: spec.ack_wait,
-        max_deliver: spec.max_deliver,
-        backoff: spec.backoff(),
+        max_deliver: -1,
+        backoff: Vec::new(),
         max_ack_pending: 20_000,
         deliver_policy: consumer::DeliverPolicy::All,
         ..Default::default()

@@ -13,11 +13,13 @@
 
 mod db;
 mod nats;
+mod outage;
 pub mod ports;
 mod process;
 
 pub use db::TestDb;
 pub use nats::NatsServer;
+pub use outage::DbOutage;
 pub use process::{ServiceProcess, binary_path};
 
 use std::path::PathBuf;

@@ -62,6 +62,9 @@ async fn monitor(bed: &TestBed, policy: &Policy) -> ServiceProcess {
         &[
             ("REDRESS_POLICY_FILE", policy.path()),
             ("REDRESS_SLA_MAX_SLEEP_MS", "200"),
+            // A replica killed mid-batch leaves its messages unacknowledged: they go to the
+            // other replica after this (the default, 30 s, would outlast the test's waits).
+            ("REDRESS_ACK_WAIT_SECS", "3"),
         ],
     )
     .await

@@ -1,0 +1,137 @@
+//! No outage loses a message (issue 17): submissions JetStream acknowledged while intake's
+//! database was away all become complaints once it is back, and none is dead-lettered for it.
+//!
+//! The outage is real for the service: its only path to PostgreSQL is cut — every open
+//! connection drops, every new one is refused — for longer than it takes a message to use up
+//! its allowed deliveries (`REDRESS_MAX_DELIVER=2`).
+
+use std::time::Duration;
+
+use prost::Message as _;
+use redress_proto::v1;
+use redress_test_support::{DbOutage, TestBed};
+
+fn submission(n: usize) -> Vec<u8> {
+    let mut details = details();
+    if let Some(key) = details.key.as_mut() {
+        key.external_id = format!("outage-{n}");
+    }
+    v1::SubmitRequest {
+        details: Some(details),
+    }
+    .encode_to_vec()
+}
+
+/// A complete, confirmed call-centre submission.
+fn details() -> v1::ComplaintDetails {
+    v1::ComplaintDetails {
+        key: Some(v1::SubmissionKey {
+            source_system: "callcentre".into(),
+            external_id: String::new(),
+        }),
+        customer: Some(v1::Customer {
+            name: "王芳".into(),
+            phone: "13800138000".into(),
+            ..Default::default()
+        }),
+        channel: v1::Channel::Hotline as i32,
+        business: "broadband".into(),
+        description: "Line down.".into(),
+        demand: "Repair.".into(),
+        category: "network_quality".into(),
+        first_contact: Some(v1::FirstContact {
+            employee_id: "e-1".into(),
+            ..Default::default()
+        }),
+        confirmation: Some(v1::Confirmation {
+            method: v1::ConfirmationMethod::Phone as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn publish(bed: &TestBed, n: usize) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/protobuf");
+    bed.js
+        .publish_with_headers(
+            format!("{}.intake.submit", bed.prefix),
+            headers,
+            submission(n).into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("acknowledged by JetStream");
+}
+
+async fn count(bed: &TestBed, sql: &str) -> i64 {
+    let mut conn = bed.db.connect().await;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn submissions_acknowledged_during_a_database_outage_all_become_complaints() {
+    let bed = TestBed::start().await;
+    let outage = DbOutage::for_url(&bed.db.url).await;
+    let url = outage.url_for(&bed.db.url);
+    let intake = bed
+        .spawn(
+            "redress-intake",
+            &[
+                ("REDRESS_DATABASE_URL", url.as_str()),
+                ("REDRESS_MAX_DELIVER", "2"),
+            ],
+        )
+        .await;
+    publish(&bed, 0).await;
+    let complaints = "SELECT count(*) FROM intake.complaints";
+    for _ in 0..100 {
+        if count(&bed, complaints).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&bed, complaints).await, 1, "before the outage");
+
+    // The database goes away; the call centre keeps sending, and JetStream acknowledges.
+    outage.cut().await;
+    let sent = 20;
+    for n in 1..=sent {
+        publish(&bed, n).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Long enough for every message to be delivered (and fail) more than twice.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    outage.restore();
+
+    let expected = i64::try_from(sent).expect("small") + 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while count(&bed, complaints).await < expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        count(&bed, complaints).await,
+        expected,
+        "every acknowledged submission is a complaint:\n{}",
+        intake.logs()
+    );
+    assert_eq!(
+        count(&bed, "SELECT count(*) FROM intake.dead_letters").await,
+        0,
+        "none dead-lettered for the outage"
+    );
+    let dead = bed
+        .read_stream(
+            &format!("{}_DEADLETTER", bed.prefix.to_ascii_uppercase()),
+            &format!("{}.deadletter.>", bed.prefix),
+            0,
+            Duration::ZERO,
+        )
+        .await;
+    assert!(dead.is_empty(), "{dead:?}");
+}
