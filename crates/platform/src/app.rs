@@ -179,7 +179,7 @@ impl Platform {
             .args
             .grpc_addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], self.service.grpc_port)));
-        let listener = tokio::net::TcpListener::bind(grpc_addr)
+        let listener = crate::listen::bind(grpc_addr, crate::listen::BIND_PATIENCE)
             .await
             .with_context(|| format!("REDRESS_GRPC_ADDR {grpc_addr}: cannot listen"))?;
         let grpc_addr = listener.local_addr()?;

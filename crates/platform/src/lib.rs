@@ -12,6 +12,7 @@
 //! - [`consumer`]: idempotent, batched, explicit-ack consumers with dead letters.
 //! - [`auth`]: bearer tokens → the caller's identity and role.
 //! - [`request`]: a request's ids, parsed and named on the call's span.
+//! - [`listen`]: binding a port that may be taken for a moment (retried, not fatal).
 //! - [`app`]: bootstrap, serve gRPC (with health and reflection), stop in order.
 //!
 //! Start reading at [`app::Platform`]: it shows how the pieces are wired.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod events;
+pub mod listen;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;

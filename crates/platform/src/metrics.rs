@@ -30,7 +30,7 @@ pub async fn serve(
         Some(h) => h,
         None => return Ok(None),
     };
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = crate::listen::bind(addr, crate::listen::BIND_PATIENCE).await?;
     let bound = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/metrics",
