@@ -36,6 +36,7 @@ pub mod email;
 pub mod escalation;
 pub mod handling;
 pub mod ids;
+pub mod limits;
 pub mod money;
 pub mod penalty;
 pub mod personal;

@@ -112,7 +112,9 @@ impl IntakeService for Api {
     ) -> Result<Response<v1::ComplaintView>, Status> {
         auth::identity(&req)?;
         let id = complaint_id(&req.get_ref().complaint_id).map_err(Error::from)?;
-        Ok(Response::new(registry::get(&self.pool, &id).await?))
+        Ok(Response::new(
+            registry::get(&self.pool, &self.recorder.policy, &id).await?,
+        ))
     }
 
     async fn list_complaints(
@@ -121,7 +123,7 @@ impl IntakeService for Api {
     ) -> Result<Response<v1::ListComplaintsResponse>, Status> {
         auth::identity(&req)?;
         Ok(Response::new(
-            registry::list(&self.pool, req.get_ref()).await?,
+            registry::list(&self.pool, &self.recorder.policy, req.get_ref()).await?,
         ))
     }
 }

@@ -7,8 +7,9 @@
 //! failure: the message is acknowledged, never retried or dead-lettered.
 //!
 //! Submissions arrive in bursts (a call centre's backlog after an outage), so a batch of them is
-//! recorded with one insert for all the complaints and one for all their events
-//! ([`Handler::handle_batch`]); a single message takes the same steps one at a time.
+//! recorded with one insert for all the complaints, one for all their events and one for all
+//! their timeline entries ([`Handler::handle_batch`]); a single message takes the same steps one
+//! at a time.
 
 use redress_domain::ComplaintRecord;
 use redress_platform::consumer::{HandleError, Handler, Incoming};
@@ -174,12 +175,14 @@ impl Handler for BusDoor {
         let numbers = insert_new(conn, &drafts)
             .await
             .map_err(|e| HandleError::Transient(e.into()))?;
+        let mut recorded: Vec<v1::Event> = Vec::new();
         for ((draft, i), number) in drafts.into_iter().zip(owners).zip(numbers) {
             // None: the key was recorded before; a duplicate submission changes nothing.
             if let Some(number) = number {
                 let (_, events) = draft.recorded(number);
                 per_message[i] = self.messages(msgs[i], &events)?;
                 count_recorded(msgs[i]);
+                recorded.extend(events);
             }
         }
         let outgoing: Vec<OutgoingMessage> = per_message.into_iter().flatten().collect();
@@ -187,6 +190,11 @@ impl Handler for BusDoor {
             .outbox
             .append_messages(conn, &outgoing)
             .await?;
+        // ADR 0017: intake's own events go into the timeline with them, here as on every other
+        // path (`Recorder::append`): one insert for the batch's entries.
+        crate::registry::record_own(conn, &self.recorder.policy, &recorded)
+            .await
+            .map_err(|e| HandleError::Transient(e.into()))?;
         Ok(())
     }
 }

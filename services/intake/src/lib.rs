@@ -67,7 +67,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "registry",
             topology.events_stream(),
             registry::subjects(&topology),
-            Arc::new(registry::Registry),
+            Arc::new(registry::Registry {
+                policy: platform.policy.clone(),
+            }),
         )
         .await?;
     let api = api::Api {

@@ -98,7 +98,7 @@ impl Recorder {
     /// Writes intake's events: to the outbox, and to the registry's timelines.
     pub async fn append(&self, conn: &mut PgConnection, events: &[v1::Event]) -> Result<(), Error> {
         self.outbox.append(conn, events).await?;
-        crate::registry::record_own(conn, events).await
+        crate::registry::record_own(conn, &self.policy, events).await
     }
 
     /// Records a validated complaint, or returns the acknowledgement of the one already

@@ -7,18 +7,34 @@
 //! messages it handles per complaint. Both go through the same [`Entry`] code. Applying an
 //! event is idempotent twice over: the consumer skips event ids it has processed, and the
 //! timeline has a unique event id.
+//!
+//! DOMAIN §9 "The registry is the single view of a complaint": the summary follows the other
+//! services' events — the class (D after an invalid finding, the new one after a
+//! reclassification) with its reasons, the due times the SLA monitor keeps (the same
+//! [`LimitsInForce`] arithmetic from the same policy), routing's handling stage and handler, and
+//! the customer's satisfaction — so `GetComplaint` and `ListComplaints` answer with the figures
+//! every other service answers with.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
+use redress_domain::limits::{self, LimitChange, LimitsInForce};
+use redress_domain::sla::ClockKind;
+use redress_domain::{Class, Policy, Promises};
 use redress_platform::consumer::{HandleError, Handler, Incoming};
 use redress_proto::v1::{self, event::Payload};
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::Error;
+use crate::recording::{class_from_proto, promises_proto};
 use crate::submission::ts;
 
-/// Applies events to the registry.
-pub struct Registry;
+/// Applies events to the registry, with the policy the limits follow from.
+pub struct Registry {
+    pub policy: Arc<Policy>,
+}
 
 /// One event as the registry reads it.
 struct Entry<'a> {
@@ -48,10 +64,14 @@ impl<'a> Entry<'a> {
         }))
     }
 
-    /// The summary columns and the satisfaction field, after the timeline row is in.
-    async fn apply(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// The summary columns, the class, reasons and limits, and the satisfaction field, after
+    /// the timeline row is in.
+    async fn apply(&self, conn: &mut PgConnection, policy: &Policy) -> Result<(), sqlx::Error> {
         let payload = self.payload;
         apply_to_summary(conn, &self.event.complaint_id, payload, self.occurred_at).await?;
+        if let Some((change, reasons)) = view_change(payload, self.occurred_at) {
+            apply_to_limits(conn, policy, &self.event.complaint_id, change, reasons).await?;
+        }
         if let Payload::SatisfactionReported(s) = payload {
             sqlx::query("UPDATE complaints SET satisfaction = $2 WHERE complaint_id = $1")
                 .bind(&self.event.complaint_id)
@@ -87,8 +107,14 @@ pub fn subjects(topology: &redress_platform::nats::Topology) -> Vec<String> {
 }
 
 /// Adds intake's own events to the registry inside the transaction that writes them.
-pub async fn record_own(conn: &mut PgConnection, events: &[v1::Event]) -> Result<(), Error> {
-    apply_events(conn, events).await?.map_err(Error::Internal)
+pub async fn record_own(
+    conn: &mut PgConnection,
+    policy: &Policy,
+    events: &[v1::Event],
+) -> Result<(), Error> {
+    apply_events(conn, policy, events)
+        .await?
+        .map_err(Error::Internal)
 }
 
 /// Applies events to the registry: every timeline row in one insert, then the summaries in
@@ -96,6 +122,7 @@ pub async fn record_own(conn: &mut PgConnection, events: &[v1::Event]) -> Result
 /// error is an event that can never be applied.
 async fn apply_events(
     conn: &mut PgConnection,
+    policy: &Policy,
     events: &[v1::Event],
 ) -> Result<Result<(), String>, sqlx::Error> {
     let mut entries = Vec::with_capacity(events.len());
@@ -107,7 +134,7 @@ async fn apply_events(
     }
     insert_timeline(conn, &entries).await?;
     for entry in &entries {
-        entry.apply(conn).await?;
+        entry.apply(conn, policy).await?;
     }
     Ok(Ok(()))
 }
@@ -171,7 +198,7 @@ fn decode(msg: &Incoming<'_>) -> Result<v1::Event, HandleError> {
 impl Handler for Registry {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
         let event = decode(msg)?;
-        apply_events(conn, std::slice::from_ref(&event))
+        apply_events(conn, &self.policy, std::slice::from_ref(&event))
             .await?
             .map_err(HandleError::Permanent)
     }
@@ -186,7 +213,7 @@ impl Handler for Registry {
             .iter()
             .map(|m| decode(m))
             .collect::<Result<Vec<_>, _>>()?;
-        apply_events(conn, &events)
+        apply_events(conn, &self.policy, &events)
             .await?
             .map_err(HandleError::Permanent)
     }
@@ -194,39 +221,60 @@ impl Handler for Registry {
 
 /// Keeps the summary columns current. Events may arrive before intake's own row exists (they
 /// are published by other services); such updates touch no row and the timeline still has them.
+///
+/// The status is routing's handling stage (`GetHandlingResponse.stage`), so it moves only on
+/// the events that move that stage: feedback, a cause, a validity decision or an SLA escalation
+/// leave it where it is; a reassignment keeps a working complaint's stage; a reopening applies to
+/// a resolved complaint only (as routing does).
 async fn apply_to_summary(
     conn: &mut PgConnection,
     complaint_id: &str,
     payload: &Payload,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    /// Stages a first assignment moves on from; a reassignment leaves any other stage.
+    const BEFORE_ASSIGNMENT: &[&str] = &["received", "confirmed", "routed"];
+    let mut only_from: Option<&[&str]> = None;
+    let mut clear_assignee = false;
     let (status, department, assignee, overdue): (
         Option<&str>,
         Option<&str>,
         Option<&str>,
         Option<bool>,
     ) = match payload {
-        Payload::ComplaintRouted(r) => (Some("routed"), Some(&r.department_id), None, None),
-        Payload::ComplaintAssigned(a) => (
-            Some("assigned"),
-            Some(&a.department_id),
-            Some(&a.assignee_id),
-            None,
-        ),
-        Payload::AcceptedByDepartment(_) => (Some("accepted"), None, None, None),
-        Payload::FeedbackGiven(_)
-        | Payload::IntermediateResultReported(_)
-        | Payload::CauseRecorded(_)
-        | Payload::ValidityDecided(_) => (Some("in_progress"), None, None, None),
-        Payload::ResolutionProposed(_) => (Some("solution_proposed"), None, None, None),
-        Payload::CustomerRejected(_) | Payload::ReStudyRequested(_) => {
-            (Some("restudy"), None, None, None)
+        Payload::ComplaintRouted(r) => {
+            // Routing and rerouting leave the complaint without a handler.
+            clear_assignee = true;
+            (Some("routed"), Some(&r.department_id), None, None)
         }
-        Payload::EscalationRequested(_) | Payload::EscalationRaised(_) => {
+        Payload::ComplaintAssigned(a) => {
+            only_from = Some(BEFORE_ASSIGNMENT);
+            (
+                Some("assigned"),
+                Some(&a.department_id),
+                Some(&a.assignee_id),
+                None,
+            )
+        }
+        Payload::AcceptedByDepartment(_) => (Some("accepted"), None, None, None),
+        Payload::ResolutionProposed(_) => (Some("resolution_proposed"), None, None, None),
+        Payload::CustomerAccepted(_) => (Some("customer_accepted"), None, None, None),
+        Payload::ReStudyRequested(_) => (Some("re_study"), None, None, None),
+        // Routing's stage changes only when the handling itself goes up the ladder (repeated
+        // rejection, cannot settle); other requests escalate without changing the stage.
+        Payload::EscalationRequested(e)
+            if matches!(
+                v1::EscalationReason::try_from(e.reason),
+                Ok(v1::EscalationReason::RejectedAgain | v1::EscalationReason::CannotSettle)
+            ) =>
+        {
             (Some("escalated"), None, None, None)
         }
         Payload::Resolved(_) => (Some("resolved"), None, None, Some(false)),
-        Payload::Reopened(_) | Payload::RepeatComplaint(_) => (Some("reopened"), None, None, None),
+        Payload::Reopened(_) => {
+            only_from = Some(&["resolved"]);
+            (Some("reopened"), None, None, None)
+        }
         Payload::Closed(_) => (Some("closed"), None, None, None),
         Payload::SlaOverdue(_) => (None, None, None, Some(true)),
         _ => (None, None, None, None),
@@ -237,9 +285,11 @@ async fn apply_to_summary(
     // Status only moves forward in time: an older event delivered late does not overwrite it.
     sqlx::query(
         "UPDATE complaints SET
-            status = CASE WHEN $2::text IS NOT NULL AND updated_at <= $6 THEN $2 ELSE status END,
+            status = CASE WHEN $2::text IS NOT NULL AND updated_at <= $6
+                AND ($7::text[] IS NULL OR status = ANY($7)) THEN $2 ELSE status END,
             department_id = COALESCE($3, department_id),
-            assignee_id = COALESCE($4, assignee_id),
+            assignee_id = CASE WHEN $8 AND updated_at <= $6 THEN NULL
+                ELSE COALESCE($4, assignee_id) END,
             overdue = COALESCE($5, overdue),
             updated_at = GREATEST(updated_at, $6)
          WHERE complaint_id = $1",
@@ -250,9 +300,170 @@ async fn apply_to_summary(
     .bind(assignee.filter(|a| !a.is_empty()))
     .bind(overdue)
     .bind(at)
+    .bind(only_from)
+    .bind(clear_assignee)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What an event changes in the limits in force, and the reasons it gives for a new class.
+fn view_change(payload: &Payload, at: DateTime<Utc>) -> Option<(LimitChange, Option<Vec<String>>)> {
+    let class = |c: i32| v1::Class::try_from(c).ok().and_then(class_from_proto);
+    Some(match payload {
+        Payload::ComplaintReclassified(r) => {
+            let to = class(r.to_class)?;
+            let reasons = class(r.from_class)
+                .map(|from| limits::reasons_after_reclassification(from, to, &r.reason));
+            let promised = r.promises.as_ref().and_then(promises_from);
+            (LimitChange::Reclassified { to, promised }, reasons)
+        }
+        // DOMAIN §2: an invalid complaint becomes class D; the finding is the reason.
+        Payload::ValidityDecided(v) => {
+            let reasons = (!v.valid).then(|| limits::reasons_after_invalid_finding(&v.explanation));
+            (
+                LimitChange::ValidityDecided {
+                    class: class(v.class)?,
+                },
+                reasons,
+            )
+        }
+        Payload::AcceptedByDepartment(_) => (LimitChange::Met(ClockKind::Acceptance), None),
+        Payload::FeedbackGiven(_) => (LimitChange::Met(ClockKind::FirstFeedback), None),
+        Payload::IntermediateResultReported(_) => {
+            (LimitChange::Met(ClockKind::IntermediateResult), None)
+        }
+        Payload::Resolved(_) => (LimitChange::Resolved, None),
+        Payload::Closed(_) => (LimitChange::Closed, None),
+        Payload::Reopened(_) => (LimitChange::Reopened(at), None),
+        Payload::SpecialReasonRecorded(s) => {
+            let kind = match v1::SlaClock::try_from(s.clock).ok()? {
+                v1::SlaClock::Acceptance => ClockKind::Acceptance,
+                v1::SlaClock::FirstFeedback => ClockKind::FirstFeedback,
+                v1::SlaClock::Completion => ClockKind::Completion,
+                v1::SlaClock::IntermediateResult => ClockKind::IntermediateResult,
+                _ => return None,
+            };
+            let due = time(s.extended_due_at.as_ref()?)?;
+            (LimitChange::Extended { kind, due }, None)
+        }
+        _ => return None,
+    })
+}
+
+fn time(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+}
+
+/// Domain promises from their protobuf form, when every due time is there.
+fn promises_from(p: &v1::Promises) -> Option<Promises> {
+    Some(Promises {
+        acceptance_due: time(p.acceptance_due.as_ref()?)?,
+        first_feedback_due: time(p.first_feedback_due.as_ref()?)?,
+        completion_due: time(p.completion_due.as_ref()?)?,
+        intermediate_due: time(p.intermediate_due.as_ref()?)?,
+    })
+}
+
+/// The limits in force as stored, or as acknowledged when nothing has changed them yet.
+fn stored_limits(
+    policy: &Policy,
+    limits: Option<Json<LimitsInForce>>,
+    ack: &v1::Acknowledgement,
+    received_at: DateTime<Utc>,
+) -> Result<LimitsInForce, String> {
+    if let Some(Json(l)) = limits {
+        return Ok(l);
+    }
+    let class = v1::Class::try_from(ack.class)
+        .ok()
+        .and_then(class_from_proto)
+        .ok_or_else(|| "acknowledgement without a class".to_owned())?;
+    let promises = ack
+        .promises
+        .as_ref()
+        .and_then(promises_from)
+        .unwrap_or_else(|| redress_domain::promises(policy, class, received_at));
+    Ok(LimitsInForce::at_intake(class, received_at, promises))
+}
+
+/// Applies a change to the complaint's class, reasons and limits (the row locked, so intake's
+/// own reclassification and the consumer take turns). Repeating a change leaves them as once.
+async fn apply_to_limits(
+    conn: &mut PgConnection,
+    policy: &Policy,
+    complaint_id: &str,
+    change: LimitChange,
+    reasons: Option<Vec<String>>,
+) -> Result<(), sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT acknowledgement, received_at, limits FROM complaints
+         WHERE complaint_id = $1 FOR UPDATE",
+    )
+    .bind(complaint_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(());
+    };
+    let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut limits = stored_limits(
+        policy,
+        row.try_get("limits")?,
+        &ack,
+        row.try_get("received_at")?,
+    )
+    .map_err(|e| sqlx::Error::Decode(e.into()))?;
+    limits.apply(policy, change);
+    sqlx::query(
+        "UPDATE complaints SET class = $2, limits = $3,
+            classification_reasons = COALESCE($4, classification_reasons)
+         WHERE complaint_id = $1",
+    )
+    .bind(complaint_id)
+    .bind(limits.class.as_str())
+    .bind(Json(&limits))
+    .bind(reasons)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The current class, reasons and promises of a row (as acknowledged until changed).
+fn current(
+    policy: &Policy,
+    row: &sqlx::postgres::PgRow,
+    ack: &v1::Acknowledgement,
+) -> Result<(Class, Vec<String>, Option<v1::Promises>), Error> {
+    let class = Class::parse(row.try_get::<String, _>("class")?.as_str())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let reasons = row
+        .try_get::<Option<Vec<String>>, _>("classification_reasons")?
+        .unwrap_or_else(|| ack.classification_reasons.clone());
+    let promises = match row.try_get::<Option<Json<LimitsInForce>>, _>("limits")? {
+        Some(Json(l)) => Some(promises_proto(policy, l.class, &l.promises)),
+        None => ack.promises.clone(),
+    };
+    Ok((class, reasons, promises.map(to_micros)))
+}
+
+/// Due times to the microsecond, the precision every service stores them at (PostgreSQL), so
+/// the registry shows the very figures the SLA monitor answers with, not the acknowledgement's
+/// nanoseconds.
+fn to_micros(mut p: v1::Promises) -> v1::Promises {
+    for t in [
+        &mut p.acceptance_due,
+        &mut p.first_feedback_due,
+        &mut p.completion_due,
+        &mut p.intermediate_due,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        t.nanos -= t.nanos.rem_euclid(1_000);
+    }
+    p
 }
 
 /// One line for a timeline entry, in words a supervisor reads.
@@ -261,7 +472,11 @@ pub fn summary(payload: &Payload) -> String {
 }
 
 /// `GetComplaint`: the record, its state and its whole timeline.
-pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView, Error> {
+pub async fn get(
+    pool: &PgPool,
+    policy: &Policy,
+    complaint_id: &str,
+) -> Result<v1::ComplaintView, Error> {
     // One snapshot for the row and its timeline, so the status matches the entries shown.
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -269,7 +484,8 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
         .await?;
     let row = sqlx::query(
         "SELECT complaint_id, number, details, acknowledgement, class, status, department_id,
-                assignee_id, overdue, confirmed, received_at, satisfaction
+                assignee_id, overdue, confirmed, received_at, satisfaction,
+                classification_reasons, limits
          FROM complaints WHERE complaint_id = $1",
     )
     .bind(complaint_id)
@@ -280,7 +496,7 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
         .map_err(|e| Error::Internal(e.to_string()))?;
     let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let class: String = row.try_get("class")?;
+    let (class, reasons, promises) = current(policy, &row, &ack)?;
     let timeline = sqlx::query(
         "SELECT event_id, kind, occurred_at, actor_id, actor_name, actor_role, summary, source_service
          FROM timeline WHERE complaint_id = $1 ORDER BY occurred_at, seq",
@@ -308,7 +524,7 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
         complaint_id: row.try_get("complaint_id")?,
         number: row.try_get("number")?,
         details: Some(details),
-        class: class_number(&class),
+        class: class_number(class.as_str()),
         status: row.try_get("status")?,
         department_id: row
             .try_get::<Option<String>, _>("department_id")?
@@ -317,10 +533,10 @@ pub async fn get(pool: &PgPool, complaint_id: &str) -> Result<v1::ComplaintView,
             .try_get::<Option<String>, _>("assignee_id")?
             .unwrap_or_default(),
         overdue: row.try_get("overdue")?,
-        promises: ack.promises,
+        promises,
         confirmed: row.try_get("confirmed")?,
         timeline,
-        classification_reasons: ack.classification_reasons,
+        classification_reasons: reasons,
         guidance: ack.guidance,
         received_at: Some(ts(row.try_get("received_at")?)),
         satisfaction: row.try_get("satisfaction")?,
@@ -338,6 +554,7 @@ pub const MAX_PAGE: u32 = 200;
 /// so page 1,000 costs what page 1 costs.
 pub async fn list(
     pool: &PgPool,
+    policy: &Policy,
     req: &v1::ListComplaintsRequest,
 ) -> Result<v1::ListComplaintsResponse, Error> {
     let page = req.page.clone().unwrap_or_default();
@@ -379,7 +596,8 @@ pub async fn list(
     // is an index condition: page 1,000 reads what page 1 reads.
     let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
         "SELECT complaint_id, number, details, acknowledgement, class, status, channel,
-                department_id, assignee_id, overdue, received_at, category
+                department_id, assignee_id, overdue, received_at, category,
+                classification_reasons, limits
          FROM complaints WHERE true",
     );
     if !req.status.is_empty() {
@@ -428,12 +646,12 @@ pub async fn list(
         let ack =
             v1::Acknowledgement::decode(r.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
                 .map_err(|e| Error::Internal(e.to_string()))?;
-        let class: String = r.try_get("class")?;
+        let (class, _, promises) = current(policy, r, &ack)?;
         let channel: String = r.try_get("channel")?;
         complaints.push(v1::ComplaintSummary {
             complaint_id: r.try_get("complaint_id")?,
             number: r.try_get("number")?,
-            class: class_number(&class),
+            class: class_number(class.as_str()),
             status: r.try_get("status")?,
             channel: v1::Channel::from_str_name(&format!(
                 "CHANNEL_{}",
@@ -453,7 +671,7 @@ pub async fn list(
                 .unwrap_or_default(),
             overdue: r.try_get("overdue")?,
             received_at: Some(ts(r.try_get("received_at")?)),
-            completion_due: ack.promises.and_then(|p| p.completion_due),
+            completion_due: promises.and_then(|p| p.completion_due),
             category: r.try_get("category")?,
             description_excerpt: details.description.chars().take(80).collect(),
         });

@@ -1,0 +1,310 @@
+//! The time limits in force for one complaint, followed from the events of the process, so that
+//! the registry shows the due times the SLA monitor keeps (DOMAIN §9: "The registry is the
+//! single view of a complaint: its record always shows the current class (D after an invalid
+//! finding; after a reclassification), the due times the SLA monitor keeps …").
+//!
+//! The SLA monitor keeps one clock per limit; this is the same arithmetic without the clocks'
+//! warning and overdue bookkeeping: what a due time is after each step. A limit that was met or
+//! stopped keeps its due time (a reclassification moves only what still runs); a new class moves
+//! each running limit to the new class's limit from the limit's own start ([`crate::sla`]:
+//! `policy_due`); a reopening restarts completion and the intermediate result from the reopening
+//! ([`crate::sla::restarted_by_reopening`]). Both sides compute from the one [`crate::promises`],
+//! so they cannot disagree on the figures.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::classification::Class;
+use crate::deadlines::Promises;
+use crate::policy::Policy;
+use crate::sla::{ClockKind, policy_due, restarted_by_reopening};
+
+/// A complaint's class and the due times of its four intake limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsInForce {
+    /// The class the limits follow from.
+    pub class: Class,
+    /// When the complaint was recorded: every limit of the first run counts from it.
+    pub received_at: DateTime<Utc>,
+    /// The due times in force.
+    pub promises: Promises,
+    /// Limits met or stopped: their due time no longer moves.
+    #[serde(default)]
+    pub settled: Vec<ClockKind>,
+    /// When the latest reopening restarted completion and the intermediate result; their
+    /// limits count from it since.
+    #[serde(default)]
+    pub restarted_at: Option<DateTime<Utc>>,
+}
+
+/// A step of the process that changes the limits in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitChange {
+    /// Staff changed the class; `promised` are the limits told to the customer, counted from
+    /// intake (the reclassification event carries them).
+    Reclassified {
+        to: Class,
+        promised: Option<Promises>,
+    },
+    /// The department decided validity; the class after it (D when invalid, DOMAIN §2).
+    ValidityDecided { class: Class },
+    /// The awaited step happened: the department accepted, the first feedback was given, the
+    /// intermediate result was reported.
+    Met(ClockKind),
+    /// Resolved: "Resolution stops every clock except the revisits" (DOMAIN §9).
+    Resolved,
+    /// Closed: nothing runs any more.
+    Closed,
+    /// Reopened at this time: "the completion clock runs again" (DOMAIN §3).
+    Reopened(DateTime<Utc>),
+    /// An approver extended a limit to a new due time (a special reason).
+    Extended { kind: ClockKind, due: DateTime<Utc> },
+}
+
+/// The four limits a complaint gets at intake, in the order of [`Promises`].
+const INTAKE_KINDS: [ClockKind; 4] = [
+    ClockKind::Acceptance,
+    ClockKind::FirstFeedback,
+    ClockKind::Completion,
+    ClockKind::IntermediateResult,
+];
+
+fn due_mut(p: &mut Promises, kind: ClockKind) -> Option<&mut DateTime<Utc>> {
+    match kind {
+        ClockKind::Acceptance => Some(&mut p.acceptance_due),
+        ClockKind::FirstFeedback => Some(&mut p.first_feedback_due),
+        ClockKind::Completion => Some(&mut p.completion_due),
+        ClockKind::IntermediateResult => Some(&mut p.intermediate_due),
+        ClockKind::Revisit => None,
+    }
+}
+
+fn due_of(p: &Promises, kind: ClockKind) -> Option<DateTime<Utc>> {
+    let mut p = *p;
+    due_mut(&mut p, kind).map(|d| *d)
+}
+
+impl LimitsInForce {
+    /// The limits told to the customer at intake.
+    pub fn at_intake(class: Class, received_at: DateTime<Utc>, promises: Promises) -> Self {
+        LimitsInForce {
+            class,
+            received_at,
+            promises,
+            settled: Vec::new(),
+            restarted_at: None,
+        }
+    }
+
+    /// Whether the limit `kind` still runs (its due time may still move).
+    pub fn runs(&self, kind: ClockKind) -> bool {
+        !self.settled.contains(&kind)
+    }
+
+    /// When the current run of `kind` started.
+    fn started_at(&self, kind: ClockKind) -> DateTime<Utc> {
+        match self.restarted_at {
+            Some(at) if restarted_by_reopening(kind) => at,
+            _ => self.received_at,
+        }
+    }
+
+    fn settle(&mut self, kind: ClockKind) {
+        if self.runs(kind) {
+            self.settled.push(kind);
+            self.settled.sort();
+        }
+    }
+
+    /// Moves every running limit to `class`: to `promised` where it is the first run and the
+    /// event says, otherwise to the class's limit from the limit's own start.
+    fn move_to(&mut self, policy: &Policy, class: Class, promised: Option<&Promises>) {
+        self.class = class;
+        for kind in INTAKE_KINDS {
+            if !self.runs(kind) {
+                continue;
+            }
+            let first_run = self.restarted_at.is_none() || !restarted_by_reopening(kind);
+            let due = match promised {
+                Some(p) if first_run => due_of(p, kind),
+                _ => policy_due(policy, class, kind, self.started_at(kind)),
+            };
+            if let (Some(due), Some(slot)) = (due, due_mut(&mut self.promises, kind)) {
+                *slot = due;
+            }
+        }
+    }
+
+    /// The limits after `change`. Applying the same change twice leaves them as once.
+    pub fn apply(&mut self, policy: &Policy, change: LimitChange) {
+        match change {
+            LimitChange::Reclassified { to, promised } => {
+                self.move_to(policy, to, promised.as_ref())
+            }
+            LimitChange::ValidityDecided { class } => self.move_to(policy, class, None),
+            LimitChange::Met(kind) => self.settle(kind),
+            LimitChange::Resolved | LimitChange::Closed => {
+                INTAKE_KINDS.into_iter().for_each(|k| self.settle(k))
+            }
+            LimitChange::Reopened(at) => {
+                self.restarted_at = Some(at);
+                for kind in INTAKE_KINDS
+                    .into_iter()
+                    .filter(|k| restarted_by_reopening(*k))
+                {
+                    self.settled.retain(|k| *k != kind);
+                    if let (Some(due), Some(slot)) = (
+                        policy_due(policy, self.class, kind, at),
+                        due_mut(&mut self.promises, kind),
+                    ) {
+                        *slot = due;
+                    }
+                }
+            }
+            LimitChange::Extended { kind, due } => {
+                if let Some(slot) = due_mut(&mut self.promises, kind) {
+                    *slot = due;
+                }
+            }
+        }
+    }
+}
+
+/// The reasons shown for the class after a finding of invalidity (DOMAIN §2: "the complaint is
+/// found invalid → D admonition").
+pub fn reasons_after_invalid_finding(explanation: &str) -> Vec<String> {
+    let explanation = explanation.trim();
+    if explanation.is_empty() {
+        vec!["Found invalid by the department: class D".to_owned()]
+    } else {
+        vec![format!(
+            "Found invalid by the department: class D ({explanation})"
+        )]
+    }
+}
+
+/// The reasons shown for the class after a staff override (DOMAIN §2: "Staff may override the
+/// class with a reason, kept in the history").
+pub fn reasons_after_reclassification(from: Class, to: Class, reason: &str) -> Vec<String> {
+    vec![format!(
+        "Reclassified from {} to {} by staff: {}",
+        from.as_str(),
+        to.as_str(),
+        reason.trim()
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promises;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn received() -> DateTime<Utc> {
+        t("2026-11-23T02:00:00Z")
+    }
+
+    fn limits(policy: &Policy, class: Class) -> LimitsInForce {
+        LimitsInForce::at_intake(class, received(), promises(policy, class, received()))
+    }
+
+    #[test]
+    fn an_invalid_finding_moves_running_limits_to_class_d_and_keeps_met_ones() {
+        let policy = Policy::default();
+        let mut l = limits(&policy, Class::B);
+        let before = l.promises;
+        l.apply(&policy, LimitChange::Met(ClockKind::Acceptance));
+        l.apply(&policy, LimitChange::Met(ClockKind::FirstFeedback));
+        l.apply(&policy, LimitChange::ValidityDecided { class: Class::D });
+        let d = promises(&policy, Class::D, received());
+        assert_eq!(l.class, Class::D);
+        assert_eq!(l.promises.completion_due, d.completion_due);
+        assert_eq!(l.promises.intermediate_due, d.intermediate_due);
+        assert_eq!(l.promises.acceptance_due, before.acceptance_due);
+        assert_eq!(l.promises.first_feedback_due, before.first_feedback_due);
+        // Redelivered: the same.
+        let once = l.clone();
+        l.apply(&policy, LimitChange::ValidityDecided { class: Class::D });
+        l.apply(&policy, LimitChange::Met(ClockKind::FirstFeedback));
+        assert_eq!(l, once);
+    }
+
+    #[test]
+    fn a_reclassification_takes_the_promised_limits_for_the_first_run() {
+        let policy = Policy::default();
+        let mut l = limits(&policy, Class::C);
+        let a = promises(&policy, Class::A, received());
+        l.apply(
+            &policy,
+            LimitChange::Reclassified {
+                to: Class::A,
+                promised: Some(a),
+            },
+        );
+        assert_eq!(l.class, Class::A);
+        assert_eq!(l.promises, a);
+    }
+
+    #[test]
+    fn a_reopening_restarts_completion_from_the_reopening_and_a_new_class_counts_from_it() {
+        let policy = Policy::default();
+        let mut l = limits(&policy, Class::C);
+        l.apply(&policy, LimitChange::Resolved);
+        let reopened = t("2026-11-25T02:00:00Z");
+        l.apply(&policy, LimitChange::Reopened(reopened));
+        let from_reopening = promises(&policy, Class::C, reopened);
+        assert_eq!(l.promises.completion_due, from_reopening.completion_due);
+        assert!(l.runs(ClockKind::Completion));
+        assert!(!l.runs(ClockKind::FirstFeedback));
+        // A reclassification now: the restarted limits count from the reopening, not intake.
+        let a_at_intake = promises(&policy, Class::A, received());
+        l.apply(
+            &policy,
+            LimitChange::Reclassified {
+                to: Class::A,
+                promised: Some(a_at_intake),
+            },
+        );
+        assert_eq!(
+            l.promises.completion_due,
+            promises(&policy, Class::A, reopened).completion_due
+        );
+        // Settled limits stayed.
+        assert_eq!(
+            l.promises.first_feedback_due,
+            promises(&policy, Class::C, received()).first_feedback_due
+        );
+    }
+
+    #[test]
+    fn an_extension_sets_the_due_time_and_closing_freezes_everything() {
+        let policy = Policy::default();
+        let mut l = limits(&policy, Class::B);
+        let due = t("2026-12-01T00:00:00Z");
+        l.apply(
+            &policy,
+            LimitChange::Extended {
+                kind: ClockKind::Completion,
+                due,
+            },
+        );
+        assert_eq!(l.promises.completion_due, due);
+        l.apply(&policy, LimitChange::Closed);
+        let closed = l.clone();
+        l.apply(&policy, LimitChange::ValidityDecided { class: Class::D });
+        assert_eq!(l.promises, closed.promises);
+        assert_eq!(l.class, Class::D);
+    }
+
+    #[test]
+    fn stored_form_round_trips() {
+        let policy = Policy::default();
+        let mut l = limits(&policy, Class::B);
+        l.apply(&policy, LimitChange::Met(ClockKind::Acceptance));
+        let json = serde_json::to_string(&l).unwrap();
+        assert_eq!(serde_json::from_str::<LimitsInForce>(&json).unwrap(), l);
+    }
+}

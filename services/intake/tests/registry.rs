@@ -1,0 +1,144 @@
+//! Intake's registry as a process, against real NATS JetStream and PostgreSQL: complaints taken
+//! in through the bus door have intake's own timeline entries (ADR 0017), one at a time and in
+//! batches, exactly as those taken in through gRPC.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
+use redress_test_support::{ServiceProcess, TestBed, authed};
+
+const AGENT: &str = "test-agent-token";
+const SECOND: Duration = Duration::from_secs(1);
+
+fn details(key: &str, confirmed: bool) -> v1::ComplaintDetails {
+    v1::ComplaintDetails {
+        key: Some(v1::SubmissionKey {
+            source_system: "callcentre".into(),
+            external_id: key.into(),
+        }),
+        customer: Some(v1::Customer {
+            name: "王芳".into(),
+            phone: "138 0013 8000".into(),
+            ..Default::default()
+        }),
+        channel: v1::Channel::Hotline as i32,
+        business: "broadband".into(),
+        description: "Broadband down for three days.".into(),
+        demand: "Fix the line.".into(),
+        first_contact: Some(v1::FirstContact {
+            employee_id: "e-1001".into(),
+            ..Default::default()
+        }),
+        confirmation: confirmed.then(|| v1::Confirmation {
+            method: v1::ConfirmationMethod::Phone as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn intake(
+    bed: &TestBed,
+    extra: &[(&str, &str)],
+) -> (
+    ServiceProcess,
+    IntakeServiceClient<tonic::transport::Channel>,
+) {
+    let svc = bed.spawn("redress-intake", extra).await;
+    let client = IntakeServiceClient::new(bed.channel(&svc).await);
+    (svc, client)
+}
+
+async fn publish_submission(bed: &TestBed, d: v1::ComplaintDetails) {
+    bed.js
+        .publish(
+            format!("{}.intake.submit", bed.prefix),
+            v1::SubmitRequest { details: Some(d) }
+                .encode_to_vec()
+                .into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+/// The complaint ids of the `complaint.received` events, by the submission's external id.
+fn ids_by_key(received: &[v1::Event]) -> std::collections::HashMap<String, String> {
+    received
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(v1::event::Payload::ComplaintReceived(r)) => Some((
+                r.details.as_ref()?.key.as_ref()?.external_id.clone(),
+                e.complaint_id.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The kinds in a complaint's timeline, oldest first.
+async fn timeline(
+    client: &mut IntakeServiceClient<tonic::transport::Channel>,
+    complaint_id: &str,
+) -> Vec<String> {
+    client
+        .get_complaint(authed(
+            AGENT,
+            v1::GetComplaintRequest {
+                complaint_id: complaint_id.to_owned(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .timeline
+        .into_iter()
+        .map(|t| t.kind)
+        .collect()
+}
+
+/// ADR 0017: intake writes its own events' timeline entries with them, whichever door the
+/// complaint came through. The bus door's batch path writes its events straight to the outbox,
+/// so it must write their entries too; nothing reads intake's own events back from the bus.
+#[tokio::test]
+async fn bus_submissions_have_intake_s_own_timeline_entries_one_at_a_time_and_in_batches() {
+    let bed = TestBed::start().await;
+
+    // A backlog waiting while intake is stopped (its first start made the streams), so it is
+    // taken in batches.
+    let (mut svc, _client) = intake(&bed, &[]).await;
+    svc.terminate(10 * SECOND).await.expect("stopped");
+    for i in 0..20 {
+        publish_submission(&bed, details(&format!("backlog-{i}"), i % 2 == 0)).await;
+    }
+    let (_svc, mut client) = intake(&bed, &[("REDRESS_CONSUMER_BATCH", "16")]).await;
+    let received = bed.events("complaint.received", 20, 30 * SECOND).await;
+    assert_eq!(received.len(), 20);
+    // One more while it runs, alone.
+    publish_submission(&bed, details("alone", false)).await;
+    let received = bed.events("complaint.received", 21, 30 * SECOND).await;
+    assert_eq!(received.len(), 21);
+    let ids = ids_by_key(&received);
+
+    // Submit answers only after the commit; the entries are written in that same transaction,
+    // so they are there as soon as the complaint is readable — no waiting for the bus.
+    for (key, id) in &ids {
+        let confirmed = key
+            .strip_prefix("backlog-")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n % 2 == 0);
+        let mut want = vec!["complaint.received", "complaint.classified"];
+        if confirmed {
+            want.push("complaint.confirmed");
+        }
+        assert_eq!(timeline(&mut client, id).await, want, "{key} ({id})");
+    }
+    let mut conn = bed.db.connect().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.timeline")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(rows, 21 * 2 + 10, "each event's entry once");
+}
