@@ -419,7 +419,45 @@ fn service_binaries() -> Result<Vec<PathBuf>> {
 /// Fails early, before anything is started, when a service's port is taken: most often by
 /// another `redress up` still running. Otherwise five services would start and die one by one
 /// on "address already in use".
+///
+/// The default gRPC ports (50051–50055) lie inside Linux's ephemeral range, from which the kernel
+/// takes the local port of every outgoing connection: one may hold a port for a moment. So a taken
+/// port is looked at again for a few seconds before giving up, and the message says which ports
+/// lie in that range.
 fn check_ports_free(offset: Option<u16>) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let taken = taken_ports(offset);
+        if taken.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            let (low, high) = ephemeral_range();
+            let ephemeral = taken.iter().any(|(port, _)| (low..=high).contains(port));
+            bail!(
+                "ports already in use on 127.0.0.1: {}.\nIs another `redress up` running? Stop \
+                 it, or move this one with --port-offset N{}",
+                taken
+                    .iter()
+                    .map(|(_, what)| what.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if ephemeral {
+                    format!(
+                        " (an offset that puts every port outside the kernel's ephemeral range \
+                         {low}–{high}, such as 11000, cannot collide with outgoing connections)"
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// The services' ports that cannot be bound now, with what each is for.
+fn taken_ports(offset: Option<u16>) -> Vec<(u16, String)> {
     let offset = u32::from(offset.unwrap_or(0));
     let mut taken = Vec::new();
     for (i, name) in (0u32..).zip(SERVICES) {
@@ -428,18 +466,22 @@ fn check_ports_free(offset: Option<u16>) -> Result<()> {
                 continue; // port_plan reports it
             };
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-                taken.push(format!("{port} ({name} {what})"));
+                taken.push((port, format!("{port} ({name} {what})")));
             }
         }
     }
-    if !taken.is_empty() {
-        bail!(
-            "ports already in use on 127.0.0.1: {}.\nIs another `redress up` running? Stop it, \
-             or move this one with --port-offset N",
-            taken.join(", ")
-        );
-    }
-    Ok(())
+    taken
+}
+
+/// The kernel's ephemeral port range (Linux's default when unreadable).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
 }
 
 /// `(grpc, metrics)` addresses per service when `--port-offset` is given; `None` keeps the
