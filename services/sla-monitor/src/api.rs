@@ -284,10 +284,20 @@ impl SlaMonitorService for Api {
             )
             .into());
         }
-        let approved_by = r.approved_by.trim();
-        if approved_by.is_empty() {
-            return Err(Error::invalid("approved_by", "is required").into());
-        }
+        // The approver is the authenticated caller, never a name typed in (issue 17: a
+        // department manager could record "approved by gm-1"): an approved reason cancels a
+        // fine. Left empty, it is the caller; naming anybody else is refused.
+        let approved_by = match r.approved_by.trim() {
+            "" => who.actor_id.as_str(),
+            named if named == who.actor_id => named,
+            _ => {
+                return Err(Error::invalid(
+                    "approved_by",
+                    "must be the caller: a special reason is approved by whoever records it",
+                )
+                .into());
+            }
+        };
         let extended = match &r.extended_due_at {
             None => None,
             Some(t) => Some(

@@ -514,9 +514,16 @@ async fn a_special_reason_means_no_accountability_record() {
         .await
         .expect_err("a handler may not approve");
     assert_eq!(err.code(), Code::PermissionDenied);
-    for _ in 0..2 {
+    // The approver is whoever records it: a manager cannot write the general manager's name.
+    let err = client
+        .record_special_reason(authed(MANAGER, request("parts", "gm-1")))
+        .await
+        .expect_err("approved in somebody else's name");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("approved_by"), "{}", err.message());
+    for approved_by in ["manager-1", ""] {
         let r = client
-            .record_special_reason(authed(MANAGER, request("parts on back order", "manager-1")))
+            .record_special_reason(authed(MANAGER, request("parts on back order", approved_by)))
             .await
             .expect("recorded")
             .into_inner();
