@@ -5,6 +5,8 @@
 //! connection drops, every new one is refused — for longer than it takes a message to use up
 //! its allowed deliveries (`REDRESS_MAX_DELIVER=2`).
 
+mod common;
+
 use std::time::Duration;
 
 use prost::Message as _;
@@ -12,43 +14,10 @@ use redress_proto::v1;
 use redress_test_support::{DbOutage, TestBed};
 
 fn submission(n: usize) -> Vec<u8> {
-    let mut details = details();
-    if let Some(key) = details.key.as_mut() {
-        key.external_id = format!("outage-{n}");
-    }
     v1::SubmitRequest {
-        details: Some(details),
+        details: Some(common::complaint(&format!("outage-{n}"))),
     }
     .encode_to_vec()
-}
-
-/// A complete, confirmed call-centre submission.
-fn details() -> v1::ComplaintDetails {
-    v1::ComplaintDetails {
-        key: Some(v1::SubmissionKey {
-            source_system: "callcentre".into(),
-            external_id: String::new(),
-        }),
-        customer: Some(v1::Customer {
-            name: "王芳".into(),
-            phone: "13800138000".into(),
-            ..Default::default()
-        }),
-        channel: v1::Channel::Hotline as i32,
-        business: "broadband".into(),
-        description: "Line down.".into(),
-        demand: "Repair.".into(),
-        category: "network_quality".into(),
-        first_contact: Some(v1::FirstContact {
-            employee_id: "e-1".into(),
-            ..Default::default()
-        }),
-        confirmation: Some(v1::Confirmation {
-            method: v1::ConfirmationMethod::Phone as i32,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 async fn publish(bed: &TestBed, n: usize) {
