@@ -39,6 +39,11 @@ pub trait Channel: Send + Sync {
     fn retry_delay(&self, attempt: u32) -> Duration;
     /// Makes one attempt.
     async fn deliver(&self, delivery: &Delivery<'_>) -> Outcome;
+    /// Failed attempts in a row after which the channel rests, and for how long
+    /// ([`crate::worker::Breaker`]). Never, by default.
+    fn breaker(&self) -> (u32, Duration) {
+        (u32::MAX, Duration::ZERO)
+    }
 }
 
 /// `sha256=<hex HMAC-SHA256 of body under secret>`, the `X-Redress-Signature` header value.
@@ -83,6 +88,13 @@ impl Channel for Webhook {
             Duration::from_millis(self.settings.initial_backoff_ms),
             Duration::from_millis(self.settings.max_backoff_ms),
             attempt,
+        )
+    }
+
+    fn breaker(&self) -> (u32, Duration) {
+        (
+            self.settings.breaker_failures,
+            Duration::from_millis(self.settings.breaker_cooldown_ms),
         )
     }
 

@@ -18,7 +18,12 @@
 //! initial_backoff_ms = 500           # doubled per failed attempt…
 //! max_backoff_ms = 60000             # …up to this
 //! timeout_ms = 5000                  # per request
+//! breaker_failures = 5               # failed attempts in a row, then the endpoint rests…
+//! breaker_cooldown_ms = 30000        # …this long before one delivery is tried again
 //! ```
+//!
+//! Each webhook is delivered by a loop of its own, its attempts made concurrently, so a slow or
+//! hung endpoint delays no other channel, nor the ladder's timers, nor shutdown.
 
 use std::path::Path;
 
@@ -62,6 +67,19 @@ pub struct WebhookSettings {
     pub max_backoff_ms: u64,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Failed attempts in a row after which the endpoint rests (circuit open).
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long it rests before one delivery is tried again.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    30_000
 }
 
 fn default_webhook_name() -> String {

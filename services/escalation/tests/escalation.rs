@@ -787,3 +787,101 @@ async fn two_replicas_send_exactly_one_notification_per_step() {
         assert_eq!(count(&bed, NOTIFICATIONS_OF, cid).await, 2);
     }
 }
+
+/// A webhook endpoint that accepts connections and never answers.
+async fn hung_receiver() -> (tokio::task::JoinHandle<()>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket); // read nothing, answer nothing, close nothing
+        }
+    });
+    (task, format!("http://{addr}/hook"))
+}
+
+#[tokio::test]
+async fn a_hung_webhook_delays_neither_the_ladder_nor_the_log_nor_shutdown() {
+    let bed = TestBed::start().await;
+    let (_hung, url) = hung_receiver().await;
+    let settings = temp(&format!(
+        "tick_ms = 50\nlog_channel = true\n[[webhooks]]\nurl = \"{url}\"\n\
+         secret = \"{SECRET}\"\ntimeout_ms = 5000\n"
+    ));
+    let policy = temp(
+        "[escalation]\nl2_after = \"2s\"\nunacknowledged_resend_after = \"1h\"\n\
+         unacknowledged_raise_after = \"1h\"\n",
+    );
+    let mut svc = bed
+        .spawn(
+            "redress-escalation",
+            &[
+                (
+                    "REDRESS_ESCALATION_SETTINGS",
+                    settings.path().to_str().unwrap(),
+                ),
+                ("REDRESS_POLICY_FILE", policy.path().to_str().unwrap()),
+            ],
+        )
+        .await;
+    let mut client = EscalationServiceClient::new(bed.channel(&svc).await);
+    organisation(&bed).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let cid = complaint(&bed, v1::Class::C, false, false).await;
+        publish(&bed, &overdue(&cid, v1::Class::C)).await;
+        ids.push(cid);
+    }
+    // Each complaint climbs to the general manager `l2_after` (2 s) after level 1, although
+    // every webhook attempt hangs for its 5 s timeout.
+    for cid in &ids {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let got = loop {
+            let got = escalations(&mut client, cid).await;
+            if got.len() >= 2 || tokio::time::Instant::now() >= deadline {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(got.len(), 2, "{got:?}");
+        let secs = |e: &v1::Escalation| e.raised_at.as_ref().unwrap().seconds;
+        let gap = secs(&got[1]) - secs(&got[0]);
+        assert!(
+            gap <= 4,
+            "level 2 came {gap} s after level 1 (l2_after 2 s): the ladder waited for the webhook"
+        );
+    }
+    // The log channel delivered every notification at once, the webhook none.
+    let mut conn = bed.db.connect().await;
+    let slow_log: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM escalation.deliveries d
+         JOIN escalation.notifications n USING (notification_id)
+         WHERE d.channel = 'log'
+           AND (d.status <> 'delivered' OR d.finished_at > n.created_at + interval '2 seconds')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(slow_log, 0, "log deliveries waited for the webhook");
+    let log_delivered: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM escalation.deliveries WHERE channel = 'log' AND status = 'delivered'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(log_delivered, 8, "4 complaints × 2 rungs");
+    // SIGTERM in the middle of a hanging attempt: out well within a 10 s grace.
+    let asked = tokio::time::Instant::now();
+    let status = svc.terminate(Duration::from_secs(10)).await;
+    assert!(
+        status.is_some(),
+        "not stopped 10 s after SIGTERM:\n{}",
+        svc.logs()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+}
