@@ -1,6 +1,7 @@
 //! DOMAIN §9 on the whole system: a late complaint is one fine and one climb, not one per clock;
 //! threatening customers go up at once; a complaint nobody has confirmed yet still reaches a
-//! person (the complaint centre's manager) when it is late.
+//! person (the complaint centre's manager) when it is late, and one left unconfirmed past its
+//! confirmation limit is escalated to that manager.
 //!
 //! All five services as processes on a real NATS JetStream and PostgreSQL, with limits of
 //! seconds: first feedback 2 s, intermediate result 3 s (half of completion), completion 6 s,
@@ -14,6 +15,7 @@ use prost_types::Timestamp;
 use redress_proto::v1::{
     self, escalation_service_client::EscalationServiceClient, event::Payload,
     intake_service_client::IntakeServiceClient,
+    sla_monitor_service_client::SlaMonitorServiceClient,
 };
 use redress_test_support::{TestBed, authed};
 
@@ -250,4 +252,174 @@ async fn a_late_unconfirmed_complaint_goes_to_the_complaint_centres_manager() {
             .any(|e| raised(e).recipient_id == "centre-1"),
         "the centre's manager is told of the unconfirmed complaint's missed limit: {escalations:?}"
     );
+}
+
+/// A confirmation limit of 2 s; every other limit far enough away that only the confirmation can
+/// be missed while the test looks.
+const CONFIRMATION_POLICY: &str = r#"
+[limits]
+acceptance = "120s"
+confirmation = "2s"
+warning_share = 0.5
+intermediate_share = 0.5
+[limits.completion]
+A = "120s"
+B = "120s"
+C = "120s"
+D = "120s"
+[limits.first_feedback]
+A = "120s"
+B = "120s"
+C = "120s"
+D = "120s"
+[escalation]
+l2_after = "1s"
+unacknowledged_resend_after = "10m"
+unacknowledged_raise_after = "2s"
+"#;
+
+async fn unconfirmed(bed: &TestBed, stack: &common::Stack, external_id: &str) -> String {
+    submit(
+        bed,
+        stack,
+        v1::ComplaintDetails {
+            confirmation: None,
+            ..common::complaint(external_id)
+        },
+    )
+    .await
+}
+
+fn overdue_clocks(events: &[v1::Event]) -> Vec<v1::SlaClock> {
+    events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Some(Payload::SlaOverdue(o)) => Some(o.clock()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn confirmation_clock(
+    bed: &TestBed,
+    stack: &common::Stack,
+    id: &str,
+) -> Option<v1::ClockStatus> {
+    let mut sla = SlaMonitorServiceClient::new(bed.channel(&stack.sla).await);
+    sla.get_sla_status(authed(
+        "test-agent-token",
+        v1::GetSlaStatusRequest {
+            complaint_id: id.to_owned(),
+        },
+    ))
+    .await
+    .expect("sla status")
+    .into_inner()
+    .clocks
+    .into_iter()
+    .find(|c| c.clock() == v1::SlaClock::Confirmation)
+}
+
+/// DOMAIN §9: "one still unconfirmed at its confirmation limit (default 1 h) is escalated to
+/// that manager" — the complaint centre's — without a fine, and never on to the general manager
+/// on its own.
+#[tokio::test]
+async fn a_complaint_left_unconfirmed_past_its_limit_goes_to_the_centres_manager_only() {
+    let bed = TestBed::start().await;
+    let stack = common::start_with(&bed, CONFIRMATION_POLICY, &seed(), &[]).await;
+    let id = unconfirmed(&bed, &stack, "unconfirmed-late").await;
+
+    let overdue = events_of(&bed, "sla.overdue", &id, 1).await;
+    assert_eq!(
+        overdue_clocks(&overdue),
+        vec![v1::SlaClock::Confirmation],
+        "{overdue:?}"
+    );
+    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    let r = raised(&escalations[0]);
+    assert_eq!(r.recipient_id, "centre-1", "{r:?}");
+    assert_eq!(r.level, 1, "{r:?}");
+    assert_eq!(r.trigger(), v1::EscalationTrigger::SlaOverdue, "{r:?}");
+    assert_eq!(r.clock(), v1::SlaClock::Confirmation, "{r:?}");
+
+    // The monitor shows the clock overdue.
+    let clock = confirmation_clock(&bed, &stack, &id)
+        .await
+        .expect("GetSlaStatus lists the confirmation clock");
+    assert_eq!(clock.state(), v1::ClockState::Overdue, "{clock:?}");
+
+    // Past l2_after and the unacknowledged raise time: still only the centre's manager, and no
+    // accountability record (a missed confirmation is not fined).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    assert!(
+        escalations
+            .iter()
+            .all(|e| raised(e).recipient_id == "centre-1"),
+        "nobody but the centre's manager: {escalations:?}"
+    );
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    let records = events_of(&bed, "accountability.recorded", &id, 0).await;
+    assert!(records.is_empty(), "{records:?}");
+
+    // The centre manager's escalation lists the missed confirmation.
+    let mut client = EscalationServiceClient::new(bed.channel(&stack.escalation).await);
+    let listed = client
+        .list_escalations(authed(
+            "test-manager-token",
+            v1::ListEscalationsRequest {
+                complaint_id: id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .escalations;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let clocks: Vec<_> = listed[0].causes.iter().map(|c| c.clock()).collect();
+    assert_eq!(clocks, vec![v1::SlaClock::Confirmation], "{listed:?}");
+}
+
+/// Confirmed within its limit: the confirmation clock is met, nothing goes overdue, nobody is
+/// told. Confirmed at receipt: no confirmation clock at all.
+#[tokio::test]
+async fn a_complaint_confirmed_in_time_or_at_receipt_has_no_confirmation_overdue() {
+    let bed = TestBed::start().await;
+    let stack = common::start_with(&bed, CONFIRMATION_POLICY, &seed(), &[]).await;
+    let id = unconfirmed(&bed, &stack, "unconfirmed-in-time").await;
+    let at_receipt = submit(&bed, &stack, common::complaint("confirmed-at-receipt")).await;
+
+    let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
+    intake
+        .confirm(authed(
+            "test-agent-token",
+            v1::ConfirmRequest {
+                complaint_id: id.clone(),
+                confirmation: Some(v1::Confirmation {
+                    method: v1::ConfirmationMethod::Phone as i32,
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .expect("confirm");
+
+    // Routed once confirmed; by then the clock is met.
+    events_of(&bed, "complaint.routed", &id, 1).await;
+    // Well past the 2 s limit.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let overdue = events_of(&bed, "sla.overdue", &id, 0).await;
+    assert!(overdue.is_empty(), "{overdue:?}");
+    let escalations = events_of(&bed, "escalation.raised", &id, 0).await;
+    assert!(escalations.is_empty(), "{escalations:?}");
+    let clock = confirmation_clock(&bed, &stack, &id)
+        .await
+        .expect("the unconfirmed complaint had a confirmation clock");
+    assert_eq!(clock.state(), v1::ClockState::Met, "{clock:?}");
+
+    assert_eq!(confirmation_clock(&bed, &stack, &at_receipt).await, None);
+    let overdue = events_of(&bed, "sla.overdue", &at_receipt, 0).await;
+    assert!(overdue.is_empty(), "{overdue:?}");
 }

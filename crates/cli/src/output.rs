@@ -193,7 +193,8 @@ mod tests {
                 "first_feedback",
                 "completion",
                 "intermediate_result",
-                "revisit"
+                "revisit",
+                "confirmation"
             ]
         );
         assert_eq!(choices("CLASS_"), ["a", "b", "c", "d"]);

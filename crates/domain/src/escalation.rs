@@ -332,6 +332,7 @@ mod tests {
             ClockKind::FirstFeedback,
             ClockKind::IntermediateResult,
             ClockKind::Revisit,
+            ClockKind::Confirmation,
         ] {
             assert_eq!(
                 levels_for(&policy, Trigger::SlaOverdue, Some(Class::A), Some(clock), 0),

@@ -75,7 +75,9 @@ fn due_mut(p: &mut Promises, kind: ClockKind) -> Option<&mut DateTime<Utc>> {
         ClockKind::FirstFeedback => Some(&mut p.first_feedback_due),
         ClockKind::Completion => Some(&mut p.completion_due),
         ClockKind::IntermediateResult => Some(&mut p.intermediate_due),
-        ClockKind::Revisit => None,
+        // Not among the promises told to the customer: the confirmation limit is the
+        // complaint centre's (DOMAIN §9), kept by the SLA monitor's own clock.
+        ClockKind::Revisit | ClockKind::Confirmation => None,
     }
 }
 

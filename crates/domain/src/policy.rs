@@ -358,6 +358,10 @@ pub struct Limits {
     /// DOMAIN §9: "Acceptance limit ... default 24 h from intake."
     #[serde(with = "human")]
     pub acceptance: Duration,
+    /// DOMAIN §9: "one still unconfirmed at its confirmation limit (default 1 h) is escalated"
+    /// to the complaint centre's manager. Counted from intake, for complaints taken unconfirmed.
+    #[serde(with = "human")]
+    pub confirmation: Duration,
     /// DOMAIN §4: "The system warns before a limit is hit (default: at 75 % of it)." A share of
     /// the limit, strictly between 0 and 1.
     pub warning_share: f64,
@@ -375,6 +379,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             acceptance: Duration::hours(24),
+            confirmation: Duration::hours(1),
             warning_share: 0.75,
             intermediate_share: 0.5,
             completion: CompletionLimits::default(),
@@ -386,6 +391,7 @@ impl Default for Limits {
 impl Limits {
     fn check(&self, problems: &mut Vec<String>) {
         positive("limits.acceptance", self.acceptance, problems);
+        positive("limits.confirmation", self.confirmation, problems);
         share("limits.warning_share", self.warning_share, problems);
         share(
             "limits.intermediate_share",

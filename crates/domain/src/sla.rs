@@ -32,11 +32,17 @@ pub enum ClockKind {
     IntermediateResult,
     /// A follow-up call or visit (DOMAIN §6); one clock per revisit.
     Revisit,
+    /// The customer's confirmation of a record taken unconfirmed (DOMAIN §9: "one still
+    /// unconfirmed at its confirmation limit (default 1 h) is escalated to that manager" — the
+    /// complaint centre's). Runs only for complaints received unconfirmed; routing waits for the
+    /// confirmation, so until it comes nobody else is late for anything they could act on.
+    Confirmation,
 }
 
 impl ClockKind {
     /// Every kind, in the order a complaint's clocks are shown.
-    pub const ALL: [ClockKind; 5] = [
+    pub const ALL: [ClockKind; 6] = [
+        ClockKind::Confirmation,
         ClockKind::Acceptance,
         ClockKind::FirstFeedback,
         ClockKind::Completion,
@@ -52,6 +58,7 @@ impl ClockKind {
             ClockKind::Completion => "completion",
             ClockKind::IntermediateResult => "intermediate_result",
             ClockKind::Revisit => "revisit",
+            ClockKind::Confirmation => "confirmation",
         }
     }
 
@@ -70,7 +77,9 @@ impl ClockKind {
     /// record. DOMAIN §9 "One lateness fine per complaint": only the completion limit gives the
     /// class-D record, against the responsible person; late acceptance is fined per started day,
     /// against the acceptance owner; a missed revisit is charged to the revisit's owner. A missed
-    /// first-feedback or intermediate-result limit is escalated but fined no further.
+    /// first-feedback or intermediate-result limit is escalated but fined no further; nor is a
+    /// missed confirmation, which waits on the customer and is the complaint centre's to chase
+    /// (escalated to its manager).
     pub fn fined_when_missed(self) -> bool {
         matches!(
             self,
@@ -321,7 +330,8 @@ pub fn intake_clocks(policy: &Policy, received_at: DateTime<Utc>, p: &Promises) 
 
 /// The due time of `kind` for a `class` complaint whose limits run from `started_at`, from the
 /// policy — used when an event carries no promises, and when a reopened complaint's completion
-/// restarts (`None` for revisits, whose due time comes with the revisit).
+/// restarts (`None` for revisits, whose due time comes with the revisit). The confirmation limit
+/// does not depend on the class.
 pub fn policy_due(
     policy: &Policy,
     class: Class,
@@ -335,7 +345,32 @@ pub fn policy_due(
         ClockKind::Completion => Some(p.completion_due),
         ClockKind::IntermediateResult => Some(p.intermediate_due),
         ClockKind::Revisit => None,
+        ClockKind::Confirmation => Some(confirmation_due(policy, started_at)),
     }
+}
+
+/// When a complaint received unconfirmed at `received_at` must be confirmed (DOMAIN §9,
+/// `limits.confirmation`, default 1 h), counted like every other limit from intake — in working
+/// time when the business-hours calendar is on.
+pub fn confirmation_due(policy: &Policy, received_at: DateTime<Utc>) -> DateTime<Utc> {
+    crate::calendar::add_business_time(&policy.calendar, received_at, policy.limits.confirmation)
+}
+
+/// The confirmation clock of a complaint, if it needs one: only a complaint received
+/// unconfirmed waits for the customer's confirmation; one confirmed at receipt gets none.
+pub fn confirmation_clock(
+    policy: &Policy,
+    received_at: DateTime<Utc>,
+    confirmed: bool,
+) -> Option<LimitClock> {
+    (!confirmed).then(|| {
+        LimitClock::start(
+            policy,
+            ClockKind::Confirmation,
+            received_at,
+            confirmation_due(policy, received_at),
+        )
+    })
 }
 
 /// Clocks a reopening restarts (DOMAIN §3: "The completion clock runs again"). The intermediate
@@ -361,6 +396,38 @@ mod tests {
             .filter(|k| !k.stopped_by_resolution())
             .collect();
         assert_eq!(kept, vec![Revisit]);
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_stored_name() {
+        for k in ClockKind::ALL {
+            assert_eq!(ClockKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(
+            ClockKind::parse("confirmation"),
+            Some(ClockKind::Confirmation)
+        );
+    }
+
+    #[test]
+    fn only_an_unconfirmed_complaint_gets_a_confirmation_clock_due_at_its_limit() {
+        let p = Policy::default();
+        let received = t("2024-05-01T09:00:00Z");
+        assert_eq!(confirmation_clock(&p, received, true), None);
+        let c = confirmation_clock(&p, received, false).expect("unconfirmed: a clock");
+        assert_eq!(c.kind, ClockKind::Confirmation);
+        assert_eq!(c.started_at, received);
+        // DOMAIN §9: default 1 h; warned at the policy's share (75 %).
+        assert_eq!(c.due_at, t("2024-05-01T10:00:00Z"));
+        assert_eq!(c.warn_at, t("2024-05-01T09:45:00Z"));
+        assert_eq!(
+            policy_due(&p, Class::A, ClockKind::Confirmation, received),
+            Some(c.due_at)
+        );
+        assert!(!ClockKind::Confirmation.fined_when_missed());
+        assert!(ClockKind::Confirmation.stopped_by_resolution());
+        assert!(!ClockKind::Confirmation.per_day());
+        assert!(!restarted_by_reopening(ClockKind::Confirmation));
     }
 
     fn t(s: &str) -> DateTime<Utc> {

@@ -113,6 +113,7 @@ fn clock_words(clock: v1::SlaClock) -> &'static str {
         v1::SlaClock::Completion => "completion",
         v1::SlaClock::IntermediateResult => "intermediate-result",
         v1::SlaClock::Revisit => "follow-up",
+        v1::SlaClock::Confirmation => "customer-confirmation",
         v1::SlaClock::Unspecified => "a",
     }
 }
@@ -125,6 +126,7 @@ fn clock_kind(clock: i32) -> Option<ClockKind> {
         v1::SlaClock::Completion => ClockKind::Completion,
         v1::SlaClock::IntermediateResult => ClockKind::IntermediateResult,
         v1::SlaClock::Revisit => ClockKind::Revisit,
+        v1::SlaClock::Confirmation => ClockKind::Confirmation,
         v1::SlaClock::Unspecified => return None,
     })
 }

@@ -38,6 +38,7 @@ pub fn clock_proto(k: ClockKind) -> v1::SlaClock {
         ClockKind::Completion => v1::SlaClock::Completion,
         ClockKind::IntermediateResult => v1::SlaClock::IntermediateResult,
         ClockKind::Revisit => v1::SlaClock::Revisit,
+        ClockKind::Confirmation => v1::SlaClock::Confirmation,
     }
 }
 
@@ -48,6 +49,7 @@ pub fn clock_from_proto(k: i32) -> Option<ClockKind> {
         v1::SlaClock::Completion => Some(ClockKind::Completion),
         v1::SlaClock::IntermediateResult => Some(ClockKind::IntermediateResult),
         v1::SlaClock::Revisit => Some(ClockKind::Revisit),
+        v1::SlaClock::Confirmation => Some(ClockKind::Confirmation),
         v1::SlaClock::Unspecified => None,
     }
 }

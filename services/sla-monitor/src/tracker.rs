@@ -22,6 +22,7 @@ use crate::store::{self, ComplaintFacts, StoredClock, Wakeup};
 /// The event kinds that set, move or stop clocks (the consumer's filter).
 pub const KINDS: &[&str] = &[
     "complaint.received",
+    "complaint.confirmed",
     "complaint.classified",
     "complaint.reclassified",
     "complaint.validity_decided",
@@ -102,6 +103,18 @@ impl Tracker {
                 .await?;
                 self.start_intake_clocks(conn, id, r.class, r.promises.as_ref(), at)
                     .await?;
+                // DOMAIN §9: a complaint taken unconfirmed must be confirmed within its limit.
+                if let Some(clock) = sla::confirmation_clock(&self.policy, at, r.confirmed) {
+                    store::insert_new(conn, &[StoredClock::new(id, "", clock)], &self.wakeup)
+                        .await?;
+                }
+            }
+            Payload::ComplaintConfirmed(c) => {
+                let when = time(c.confirmed_at.as_ref()).unwrap_or(at);
+                self.update(conn, id, ClockKind::Confirmation, "", |c| {
+                    c.clock.meet(when)
+                })
+                .await?
             }
             Payload::ComplaintClassified(c) => {
                 store::note(
@@ -126,6 +139,10 @@ impl Tracker {
                 self.reclassify(conn, id, v.class, None).await?
             }
             Payload::ComplaintRouted(r) => {
+                // Routing starts only once the record is confirmed: a routed complaint was
+                // confirmed, even if the confirmation reached the monitor late or not at all.
+                self.update(conn, id, ClockKind::Confirmation, "", |c| c.clock.meet(at))
+                    .await?;
                 store::note(
                     conn,
                     id,
@@ -326,7 +343,12 @@ impl Tracker {
         .await?;
         let promised = promises_from(promised);
         let mut clocks = store::load_all(conn, id).await?;
-        for c in clocks.iter_mut().filter(|c| c.clock.state.is_open()) {
+        // The confirmation limit does not depend on the class: a new class leaves it (and any
+        // extension granted to it) as it is.
+        for c in clocks
+            .iter_mut()
+            .filter(|c| c.clock.state.is_open() && c.clock.kind != ClockKind::Confirmation)
+        {
             // The event's promises count from intake; a run restarted by a reopening counts
             // from the reopening, so it takes the policy's limit from its own start.
             let due = match (&promised, c.run) {
@@ -335,7 +357,7 @@ impl Tracker {
                     ClockKind::FirstFeedback => Some(p.first_feedback_due),
                     ClockKind::Completion => Some(p.completion_due),
                     ClockKind::IntermediateResult => Some(p.intermediate_due),
-                    ClockKind::Revisit => None,
+                    ClockKind::Revisit | ClockKind::Confirmation => None,
                 },
                 _ => sla::policy_due(&self.policy, class, c.clock.kind, c.clock.started_at),
             };

@@ -748,3 +748,119 @@ async fn business_calendar_across_a_weekend_and_a_holiday() {
         redress_domain::promises(&domain, redress_domain::Class::B, holiday_friday).completion_due
     );
 }
+
+/// A complaint received unconfirmed, now.
+async fn receive_unconfirmed(bed: &TestBed) -> String {
+    let id = ComplaintId::new().to_string();
+    publish(
+        bed,
+        &id,
+        Payload::ComplaintReceived(v1::ComplaintReceived {
+            complaint_number: format!("RD-{}", &id[id.len() - 6..]),
+            class: v1::Class::C as i32,
+            confirmed: false,
+            ..Default::default()
+        }),
+    )
+    .await;
+    id
+}
+
+/// The state of a complaint's confirmation clock as GetSlaStatus shows it, if it has one.
+async fn confirmation_state(
+    client: &mut SlaMonitorServiceClient<tonic::transport::Channel>,
+    id: &str,
+) -> Option<v1::ClockState> {
+    client
+        .get_sla_status(authed(
+            MANAGER,
+            v1::GetSlaStatusRequest {
+                complaint_id: id.to_owned(),
+            },
+        ))
+        .await
+        .expect("status")
+        .into_inner()
+        .clocks
+        .into_iter()
+        .find(|c| c.clock() == v1::SlaClock::Confirmation)
+        .map(|c| c.state())
+}
+
+/// The SLA events of one complaint's confirmation clock.
+fn confirmation_events(events: &[v1::Event], id: &str) -> Vec<v1::Event> {
+    of(events, id)
+        .into_iter()
+        .filter(|e| match &e.payload {
+            Some(Payload::SlaWarning(w)) => w.clock() == v1::SlaClock::Confirmation,
+            Some(Payload::SlaOverdue(o)) => o.clock() == v1::SlaClock::Confirmation,
+            Some(Payload::AccountabilityRecorded(r)) => r.clock() == v1::SlaClock::Confirmation,
+            _ => false,
+        })
+        .collect()
+}
+
+/// DOMAIN §9: a complaint taken unconfirmed must be confirmed within its confirmation limit;
+/// missed, it warns and goes overdue once (escalated elsewhere), never fined. The customer's
+/// confirmation meets it, so does routing (which waits for it); a complaint confirmed at
+/// receipt has no such clock.
+#[tokio::test]
+async fn an_unconfirmed_complaint_runs_a_confirmation_clock_until_confirmed_or_routed() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write_text(&POLICY.replace(
+        "acceptance = \"2s\"",
+        "acceptance = \"2s\"\nconfirmation = \"2s\"",
+    ));
+    let svc = monitor(&bed, &policy).await;
+
+    let late = receive_unconfirmed(&bed).await;
+    let confirmed = receive_unconfirmed(&bed).await;
+    let routed = receive_unconfirmed(&bed).await;
+    let (at_receipt, _) = receive(&bed, v1::Class::C).await;
+    publish(
+        &bed,
+        &confirmed,
+        Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
+            confirmed_at: Some(ts(Utc::now())),
+            ..Default::default()
+        }),
+    )
+    .await;
+    route_and_assign(&bed, &routed).await;
+
+    let overdue = events_of(&bed, "sla.overdue", &late, 2, 15 * SECOND).await;
+    assert!(
+        !confirmation_events(&overdue, &late).is_empty(),
+        "the late complaint's confirmation went overdue: {overdue:?}"
+    );
+    // Past every confirmation limit, and the scheduler's time to act on it.
+    tokio::time::sleep(2 * SECOND).await;
+    let all = bed.events(">", 0, SECOND).await;
+    let late_events = confirmation_events(&all, &late);
+    let kinds: Vec<_> = late_events
+        .iter()
+        .map(|e| e.payload.as_ref().expect("payload").kind())
+        .collect();
+    assert_eq!(kinds, vec!["sla.warning", "sla.overdue"], "{late_events:?}");
+    for id in [&confirmed, &routed, &at_receipt] {
+        let got = confirmation_events(&all, id);
+        assert!(got.is_empty(), "{id}: {got:?}");
+    }
+
+    // GetSlaStatus lists it: overdue for the late one, met for the other two, absent when the
+    // record was confirmed at receipt.
+    let mut client = SlaMonitorServiceClient::new(bed.channel(&svc).await);
+    assert_eq!(
+        confirmation_state(&mut client, &late).await,
+        Some(v1::ClockState::Overdue)
+    );
+    assert_eq!(
+        confirmation_state(&mut client, &confirmed).await,
+        Some(v1::ClockState::Met)
+    );
+    assert_eq!(
+        confirmation_state(&mut client, &routed).await,
+        Some(v1::ClockState::Met)
+    );
+    assert_eq!(confirmation_state(&mut client, &at_receipt).await, None);
+}

@@ -67,7 +67,8 @@ impl Filter {
 pub struct SpecialReason {
     /// Complaint id (cmp_...).
     complaint: String,
-    /// The clock: acceptance, first_feedback, completion, intermediate_result or revisit.
+    /// The clock: confirmation, acceptance, first_feedback, completion, intermediate_result or
+    /// revisit.
     #[arg(long)]
     clock: String,
     /// The reason, in words.
