@@ -84,6 +84,30 @@ impl Cli {
         }
     }
 
+    /// Runs `args` with its standard output a pipe whose reader has gone away (`redress … |
+    /// head` once head has read enough).
+    async fn run_into_closed_pipe(&self, token: &str, args: &[&str]) -> Run {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = tokio::process::Command::new(binary_path("redress"))
+            .args(&self.addrs)
+            .args(args)
+            .env("REDRESS_TOKEN", token)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            // Not `output()`: it would replace our stdout with a pipe of its own.
+            .spawn()
+            .expect("run redress")
+            .wait_with_output()
+            .await
+            .expect("redress ran");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs `args` with `--json` until `done` accepts the answer (the system is eventually
     /// consistent: events take a moment to reach intake's registry, the SLA monitor and the
     /// revisit service). "Not found" (exit 4) means "not there yet"; any other failure ends
@@ -188,6 +212,12 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
         .await;
     let listed = cli.run(Some(AGENT), &["list"]).await.ok();
     assert!(listed.stdout.contains(&number), "{}", listed.stdout);
+    // `redress list | head`: the reader going away ends the command quietly, no panic.
+    for args in [&["list"][..], &["--json", "show", &id][..]] {
+        let piped = cli.run_into_closed_pipe(AGENT, args).await;
+        assert_eq!(piped.code, 0, "{args:?}: {}", piped.stderr);
+        assert!(!piped.stderr.contains("panicked"), "{}", piped.stderr);
+    }
     let queue = cli
         .run(
             Some(HANDLER),

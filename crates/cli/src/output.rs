@@ -8,6 +8,19 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use redress_proto::prost::Message;
 use redress_proto::prost_types::{Duration, Timestamp};
 
+/// Writes `text` to standard output. A reader that went away (`redress list | head`) ends the
+/// command quietly with success, as for any Unix filter — printing must never panic on a
+/// closed pipe. Other write errors are returned.
+pub fn stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(e).context("writing to standard output"),
+    }
+}
+
 /// The proto3 JSON mapping of `message`, whose full name is `redress.complaints.v1.<name>`.
 pub fn json<M: Message>(name: &str, message: &M) -> Result<String> {
     let desc = descriptor(name)?;

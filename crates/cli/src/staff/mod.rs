@@ -297,9 +297,9 @@ impl Ctx {
         human: impl FnOnce(&M) -> String,
     ) -> Outcome {
         if self.global.json {
-            println!("{}", output::json(name, message)?);
+            output::stdout(&format!("{}\n", output::json(name, message)?))?;
         } else {
-            print!("{}", human(message));
+            output::stdout(&human(message))?;
         }
         Ok(())
     }

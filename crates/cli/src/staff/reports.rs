@@ -59,7 +59,7 @@ pub async fn run(ctx: &Ctx, command: Reports) -> Outcome {
                 .into_inner();
             if a.csv {
                 let text = String::from_utf8(r.csv).context("the CSV is not UTF-8")?;
-                print!("{text}");
+                crate::output::stdout(&text)?;
                 return Ok(());
             }
             ctx.emit("MonthlyReportResponse", &r, |r| {
