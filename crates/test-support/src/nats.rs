@@ -21,7 +21,59 @@ pub fn nats_server_binary() -> PathBuf {
     if pinned.exists() {
         return pinned;
     }
-    PathBuf::from("nats-server")
+    let fallback = PathBuf::from("nats-server");
+    check_recent_enough(&fallback);
+    fallback
+}
+
+/// The oldest server the project works with (STACK.md: Debian's 2.9.10 lacks what async-nats
+/// and the consumers need, and 2.12.3 carries the fixes of the Jepsen analysis).
+const OLDEST: (u32, u32, u32) = (2, 12, 3);
+
+/// Refuses an obsolete server on the PATH with a message that says what to do, instead of
+/// letting dozens of tests fail with JetStream errors that do not say why. Checked once.
+fn check_recent_enough(binary: &std::path::Path) {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let verdict = CHECKED.get_or_init(|| {
+        let out = Command::new(binary)
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let version = parse_version(&text)
+            .ok_or_else(|| format!("cannot read the version of {}: {text}", binary.display()))?;
+        if version < OLDEST {
+            return Err(format!(
+                "{} is nats-server {}.{}.{}, older than {}.{}.{} which the tests need; run \
+                 scripts/tools.sh to install the pinned server into .tools/ (or point \
+                 REDRESS_NATS_SERVER_BIN at a current one)",
+                binary.display(),
+                version.0,
+                version.1,
+                version.2,
+                OLDEST.0,
+                OLDEST.1,
+                OLDEST.2
+            ));
+        }
+        Ok(())
+    });
+    if let Err(why) = verdict {
+        panic!("{why}");
+    }
+}
+
+/// `nats-server: v2.9.10` → (2, 9, 10).
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?;
+    let mut parts = v.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    });
+    Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
 impl NatsServer {
@@ -140,5 +192,36 @@ fn read_port(dir: &std::path::Path) -> Option<u16> {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_and_compared() {
+        assert_eq!(parse_version("nats-server: v2.9.10\n"), Some((2, 9, 10)));
+        assert_eq!(parse_version("nats-server: v2.15.1"), Some((2, 15, 1)));
+        assert!(parse_version("nats-server: v2.9.10").unwrap() < OLDEST);
+        assert!(parse_version("nats-server: v2.15.1").unwrap() >= OLDEST);
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn an_obsolete_server_is_refused_with_a_way_out() {
+        // A stand-in that answers `--version` as Debian's 2.9.10 does.
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("nats-server");
+        std::fs::write(&old, "#!/bin/sh\necho 'nats-server: v2.9.10'\n").unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&old)
+            .status()
+            .unwrap();
+        let err = std::panic::catch_unwind(|| check_recent_enough(&old)).expect_err("refused");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("2.9.10"), "{msg}");
+        assert!(msg.contains("scripts/tools.sh"), "{msg}");
     }
 }
