@@ -408,6 +408,11 @@ pub struct QueueArgs {
 }
 
 pub async fn queue(ctx: &Ctx, a: QueueArgs) -> Outcome {
+    if a.department.trim().is_empty() && a.handler.trim().is_empty() {
+        return Err(Failure::Usage(
+            "queue: say whose queue with --department <id> or --handler <id>".into(),
+        ));
+    }
     let page = ctx
         .routing()
         .await?
