@@ -13,6 +13,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// Not possible in the complaint's current stage; nothing was changed.
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("outbox: {0}")]
@@ -45,6 +48,7 @@ impl From<Error> for Status {
             Error::Invalid(_) => Status::invalid_argument(e.to_string()),
             Error::NotFound(_) => Status::not_found(e.to_string()),
             Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m),
             Error::Db(_) | Error::Outbox(_) => {
                 tracing::error!(error = %e, "storage failure");
                 Status::unavailable("storage temporarily unavailable; retry")

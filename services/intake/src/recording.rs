@@ -253,6 +253,9 @@ impl Recorder {
 
     /// Overrides the class with a reason (DOMAIN §2: "Staff may override the class with a
     /// reason, kept in the history"). The limits are recomputed from the time of receipt.
+    /// A closed complaint is refused: "a closed complaint changes only when a repeat complaint
+    /// reopens it" (DOMAIN §9 "Closing"); the registry's status is routing's stage as far as
+    /// intake has heard it.
     pub async fn reclassify(
         &self,
         conn: &mut PgConnection,
@@ -262,7 +265,7 @@ impl Recorder {
         actor: &v1::Actor,
     ) -> Result<v1::ReclassifyResponse, Error> {
         let row = sqlx::query(
-            "SELECT class, received_at FROM complaints WHERE complaint_id = $1 FOR UPDATE",
+            "SELECT class, received_at, status FROM complaints WHERE complaint_id = $1 FOR UPDATE",
         )
         .bind(complaint_id)
         .fetch_optional(&mut *conn)
@@ -271,6 +274,11 @@ impl Recorder {
         let from = Class::parse(row.try_get::<String, _>("class")?.as_str())
             .map_err(|e| Error::Internal(e.to_string()))?;
         let received_at: DateTime<Utc> = row.try_get("received_at")?;
+        if row.try_get::<String, _>("status")? == "closed" {
+            return Err(Error::FailedPrecondition(format!(
+                "complaint {complaint_id} is closed: only a repeat complaint reopens it"
+            )));
+        }
         let change = Reclassification::new(from, to, reason)
             .map_err(|e| Error::invalid("reason", &e.to_string()))?;
         if reason.chars().count() > self.policy.fields.description {

@@ -72,10 +72,10 @@ impl<'a> Entry<'a> {
         if let Some((change, reasons)) = view_change(payload, self.occurred_at) {
             apply_to_limits(conn, policy, &self.event.complaint_id, change, reasons).await?;
         }
-        if let Payload::SatisfactionReported(s) = payload {
+        if let Some(satisfied) = satisfaction(payload) {
             sqlx::query("UPDATE complaints SET satisfaction = $2 WHERE complaint_id = $1")
                 .bind(&self.event.complaint_id)
-                .bind(if s.satisfied {
+                .bind(if satisfied {
                     "satisfied"
                 } else {
                     "dissatisfied"
@@ -84,6 +84,17 @@ impl<'a> Entry<'a> {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The customer's satisfaction an event records, if any: a revisit's report, or a feedback in
+/// which the customer was asked. Routing keeps the latest of both (`GetHandling.satisfied`,
+/// ADR 0018), so the registry does too (DOMAIN §9 "The registry is the single view").
+fn satisfaction(payload: &Payload) -> Option<bool> {
+    match payload {
+        Payload::SatisfactionReported(s) => Some(s.satisfied),
+        Payload::FeedbackGiven(f) => f.satisfied,
+        _ => None,
     }
 }
 
@@ -225,7 +236,7 @@ impl Handler for Registry {
 /// The status is routing's handling stage (`GetHandlingResponse.stage`), so it moves only on
 /// the events that move that stage: feedback, a cause, a validity decision or an SLA escalation
 /// leave it where it is; a reassignment keeps a working complaint's stage; a reopening applies to
-/// a resolved complaint only (as routing does).
+/// a resolved or closed complaint only (as routing does).
 async fn apply_to_summary(
     conn: &mut PgConnection,
     complaint_id: &str,
@@ -272,7 +283,9 @@ async fn apply_to_summary(
         }
         Payload::Resolved(_) => (Some("resolved"), None, None, Some(false)),
         Payload::Reopened(_) => {
-            only_from = Some(&["resolved"]);
+            // A repeat complaint is the only way out of `closed` (DOMAIN §9 "Closing"); routing
+            // reopens a resolved or a closed complaint, and so does the registry.
+            only_from = Some(&["resolved", "closed"]);
             (Some("reopened"), None, None, None)
         }
         Payload::Closed(_) => (Some("closed"), None, None, None),

@@ -142,3 +142,160 @@ async fn bus_submissions_have_intake_s_own_timeline_entries_one_at_a_time_and_in
         .expect("count");
     assert_eq!(rows, 21 * 2 + 10, "each event's entry once");
 }
+
+/// Another service's event about `complaint_id`, `seconds_later` after now (so the registry's
+/// "status only moves forward in time" keeps them in order).
+fn foreign(
+    n: u32,
+    producer: &str,
+    complaint_id: &str,
+    seconds_later: i64,
+    payload: v1::event::Payload,
+) -> v1::Event {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    v1::Event {
+        event_id: format!("evt_registry_regression_{n:04}"),
+        complaint_id: complaint_id.to_owned(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: now + seconds_later,
+            nanos: 0,
+        }),
+        schema_version: 1,
+        producer: producer.into(),
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+/// Waits until the complaint's view satisfies `ok`, then returns it (or the last one seen).
+async fn until(
+    client: &mut IntakeServiceClient<tonic::transport::Channel>,
+    complaint_id: &str,
+    ok: impl Fn(&v1::ComplaintView) -> bool,
+) -> v1::ComplaintView {
+    let mut view = v1::ComplaintView::default();
+    for _ in 0..150 {
+        view = client
+            .get_complaint(authed(
+                AGENT,
+                v1::GetComplaintRequest {
+                    complaint_id: complaint_id.to_owned(),
+                },
+            ))
+            .await
+            .expect("get")
+            .into_inner();
+        if ok(&view) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    view
+}
+
+/// DOMAIN §9 "The registry is the single view" and "Closing", as the consistency system test
+/// found them missing: the satisfaction a feedback records is the registry's too (routing keeps
+/// the latest of feedback and revisit); a repeat complaint reopens a closed complaint in the
+/// registry as in routing; and a closed complaint is not reclassified.
+#[tokio::test]
+async fn feedback_satisfaction_a_reopened_closed_complaint_and_no_reclassifying_it() {
+    use v1::event::Payload;
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let id = client
+        .submit(authed(
+            AGENT,
+            v1::SubmitRequest {
+                details: Some(details("regression-1", true)),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .complaint_id;
+
+    // Received, classified, confirmed. Feedback in which the customer was asked: dissatisfied,
+    // then satisfied; one where the customer was not asked changes nothing.
+    let feedback = |satisfied: Option<bool>| {
+        Payload::FeedbackGiven(v1::FeedbackGiven {
+            content: "A technician is booked.".into(),
+            sequence: 1,
+            satisfied,
+            ..Default::default()
+        })
+    };
+    bed.publish_event(&foreign(1, "routing", &id, 1, feedback(Some(false))))
+        .await;
+    let v = until(&mut client, &id, |v| !v.satisfaction.is_empty()).await;
+    assert_eq!(v.satisfaction, "dissatisfied", "feedback's satisfaction");
+    bed.publish_event(&foreign(2, "routing", &id, 2, feedback(Some(true))))
+        .await;
+    bed.publish_event(&foreign(3, "routing", &id, 3, feedback(None)))
+        .await;
+    let v = until(&mut client, &id, |v| v.timeline.len() >= 6).await;
+    assert_eq!(v.timeline.len(), 6, "{:?}", v.timeline);
+    assert_eq!(v.satisfaction, "satisfied", "the latest asked feedback");
+
+    // Resolved, closed, then a repeat complaint reopens it.
+    bed.publish_event(&foreign(
+        4,
+        "routing",
+        &id,
+        4,
+        Payload::Resolved(v1::Resolved::default()),
+    ))
+    .await;
+    bed.publish_event(&foreign(
+        5,
+        "routing",
+        &id,
+        5,
+        Payload::Closed(v1::Closed {
+            note: "done".into(),
+            ..Default::default()
+        }),
+    ))
+    .await;
+    let v = until(&mut client, &id, |v| v.status == "closed").await;
+    assert_eq!(v.status, "closed");
+
+    let refused = client
+        .reclassify(authed(
+            AGENT,
+            v1::ReclassifyRequest {
+                complaint_id: id.clone(),
+                class: v1::Class::A as i32,
+                reason: "a journalist called about it".into(),
+            },
+        ))
+        .await
+        .expect_err("a closed complaint is not reclassified");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused}");
+
+    bed.publish_event(&foreign(
+        6,
+        "revisit",
+        &id,
+        6,
+        Payload::Reopened(v1::Reopened {
+            reason: "repeat complaint".into(),
+            repeat_complaint: true,
+            ..Default::default()
+        }),
+    ))
+    .await;
+    let v = until(&mut client, &id, |v| v.status == "reopened").await;
+    assert_eq!(
+        v.status, "reopened",
+        "a repeat complaint reopens a closed one"
+    );
+    assert!(
+        !v.timeline
+            .iter()
+            .any(|t| t.kind == "complaint.reclassified"),
+        "the refused reclassification left nothing"
+    );
+}
