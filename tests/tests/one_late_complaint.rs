@@ -423,3 +423,43 @@ async fn a_complaint_confirmed_in_time_or_at_receipt_has_no_confirmation_overdue
     let overdue = events_of(&bed, "sla.overdue", &at_receipt, 0).await;
     assert!(overdue.is_empty(), "{overdue:?}");
 }
+
+#[tokio::test]
+async fn a_complaint_no_rule_routes_waits_with_the_complaint_centre_whose_manager_is_told() {
+    let bed = TestBed::start().await;
+    // The organisation without a default department: only the broadband rule routes.
+    let seed = seed().replace("default_department = \"dept-network\"\n", "");
+    assert!(!seed.contains("default_department"), "{seed}");
+    let stack = common::start_with(&bed, common::POLICY, &seed, &[]).await;
+    let id = submit(
+        &bed,
+        &stack,
+        v1::ComplaintDetails {
+            category: "billing_dispute".into(),
+            ..common::complaint("unroutable-1")
+        },
+    )
+    .await;
+    let routed = events_of(&bed, "complaint.routed", &id, 1).await;
+    let Some(Payload::ComplaintRouted(r)) = routed.first().and_then(|e| e.payload.as_ref()) else {
+        panic!("routed to the centre, not dead-lettered: {routed:?}")
+    };
+    assert_eq!(r.department_id, "dept-centre");
+    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    assert!(
+        escalations
+            .iter()
+            .any(|e| raised(e).recipient_id == "centre-1" && raised(e).level == 1),
+        "the centre's manager is told: {escalations:?}"
+    );
+    assert!(
+        escalations.iter().all(|e| raised(e).recipient_id != "gm-1"),
+        "{escalations:?}"
+    );
+    let mut conn = bed.db.connect().await;
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM routing.dead_letters")
+        .fetch_one(&mut conn)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead, 0);
+}

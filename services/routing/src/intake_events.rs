@@ -315,7 +315,8 @@ impl IntakeEvents {
         };
         let Some((department, rule, reason)) = org::route(conn, &details).await? else {
             return Err(HandleError::Transient(anyhow::anyhow!(
-                "no routing rule matches and no default department is configured"
+                "no routing rule matches, no default department is configured and no \
+                 department is marked as the complaint centre (service_centre)"
             )));
         };
         let now = ctx.clock.now();
@@ -333,6 +334,30 @@ impl IntakeEvents {
         )
         .await
         .map_err(transient)?;
+        let mut events = events;
+        if reason == org::UNROUTABLE {
+            // Parked with the centre: its manager is told, so somebody routes it by hand.
+            let causation = events
+                .first()
+                .map(|e| e.event_id.clone())
+                .unwrap_or_default();
+            let mut request = commands::escalation_request(
+                &rec,
+                v1::EscalationReason::ImportantEvent,
+                "No routing rule matched and no default department is set; the complaint waits \
+                 in the complaint centre's queue to be routed by hand.",
+            );
+            if let Payload::EscalationRequested(r) = &mut request {
+                r.target_level = 1; // the centre's manager, not the general manager
+            }
+            events.push(crate::events::event(
+                &rec.complaint_id,
+                now,
+                &system_actor(),
+                &causation,
+                request,
+            ));
+        }
         ctx.outbox
             .append(conn, &events)
             .await

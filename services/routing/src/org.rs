@@ -292,8 +292,28 @@ pub async fn route(
     let default: String = sqlx::query_scalar("SELECT default_department_id FROM routing_settings")
         .fetch_one(&mut *conn)
         .await?;
-    Ok((!default.is_empty()).then(|| (default, String::new(), "default department".to_owned())))
+    if !default.is_empty() {
+        return Ok(Some((
+            default,
+            String::new(),
+            "default department".to_owned(),
+        )));
+    }
+    // Nothing else applies: the complaint centre keeps it (DOMAIN §9, "unconfirmed complaints
+    // belong to the complaint centre" — and so does one nobody else can take), never a dead
+    // letter. The caller tells the centre's manager.
+    let centre: Option<String> = sqlx::query_scalar(
+        "SELECT department_id FROM departments WHERE service_centre ORDER BY department_id LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(centre.map(|c| (c, String::new(), UNROUTABLE.to_owned())))
 }
+
+/// The routing reason of a complaint no rule or default department took, parked in the
+/// complaint centre's queue.
+pub const UNROUTABLE: &str =
+    "no routing rule matched and no default department is set: the complaint centre's queue";
 
 fn department_from_row(r: &sqlx::postgres::PgRow) -> Result<v1::Department, sqlx::Error> {
     Ok(v1::Department {
