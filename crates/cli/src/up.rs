@@ -161,10 +161,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
 
     let mut args = args;
-    let demo_env = if args.demo {
-        Some(prepare_demo(&mut args, &data_dir)?)
+    let extra_env = if args.demo {
+        prepare_demo(&mut args, &data_dir)?
     } else {
-        None
+        sample_organisation(&data_dir, &console)?
     };
     let console = if args.demo {
         console.with_quiet_services()
@@ -215,7 +215,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             ("NATS", nats.description.as_str()),
             ("PostgreSQL", &postgres),
         ],
-        demo_env,
+        extra_env,
     };
     let result = supervise(&plan, &mut supervisor, &mut signals, &console).await;
     if let Err(e) = &result {
@@ -241,8 +241,8 @@ struct Plan<'a> {
     data_dir: &'a Path,
     nats_url: &'a str,
     summary: [(&'a str, &'a str); 2],
-    /// Extra environment for the services when playing the demo.
-    demo_env: Option<Vec<(String, String)>>,
+    /// Extra environment for the services: the demo's world, or the sample organisation.
+    extra_env: Vec<(String, String)>,
 }
 
 /// Starts the services, waits until they are ready, prints the table, and watches them.
@@ -296,9 +296,7 @@ async fn supervise(
                 ready_file.display().to_string(),
             ),
         ];
-        if let Some(extra) = &plan.demo_env {
-            env.extend(extra.iter().cloned());
-        }
+        env.extend(plan.extra_env.iter().cloned());
         if let Some((grpc, metrics)) = plan.ports.as_ref().and_then(|p| p.get(i)) {
             env.push(("REDRESS_GRPC_ADDR".to_owned(), grpc.clone()));
             env.push(("REDRESS_METRICS_ADDR".to_owned(), metrics.clone()));
@@ -503,6 +501,40 @@ fn port_plan(offset: Option<u16>) -> Result<Option<Vec<(String, String)>>> {
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)
+}
+
+/// A first start must route complaints (issue 14: a fresh install dead-lettered every one): unless
+/// the operator names an organisation (`REDRESS_ROUTING_SEED`), routing is given the sample one —
+/// the demo's departments, staff matching the development tokens, the complaint centre and rules
+/// by category — to load only when its database has no organisation yet, so an organisation
+/// built later is never overwritten.
+fn sample_organisation(data_dir: &Path, console: &Console) -> Result<Vec<(String, String)>> {
+    if let Some(own) = std::env::var_os("REDRESS_ROUTING_SEED") {
+        console.say(&format!(
+            "organisation: routing applies REDRESS_ROUTING_SEED ({})",
+            own.to_string_lossy()
+        ));
+        return Ok(Vec::new());
+    }
+    let path = data_dir.join("sample-organisation.toml");
+    std::fs::write(&path, demo::SEED).with_context(|| format!("writing {}", path.display()))?;
+    console.say(&format!(
+        "organisation: if routing's database has none yet, it loads the sample organisation \
+         ({}): departments dept-network, dept-billing and the complaint centre dept-centre; \
+         handler-1, handler-2, manager-1, centre-1, gm-1; rules by category. Use your own with \
+         REDRESS_ROUTING_SEED=<file> (format: docs/adr/0013).",
+        path.display()
+    ));
+    Ok(vec![
+        (
+            "REDRESS_ROUTING_SEED".to_owned(),
+            path.display().to_string(),
+        ),
+        (
+            "REDRESS_ROUTING_SEED_IF_EMPTY".to_owned(),
+            "true".to_owned(),
+        ),
+    ])
 }
 
 /// Points the run at a fresh demo world: the demo's policy, organisation and escalation settings

@@ -48,6 +48,10 @@ pub struct Args {
     /// docs/adr/0013-routing-assignment-and-handling.md for the format).
     #[arg(long, env = "REDRESS_ROUTING_SEED")]
     pub seed: Option<PathBuf>,
+    /// Apply the seed only while the organisation is empty (no department yet): a sample
+    /// organisation for a first start that never overwrites one an operator built since.
+    #[arg(long, env = "REDRESS_ROUTING_SEED_IF_EMPTY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub seed_if_empty: bool,
     /// Weight of one open complaint of each class in a handler's load, `A=4,B=3,C=2,D=1`.
     #[arg(
         long,
@@ -76,7 +80,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rejections_before_escalation: args.rejections_before_escalation,
     };
     if let Some(path) = &args.seed {
-        org::seed_from_file(&ctx, path).await?;
+        org::seed_from_file(&ctx, path, args.seed_if_empty).await?;
     }
     let topology = platform.topology.clone();
     let kinds = [

@@ -512,7 +512,7 @@ fn enum_value(
 }
 
 /// Applies the seed file in one transaction (safe to repeat and to run from two replicas).
-pub async fn seed_from_file(ctx: &Ctx, path: &Path) -> anyhow::Result<()> {
+pub async fn seed_from_file(ctx: &Ctx, path: &Path, only_if_empty: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("REDRESS_ROUTING_SEED {}: {e}", path.display()))?;
     let seed: Seed = toml::from_str(&text)
@@ -524,6 +524,17 @@ pub async fn seed_from_file(ctx: &Ctx, path: &Path) -> anyhow::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('routing-seed'))")
         .execute(&mut *tx)
         .await?;
+    if only_if_empty {
+        let present: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM departments)")
+            .fetch_one(&mut *tx)
+            .await?;
+        if present {
+            tracing::info!(seed = %path.display(),
+                "an organisation is present; the sample organisation is not applied");
+            return Ok(());
+        }
+        tracing::info!(seed = %path.display(), "no organisation yet: applying the sample one");
+    }
     let mut events = Vec::new();
     for d in &seed.departments {
         let dept = v1::Department {

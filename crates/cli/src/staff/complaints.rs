@@ -13,20 +13,20 @@ use crate::output::{Table, duration, fields, label, time, with_next_page, yes_no
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// A proto3 JSON `SubmitRequest` (like docs/examples/submission.json); `-` reads stdin.
-    #[arg(long, conflicts_with_all = ["name", "description", "business", "first_contact"])]
+    #[arg(long, conflicts_with_all = ["name", "phone", "description", "demand", "business", "first_contact"])]
     file: Option<PathBuf>,
     /// Customer's name.
     #[arg(long, required_unless_present = "file")]
     name: Option<String>,
-    /// Customer's phone.
-    #[arg(long, default_value = "")]
-    phone: String,
+    /// Customer's contact phone (DOMAIN §1: part of the record).
+    #[arg(long, required_unless_present = "file")]
+    phone: Option<String>,
     /// What went wrong, in the customer's words.
     #[arg(long, required_unless_present = "file")]
     description: Option<String>,
-    /// What the customer asks for.
-    #[arg(long, default_value = "")]
-    demand: String,
+    /// What the customer asks for (诉求; part of the record).
+    #[arg(long, required_unless_present = "file")]
+    demand: Option<String>,
     /// Category (policy `categories`), e.g. network_quality.
     #[arg(long, default_value = "")]
     category: String,
@@ -96,13 +96,13 @@ fn from_flags(a: SubmitArgs) -> Result<v1::SubmitRequest, Failure> {
             }),
             customer: Some(v1::Customer {
                 name: a.name.unwrap_or_default(),
-                phone: a.phone,
+                phone: a.phone.unwrap_or_default(),
                 ..Default::default()
             }),
             channel: channel as i32,
             business: a.business.unwrap_or_default(),
             description: a.description.unwrap_or_default(),
-            demand: a.demand,
+            demand: a.demand.unwrap_or_default(),
             category: a.category,
             confirmation,
             first_contact: a.first_contact.map(|employee_id| v1::FirstContact {
