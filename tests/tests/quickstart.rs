@@ -194,7 +194,8 @@ fn the_readme_quick_start_works_on_a_fresh_install() {
         assert_eq!(w.first().map(String::as_str), Some("redress"), "{line}");
         w.remove(0);
         if w.iter().any(|x| x == "<complaint>") {
-            // The first submission's complaint, once routing assigned it to the handler.
+            // The first submission's complaint (by its number), once routing assigned it to the
+            // handler.
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let (code, out, _) = redress(
@@ -226,7 +227,11 @@ fn the_readme_quick_start_works_on_a_fresh_install() {
             // The same submission again (its key makes it idempotent) to read its id.
             let (_, out, _) = redress(&this_token, &json);
             let ack: Value = serde_json::from_str(&out).expect("acknowledgement");
-            complaint = ack["complaintId"].as_str().expect("complaintId").to_owned();
+            // People use the number they were told; every command takes it.
+            complaint = ack["complaintNumber"]
+                .as_str()
+                .expect("complaintNumber")
+                .to_owned();
         }
     }
     assert!(!complaint.is_empty(), "the README submits a complaint");

@@ -111,7 +111,15 @@ impl IntakeService for Api {
         req: Request<v1::GetComplaintRequest>,
     ) -> Result<Response<v1::ComplaintView>, Status> {
         auth::identity(&req)?;
-        let id = complaint_id(&req.get_ref().complaint_id).map_err(Error::from)?;
+        let raw = req.get_ref().complaint_id.trim();
+        // People name complaints by the number they were told (`RD20261201-000001`); systems
+        // by id. Either finds it.
+        let id = match complaint_id(raw) {
+            Ok(id) => id,
+            Err(not_an_id) => registry::id_of_number(&self.pool, raw)
+                .await?
+                .ok_or_else(|| Error::from(not_an_id))?,
+        };
         Ok(Response::new(
             registry::get(&self.pool, &self.recorder.policy, &id).await?,
         ))

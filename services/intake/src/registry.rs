@@ -485,6 +485,16 @@ pub fn summary(payload: &Payload) -> String {
 }
 
 /// `GetComplaint`: the record, its state and its whole timeline.
+/// The id of the complaint with this number, if any.
+pub async fn id_of_number(pool: &PgPool, number: &str) -> Result<Option<String>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT complaint_id FROM complaints WHERE number = $1")
+            .bind(number)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 pub async fn get(
     pool: &PgPool,
     policy: &Policy,

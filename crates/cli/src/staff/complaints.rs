@@ -177,7 +177,7 @@ fn promised(p: Option<&v1::Promises>) -> [(&'static str, String); 3] {
 
 #[derive(Debug, Args)]
 pub struct ConfirmArgs {
-    /// Complaint id (cmp_...).
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// How the customer confirmed the record read back to them: signature, verbal or phone.
     #[arg(long)]
@@ -202,7 +202,7 @@ pub async fn confirm(ctx: &Ctx, a: ConfirmArgs) -> Outcome {
         .intake()
         .await?
         .confirm(ctx.req(v1::ConfirmRequest {
-            complaint_id: a.complaint,
+            complaint_id: ctx.complaint(&a.complaint).await?,
             confirmation: Some(v1::Confirmation {
                 method: method as i32,
                 confirmed_at,
@@ -227,7 +227,7 @@ pub async fn confirm(ctx: &Ctx, a: ConfirmArgs) -> Outcome {
 
 #[derive(Debug, Args)]
 pub struct ReclassifyArgs {
-    /// Complaint id (cmp_...).
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// The new class: A, B, C or D.
     #[arg(long)]
@@ -244,7 +244,7 @@ pub async fn reclassify(ctx: &Ctx, a: ReclassifyArgs) -> Outcome {
         .intake()
         .await?
         .reclassify(ctx.req(v1::ReclassifyRequest {
-            complaint_id: a.complaint,
+            complaint_id: ctx.complaint(&a.complaint).await?,
             class: class as i32,
             reason,
         }))
@@ -266,7 +266,7 @@ pub async fn reclassify(ctx: &Ctx, a: ReclassifyArgs) -> Outcome {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Complaint id (cmp_...).
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
 }
 
@@ -275,7 +275,7 @@ pub async fn show(ctx: &Ctx, a: ShowArgs) -> Outcome {
         .intake()
         .await?
         .get_complaint(ctx.req(v1::GetComplaintRequest {
-            complaint_id: a.complaint,
+            complaint_id: ctx.complaint(&a.complaint).await?,
         }))
         .await?
         .into_inner();
@@ -458,7 +458,7 @@ pub async fn queue(ctx: &Ctx, a: QueueArgs) -> Outcome {
 
 #[derive(Debug, Args)]
 pub struct AssignArgs {
-    /// Complaint id.
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// Staff id of the new handler.
     staff: String,
@@ -475,7 +475,7 @@ pub async fn assign(ctx: &Ctx, a: AssignArgs) -> Outcome {
     if a.reassign {
         let r = routing
             .reassign(ctx.req(v1::ReassignRequest {
-                complaint_id: a.complaint,
+                complaint_id: ctx.complaint(&a.complaint).await?,
                 staff_id: a.staff,
                 reason: a.reason,
             }))
@@ -490,7 +490,7 @@ pub async fn assign(ctx: &Ctx, a: AssignArgs) -> Outcome {
     } else {
         let r = routing
             .assign(ctx.req(v1::AssignRequest {
-                complaint_id: a.complaint,
+                complaint_id: ctx.complaint(&a.complaint).await?,
                 staff_id: a.staff,
                 reason: a.reason,
             }))

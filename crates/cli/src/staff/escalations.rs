@@ -26,6 +26,7 @@ pub struct List {
     /// raised, acknowledged, decided, superseded or closed.
     #[arg(long)]
     state: Option<String>,
+    /// Only this complaint's escalations: its number (RD20261201-000001) or id (cmp_...).
     #[arg(long, default_value = "")]
     complaint: String,
     #[arg(long, default_value_t = 0)]
@@ -73,7 +74,7 @@ pub async fn run(ctx: &Ctx, command: Escalations) -> Outcome {
                     recipient_id: a.recipient,
                     department_id: a.department,
                     state,
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     page: Some(v1::PageRequest {
                         page_size: a.page_size,
                         page_token: a.page_token,

@@ -31,7 +31,7 @@ pub enum Handle {
 
 #[derive(Debug, Args)]
 pub struct Complaint {
-    /// Complaint id.
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
 }
 
@@ -115,7 +115,7 @@ pub struct Resolve {
 /// `close`: the complaint centre closes (archives) a resolved complaint.
 #[derive(Debug, Args)]
 pub struct Close {
-    /// Complaint id.
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// Why or how it is closed. Required.
     #[arg(long)]
@@ -135,7 +135,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
         Handle::Accept(a) => {
             let r = routing
                 .accept_complaint(ctx.req(v1::AcceptComplaintRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                 }))
                 .await?
                 .into_inner();
@@ -150,7 +150,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
         Handle::Validity(a) => {
             let r = routing
                 .decide_validity(ctx.req(v1::DecideValidityRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     valid: !a.invalid,
                     explanation: a.explanation,
                 }))
@@ -172,7 +172,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
             )?;
             let r = routing
                 .give_feedback(ctx.req(v1::GiveFeedbackRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     channel: channel as i32,
                     content: a.content,
                     cause: a.cause,
@@ -203,7 +203,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
                 .transpose()?;
             let r = routing
                 .report_intermediate_result(ctx.req(v1::ReportIntermediateResultRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     content: a.content,
                     expected_completion_at: expected,
                 }))
@@ -216,7 +216,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
         Handle::Propose(a) => {
             let r = routing
                 .propose_resolution(ctx.req(v1::ProposeResolutionRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     solution: a.solution,
                     remedies: vec![],
                 }))
@@ -229,7 +229,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
         Handle::Respond(a) => {
             let r = routing
                 .record_customer_response(ctx.req(v1::RecordCustomerResponseRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     accepted: !a.rejected,
                     reason: a.reason,
                 }))
@@ -250,7 +250,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
         Handle::Resolve(a) => {
             let r = routing
                 .resolve(ctx.req(v1::ResolveRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     result: a.result,
                     handed_in_at: None,
                     responsible_person_id: a.responsible,
@@ -264,7 +264,7 @@ pub async fn run(ctx: &Ctx, command: Handle) -> Outcome {
         Handle::CannotSettle(a) => {
             let r = routing
                 .declare_cannot_settle(ctx.req(v1::DeclareCannotSettleRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     reason: a.reason,
                 }))
                 .await?
@@ -282,7 +282,7 @@ pub async fn close(ctx: &Ctx, a: Close) -> Outcome {
         .routing()
         .await?
         .close(ctx.req(v1::CloseRequest {
-            complaint_id: a.complaint,
+            complaint_id: ctx.complaint(&a.complaint).await?,
             note: a.note,
         }))
         .await?

@@ -258,6 +258,25 @@ impl Ctx {
             .map_err(|e| Failure::Unreachable(format!("cannot reach {url}: {e}")))
     }
 
+    /// The id of the complaint `named` — an id (`cmp_…`) as is, a complaint number (what
+    /// `submit`, the demo and every person use) looked up in intake's registry. Empty stays
+    /// empty (an optional filter).
+    pub async fn complaint(&self, named: &str) -> Result<String, Failure> {
+        let named = named.trim();
+        if named.is_empty() || named.starts_with("cmp_") {
+            return Ok(named.to_owned());
+        }
+        let view = self
+            .intake()
+            .await?
+            .get_complaint(self.req(v1::GetComplaintRequest {
+                complaint_id: named.to_owned(),
+            }))
+            .await?
+            .into_inner();
+        Ok(view.complaint_id)
+    }
+
     pub async fn intake(&self) -> Result<IntakeServiceClient<Channel>, Failure> {
         Ok(IntakeServiceClient::new(
             self.channel(&self.global.intake).await?,

@@ -23,7 +23,7 @@ pub enum Sla {
 
 #[derive(Debug, Args)]
 pub struct Show {
-    /// Complaint id (cmp_...).
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
 }
 
@@ -65,7 +65,7 @@ impl Filter {
 
 #[derive(Debug, Args)]
 pub struct SpecialReason {
-    /// Complaint id (cmp_...).
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// The clock: confirmation, acceptance, first_feedback, completion, intermediate_result or
     /// revisit.
@@ -89,7 +89,7 @@ pub async fn run(ctx: &Ctx, command: Sla) -> Outcome {
                 .sla()
                 .await?
                 .get_sla_status(ctx.req(v1::GetSlaStatusRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                 }))
                 .await?
                 .into_inner();
@@ -174,7 +174,7 @@ pub async fn run(ctx: &Ctx, command: Sla) -> Outcome {
                 .sla()
                 .await?
                 .record_special_reason(ctx.req(v1::RecordSpecialReasonRequest {
-                    complaint_id: a.complaint,
+                    complaint_id: ctx.complaint(&a.complaint).await?,
                     clock: clock as i32,
                     reason,
                     approved_by,
