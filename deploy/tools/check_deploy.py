@@ -134,6 +134,15 @@ def check_auth_tokens(area: str, value: str) -> None:
         R.check(m.group(3) in ROLES, area, f"auth token role {m.group(3)!r} is not one of {sorted(ROLES)}")
 
 
+def dev_tokens(repo: Path) -> str | None:
+    """The development token table `redress up` uses (DEV_AUTH_TOKENS in crates/cli/src/up.rs)."""
+    text = (repo / "crates/cli/src/up.rs").read_text()
+    m = re.search(r'pub const DEV_AUTH_TOKENS: &str = "((?:[^"\\]|\\\n)*)";', text)
+    if not m:
+        return None
+    return re.sub(r"\\\n\s*", "", m.group(1))
+
+
 def nats_version(repo: Path) -> str | None:
     text = (repo / "scripts/tools.sh").read_text() if (repo / "scripts/tools.sh").exists() else ""
     m = re.search(r'NATS_VERSION="\$\{NATS_VERSION:-([0-9.]+)\}"', text)
@@ -266,6 +275,19 @@ def check_compose(repo: Path) -> None:
         R.check(env.get("REDRESS_LOG_FORMAT") == "json", a, "REDRESS_LOG_FORMAT must be json in containers")
         R.check(env.get("REDRESS_DB_SCHEMA", schema) == schema, a, f"REDRESS_DB_SCHEMA must be {schema}")
         check_auth_tokens(a, env.get("REDRESS_AUTH_TOKENS", ""))
+        dev = dev_tokens(repo)
+        R.check(dev is not None and env.get("REDRESS_AUTH_TOKENS") == dev, a,
+                "the default REDRESS_AUTH_TOKENS must be the development tokens `redress up` "
+                "prints and the README uses (DEV_AUTH_TOKENS in crates/cli/src/up.rs)")
+        if svc_name == "routing":
+            seed = env.get("REDRESS_ROUTING_SEED", "")
+            R.check(any(isinstance(v, str) and v.split(":")[1:2] == [seed]
+                        for v in svc.get("volumes") or []), a,
+                    "routing must mount the sample organisation it names in REDRESS_ROUTING_SEED "
+                    "(a fresh install must route complaints)")
+            R.check(env.get("REDRESS_ROUTING_SEED_IF_EMPTY") == "true", a,
+                    "the sample organisation is loaded only while none exists "
+                    "(REDRESS_ROUTING_SEED_IF_EMPTY=true)")
         url = re.fullmatch(r"postgres(?:ql)?://([^:@/]+)(?::([^@/]*))?@([^:/]+)(?::(\d+))?/(\w+)",
                            env.get("REDRESS_DATABASE_URL", ""))
         if R.check(url is not None, a, "REDRESS_DATABASE_URL is not postgres://user:password@host:port/db"):
