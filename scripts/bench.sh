@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: figures printed beside baselines measured in the same run (never timed tests).
+#   scripts/bench.sh pipeline 20000    the whole system: submissions → recorded, routed, assigned,
+#                                      clocks set (BENCH_BODY=protobuf, BENCH_OPEN=20000 options)
 #   scripts/bench.sh                   intake throughput, 20,000 bus submissions
 #   scripts/bench.sh intake 100000     the same with more
 #   scripts/bench.sh registry 1000000  ListComplaints / GetComplaint on a million complaints
@@ -11,7 +13,8 @@ cargo build --release --workspace --bins
 what="${1:-intake}"
 case "$what" in
   intake)   example=bench_intake;   n="${2:-20000}" ;;
+  pipeline) example=bench_pipeline; n="${2:-20000}" ;;
   registry) example=bench_registry; n="${2:-1000000}" ;;
-  *) echo "unknown benchmark $what (intake, registry)" >&2; exit 2 ;;
+  *) echo "unknown benchmark $what (pipeline, intake, registry)" >&2; exit 2 ;;
 esac
 REDRESS_BIN_DIR="$PWD/target/release" cargo run --release -p redress-system-tests --example "$example" -- "$n"
