@@ -61,6 +61,19 @@ pub enum LimitChange {
     Extended { kind: ClockKind, due: DateTime<Utc> },
 }
 
+impl LimitChange {
+    /// Whether the change sets the class. Of two such changes the later one in time wins,
+    /// whatever order they arrive in: a validity decision that reaches the registry after a
+    /// later reclassification must not undo it (the SLA monitor and routing see them in that
+    /// order too).
+    pub fn sets_class(&self) -> bool {
+        matches!(
+            self,
+            LimitChange::Reclassified { .. } | LimitChange::ValidityDecided { .. }
+        )
+    }
+}
+
 /// The four limits a complaint gets at intake, in the order of [`Promises`].
 const INTAKE_KINDS: [ClockKind; 4] = [
     ClockKind::Acceptance,

@@ -70,7 +70,15 @@ impl<'a> Entry<'a> {
         let payload = self.payload;
         apply_to_summary(conn, &self.event.complaint_id, payload, self.occurred_at).await?;
         if let Some((change, reasons)) = view_change(payload, self.occurred_at) {
-            apply_to_limits(conn, policy, &self.event.complaint_id, change, reasons).await?;
+            apply_to_limits(
+                conn,
+                policy,
+                &self.event.complaint_id,
+                change,
+                reasons,
+                self.occurred_at,
+            )
+            .await?;
         }
         if let Some(satisfied) = satisfaction(payload) {
             sqlx::query("UPDATE complaints SET satisfaction = $2 WHERE complaint_id = $1")
@@ -408,9 +416,10 @@ async fn apply_to_limits(
     complaint_id: &str,
     change: LimitChange,
     reasons: Option<Vec<String>>,
+    at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let Some(row) = sqlx::query(
-        "SELECT acknowledgement, received_at, limits FROM complaints
+        "SELECT acknowledgement, received_at, limits, class_set_at FROM complaints
          WHERE complaint_id = $1 FOR UPDATE",
     )
     .bind(complaint_id)
@@ -419,6 +428,13 @@ async fn apply_to_limits(
     else {
         return Ok(());
     };
+    // Of two class changes the later one wins, whatever order they arrive in: intake writes
+    // its own reclassification at once, while a validity decision made earlier in routing may
+    // still be on its way (seen under load by the consistency test).
+    let class_set_at: Option<DateTime<Utc>> = row.try_get("class_set_at")?;
+    if change.sets_class() && class_set_at.is_some_and(|set| at < set) {
+        return Ok(());
+    }
     let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let mut limits = stored_limits(
@@ -428,16 +444,20 @@ async fn apply_to_limits(
         row.try_get("received_at")?,
     )
     .map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let sets_class = change.sets_class();
     limits.apply(policy, change);
     sqlx::query(
         "UPDATE complaints SET class = $2, limits = $3,
-            classification_reasons = COALESCE($4, classification_reasons)
+            classification_reasons = COALESCE($4, classification_reasons),
+            class_set_at = CASE WHEN $5 THEN $6 ELSE class_set_at END
          WHERE complaint_id = $1",
     )
     .bind(complaint_id)
     .bind(limits.class.as_str())
     .bind(Json(&limits))
     .bind(reasons)
+    .bind(sets_class)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())

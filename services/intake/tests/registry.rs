@@ -299,3 +299,77 @@ async fn feedback_satisfaction_a_reopened_closed_complaint_and_no_reclassifying_
         "the refused reclassification left nothing"
     );
 }
+
+/// Of two class changes the later one wins, whatever order they arrive in: a validity decision
+/// routing made before intake's reclassification, but reaching the registry after it (as under
+/// load, found by the stress run of the consistency test), does not undo the reclassification.
+#[tokio::test]
+async fn a_late_arriving_older_validity_decision_does_not_undo_a_later_reclassification() {
+    use v1::event::Payload;
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let id = client
+        .submit(authed(
+            AGENT,
+            v1::SubmitRequest {
+                details: Some(details("order-1", true)),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .complaint_id;
+    client
+        .reclassify(authed(
+            AGENT,
+            v1::ReclassifyRequest {
+                complaint_id: id.clone(),
+                class: v1::Class::A as i32,
+                reason: "a journalist called about it".into(),
+            },
+        ))
+        .await
+        .expect("reclassified");
+    // Decided invalid ten seconds before the reclassification, delivered only now.
+    bed.publish_event(&foreign(
+        20,
+        "routing",
+        &id,
+        -10,
+        Payload::ValidityDecided(v1::ValidityDecided {
+            valid: false,
+            class: v1::Class::D as i32,
+            explanation: "outside our service".into(),
+        }),
+    ))
+    .await;
+    let v = until(&mut client, &id, |v| {
+        v.timeline
+            .iter()
+            .any(|t| t.kind == "complaint.validity_decided")
+    })
+    .await;
+    assert!(
+        v.timeline
+            .iter()
+            .any(|t| t.kind == "complaint.validity_decided"),
+        "the decision is in the timeline: {:?}",
+        v.timeline
+    );
+    assert_eq!(v.class(), v1::Class::A, "the later reclassification stands");
+    // A decision made after it does change the class.
+    bed.publish_event(&foreign(
+        21,
+        "routing",
+        &id,
+        10,
+        Payload::ValidityDecided(v1::ValidityDecided {
+            valid: false,
+            class: v1::Class::D as i32,
+            explanation: "outside our service".into(),
+        }),
+    ))
+    .await;
+    let v = until(&mut client, &id, |v| v.class() == v1::Class::D).await;
+    assert_eq!(v.class(), v1::Class::D);
+}
