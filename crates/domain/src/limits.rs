@@ -35,6 +35,18 @@ pub struct LimitsInForce {
     /// limits count from it since.
     #[serde(default)]
     pub restarted_at: Option<DateTime<Utc>>,
+    /// Each class change so far: when it was made and the due times just before it. A limit
+    /// met before a class change, but heard of only after it, gets its earlier due time back:
+    /// it had stopped moving (what the SLA monitor, seeing the two in order, keeps).
+    #[serde(default)]
+    pub class_moves: Vec<ClassMove>,
+}
+
+/// A class change and the due times it replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassMove {
+    pub at: DateTime<Utc>,
+    pub before: Promises,
 }
 
 /// A step of the process that changes the limits in force.
@@ -108,6 +120,7 @@ impl LimitsInForce {
             promises,
             settled: Vec::new(),
             restarted_at: None,
+            class_moves: Vec::new(),
         }
     }
 
@@ -148,6 +161,41 @@ impl LimitsInForce {
                 *slot = due;
             }
         }
+    }
+
+    /// The limits after `change`, made at `at`, whatever order the changes arrive in: a class
+    /// change is remembered with the due times it replaced, and a limit met (or resolved) before
+    /// a class change that was applied first gets back the due time it had when it was met.
+    pub fn apply_at(&mut self, policy: &Policy, change: LimitChange, at: DateTime<Utc>) {
+        let settles: &[ClockKind] = match &change {
+            LimitChange::Met(kind) => std::slice::from_ref(kind),
+            LimitChange::Resolved | LimitChange::Closed => &INTAKE_KINDS,
+            _ => &[],
+        };
+        // The first class change made after the limit was met: the due time before it.
+        let before = self
+            .class_moves
+            .iter()
+            .filter(|m| m.at > at)
+            .min_by_key(|m| m.at)
+            .map(|m| m.before);
+        if let Some(before) = before {
+            for &kind in settles {
+                if self.runs(kind)
+                    && let (Some(due), Some(slot)) =
+                        (due_of(&before, kind), due_mut(&mut self.promises, kind))
+                {
+                    *slot = due;
+                }
+            }
+        }
+        if change.sets_class() {
+            self.class_moves.push(ClassMove {
+                at,
+                before: self.promises,
+            });
+        }
+        self.apply(policy, change);
     }
 
     /// The limits after `change`. Applying the same change twice leaves them as once.
@@ -212,6 +260,53 @@ pub fn reasons_after_reclassification(from: Class, to: Class, reason: &str) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limit_met_before_a_class_change_heard_of_after_it_keeps_its_earlier_due_time() {
+        let policy = Policy::default();
+        let t0 = DateTime::parse_from_rfc3339("2030-01-07T09:00:00+08:00")
+            .unwrap()
+            .to_utc();
+        let start = LimitsInForce::at_intake(Class::B, t0, crate::promises(&policy, Class::B, t0));
+        let fed_back = t0 + chrono::Duration::minutes(10);
+        let reclassified = t0 + chrono::Duration::minutes(20);
+        let change = LimitChange::Reclassified {
+            to: Class::D,
+            promised: None,
+        };
+        // In order: the feedback meets the limit, the reclassification leaves it alone.
+        let mut in_order = start.clone();
+        in_order.apply_at(
+            &policy,
+            LimitChange::Met(ClockKind::FirstFeedback),
+            fed_back,
+        );
+        in_order.apply_at(&policy, change, reclassified);
+        // Out of order: the reclassification first, the earlier feedback heard of after it.
+        let mut late = start.clone();
+        late.apply_at(&policy, change, reclassified);
+        late.apply_at(
+            &policy,
+            LimitChange::Met(ClockKind::FirstFeedback),
+            fed_back,
+        );
+        assert_eq!(
+            late.promises.first_feedback_due,
+            start.promises.first_feedback_due
+        );
+        assert_eq!(late.promises, in_order.promises);
+        assert_eq!(late.class, Class::D);
+        // A feedback after the reclassification keeps the new due time.
+        let mut after = start.clone();
+        after.apply_at(&policy, change, reclassified);
+        let moved = after.promises.first_feedback_due;
+        after.apply_at(
+            &policy,
+            LimitChange::Met(ClockKind::FirstFeedback),
+            reclassified + chrono::Duration::minutes(1),
+        );
+        assert_eq!(after.promises.first_feedback_due, moved);
+    }
     use crate::promises;
 
     fn t(s: &str) -> DateTime<Utc> {

@@ -445,7 +445,7 @@ async fn apply_to_limits(
     )
     .map_err(|e| sqlx::Error::Decode(e.into()))?;
     let sets_class = change.sets_class();
-    limits.apply(policy, change);
+    limits.apply_at(policy, change, at);
     sqlx::query(
         "UPDATE complaints SET class = $2, limits = $3,
             classification_reasons = COALESCE($4, classification_reasons),

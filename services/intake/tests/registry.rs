@@ -373,3 +373,71 @@ async fn a_late_arriving_older_validity_decision_does_not_undo_a_later_reclassif
     let v = until(&mut client, &id, |v| v.class() == v1::Class::D).await;
     assert_eq!(v.class(), v1::Class::D);
 }
+
+/// A limit met before a reclassification, but heard of after it, keeps the due time it had when
+/// it was met — as the SLA monitor, seeing the two in order, keeps it (found by the stress run
+/// of the consistency test: intake applies its own reclassification at once, routing's earlier
+/// feedback arrived later).
+#[tokio::test]
+async fn a_limit_met_before_a_reclassification_but_heard_of_after_keeps_its_due_time() {
+    use v1::event::Payload;
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let ack = client
+        .submit(authed(
+            AGENT,
+            v1::SubmitRequest {
+                details: Some(details("order-2", true)),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner();
+    let id = ack.complaint_id.clone();
+    let promised = ack.promises.clone().expect("promises");
+    client
+        .reclassify(authed(
+            AGENT,
+            v1::ReclassifyRequest {
+                complaint_id: id.clone(),
+                class: v1::Class::A as i32,
+                reason: "a journalist called about it".into(),
+            },
+        ))
+        .await
+        .expect("reclassified");
+    let moved = until(&mut client, &id, |_| true).await;
+    assert_ne!(
+        moved
+            .promises
+            .as_ref()
+            .expect("promises")
+            .first_feedback_due,
+        promised.first_feedback_due,
+        "the reclassification moved the running limit"
+    );
+    // The first feedback was given ten seconds before the reclassification; heard of now.
+    bed.publish_event(&foreign(
+        30,
+        "routing",
+        &id,
+        -10,
+        Payload::FeedbackGiven(v1::FeedbackGiven {
+            content: "A technician is booked.".into(),
+            sequence: 1,
+            ..Default::default()
+        }),
+    ))
+    .await;
+    let v = until(&mut client, &id, |v| {
+        v.timeline
+            .iter()
+            .any(|t| t.kind == "complaint.feedback_given")
+    })
+    .await;
+    assert_eq!(
+        v.promises.as_ref().expect("promises").first_feedback_due,
+        promised.first_feedback_due,
+        "met before the reclassification: the due time it had then"
+    );
+}
