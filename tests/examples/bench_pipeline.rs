@@ -15,7 +15,7 @@ mod baseline;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use baseline::{WINDOW, raw_jetstream, raw_postgres};
+use baseline::{WINDOW, details, raw_jetstream, raw_postgres};
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_proto::v1;
@@ -58,36 +58,6 @@ fn seed() -> String {
         ));
     }
     s
-}
-
-fn details(prefix: &str, i: usize) -> v1::ComplaintDetails {
-    v1::ComplaintDetails {
-        key: Some(v1::SubmissionKey {
-            source_system: "bench".into(),
-            external_id: format!("{prefix}-{i:08}"),
-        }),
-        customer: Some(v1::Customer {
-            name: "王芳".into(),
-            phone: format!("138{:08}", i % 100_000_000),
-            ..Default::default()
-        }),
-        channel: v1::Channel::Hotline as i32,
-        business: "broadband".into(),
-        description: "Line down for three days; the visit never came.".into(),
-        demand: "Repair and refund.".into(),
-        category: "network_quality".into(),
-        emotion: (i % 3 + 1) as i32,
-        company_loss_fen: (i % 7) as i64 * 100_000,
-        first_contact: Some(v1::FirstContact {
-            employee_id: "e-1".into(),
-            ..Default::default()
-        }),
-        confirmation: Some(v1::Confirmation {
-            method: v1::ConfirmationMethod::Phone as i32,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 /// The body and its content type, as an integration would send it.

@@ -1,9 +1,10 @@
 //! The raw ceilings of this machine, measured in the same run as a benchmark so its figures
 //! stand beside them: JetStream publish (async, acks awaited in bulk) and PostgreSQL single-row
-//! commits. Shared by the benchmarks (`mod baseline;`).
+//! commits. Shared by the benchmarks (`mod baseline;`), with the complaint they all submit.
 
 use std::time::{Duration, Instant};
 
+use redress_proto::v1;
 use redress_test_support::TestBed;
 use sqlx::Connection;
 
@@ -73,4 +74,36 @@ pub async fn raw_postgres(bed: &TestBed, secs: u64) -> f64 {
         total += t.await.expect("task");
     }
     total as f64 / secs as f64
+}
+
+/// The confirmed call-centre complaint the benchmarks submit, keyed `<prefix>-<i>`: class
+/// A, B or C by its emotion and loss, routed by its category.
+pub fn details(prefix: &str, i: usize) -> v1::ComplaintDetails {
+    v1::ComplaintDetails {
+        key: Some(v1::SubmissionKey {
+            source_system: "bench".into(),
+            external_id: format!("{prefix}-{i:08}"),
+        }),
+        customer: Some(v1::Customer {
+            name: "王芳".into(),
+            phone: format!("138{:08}", i % 100_000_000),
+            ..Default::default()
+        }),
+        channel: v1::Channel::Hotline as i32,
+        business: "broadband".into(),
+        description: "Line down for three days; the visit never came.".into(),
+        demand: "Repair and refund.".into(),
+        category: "network_quality".into(),
+        emotion: (i % 3 + 1) as i32,
+        company_loss_fen: (i % 7) as i64 * 100_000,
+        first_contact: Some(v1::FirstContact {
+            employee_id: "e-1".into(),
+            ..Default::default()
+        }),
+        confirmation: Some(v1::Confirmation {
+            method: v1::ConfirmationMethod::Phone as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
