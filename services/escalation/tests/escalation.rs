@@ -853,9 +853,26 @@ async fn a_hung_webhook_delays_neither_the_ladder_nor_the_log_nor_shutdown() {
             "level 2 came {gap} s after level 1 (l2_after 2 s): the ladder waited for the webhook"
         );
     }
-    // The log channel delivered every notification without waiting for the webhook: before the
-    // webhook's first (hanging, 5 s) attempt at the same notification had even ended.
+    // The log channel delivered every notification (4 complaints × 2 rungs). The level-2
+    // escalation is listed as soon as it commits; its log delivery follows on the next tick, so
+    // wait for all eight before comparing times.
     let mut conn = bed.db.connect().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let log_delivered = loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM escalation.deliveries WHERE channel = 'log' AND status = 'delivered'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if n >= 8 || tokio::time::Instant::now() >= deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(log_delivered, 8, "4 complaints × 2 rungs");
+    // Each log delivery finished without waiting for the webhook: before the webhook's first
+    // (hanging, 5 s) attempt at the same notification had even ended.
     let slow_log: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM escalation.deliveries l
          JOIN escalation.deliveries w
@@ -869,13 +886,6 @@ async fn a_hung_webhook_delays_neither_the_ladder_nor_the_log_nor_shutdown() {
     .await
     .unwrap();
     assert_eq!(slow_log, 0, "log deliveries waited for the webhook");
-    let log_delivered: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM escalation.deliveries WHERE channel = 'log' AND status = 'delivered'",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(log_delivered, 8, "4 complaints × 2 rungs");
     // SIGTERM in the middle of a hanging attempt: out well within a 10 s grace.
     let asked = tokio::time::Instant::now();
     let status = svc.terminate(Duration::from_secs(10)).await;
