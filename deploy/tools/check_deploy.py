@@ -128,8 +128,9 @@ def port_of(addr: str) -> int | None:
 
 def check_auth_tokens(area: str, value: str) -> None:
     for entry in filter(None, (e.strip() for e in value.split(","))):
-        m = re.fullmatch(r"([^=\s]+)=([^:\s]+):([a-z_]+)(?::(.+))?", entry)
-        if not R.check(m is not None, area, f"auth token entry {entry!r} is not token=actor_id:role[:display name]"):
+        m = re.fullmatch(r"([^=\s]+)=([^:\s]+):([a-z_]+)(?:@[^:+\s]+(?:\+[^:+\s]+)*)?(?::(.+))?", entry)
+        if not R.check(m is not None, area,
+                       f"auth token entry {entry!r} is not token=actor_id:role[@department[+department…]][:display name]"):
             continue
         R.check(m.group(3) in ROLES, area, f"auth token role {m.group(3)!r} is not one of {sorted(ROLES)}")
 

@@ -173,7 +173,7 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
     let mut client = EscalationServiceClient::new(bed.channel(&stack.escalation).await);
     let listed = client
         .list_escalations(authed(
-            "test-manager-token",
+            "test-gm-token",
             v1::ListEscalationsRequest {
                 complaint_id: id.clone(),
                 recipient_id: "manager-1".into(),
@@ -367,7 +367,7 @@ async fn a_complaint_left_unconfirmed_past_its_limit_goes_to_the_centres_manager
     let mut client = EscalationServiceClient::new(bed.channel(&stack.escalation).await);
     let listed = client
         .list_escalations(authed(
-            "test-manager-token",
+            "test-gm-token",
             v1::ListEscalationsRequest {
                 complaint_id: id.clone(),
                 ..Default::default()

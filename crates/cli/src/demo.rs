@@ -27,7 +27,7 @@ pub const SEED: &str = include_str!("../../../deploy/demo/seed.toml");
 pub const ESCALATION: &str = include_str!("../../../deploy/demo/escalation.toml");
 
 /// The demo adds a second handler's token to the development table.
-pub const EXTRA_TOKENS: &str = "demo-handler2-token=handler-2:handler:Chen Jie";
+pub const EXTRA_TOKENS: &str = "demo-handler2-token=handler-2:handler@dept-billing:Chen Jie";
 
 const AGENT: &str = "dev-agent-token";
 const HANDLER_1: &str = "dev-handler-token";

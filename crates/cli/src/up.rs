@@ -28,11 +28,12 @@ const GRPC_BASE_PORT: u32 = 50051;
 const METRICS_BASE_PORT: u32 = 9101;
 
 /// Tokens for local development only: one per role, so every gRPC method can be tried.
-/// Format: `token=actor_id:role:Display Name`, comma separated.
+/// Format: `token=actor_id:role[@department[+department…]]:Display Name`, comma separated;
+/// the departments are those of the sample organisation (`deploy/demo/seed.toml`).
 pub const DEV_AUTH_TOKENS: &str = "dev-operator-token=ops:operator:Operator,\
 dev-agent-token=agent-1:customer_service_agent:Agent One,\
-dev-handler-token=handler-1:handler:Handler One,\
-dev-manager-token=manager-1:department_manager:Manager One,\
+dev-handler-token=handler-1:handler@dept-network:Handler One,\
+dev-manager-token=manager-1:department_manager@dept-network+dept-billing:Manager One,\
 dev-gm-token=gm-1:general_manager:General Manager,\
 dev-integration-token=callcentre:integration:Call Centre";
 
@@ -258,8 +259,8 @@ async fn supervise(
             "auth: using the local development tokens (set REDRESS_AUTH_TOKENS to replace them):\n\
              \x20 dev-operator-token     operator                (ops)\n\
              \x20 dev-agent-token        customer_service_agent  (agent-1)\n\
-             \x20 dev-handler-token      handler                 (handler-1)\n\
-             \x20 dev-manager-token      department_manager      (manager-1)\n\
+             \x20 dev-handler-token      handler                 (handler-1, dept-network)\n\
+             \x20 dev-manager-token      department_manager      (manager-1, dept-network and dept-billing)\n\
              \x20 dev-gm-token           general_manager         (gm-1)\n\
              \x20 dev-integration-token  integration             (callcentre)\n\
              \x20 gRPC calls send `authorization: Bearer <token>`",

@@ -4,7 +4,8 @@
 //! token is looked up in the configured table (`REDRESS_AUTH_TOKENS`) and the caller's
 //! [`Identity`] is put into the request's extensions for the handler, which also records it as
 //! the actor of the events it writes. Unknown or missing tokens are refused with
-//! `Unauthenticated` before any handler runs.
+//! `Unauthenticated` before any handler runs. What the caller may then see and do is
+//! [`crate::access`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -79,6 +80,11 @@ pub struct Identity {
     pub actor_id: String,
     pub display_name: String,
     pub role: Role,
+    /// The departments the caller works for (`role@department[+department…]` in the token
+    /// table; a manager may head several), a claim of the credential as an identity provider
+    /// would give it. Handlers and department managers see and act within them; see
+    /// [`crate::access`].
+    pub departments: Vec<String>,
 }
 
 impl Identity {
@@ -107,7 +113,7 @@ pub struct ConfigError {
 }
 
 impl Authenticator {
-    /// Parses `token=actor_id:role[:display name],…`.
+    /// Parses `token=actor_id:role[@department][:display name],…`.
     pub fn parse(spec: &str) -> Result<Self, ConfigError> {
         let mut tokens = HashMap::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -120,11 +126,19 @@ impl Authenticator {
                 .ok_or_else(|| err("expected token=actor_id:role"))?;
             let mut parts = who.splitn(3, ':');
             let actor_id = parts.next().unwrap_or_default().trim();
-            let role = parts
-                .next()
-                .ok_or_else(|| err("missing role"))?
-                .parse::<Role>()
-                .map_err(|e| err(&e))?;
+            let (role, departments) = match parts.next().ok_or_else(|| err("missing role"))? {
+                r if r.contains('@') => {
+                    let (role, list) = r.split_once('@').unwrap_or((r, ""));
+                    let departments: Vec<String> =
+                        list.split('+').map(|d| d.trim().to_owned()).collect();
+                    if departments.iter().any(String::is_empty) {
+                        return Err(err("empty department after @ or +"));
+                    }
+                    (role, departments)
+                }
+                r => (r, Vec::new()),
+            };
+            let role = role.parse::<Role>().map_err(|e| err(&e))?;
             let display_name = parts.next().unwrap_or(actor_id).trim();
             if token.trim().len() < 8 {
                 return Err(err("token must be at least 8 characters"));
@@ -138,6 +152,7 @@ impl Authenticator {
                     actor_id: actor_id.to_owned(),
                     display_name: display_name.to_owned(),
                     role,
+                    departments,
                 },
             );
         }
@@ -211,13 +226,22 @@ mod tests {
     #[test]
     fn parses_token_table() {
         let a = Authenticator::parse(
-            "secret-token-1=alice:handler:Alice Wang, tok-tok-2=gm:general_manager",
+            "secret-token-1=alice:handler@billing:Alice Wang, tok-tok-2=gm:general_manager,\
+             tok-tok-3=bob:department_manager@billing+network",
         )
         .expect("valid");
         let alice = a.identify("secret-token-1").expect("alice");
         assert_eq!(alice.actor_id, "alice");
         assert_eq!(alice.display_name, "Alice Wang");
         assert_eq!(alice.role, Role::Handler);
+        assert_eq!(alice.departments, ["billing"]);
+        assert!(a.identify("tok-tok-2").expect("gm").departments.is_empty());
+        assert_eq!(
+            a.identify("tok-tok-3").expect("bob").departments,
+            ["billing", "network"]
+        );
+        assert!(Authenticator::parse("long-enough=a:handler@").is_err());
+        assert!(Authenticator::parse("long-enough=a:handler@x+").is_err());
         assert_eq!(
             a.identify("tok-tok-2").map(|i| i.role),
             Some(Role::GeneralManager)

@@ -11,12 +11,14 @@
 //! - [`outbox`]: state change and event commit together; the relay publishes them in order.
 //! - [`consumer`]: idempotent, batched, explicit-ack consumers with dead letters.
 //! - [`auth`]: bearer tokens → the caller's identity and role.
+//! - [`access`]: which complaints a caller reaches and how much of the customer they see.
 //! - [`request`]: a request's ids, parsed and named on the call's span.
 //! - [`listen`]: binding a port that may be taken for a moment (retried, not fatal).
 //! - [`app`]: bootstrap, serve gRPC (with health and reflection), stop in order.
 //!
 //! Start reading at [`app::Platform`]: it shows how the pieces are wired.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -30,11 +30,15 @@ use futures::StreamExt;
 use prost::Message as _;
 use redress_proto::v1;
 
-/// Tokens every test service accepts (`REDRESS_AUTH_TOKENS`), one per role.
+/// Tokens every test service accepts (`REDRESS_AUTH_TOKENS`), one per role, and a second
+/// handler and manager of another department for access tests. `manager-1` heads the
+/// departments the test organisations give them; `handler-1` works in `dept-network`.
 pub const TEST_TOKENS: &str = "test-operator-token=ops:operator:Operator,\
 test-agent-token=agent-1:customer_service_agent:Agent One,\
-test-handler-token=handler-1:handler:Handler One,\
-test-manager-token=manager-1:department_manager:Manager One,\
+test-handler-token=handler-1:handler@dept-network:Handler One,\
+test-manager-token=manager-1:department_manager@d-1+dept-network+dept-billing+dep-1+billing+network:Manager One,\
+test-handler2-token=handler-2:handler@d-2:Handler Two,\
+test-manager2-token=manager-2:department_manager@d-2:Manager Two,\
 test-gm-token=gm-1:general_manager:General Manager,\
 test-integration-token=callcentre:integration:Call Centre";
 

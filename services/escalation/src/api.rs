@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use redress_domain::EscalationId;
 use redress_domain::escalation::{self as rules, State};
+use redress_platform::access::{self, Place, Reach};
 use redress_platform::auth::{self, Identity, Role};
 use redress_proto::v1::{self, escalation_service_server::EscalationService, event::Payload};
 use sqlx::postgres::PgRow;
@@ -123,9 +124,10 @@ fn escalation_id(raw: &str) -> Result<String, Error> {
         .map_err(|e| Error::invalid("escalation_id", &e.to_string()))
 }
 
-/// The recipient acts on their own escalation; the general manager and operators on any.
+/// The recipient acts on their own escalation; the general manager, who gives the final
+/// decision (DOMAIN §5), on any. Operators administer the system and decide nothing.
 fn may_act(who: &Identity, e: &v1::Escalation) -> Result<(), Error> {
-    if who.actor_id == e.recipient_id || matches!(who.role, Role::GeneralManager | Role::Operator) {
+    if who.actor_id == e.recipient_id || who.role == Role::GeneralManager {
         Ok(())
     } else {
         Err(Error::PermissionDenied(format!(
@@ -167,7 +169,9 @@ impl EscalationService for Api {
         &self,
         req: Request<v1::ListEscalationsRequest>,
     ) -> Result<Response<v1::ListEscalationsResponse>, Status> {
-        auth::identity(&req)?;
+        let who = auth::identity(&req)?;
+        let reach = Reach::of(&who);
+        let (all, department, actor) = reach.sql();
         let r = req.into_inner();
         let page = r.page.unwrap_or_default();
         let size = i64::from(if page.page_size == 0 {
@@ -190,6 +194,7 @@ impl EscalationService for Api {
             "SELECT {COLUMNS} FROM escalations e
              WHERE ($1 = '' OR e.recipient_id = $1) AND ($2 = '' OR e.department_id = $2)
                AND ($3::text IS NULL OR e.state = $3) AND ($4 = '' OR e.complaint_id = $4)
+               AND ($7 OR e.department_id = ANY($8) OR e.recipient_id = $9)
              ORDER BY e.raised_at DESC, e.escalation_id DESC LIMIT $5 OFFSET $6"
         )))
         .bind(&r.recipient_id)
@@ -198,6 +203,9 @@ impl EscalationService for Api {
         .bind(&r.complaint_id)
         .bind(size + 1)
         .bind(offset)
+        .bind(all)
+        .bind(department)
+        .bind(actor)
         .fetch_all(&self.pool)
         .await
         .map_err(Error::from)?;
@@ -380,6 +388,16 @@ impl EscalationService for Api {
             ],
         )?;
         let r = req.into_inner();
+        // A department manager reports on their own departments, one at a time.
+        if who.role == Role::DepartmentManager
+            && !who.departments.iter().any(|d| d == r.department_id.trim())
+        {
+            return Err(Status::permission_denied(format!(
+                "{} reports on their own departments only ({}): give department_id",
+                who.actor_id,
+                who.departments.join(", ")
+            )));
+        }
         let format = v1::ReportFormat::try_from(r.format)
             .map_err(|_| Error::invalid("format", "unknown format"))?;
         let report = crate::report::monthly(
@@ -398,14 +416,8 @@ impl EscalationService for Api {
         req: Request<v1::RecordNeglectFindingRequest>,
     ) -> Result<Response<v1::RecordNeglectFindingResponse>, Status> {
         let who = auth::identity(&req)?;
-        auth::require(
-            &who,
-            &[
-                Role::DepartmentManager,
-                Role::GeneralManager,
-                Role::Operator,
-            ],
-        )?;
+        // DOMAIN §9: doubling without a missed limit is "a manager's finding of neglect".
+        auth::require(&who, &[Role::DepartmentManager, Role::GeneralManager])?;
         let r = req.into_inner();
         let original = redress_domain::ComplaintId::parse(r.original_complaint_id.trim())
             .map_err(|e| Error::invalid("original_complaint_id", &e.to_string()))?
@@ -415,15 +427,20 @@ impl EscalationService for Api {
             return Err(Error::invalid("finding", "is required").into());
         }
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        let repeat: Option<(String, i32)> = sqlx::query_as(
-            "SELECT person_id, class FROM repeats WHERE original_complaint_id = $1
+        let repeat: Option<(String, i32, String)> = sqlx::query_as(
+            "SELECT person_id, class, department_id FROM repeats WHERE original_complaint_id = $1
              ORDER BY month LIMIT 1",
         )
         .bind(&original)
         .fetch_optional(&mut *tx)
         .await
         .map_err(Error::from)?;
-        let Some((person, class)) = repeat else {
+        if let Some((_, _, department)) = &repeat
+            && !access::acts_for_department(&who, Place::new(department, ""))
+        {
+            return Err(access::outside(&who, &original));
+        }
+        let Some((person, class, _)) = repeat else {
             return Err(Error::FailedPrecondition(format!(
                 "no repeat complaint is recorded about {original}"
             ))

@@ -1,6 +1,7 @@
 //! The gRPC door: `IntakeService` for staff tools, the CLI and calling integrations.
 
-use redress_platform::auth::{self, Role};
+use redress_platform::access::{self, Place, Reach, Sight};
+use redress_platform::auth::{self, Identity, Role};
 use redress_platform::request::complaint_id;
 use redress_proto::v1::{self, intake_service_server::IntakeService};
 use sqlx::PgPool;
@@ -63,6 +64,10 @@ impl IntakeService for Api {
         )?;
         let req = req.into_inner();
         let id = complaint_id(&req.complaint_id).map_err(Error::from)?;
+        // The complaint centre and the call centre confirm any complaint; staff of a department
+        // only their department's.
+        self.require_department(&who, &id, &[Role::Handler, Role::DepartmentManager])
+            .await?;
         let confirmation = req
             .confirmation
             .ok_or_else(|| Error::invalid("confirmation", "is required"))?;
@@ -92,6 +97,8 @@ impl IntakeService for Api {
         )?;
         let req = req.into_inner();
         let id = complaint_id(&req.complaint_id).map_err(Error::from)?;
+        self.require_department(&who, &id, &[Role::DepartmentManager])
+            .await?;
         let to = v1::Class::try_from(req.class)
             .ok()
             .and_then(class_from_proto)
@@ -110,7 +117,7 @@ impl IntakeService for Api {
         &self,
         req: Request<v1::GetComplaintRequest>,
     ) -> Result<Response<v1::ComplaintView>, Status> {
-        auth::identity(&req)?;
+        let who = auth::identity(&req)?;
         let raw = req.get_ref().complaint_id.trim();
         // People name complaints by the number they were told (`RD20261201-000001`); systems
         // by id. Either finds it.
@@ -120,18 +127,53 @@ impl IntakeService for Api {
                 .await?
                 .ok_or_else(|| Error::from(not_an_id))?,
         };
-        Ok(Response::new(
-            registry::get(&self.pool, &self.recorder.policy, &id).await?,
-        ))
+        let mut view = registry::get(&self.pool, &self.recorder.policy, &id).await?;
+        let place = Place::new(&view.department_id, &view.assignee_id);
+        access::require_reach(&who, place, &id)?;
+        let sight = Sight::of(&who, place);
+        if let Some(customer) = view.details.as_mut().and_then(|d| d.customer.as_mut()) {
+            sight.apply(customer);
+        }
+        Ok(Response::new(view))
     }
 
     async fn list_complaints(
         &self,
         req: Request<v1::ListComplaintsRequest>,
     ) -> Result<Response<v1::ListComplaintsResponse>, Status> {
-        auth::identity(&req)?;
-        Ok(Response::new(
-            registry::list(&self.pool, &self.recorder.policy, req.get_ref()).await?,
-        ))
+        let who = auth::identity(&req)?;
+        let mut page = registry::list(
+            &self.pool,
+            &self.recorder.policy,
+            req.get_ref(),
+            &Reach::of(&who),
+        )
+        .await?;
+        for c in &mut page.complaints {
+            let sight = Sight::of(&who, Place::new(&c.department_id, &c.assignee_id));
+            c.customer_name = sight.show(&c.customer_name);
+        }
+        Ok(Response::new(page))
+    }
+}
+
+impl Api {
+    /// Refuses `who`, when their role is one of `scoped`, unless the complaint is their
+    /// department's (docs/access.md).
+    async fn require_department(
+        &self,
+        who: &Identity,
+        id: &str,
+        scoped: &[Role],
+    ) -> Result<(), Status> {
+        if !scoped.contains(&who.role) {
+            return Ok(());
+        }
+        let (department, assignee) = registry::place(&self.pool, id).await?;
+        if access::acts_for_department(who, Place::new(&department, &assignee)) {
+            Ok(())
+        } else {
+            Err(access::outside(who, id))
+        }
     }
 }

@@ -22,6 +22,7 @@ use prost::Message as _;
 use redress_domain::limits::{self, LimitChange, LimitsInForce};
 use redress_domain::sla::ClockKind;
 use redress_domain::{Class, Policy, Promises};
+use redress_platform::access::Reach;
 use redress_platform::consumer::{HandleError, Handler, Incoming};
 use redress_proto::v1::{self, event::Payload};
 use sqlx::types::Json;
@@ -593,12 +594,25 @@ fn class_number(class: &str) -> i32 {
 /// Largest page `ListComplaints` returns.
 pub const MAX_PAGE: u32 = 200;
 
+/// A complaint's department and assignee, for access checks before a command (`NotFound` when
+/// there is no such complaint).
+pub async fn place(pool: &PgPool, id: &str) -> Result<(String, String), Error> {
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT department_id, assignee_id FROM complaints WHERE complaint_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let (department, assignee) = row.ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    Ok((department.unwrap_or_default(), assignee.unwrap_or_default()))
+}
+
 /// `ListComplaints`: newest first, filtered, keyset-paginated on `(received_at, complaint_id)`
 /// so page 1,000 costs what page 1 costs.
 pub async fn list(
     pool: &PgPool,
     policy: &Policy,
     req: &v1::ListComplaintsRequest,
+    reach: &Reach,
 ) -> Result<v1::ListComplaintsResponse, Error> {
     let page = req.page.clone().unwrap_or_default();
     let size = match page.page_size {
@@ -643,6 +657,14 @@ pub async fn list(
                 classification_reasons, limits
          FROM complaints WHERE true",
     );
+    if let (false, departments, actor) = reach.sql() {
+        q.push(" AND (department_id = ANY(")
+            .push_bind(departments.to_vec())
+            .push(")")
+            .push(" OR assignee_id = ")
+            .push_bind(actor.map(str::to_owned))
+            .push(")");
+    }
     if !req.status.is_empty() {
         q.push(" AND status = ").push_bind(&req.status);
     }

@@ -2,6 +2,7 @@
 //! reports.
 
 use redress_domain::ComplaintId;
+use redress_platform::access::{Place, Reach, Sight};
 use redress_platform::auth::{self, Role};
 use redress_proto::v1::{self, revisit_service_server::RevisitService};
 use sqlx::PgPool;
@@ -27,10 +28,14 @@ impl RevisitService for Api {
         &self,
         req: Request<v1::ListDueRevisitsRequest>,
     ) -> Result<Response<v1::ListDueRevisitsResponse>, Status> {
-        auth::identity(&req)?;
-        Ok(Response::new(
-            queries::list_due(&self.pool, req.get_ref()).await?,
-        ))
+        let who = auth::identity(&req)?;
+        let mut page = queries::list_due(&self.pool, req.get_ref(), &Reach::of(&who)).await?;
+        for r in &mut page.revisits {
+            let sight = Sight::of(&who, Place::new(&r.department_id, &r.agent_id));
+            r.customer_name = sight.show(&r.customer_name);
+            r.customer_phone = sight.show(&r.customer_phone);
+        }
+        Ok(Response::new(page))
     }
 
     async fn claim_revisit(

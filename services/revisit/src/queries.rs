@@ -20,7 +20,9 @@ pub const MAX_PAGE: u32 = 500;
 pub async fn list_due(
     pool: &PgPool,
     req: &v1::ListDueRevisitsRequest,
+    reach: &redress_platform::access::Reach,
 ) -> Result<v1::ListDueRevisitsResponse, Error> {
+    let (all, department, actor) = reach.sql();
     let page = req.page.clone().unwrap_or_default();
     let size = i64::from(match page.page_size {
         0 => 50,
@@ -41,6 +43,7 @@ pub async fn list_due(
            AND ($2::text IS NULL OR c.department_id = $2)
            AND ($3::timestamptz IS NULL OR r.call_at < $3)
            AND ($4::timestamptz IS NULL OR (r.call_at, r.revisit_id) > ($4, $5))
+           AND ($7 OR c.department_id = ANY($8) OR r.agent_id = $9)
          ORDER BY r.call_at, r.revisit_id
          LIMIT $6"
     ))
@@ -50,6 +53,9 @@ pub async fn list_due(
     .bind(cursor.as_ref().map(|c| c.0))
     .bind(cursor.as_ref().map(|c| c.1.clone()))
     .bind(size + 1)
+    .bind(all)
+    .bind(department)
+    .bind(actor)
     .fetch_all(pool)
     .await?;
     let more = rows.len() as i64 > size;

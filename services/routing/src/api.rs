@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use redress_domain::TaskId;
 use redress_domain::handling::{Command, Effect};
+use redress_platform::access::{self, Place, Reach, Sight};
 use redress_platform::auth::{self, Identity, Role};
 use redress_platform::request::complaint_id;
 use redress_proto::v1::{self, event::Payload, routing_service_server::RoutingService};
@@ -80,8 +81,12 @@ async fn authorize(
     rec: &Record,
     allow: Allow,
 ) -> Result<(), Error> {
+    // Staff act within the departments their credential names (docs/access.md), and the
+    // organisation must agree that a manager manages the complaint's department.
+    let in_reach = Reach::of(who).covers(Place::new(&rec.department_id, &rec.assignee_id));
     let ok = match who.role {
         Role::GeneralManager => true,
+        Role::Handler | Role::DepartmentManager if !in_reach => false,
         Role::Handler => allow.assignee && rec.assignee_id == who.actor_id,
         Role::DepartmentManager => {
             (allow.manager && manages(conn, &who.actor_id, &rec.department_id).await?)
@@ -468,7 +473,7 @@ impl RoutingService for Api {
         &self,
         req: Request<v1::ListQueueRequest>,
     ) -> Result<Response<v1::ListQueueResponse>, Status> {
-        auth::identity(&req)?;
+        let who = auth::identity(&req)?;
         let r = req.into_inner();
         done(
             async {
@@ -479,6 +484,8 @@ impl RoutingService for Api {
                     ));
                 }
                 let (size, offset) = org::paging(r.page.as_ref())?;
+                let reach = Reach::of(&who);
+                let reach = reach.sql();
                 let mut conn = self.ctx.pool.acquire().await?;
                 // Priority (DOMAIN §3, "by severity, number of customers affected and urgency"):
                 // class A first, group complaints first, then least time left.
@@ -486,6 +493,7 @@ impl RoutingService for Api {
                     "SELECT * FROM handling WHERE (open OR $5) AND received
                    AND stage <> 'awaiting_confirmation'
                    AND ($1 = '' OR department_id = $1) AND ($2 = '' OR assignee_id = $2)
+                   AND ($6 OR department_id = ANY($7) OR assignee_id = $8)
                  ORDER BY NOT open, class, group_complaint DESC, completion_due NULLS LAST,
                    received_at, complaint_id
                  LIMIT $3 OFFSET $4",
@@ -495,6 +503,9 @@ impl RoutingService for Api {
                 .bind(size)
                 .bind(offset)
                 .bind(r.include_finished)
+                .bind(reach.0)
+                .bind(reach.1)
+                .bind(reach.2)
                 .fetch_all(&mut *conn)
                 .await?;
                 let now = self.now();
@@ -502,6 +513,9 @@ impl RoutingService for Api {
                 for row in &rows {
                     let due: Option<DateTime<Utc>> = row.try_get("completion_due")?;
                     let class: String = row.try_get("class")?;
+                    let department: String = row.try_get("department_id")?;
+                    let assignee: String = row.try_get("assignee_id")?;
+                    let sight = Sight::of(&who, Place::new(&department, &assignee));
                     items.push(v1::QueueItem {
                         complaint_id: row.try_get("complaint_id")?,
                         number: row.try_get("number")?,
@@ -525,11 +539,11 @@ impl RoutingService for Api {
                             }
                         }),
                         completion_due: due.map(ts),
-                        department_id: row.try_get("department_id")?,
-                        assignee_id: row.try_get("assignee_id")?,
+                        department_id: department,
+                        assignee_id: assignee,
                         stage: row.try_get("stage")?,
                         category: row.try_get("category")?,
-                        customer_name: row.try_get("customer_name")?,
+                        customer_name: sight.show(&row.try_get::<String, _>("customer_name")?),
                         customer_type: row.try_get("customer_type")?,
                         received_at: row
                             .try_get::<Option<DateTime<Utc>>, _>("received_at")?
@@ -1126,7 +1140,7 @@ impl RoutingService for Api {
         &self,
         req: Request<v1::GetHandlingRequest>,
     ) -> Result<Response<v1::GetHandlingResponse>, Status> {
-        auth::identity(&req)?;
+        let who = auth::identity(&req)?;
         done(
             async {
                 let id = complaint_id(&req.get_ref().complaint_id)?;
@@ -1139,6 +1153,11 @@ impl RoutingService for Api {
                     .await?
                     .filter(|r| r.details.is_some())
                     .ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
+                if !Reach::of(&who).covers(Place::new(&rec.department_id, &rec.assignee_id)) {
+                    return Err(Error::PermissionDenied(
+                        access::outside(&who, &id).message().to_owned(),
+                    ));
+                }
                 let sub_tasks = commands::subtasks(&mut tx, &id).await?;
                 tx.commit().await?;
                 Ok(v1::GetHandlingResponse {

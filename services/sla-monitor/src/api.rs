@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redress_domain::sla::{ClockKind, ClockState};
 use redress_domain::{Clock, Policy};
-use redress_platform::auth::{self, Role};
+use redress_platform::access::{self, Place, Reach};
+use redress_platform::auth::{self, Identity, Role};
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload, sla_monitor_service_server::SlaMonitorService};
 use sqlx::PgPool;
@@ -75,6 +76,8 @@ pub fn status(c: &StoredClock, complaint: &Complaint, now: DateTime<Utc>) -> v1:
 
 /// Filters shared by the two lists.
 struct Filter<'a> {
+    /// What the caller may see (docs/access.md).
+    reach: Reach,
     department_id: &'a str,
     class: i32,
     handler_id: &'a str,
@@ -83,12 +86,14 @@ struct Filter<'a> {
 
 impl<'a> Filter<'a> {
     fn new(
+        who: &Identity,
         department_id: &'a str,
         class: i32,
         handler_id: &'a str,
         page: Option<&'a v1::PageRequest>,
     ) -> Self {
         Self {
+            reach: Reach::of(who),
             department_id,
             class,
             handler_id,
@@ -120,6 +125,7 @@ impl Api {
             Ok(c) => class_from_proto(c as i32).map(|c| c.as_str()),
             Err(_) => return Err(Error::invalid("class", "unknown class")),
         };
+        let reach = f.reach.sql();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
                     p.handler_id, p.responsible_person_id
@@ -131,6 +137,7 @@ impl Api {
                     OR c.agent_id = $4 OR (c.kind = 'acceptance' AND p.acceptance_owner_id = $4))
                AND ($5::timestamptz IS NULL
                     OR (c.due_at, c.complaint_id, c.kind, c.key) > ($5, $6, $7, $8))
+               AND ($10 OR p.department_id = ANY($11) OR p.handler_id = $12)
              ORDER BY c.due_at, c.complaint_id, c.kind, c.key
              LIMIT $9"
         )))
@@ -143,6 +150,9 @@ impl Api {
         .bind(cursor.as_ref().map(|c| c.2.clone()))
         .bind(cursor.as_ref().map(|c| c.3.clone()))
         .bind(size + 1)
+        .bind(reach.0)
+        .bind(reach.1)
+        .bind(reach.2)
         .fetch_all(&self.pool)
         .await?;
         let now = self.clock.now();
@@ -199,7 +209,7 @@ impl SlaMonitorService for Api {
         &self,
         req: Request<v1::GetSlaStatusRequest>,
     ) -> Result<Response<v1::GetSlaStatusResponse>, Status> {
-        auth::identity(&req)?;
+        let who = auth::identity(&req)?;
         let id = complaint_id(&req.get_ref().complaint_id).map_err(Error::from)?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
@@ -224,6 +234,11 @@ impl SlaMonitorService for Api {
             clocks.push(status(&c, &p, now));
             complaint = p;
         }
+        access::require_reach(
+            &who,
+            Place::new(&complaint.department_id, &complaint.handler_id),
+            &id,
+        )?;
         Ok(Response::new(v1::GetSlaStatusResponse {
             complaint_id: id,
             complaint_number: complaint.number,
@@ -237,9 +252,15 @@ impl SlaMonitorService for Api {
         &self,
         req: Request<v1::ListAtRiskRequest>,
     ) -> Result<Response<v1::ListAtRiskResponse>, Status> {
-        auth::identity(&req)?;
+        let who = auth::identity(&req)?;
         let r = req.get_ref();
-        let f = Filter::new(&r.department_id, r.class, &r.handler_id, r.page.as_ref());
+        let f = Filter::new(
+            &who,
+            &r.department_id,
+            r.class,
+            &r.handler_id,
+            r.page.as_ref(),
+        );
         let (items, next_page_token) = self.list(ClockState::Warned, f).await?;
         Ok(Response::new(v1::ListAtRiskResponse {
             items,
@@ -251,9 +272,15 @@ impl SlaMonitorService for Api {
         &self,
         req: Request<v1::ListOverdueRequest>,
     ) -> Result<Response<v1::ListOverdueResponse>, Status> {
-        auth::identity(&req)?;
+        let who = auth::identity(&req)?;
         let r = req.get_ref();
-        let f = Filter::new(&r.department_id, r.class, &r.handler_id, r.page.as_ref());
+        let f = Filter::new(
+            &who,
+            &r.department_id,
+            r.class,
+            &r.handler_id,
+            r.page.as_ref(),
+        );
         let (items, next_page_token) = self.list(ClockState::Overdue, f).await?;
         Ok(Response::new(v1::ListOverdueResponse {
             items,
@@ -306,6 +333,14 @@ impl SlaMonitorService for Api {
             ),
         };
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        // A manager approves special reasons for their own department only.
+        let place = store::complaint(&mut tx, &id)
+            .await
+            .map_err(Error::from)?
+            .unwrap_or_default();
+        if !access::acts_for_department(&who, Place::new(&place.department_id, &place.handler_id)) {
+            return Err(access::outside(&who, &id));
+        }
         let mut clocks: Vec<StoredClock> = store::load_all(&mut tx, &id)
             .await
             .map_err(Error::from)?

@@ -15,6 +15,8 @@ use tonic::Code;
 
 const SECOND: Duration = Duration::from_secs(1);
 const MANAGER: &str = "test-manager-token";
+/// Reads every complaint, routed or not (docs/access.md).
+const GM: &str = "test-gm-token";
 
 /// Limits of seconds; warnings at half of each limit. First feedback is capped by completion.
 const POLICY: &str = r#"
@@ -637,7 +639,7 @@ async fn completion_clock(
     loop {
         let status = client
             .get_sla_status(authed(
-                MANAGER,
+                GM,
                 v1::GetSlaStatusRequest {
                     complaint_id: id.to_owned(),
                 },
@@ -773,7 +775,7 @@ async fn confirmation_state(
 ) -> Option<v1::ClockState> {
     client
         .get_sla_status(authed(
-            MANAGER,
+            GM,
             v1::GetSlaStatusRequest {
                 complaint_id: id.to_owned(),
             },
