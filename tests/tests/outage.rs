@@ -1,5 +1,7 @@
 //! No outage loses a message (issue 17): submissions JetStream acknowledged while intake's
 //! database was away all become complaints once it is back, and none is dead-lettered for it.
+//! Meanwhile the service reports itself not ready (gRPC health `NOT_SERVING`), and ready again
+//! on its own once the database answers.
 //!
 //! The outage is real for the service: its only path to PostgreSQL is cut — every open
 //! connection drops, every new one is refused — for longer than it takes a message to use up
@@ -11,7 +13,10 @@ use std::time::Duration;
 
 use prost::Message as _;
 use redress_proto::v1;
-use redress_test_support::{DbOutage, TestBed};
+use redress_test_support::{DbOutage, ServiceProcess, TestBed};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 fn submission(n: usize) -> Vec<u8> {
     v1::SubmitRequest {
@@ -43,6 +48,34 @@ async fn count(bed: &TestBed, sql: &str) -> i64 {
         .expect("count")
 }
 
+async fn health(bed: &TestBed, service: &ServiceProcess) -> ServingStatus {
+    HealthClient::new(bed.channel(service).await)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers without the database")
+        .into_inner()
+        .status()
+}
+
+/// Polls health until it reports `want`, for at most `within`; returns what it reported last.
+async fn health_becomes(
+    bed: &TestBed,
+    service: &ServiceProcess,
+    want: ServingStatus,
+    within: Duration,
+) -> ServingStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = health(bed, service).await;
+        if now == want || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn submissions_acknowledged_during_a_database_outage_all_become_complaints() {
     let bed = TestBed::start().await;
@@ -66,6 +99,7 @@ async fn submissions_acknowledged_during_a_database_outage_all_become_complaints
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(count(&bed, complaints).await, 1, "before the outage");
+    assert_eq!(health(&bed, &intake).await, ServingStatus::Serving);
 
     // The database goes away; the call centre keeps sending, and JetStream acknowledges.
     outage.cut().await;
@@ -74,9 +108,34 @@ async fn submissions_acknowledged_during_a_database_outage_all_become_complaints
         publish(&bed, n).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Not ready while the database is away (checked every second).
+    assert_eq!(
+        health_becomes(
+            &bed,
+            &intake,
+            ServingStatus::NotServing,
+            Duration::from_secs(10)
+        )
+        .await,
+        ServingStatus::NotServing,
+        "health during the outage"
+    );
     // Long enough for every message to be delivered (and fail) more than twice.
     tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(health(&bed, &intake).await, ServingStatus::NotServing);
     outage.restore();
+    assert_eq!(
+        health_becomes(
+            &bed,
+            &intake,
+            ServingStatus::Serving,
+            Duration::from_secs(30)
+        )
+        .await,
+        ServingStatus::Serving,
+        "ready again on its own:\n{}",
+        intake.logs()
+    );
 
     let expected = i64::try_from(sent).expect("small") + 1;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);

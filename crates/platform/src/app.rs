@@ -188,6 +188,13 @@ impl Platform {
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
+        let readiness_stop = CancellationToken::new();
+        let readiness = tokio::spawn(watch_readiness(
+            self.pool.clone(),
+            self.nats.clone(),
+            health.clone(),
+            readiness_stop.clone(),
+        ));
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(redress_proto::FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -251,6 +258,8 @@ impl Platform {
         self.shutdown.cancelled().await;
         tracing::info!(service = self.service.name, "shutting down");
         let grace = self.args.shutdown_grace();
+        readiness_stop.cancel();
+        let _ = readiness.await;
         health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
@@ -287,4 +296,56 @@ fn write_ready_file(
     std::fs::write(&tmp, body.to_string())?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// How often readiness is checked, and how long one database probe may take.
+const READINESS_PERIOD: Duration = Duration::from_secs(1);
+
+/// Keeps the gRPC health status (what Kubernetes' readiness probe and load balancers read)
+/// true to what the service can do: `NOT_SERVING` while PostgreSQL does not answer `SELECT 1`
+/// within a second or the NATS connection is down, `SERVING` again once both are back. Nothing
+/// is lost meanwhile — consumers hold their messages and retry (ADR 0004) — but callers should
+/// be sent to a replica that can commit. `redress_ready` shows the same as a gauge.
+async fn watch_readiness(
+    pool: PgPool,
+    nats: async_nats::Client,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    let mut ready = true;
+    metrics::gauge!("redress_ready").set(1.0);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(READINESS_PERIOD) => {}
+        }
+        let database = tokio::time::timeout(READINESS_PERIOD, async {
+            sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(&pool)
+                .await
+        })
+        .await
+        .is_ok_and(|r| r.is_ok());
+        let broker = nats.connection_state() == async_nats::connection::State::Connected;
+        let now = database && broker;
+        if now != ready {
+            ready = now;
+            let status = if ready {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            if ready {
+                tracing::info!("ready again: PostgreSQL and NATS answer");
+            } else {
+                tracing::warn!(
+                    database,
+                    broker,
+                    "not ready: health reports NOT_SERVING until both answer"
+                );
+            }
+            metrics::gauge!("redress_ready").set(if ready { 1.0 } else { 0.0 });
+            health.set_service_status("", status).await;
+        }
+    }
 }
