@@ -15,11 +15,13 @@ mod db;
 mod nats;
 mod outage;
 pub mod ports;
+mod postgres;
 mod process;
 
 pub use db::TestDb;
-pub use nats::NatsServer;
+pub use nats::{NatsCluster, NatsServer};
 pub use outage::DbOutage;
+pub use postgres::{PostgresServer, StopMode};
 pub use process::{ServiceProcess, binary_path};
 
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
-//! A real `nats-server` for one test, on a free port, killed on drop.
+//! A real `nats-server` for one test, on a free port, killed on drop — or a three-node
+//! JetStream cluster of them ([`NatsCluster`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// More arguments (a cluster node's name, cluster port and routes).
+    args: Vec<String>,
 }
 
 /// The pinned server: `REDRESS_NATS_SERVER_BIN`, else the one `scripts/tools.sh` installs in
@@ -84,8 +87,22 @@ impl NatsServer {
             child: None,
             port: 0,
             dir,
+            args: Vec::new(),
         };
         s.launch(None);
+        s
+    }
+
+    /// Starts a server on `port` with more arguments.
+    fn start_on(port: u16, args: Vec<String>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Self {
+            child: None,
+            port,
+            dir,
+            args,
+        };
+        s.launch(Some(port));
         s
     }
 
@@ -129,6 +146,7 @@ impl NatsServer {
         let mut child = Command::new(bin)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(self.dir.path().join("store"))
+            .args(&self.args)
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .stdout(Stdio::null())
@@ -178,6 +196,72 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.stop();
         self.launch(Some(self.port));
+    }
+}
+
+/// Three `nats-server` nodes clustered with JetStream on loopback ports: streams created with
+/// three replicas survive one node's death, and the nodes elect new leaders among themselves.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Node names are `n1`, `n2`, `n3` (what a stream's `cluster.leader` reports).
+    pub fn start() -> Self {
+        let mut ports = Vec::new();
+        while ports.len() < 6 {
+            let p = crate::ports::free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let (client, cluster) = ports.split_at(3);
+        let route = |i: usize| format!("nats://127.0.0.1:{}", cluster[i]);
+        // Start the nodes together: each waits for its routes, and JetStream needs a quorum.
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let routes = (0..3)
+                    .filter(|j| *j != i)
+                    .map(route)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let args = vec![
+                    "-n".to_owned(),
+                    format!("n{}", i + 1),
+                    "--cluster_name".to_owned(),
+                    "redress".to_owned(),
+                    "--cluster".to_owned(),
+                    route(i),
+                    "--routes".to_owned(),
+                    routes,
+                ];
+                let port = client[i];
+                std::thread::spawn(move || NatsServer::start_on(port, args))
+            })
+            .collect();
+        let nodes = handles
+            .into_iter()
+            .map(|h| h.join().expect("node started"))
+            .collect();
+        Self { nodes }
+    }
+
+    /// Every node's client URL, comma separated (what `REDRESS_NATS_URL` takes).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node called `name` (`n1`…), by its index.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        name.strip_prefix('n')?
+            .parse::<usize>()
+            .ok()?
+            .checked_sub(1)
+            .filter(|i| *i < self.nodes.len())
     }
 }
 
