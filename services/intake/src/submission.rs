@@ -115,11 +115,12 @@ fn decode_json(body: &[u8]) -> Result<v1::SubmitRequest, Violation> {
 
 /// A parser's message with the values it quotes taken out: a field of the wrong type may hold
 /// a name or a phone number, and a rejection is published and logged (issue 17: "rejections
-/// name the field and the fault, never the value"). Quoted text becomes `"…"`, runs of four or
-/// more digits `…`.
+/// name the field and the fault, never the value"). Text in double, single or back quotes
+/// becomes `…` between the same quotes (serde quotes strings with `"`, prost-reflect enum values
+/// with `'`); runs of four or more digits become `…`. An unclosed quote hides the rest.
 fn without_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut in_quotes = false;
+    let mut quote: Option<char> = None;
     let mut digits = String::new();
     let flush = |digits: &mut String, out: &mut String| {
         if digits.len() >= 4 {
@@ -130,10 +131,11 @@ fn without_values(message: &str) -> String {
         digits.clear();
     };
     for c in message.chars() {
-        if in_quotes {
-            if c == '"' {
-                out.push_str("…\"");
-                in_quotes = false;
+        if let Some(q) = quote {
+            if c == q {
+                out.push('…');
+                out.push(q);
+                quote = None;
             }
             continue;
         }
@@ -142,15 +144,14 @@ fn without_values(message: &str) -> String {
             continue;
         }
         flush(&mut digits, &mut out);
-        if c == '"' {
-            out.push('"');
-            in_quotes = true;
-        } else {
-            out.push(c);
+        out.push(c);
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
         }
     }
-    if in_quotes {
-        out.push_str("…\"");
+    if let Some(q) = quote {
+        out.push('…');
+        out.push(q);
     }
     flush(&mut digits, &mut out);
     out
@@ -445,6 +446,14 @@ mod tests {
         assert_eq!(
             without_values("invalid type: integer `13911114444`, expected a string"),
             "invalid type: integer `…`, expected a string"
+        );
+        assert_eq!(
+            without_values("unrecognized enum value '李雷 139-1111-2222' at line 1 column 47"),
+            "unrecognized enum value '…' at line 1 column 47"
+        );
+        assert_eq!(
+            without_values("unterminated 'ACCT-99887766 李雷"),
+            "unterminated '…'"
         );
     }
 
