@@ -591,14 +591,15 @@ async fn main() {
             .map(|i| format!("{row}-{i:05}"))
             .collect();
         let acked = keys.len();
-        // Traffic throughout: the burst outlasts the fault.
+        // The burst arrives while the fault lasts (the outage: throughout, and a little after),
+        // so the recovery time is the time to catch up once it is cleared.
         let over = match fault {
-            Fault::PgDown(d) => *d + Duration::from_secs(6),
-            _ => Duration::from_secs(8),
+            Fault::PgDown(d) => *d + Duration::from_secs(2),
+            _ => Duration::from_secs(3),
         };
         println!("{row}: {} …", fault.name());
         let publisher = tokio::spawn(burst(system.js.clone(), keys, over));
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         system.apply(fault).await;
         let cleared = Instant::now();
         let retries = publisher.await.expect("publisher");
@@ -695,6 +696,30 @@ async fn main() {
     for ev in &events {
         if let Some(Payload::EscalationRaised(e)) = &ev.payload {
             escalation_of.insert(e.escalation_id.clone(), ev.complaint_id.clone());
+        }
+    }
+    // The event ids behind each fact, to show what a doubling was (one event published twice,
+    // or two events for one fact).
+    let mut facts: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for ev in &events {
+        let fact = match &ev.payload {
+            Some(Payload::ComplaintAssigned(_)) => Some("assigned".to_owned()),
+            Some(Payload::EscalationRaised(e)) => Some(format!("raised {}", e.escalation_id)),
+            Some(Payload::NotificationSent(n)) => Some(format!(
+                "sent {} {} {}",
+                n.notification_id, n.channel, n.attempt
+            )),
+            Some(Payload::SlaOverdue(o)) => Some(format!("overdue {} {}", o.clock, o.overdue_day)),
+            Some(Payload::AccountabilityRecorded(a)) => {
+                Some(format!("fine {} {}", a.reason, a.clock))
+            }
+            _ => None,
+        };
+        if let Some(fact) = fact {
+            facts
+                .entry((ev.complaint_id.clone(), fact))
+                .or_default()
+                .push(ev.event_id.clone());
         }
     }
     for ev in &events {
@@ -811,6 +836,9 @@ async fn main() {
         // Show one complaint that went wrong, and the services' recent logs.
         if let Some((id, t)) = tallies.iter().find(|(_, t)| t.verdict() != (0, 0)) {
             eprintln!("\nfirst complaint with a fault: {id}: {t:?}");
+        }
+        for ((complaint, fact), ids) in facts.iter().filter(|(_, ids)| ids.len() > 1) {
+            eprintln!("doubled: {complaint} {fact}: events {ids:?}");
         }
         for (name, p) in &system.services {
             let logs = p.logs();

@@ -165,6 +165,11 @@ pub struct Relay {
     retention: Duration,
     processed_retention: Duration,
     exit_after_publish: bool,
+    /// Rows this relay published whose mark did not commit (the database went away between the
+    /// publish and the mark). They are marked, not published again, as soon as the database
+    /// answers: JetStream drops a re-publication only within its duplicate window (5 minutes),
+    /// and an outage can last longer.
+    unmarked: std::sync::Mutex<Vec<i64>>,
 }
 
 /// A failed relay round; the rows stay unpublished and are retried.
@@ -188,6 +193,7 @@ impl Relay {
             retention: Duration::from_secs(7 * 86_400),
             processed_retention: Duration::from_secs(14 * 86_400),
             exit_after_publish: false,
+            unmarked: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -284,6 +290,16 @@ impl Relay {
         if !locked {
             return Ok(0);
         }
+        // First the marks a failed round owes: those rows are in the stream already.
+        let owed = self.unmarked.lock().map(|u| u.clone()).unwrap_or_default();
+        if !owed.is_empty() {
+            sqlx::query(
+                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL",
+            )
+            .bind(&owed)
+            .execute(&mut *tx)
+            .await?;
+        }
         let rows = sqlx::query(
             "SELECT seq, event_id, subject, payload, headers FROM outbox
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
@@ -293,6 +309,7 @@ impl Relay {
         .await?;
         if rows.is_empty() {
             tx.commit().await?;
+            self.owed_paid(&owed);
             return Ok(0);
         }
 
@@ -353,15 +370,37 @@ impl Relay {
             );
             std::process::exit(86);
         }
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
-            .bind(&published)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let marked = async {
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
+                .bind(&published)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = marked {
+            // Published, not marked: remember them, so the next round marks them instead of
+            // publishing them again (possibly after JetStream's duplicate window).
+            if let Ok(mut u) = self.unmarked.lock() {
+                u.extend(&published);
+            }
+            return Err(e.into());
+        }
+        self.owed_paid(&owed);
         Self::count_published(&kinds);
         match failure {
             Some(e) => Err(e),
             None => Ok(published.len()),
+        }
+    }
+
+    /// Forgets owed marks once a round that made them committed.
+    fn owed_paid(&self, owed: &[i64]) {
+        if owed.is_empty() {
+            return;
+        }
+        if let Ok(mut u) = self.unmarked.lock() {
+            u.retain(|seq| !owed.contains(seq));
         }
     }
 

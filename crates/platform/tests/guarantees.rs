@@ -420,6 +420,76 @@ async fn relay_republishes_after_losing_the_mark_and_jetstream_drops_the_copy() 
     assert_eq!(msgs.len(), 2, "JetStream dropped the copies by Nats-Msg-Id");
 }
 
+/// The database goes away between the publish and the mark (found by the fault suite: a mark
+/// lost at the start of a 5-minute outage came back as a second copy after it, beyond
+/// JetStream's duplicate window). The relay remembers what it published and, once the database
+/// answers again, marks it instead of publishing it again.
+#[tokio::test]
+async fn relay_that_cannot_mark_marks_later_and_never_publishes_again() {
+    let bed = bed().await;
+    // A mark that fails as a database shutting down does (SQLSTATE 57P01), while switched on.
+    for sql in [
+        "CREATE TABLE refuse_marks (on_ boolean)",
+        "CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT 1 FROM refuse_marks) THEN
+             RAISE EXCEPTION 'terminating connection due to administrator command'
+               USING ERRCODE = '57P01';
+           END IF;
+           RETURN NEW;
+         END $$",
+        "CREATE TRIGGER refuse_mark BEFORE UPDATE ON outbox FOR EACH ROW
+         EXECUTE FUNCTION refuse_mark()",
+        "INSERT INTO refuse_marks VALUES (true)",
+    ] {
+        sqlx::query(sql).execute(&bed.pool).await.expect(sql);
+    }
+    let mut tx = bed.pool.begin().await.expect("tx");
+    bed.outbox
+        .append(&mut tx, &[event("cmp_m", 1), event("cmp_m", 2)])
+        .await
+        .expect("append");
+    tx.commit().await.expect("commit");
+    let relay = Relay::new(
+        bed.pool.clone(),
+        bed.js.clone(),
+        &bed.outbox,
+        Duration::from_millis(20),
+    );
+    assert!(relay.drain().await.is_err(), "the mark failed");
+    assert_eq!(
+        read_all(&bed.js, &bed.topology.events_stream(), 2)
+            .await
+            .len(),
+        2,
+        "published before the mark failed"
+    );
+    // The database answers again.
+    sqlx::query("DELETE FROM refuse_marks")
+        .execute(&bed.pool)
+        .await
+        .expect("switch off");
+    assert_eq!(
+        relay.drain().await.expect("drain"),
+        0,
+        "nothing published again"
+    );
+    let unmarked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&bed.pool)
+            .await
+            .expect("count");
+    assert_eq!(unmarked, 0, "both rows marked");
+    // New events flow as before.
+    let mut tx = bed.pool.begin().await.expect("tx");
+    bed.outbox
+        .append(&mut tx, &[event("cmp_m", 3)])
+        .await
+        .expect("append");
+    tx.commit().await.expect("commit");
+    assert_eq!(relay.drain().await.expect("drain"), 1);
+}
+
 /// Everything stored in a stream.
 async fn read_all(
     js: &jetstream::Context,
