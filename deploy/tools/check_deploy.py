@@ -667,7 +667,11 @@ def check_helm(repo: Path) -> None:
     R.check(dig(values, "config", "jetstream", "fileStore", "pvc", "enabled") is True, area, "file storage needs PVCs")
     R.check(dig(values, "container", "image", "tag") == f"{want}-alpine", area,
             f"container.image.tag must be {want}-alpine (scripts/tools.sh)")
-    R.check("--replicas 3" in path.read_text(), area, "the note on creating streams with 3 replicas is missing")
+    R.check("REDRESS_STREAM_REPLICAS" in path.read_text(), area,
+            "the note on REDRESS_STREAM_REPLICAS (streams with 3 replicas) is missing")
+    prod = (repo / "deploy/k8s/overlays/prod/kustomization.yaml").read_text()
+    R.check("REDRESS_STREAM_REPLICAS=3" in prod, "k8s/overlays/prod",
+            "the prod overlay must run the streams with 3 replicas on the 3-node NATS cluster")
 
 
 def check_postgres(repo: Path) -> None:
