@@ -815,3 +815,137 @@ async fn the_cli_refuses_bad_flags_as_usage_errors_naming_the_flag() {
         run.stderr
     );
 }
+
+/// The organisation in a canonical order: routing lists departments and staff by id (rules keep
+/// the order they are tried in).
+fn by_id(mut f: redress_proto::org::OrgFile) -> redress_proto::org::OrgFile {
+    f.departments.sort_by(|a, b| a.id.cmp(&b.id));
+    f.staff.sort_by(|a, b| a.id.cmp(&b.id));
+    f
+}
+
+/// `redress org` (issue 14): the organisation as data an operator manages. The sample
+/// organisation routing was seeded with exports as the same file; a changed file applies (and
+/// applying it again changes nothing) and exports back as written; a bad file is refused with
+/// every bad entry named, and changes nothing; only an operator may apply.
+#[tokio::test]
+async fn the_cli_exports_and_applies_the_organisation_as_a_file() {
+    use redress_proto::org::{OrgFile, Rule, Staff};
+    const OPERATOR: &str = "test-operator-token";
+    let bed = TestBed::start().await;
+    let sample = std::fs::read_to_string(
+        redress_test_support::workspace_root().join("deploy/demo/seed.toml"),
+    )
+    .expect("sample organisation");
+    let stack = common::start_with(&bed, common::POLICY, &sample, &[]).await;
+    let cli = Cli::new(&stack);
+    let seeded = OrgFile::parse(&sample).expect("sample parses");
+
+    let exported = cli
+        .run(Some(OPERATOR), &["org", "export"])
+        .await
+        .ok()
+        .stdout;
+    let got = OrgFile::parse(&exported).unwrap_or_else(|e| panic!("{e:?}:\n{exported}"));
+    assert_eq!(by_id(got), by_id(seeded.clone()), "{exported}");
+
+    // A new handler in billing, handler-1 on leave, one more rule.
+    let mut changed = seeded.clone();
+    changed.staff.push(Staff {
+        id: "handler-3".into(),
+        name: "Zhao Lei (handler)".into(),
+        department_id: "dept-billing".into(),
+        role: "handler".into(),
+        seniority: 1,
+        ..Default::default()
+    });
+    changed
+        .staff
+        .iter_mut()
+        .find(|s| s.id == "handler-1")
+        .expect("handler-1")
+        .on_leave = true;
+    changed.rules.push(Rule {
+        id: "sms".into(),
+        category: "sms_spam".into(),
+        channel: "hotline".into(),
+        department_id: "dept-billing".into(),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("org.toml");
+    std::fs::write(&path, changed.to_toml()).expect("write");
+    let path = path.to_str().expect("utf-8 path");
+
+    let refused = cli.run(Some(HANDLER), &["org", "apply", "-f", path]).await;
+    assert_eq!(
+        refused.code, 6,
+        "a handler may not apply: {}",
+        refused.stderr
+    );
+    let dry = cli
+        .run(Some(OPERATOR), &["org", "apply", "-f", path, "--dry-run"])
+        .await
+        .ok();
+    assert!(dry.stdout.contains("valid; would apply"), "{}", dry.stdout);
+    let applied = cli
+        .run(Some(OPERATOR), &["org", "apply", "-f", path])
+        .await
+        .ok();
+    assert!(applied.stdout.contains("1 created"), "{}", applied.stdout);
+    let again = cli
+        .run(Some(OPERATOR), &["org", "apply", "-f", path])
+        .await
+        .ok();
+    assert!(again.stdout.contains("(0 created"), "{}", again.stdout);
+    let exported = cli
+        .run(Some(OPERATOR), &["org", "export"])
+        .await
+        .ok()
+        .stdout;
+    assert_eq!(
+        by_id(OrgFile::parse(&exported).expect("parses")),
+        by_id(changed.clone()),
+        "{exported}"
+    );
+    let shown = cli.run(Some(OPERATOR), &["org", "show"]).await.ok().stdout;
+    assert!(
+        shown.contains("handler-3") && shown.contains("sms_spam"),
+        "{shown}"
+    );
+
+    // A bad file: every bad entry named, exit 3, nothing changed.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "default_department = \"dept-network\"\n\
+         [[departments]]\nid = \"dept-network\"\nname = \"\"\n\
+         [[staff]]\nid = \"h-9\"\nname = \"Nine\"\ndepartment_id = \"dept-network\"\nrole = \"pilot\"\n\
+         [[rules]]\nid = \"r\"\ndepartment_id = \"nowhere\"\n",
+    )
+    .expect("write");
+    let bad = cli
+        .run(
+            Some(OPERATOR),
+            &[
+                "org",
+                "apply",
+                "-f",
+                dir.path().join("bad.toml").to_str().expect("path"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.code, 3, "{}", bad.stderr);
+    for named in [
+        "departments[0] (dept-network).name",
+        "staff[0] (h-9).role",
+        "rules[0] (r).department_id",
+    ] {
+        assert!(bad.stderr.contains(named), "{named} in {}", bad.stderr);
+    }
+    let after = cli
+        .run(Some(OPERATOR), &["org", "export"])
+        .await
+        .ok()
+        .stdout;
+    assert_eq!(after, exported, "a refused file changes nothing");
+}

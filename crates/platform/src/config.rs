@@ -46,7 +46,8 @@ pub struct CommonArgs {
     #[arg(long, env = "REDRESS_DB_CREATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub db_create: bool,
 
-    /// NATS server URL (JetStream must be enabled; server 2.12 or newer).
+    /// NATS server URL (JetStream must be enabled; server 2.12 or newer), or the servers of a
+    /// cluster, comma separated.
     #[arg(
         long,
         env = "REDRESS_NATS_URL",

@@ -135,13 +135,28 @@ impl Topology {
     }
 }
 
-/// Connects to NATS with a client name that shows up in the server's monitoring.
+/// Connects to NATS with a client name that shows up in the server's monitoring. `url` may
+/// list several servers of a cluster, comma separated (`nats://a:4222,nats://b:4222`): the
+/// client starts with any that answers and fails over to the others.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Error> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Connect {
+            url: url.to_owned(),
+            source: async_nats::ConnectError::with_source(
+                async_nats::ConnectErrorKind::ServerParse,
+                e,
+            ),
+        })?;
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|source| Error::Connect {
             url: url.to_owned(),

@@ -544,3 +544,23 @@ async fn processed_ids_older_than_the_retention_are_pruned() {
     assert_eq!(left.len(), 30);
     assert!(left.iter().all(|id| id.starts_with("new-")), "{left:?}");
 }
+
+/// `REDRESS_NATS_URL` may list a cluster's servers: the client starts with one that answers,
+/// even when the first listed does not.
+#[tokio::test]
+async fn connects_to_any_server_of_a_list() {
+    let server = NatsServer::start();
+    let down = format!(
+        "nats://127.0.0.1:{}",
+        redress_test_support::ports::free_port()
+    );
+    let client = nats::connect(&format!("{down}, {}", server.url()), "list-test")
+        .await
+        .expect("connects through the second server");
+    client.flush().await.expect("talks to it");
+    assert!(
+        nats::connect("nats://bad host:x", "list-test")
+            .await
+            .is_err()
+    );
+}

@@ -5,6 +5,8 @@
 //!   and server module per service (`v1::intake_service_server`, `v1::intake_service_client`,
 //!   and likewise for routing, SLA monitor, escalation and revisit).
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for `tonic-reflection`.
+//! - [`org`]: the organisation file (departments, staff, routing rules) routing seeds from and
+//!   `redress org` applies and exports.
 //! - [`prost`], [`prost_types`] and [`tonic`] are re-exported so the whole workspace builds
 //!   against the same versions.
 //!
@@ -12,6 +14,7 @@
 //! [`v1::event::Payload::kind`]: the suffix of the NATS subject it is published on.
 
 mod describe;
+pub mod org;
 mod personal;
 
 pub use prost;

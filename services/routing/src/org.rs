@@ -10,8 +10,8 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use redress_proto::org::OrgFile;
 use redress_proto::v1::{self, event::Payload};
-use serde::Deserialize;
 use sqlx::{PgConnection, Row};
 
 use crate::commands::Ctx;
@@ -437,86 +437,21 @@ pub async fn list_staff(
     })
 }
 
-/// The seed file (TOML). Everything is optional; rules are replaced only when
-/// `default_department` is given.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Seed {
-    #[serde(default)]
-    pub departments: Vec<SeedDepartment>,
-    #[serde(default)]
-    pub staff: Vec<SeedStaff>,
-    #[serde(default)]
-    pub rules: Vec<SeedRule>,
-    pub default_department: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedDepartment {
-    pub id: String,
-    pub name: String,
-    #[serde(default)]
-    pub manager_id: String,
-    #[serde(default)]
-    pub service_centre: bool,
-    #[serde(default)]
-    pub acceptance_owner_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedStaff {
-    pub id: String,
-    pub name: String,
-    pub department_id: String,
-    /// `handler`, `department_manager`, `customer_service_agent`, `general_manager`…
-    pub role: String,
-    #[serde(default)]
-    pub on_leave: bool,
-    #[serde(default)]
-    pub phone: String,
-    #[serde(default)]
-    pub email: String,
-    #[serde(default)]
-    pub seniority: u32,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedRule {
-    pub id: String,
-    #[serde(default)]
-    pub category: String,
-    #[serde(default)]
-    pub business: String,
-    /// `hotline`, `counter`, … ; empty for any.
-    #[serde(default)]
-    pub channel: String,
-    #[serde(default)]
-    pub region: String,
-    pub department_id: String,
-}
-
-fn enum_value(
-    field: &str,
-    prefix: &str,
-    value: &str,
-    parse: fn(&str) -> Option<i32>,
-) -> anyhow::Result<i32> {
-    if value.is_empty() {
-        return Ok(0);
-    }
-    parse(&format!("{prefix}_{}", value.trim().to_ascii_uppercase()))
-        .ok_or_else(|| anyhow::anyhow!("seed: {field} {value:?} is not known"))
-}
-
 /// Applies the seed file in one transaction (safe to repeat and to run from two replicas).
 pub async fn seed_from_file(ctx: &Ctx, path: &Path, only_if_empty: bool) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("REDRESS_ROUTING_SEED {}: {e}", path.display()))?;
-    let seed: Seed = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("REDRESS_ROUTING_SEED {}: {e}", path.display()))?;
+    let seed = OrgFile::parse(&text).map_err(|problems| {
+        anyhow::anyhow!(
+            "REDRESS_ROUTING_SEED {}: {}",
+            path.display(),
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
     let actor = system_actor();
     let now = ctx.clock.now();
     let mut tx = ctx.pool.begin().await?;
@@ -536,53 +471,20 @@ pub async fn seed_from_file(ctx: &Ctx, path: &Path, only_if_empty: bool) -> anyh
         tracing::info!(seed = %path.display(), "no organisation yet: applying the sample one");
     }
     let mut events = Vec::new();
-    for d in &seed.departments {
-        let dept = v1::Department {
-            id: d.id.clone(),
-            name: d.name.clone(),
-            manager_id: d.manager_id.clone(),
-            service_centre: d.service_centre,
-            acceptance_owner_id: d.acceptance_owner_id.clone(),
-        };
+    for dept in seed.departments() {
         let (_, e) = upsert_department(&mut tx, &dept, &actor, now)
             .await
-            .map_err(|e| anyhow::anyhow!("seed department {}: {e}", d.id))?;
+            .map_err(|e| anyhow::anyhow!("seed department {}: {e}", dept.id))?;
         events.extend(e);
     }
-    for s in &seed.staff {
-        let role = enum_value("staff.role", "ROLE", &s.role, |n| {
-            v1::Role::from_str_name(n).map(|r| r as i32)
-        })?;
-        let person = v1::Staff {
-            id: s.id.clone(),
-            name: s.name.clone(),
-            department_id: s.department_id.clone(),
-            role,
-            on_leave: s.on_leave,
-            phone: s.phone.clone(),
-            email: s.email.clone(),
-            seniority: s.seniority,
-            suspended: false,
-        };
+    for person in seed.staff() {
         let (_, e) = upsert_staff(&mut tx, &person, false, &actor, now)
             .await
-            .map_err(|e| anyhow::anyhow!("seed staff {}: {e}", s.id))?;
+            .map_err(|e| anyhow::anyhow!("seed staff {}: {e}", person.id))?;
         events.extend(e);
     }
     if let Some(default) = &seed.default_department {
-        let mut rules = Vec::new();
-        for r in &seed.rules {
-            rules.push(v1::RoutingRule {
-                id: r.id.clone(),
-                category: r.category.clone(),
-                business: r.business.clone(),
-                channel: enum_value("rule.channel", "CHANNEL", &r.channel, |n| {
-                    v1::Channel::from_str_name(n).map(|c| c as i32)
-                })?,
-                region: r.region.clone(),
-                department_id: r.department_id.clone(),
-            });
-        }
+        let rules = seed.rules();
         let current = get_rules(&mut tx)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -10,6 +10,7 @@
 mod complaints;
 mod escalations;
 mod handling;
+mod org;
 mod reports;
 mod revisits;
 mod sla;
@@ -122,6 +123,10 @@ pub enum StaffCommand {
     /// Monthly and revisit-rate reports.
     #[command(subcommand)]
     Reports(reports::Reports),
+    /// The organisation: departments, staff and routing rules — show, export as a file, apply
+    /// a file (operator token).
+    #[command(subcommand)]
+    Org(org::Org),
 }
 
 /// Runs one staff command; prints errors on stderr and returns the documented exit code.
@@ -154,6 +159,7 @@ async fn dispatch(ctx: &Ctx, command: StaffCommand) -> Outcome {
         StaffCommand::Revisits(c) => revisits::run(ctx, c).await,
         StaffCommand::Escalations(c) => escalations::run(ctx, c).await,
         StaffCommand::Reports(c) => reports::run(ctx, c).await,
+        StaffCommand::Org(c) => org::run(ctx, c).await,
     }
 }
 
