@@ -9,29 +9,14 @@ use std::time::{Duration, Instant};
 use redress_test_support::{binary_path, workspace_root};
 use serde_json::Value;
 
-/// GRPC ports with `--port-offset 11100`: above the kernel's ephemeral range, and apart from
+/// gRPC ports with `--port-offset 11100`: above the kernel's ephemeral range, and apart from
 /// the demo test's offset (11000).
 const OFFSET: u16 = 11_100;
 const NATS_PORT: &str = "4925";
 
-fn addresses() -> Vec<String> {
-    [
-        "--intake",
-        "--routing",
-        "--sla",
-        "--escalation",
-        "--revisit",
-    ]
-    .iter()
-    .zip(0u16..)
-    .flat_map(|(flag, i)| {
-        [
-            flag.to_string(),
-            format!("127.0.0.1:{}", 50_051 + OFFSET + i),
-        ]
-    })
-    .collect()
-}
+/// The env file `redress up` writes in its data directory: the CLI finds the services through
+/// it, whatever the port offset (issue 14). Set once `up` has chosen its data directory.
+static CLI_ENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 /// The README's example block of `redress` commands: the fenced `sh` block that starts with
 /// `export REDRESS_TOKEN=`, continuation lines joined.
@@ -116,8 +101,8 @@ impl Up {
 
 fn redress(token: &str, args: &[String]) -> (i32, String, String) {
     let out = Command::new(binary_path("redress"))
-        .args(addresses())
         .args(args)
+        .env("REDRESS_ENV_FILE", CLI_ENV.get().expect("up started"))
         .env("REDRESS_TOKEN", token)
         .current_dir(workspace_root())
         .output()
@@ -154,6 +139,7 @@ fn the_readme_quick_start_works_on_a_fresh_install() {
         .expect("redress up");
     let up = Up(child, database);
     let up_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    CLI_ENV.set(data.path().join("cli.env")).expect("set once");
 
     // Ready when every service answers: `list` succeeds.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -169,6 +155,11 @@ fn the_readme_quick_start_works_on_a_fresh_install() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    assert!(
+        up_log().contains("export REDRESS_ENV_FILE="),
+        "up tells where the CLI finds the addresses:\n{}",
+        up_log()
+    );
     assert!(
         up_log().contains("sample organisation"),
         "up says which organisation routing starts with:\n{}",

@@ -38,7 +38,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The addresses and development token `redress up` wrote, unless an env file is named
+    // (`--env-file`, `REDRESS_ENV_FILE`); flags and variables still win over it.
+    let cli: Cli =
+        redress_platform::config::parse_with_fallback(Some(std::path::Path::new(up::CLI_ENV_FILE)));
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Staff(command) => return staff::run(cli.global, command).await,

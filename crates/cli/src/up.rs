@@ -321,6 +321,24 @@ async fn supervise(
         return Ok(());
     };
     print_table(console, &ready, &plan.summary, plan.data_dir);
+    let env_file = write_cli_env(
+        plan.data_dir,
+        &ready,
+        args.auth_tokens.starts_with(DEV_AUTH_TOKENS),
+    )
+    .with_context(|| format!("writing {}", plan.data_dir.join("cli.env").display()))?;
+    let default_place = std::path::absolute(CLI_ENV_FILE).ok();
+    console.say(&if default_place.as_deref() == Some(env_file.as_path()) {
+        format!(
+            "The redress command reads the addresses from {} (from this directory).",
+            env_file.display()
+        )
+    } else {
+        format!(
+            "For the redress command: export REDRESS_ENV_FILE={}",
+            env_file.display()
+        )
+    });
 
     if args.demo {
         let addr = |name: &str| {
@@ -369,6 +387,33 @@ fn stop_reason(stopped: Stopped, supervisor: &Supervisor, console: &Console) -> 
 }
 
 /// Where everything listens, once all are ready.
+/// Where the `redress` command looks for the addresses `up` wrote, relative to the directory it
+/// runs in (the default `--data-dir`).
+pub const CLI_ENV_FILE: &str = ".redress/cli.env";
+
+/// Writes the services' addresses (and, with the development tokens, the agent's token) for the
+/// `redress` command, so staff commands reach this system whatever `--port-offset` chose.
+fn write_cli_env(data_dir: &Path, ready: &[Ready], dev_tokens: bool) -> Result<PathBuf> {
+    let mut text = String::from(
+        "# Written by `redress up`: where this system's services listen. The redress command\n\
+         # reads it from .redress/cli.env, or from REDRESS_ENV_FILE; flags and variables win.\n",
+    );
+    for r in ready {
+        let var = match r.name {
+            "sla-monitor" => "REDRESS_SLA_ADDR".to_owned(),
+            name => format!("REDRESS_{}_ADDR", name.to_ascii_uppercase()),
+        };
+        text += &format!("{var}={}\n", r.grpc);
+    }
+    if dev_tokens {
+        text += "# A local development token (the complaint centre's agent); see `redress up`.\n";
+        text += "REDRESS_TOKEN=dev-agent-token\n";
+    }
+    let path = data_dir.join("cli.env");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
 fn print_table(console: &Console, ready: &[Ready], summary: &[(&str, &str)], data_dir: &Path) {
     let mut text = String::from("\nRedress is up.\n\n");
     text += &format!("  {:<12} {:<22} {}\n", "service", "gRPC", "metrics");

@@ -191,8 +191,20 @@ impl CommonArgs {
 /// env file, built-in default. (Values are not put into the process environment: that would
 /// need `unsafe` in Rust 2024 and leak into child processes.)
 pub fn parse<A: Parser>() -> A {
+    parse_with_fallback(None)
+}
+
+/// As [`parse`], reading `fallback` as the env file when none is named and it exists: how the
+/// `redress` command finds the addresses `redress up` wrote (`.redress/cli.env`).
+pub fn parse_with_fallback<A: Parser>(fallback: Option<&std::path::Path>) -> A {
     let argv: Vec<String> = std::env::args().collect();
-    let env_file = env_file_from(&argv).or_else(|| std::env::var("REDRESS_ENV_FILE").ok());
+    let env_file = env_file_from(&argv)
+        .or_else(|| std::env::var("REDRESS_ENV_FILE").ok())
+        .or_else(|| {
+            fallback
+                .filter(|p| p.is_file())
+                .map(|p| p.display().to_string())
+        });
     let mut cmd = A::command();
     if let Some(path) = env_file {
         match read_env_file(&path) {

@@ -87,6 +87,10 @@ pub struct Global {
     /// Print the response as proto3 JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A file of `REDRESS_*=value` settings (addresses, token) read before these flags; by
+    /// default `.redress/cli.env` when present, which `redress up` writes.
+    #[arg(long, env = "REDRESS_ENV_FILE", global = true)]
+    pub env_file: Option<std::path::PathBuf>,
 }
 
 /// The staff commands, flattened into the top-level command list.
