@@ -428,7 +428,15 @@ async fn a_complaint_confirmed_in_time_or_at_receipt_has_no_confirmation_overdue
 async fn a_complaint_no_rule_routes_waits_with_the_complaint_centre_whose_manager_is_told() {
     let bed = TestBed::start().await;
     // The organisation without a default department: only the broadband rule routes.
-    let seed = seed().replace("default_department = \"dept-network\"\n", "");
+    // No default department and no rule: nothing the organisation says routes a complaint.
+    let seed = seed()
+        .replace("default_department = \"dept-network\"\n", "")
+        .replace(
+            "[[rules]]\nid = \"broadband\"\ncategory = \"network_quality\"\n\
+             department_id = \"dept-network\"\n",
+            "",
+        );
+    assert!(!seed.contains("[[rules]]"), "{seed}");
     assert!(!seed.contains("default_department"), "{seed}");
     let stack = common::start_with(&bed, common::POLICY, &seed, &[]).await;
     let id = submit(

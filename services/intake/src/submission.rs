@@ -130,12 +130,21 @@ fn without_values(message: &str) -> String {
         }
         digits.clear();
     };
+    let mut quoted = String::new();
     for c in message.chars() {
         if let Some(q) = quote {
             if c == q {
-                out.push('…');
+                // A field name or an enum constant is shown; anything else might be a value.
+                if is_name(&quoted) {
+                    out.push_str(&quoted);
+                } else {
+                    out.push('…');
+                }
                 out.push(q);
                 quote = None;
+                quoted.clear();
+            } else {
+                quoted.push(c);
             }
             continue;
         }
@@ -155,6 +164,23 @@ fn without_values(message: &str) -> String {
     }
     flush(&mut digits, &mut out);
     out
+}
+
+/// Whether quoted text is a name a parser quotes — a field (`customerName`) or an enum constant
+/// (`CHANNEL_HOTLINE`) — rather than a value: ASCII letters, digits, `_` and `.`, starting with a
+/// letter or `_`, at most 64 long, and no run of four digits (a phone number's part).
+fn is_name(text: &str) -> bool {
+    let mut run = 0;
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text.chars().all(|c| {
+            run = if c.is_ascii_digit() { run + 1 } else { 0 };
+            (c.is_ascii_alphanumeric() || c == '_' || c == '.') && run < 4
+        })
 }
 
 /// Validates details into a record at time `now`, or returns every violation.
@@ -455,6 +481,16 @@ mod tests {
             without_values("unterminated 'ACCT-99887766 李雷"),
             "unterminated '…'"
         );
+        // Field names and enum constants are not values: they stay.
+        assert_eq!(
+            without_values("unrecognized field name 'customerName' at line 1 column 19"),
+            "unrecognized field name 'customerName' at line 1 column 19"
+        );
+        assert_eq!(
+            without_values("unknown variant `CHANNEL_NOPE`, expected one of …"),
+            "unknown variant `CHANNEL_NOPE`, expected one of …"
+        );
+        assert_eq!(without_values("'LiLei13911112222'"), "'…'");
     }
 
     #[test]
