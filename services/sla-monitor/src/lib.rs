@@ -74,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Arc::new(tracker::Tracker {
                 policy: platform.policy.clone(),
                 wakeup: wakeup.clone(),
+                outbox: platform.outbox.clone(),
             }),
         )
         .await?;

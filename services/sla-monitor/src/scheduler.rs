@@ -118,6 +118,7 @@ impl Scheduler {
             return Ok(0);
         }
         let mut clocks = Vec::with_capacity(rows.len());
+        let mut owed: Vec<(StoredClock, String, Complaint)> = Vec::new();
         let mut messages = Vec::new();
         let after_commit = AfterCommit::default();
         for r in &rows {
@@ -130,7 +131,12 @@ impl Scheduler {
             span.in_scope(|| -> Result<(), AppendError> {
                 let mut events = Vec::new();
                 for emission in c.clock.fire(now, late_day()) {
+                    let first = events.len();
+                    let overdue = matches!(emission, Emission::Overdue { .. });
                     self.emit(&c, &complaint, emission, now, &mut events, &after_commit);
+                    if overdue && fine_waits_for_a_person(&c, &complaint) {
+                        owed.push((c.clone(), events[first].event_id.clone(), complaint.clone()));
+                    }
                 }
                 for e in &events {
                     messages.push(self.outbox.message_for(e)?);
@@ -140,6 +146,33 @@ impl Scheduler {
             clocks.push(c);
         }
         store::save(&mut tx, &clocks, &self.wakeup).await?;
+        for (c, overdue_event_id, mut complaint) in owed {
+            // The assignment may have committed since the row was read: read it again, waiting
+            // for a tracker still writing it (and holding it from one that starts now, so that
+            // one finds the fine owed).
+            if let Some(now_known) = store::complaint_for_share(&mut tx, &c.complaint_id).await? {
+                complaint = now_known;
+            }
+            let person = complaint.responsible_for(&c);
+            if person.is_empty() {
+                store::owe_fine(&mut tx, &c, &overdue_event_id).await?;
+            } else {
+                let record = event(
+                    &c.complaint_id,
+                    now,
+                    system_actor(),
+                    &overdue_event_id,
+                    Payload::AccountabilityRecorded(lateness_record(
+                        &self.policy,
+                        c.clock.kind,
+                        &complaint,
+                        &person,
+                        now,
+                    )),
+                );
+                messages.push(self.outbox.message_for(&record)?);
+            }
+        }
         self.outbox.append_messages(&mut tx, &messages).await?;
         tx.commit().await?;
         after_commit.committed();
@@ -261,20 +294,7 @@ impl Scheduler {
                 clock: clock_proto(c.clock.kind) as i32,
             }
         } else {
-            v1::AccountabilityRecorded {
-                person_id: person.to_owned(),
-                department_id: complaint.department_id.clone(),
-                class_counted: v1::Class::D as i32,
-                amount_fen: redress_domain::complaint_penalty(&self.policy, Class::D, false).fen(),
-                reason: v1::AccountabilityReason::Overdue as i32,
-                days: 0,
-                month,
-                note: format!(
-                    "{} limit missed without a special reason",
-                    c.clock.kind.as_str()
-                ),
-                clock: clock_proto(c.clock.kind) as i32,
-            }
+            lateness_record(&self.policy, c.clock.kind, complaint, person, now)
         };
         Some(event(
             &c.complaint_id,
@@ -283,6 +303,41 @@ impl Scheduler {
             &overdue.event_id,
             Payload::AccountabilityRecorded(record),
         ))
+    }
+}
+
+/// Whether an overdue clock owes a lateness fine that waits for its person: a clock fined when
+/// missed (the completion limit), without a special reason, whose responsible person the
+/// monitor does not know yet. Late acceptance and revisits have their own owners.
+fn fine_waits_for_a_person(c: &StoredClock, complaint: &Complaint) -> bool {
+    c.special_reason.is_empty()
+        && c.clock.kind.fined_when_missed()
+        && !matches!(c.clock.kind, ClockKind::Acceptance | ClockKind::Revisit)
+        && complaint.responsible_for(c).is_empty()
+}
+
+/// DOMAIN §9 "One lateness fine per complaint": the class-D record against `person` for a
+/// missed limit, as of `now` (its month).
+pub fn lateness_record(
+    policy: &Policy,
+    kind: ClockKind,
+    complaint: &Complaint,
+    person: &str,
+    now: DateTime<Utc>,
+) -> v1::AccountabilityRecorded {
+    v1::AccountabilityRecorded {
+        person_id: person.to_owned(),
+        department_id: complaint.department_id.clone(),
+        class_counted: v1::Class::D as i32,
+        amount_fen: redress_domain::complaint_penalty(policy, Class::D, false).fen(),
+        reason: v1::AccountabilityReason::Overdue as i32,
+        days: 0,
+        month: now
+            .with_timezone(&policy.calendar.timezone)
+            .format("%Y-%m")
+            .to_string(),
+        note: format!("{} limit missed without a special reason", kind.as_str()),
+        clock: clock_proto(kind) as i32,
     }
 }
 

@@ -331,6 +331,67 @@ impl Complaint {
     }
 }
 
+/// Notes that `c` went overdue (event `overdue_event_id`) owing a lateness fine to a person
+/// not known yet. Once per clock.
+pub async fn owe_fine(
+    conn: &mut PgConnection,
+    c: &StoredClock,
+    overdue_event_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO owed_fines (complaint_id, kind, key, overdue_event_id, due_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(&c.complaint_id)
+    .bind(c.clock.kind.as_str())
+    .bind(&c.key)
+    .bind(overdue_event_id)
+    .bind(c.clock.due_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The fines the complaint owes to the first person named for it, who was named at `named_at`:
+/// taken off the list, and returned (clock kind, overdue event id) where that person was
+/// responsible by the due time. Fines whose due time came before anybody was named are dropped
+/// (DOMAIN §7: only where a person is named).
+pub async fn take_owed_fines(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    named_at: DateTime<Utc>,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
+        "DELETE FROM owed_fines WHERE complaint_id = $1
+         RETURNING kind, overdue_event_id, due_at",
+    )
+    .bind(complaint_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, due)| named_at <= *due)
+        .map(|(kind, event, _)| (kind, event))
+        .collect())
+}
+
+/// The complaint's row read under a share lock: waits for a writer of it to commit, and holds
+/// off the next until this transaction ends.
+pub async fn complaint_for_share(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+) -> Result<Option<Complaint>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT complaint_id, number, class, department_id, acceptance_owner_id, handler_id,
+                responsible_person_id
+         FROM complaints WHERE complaint_id = $1 FOR SHARE",
+    )
+    .bind(complaint_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(Complaint::from_row).transpose()
+}
+
 /// The complaint's row, if known.
 pub async fn complaint(
     conn: &mut PgConnection,

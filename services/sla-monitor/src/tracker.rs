@@ -45,6 +45,56 @@ pub const KINDS: &[&str] = &[
 pub struct Tracker {
     pub policy: Arc<Policy>,
     pub wakeup: Arc<Wakeup>,
+    /// For the lateness fines that waited for their person ([`Tracker::pay_owed_fines`]).
+    pub outbox: redress_platform::outbox::Outbox,
+}
+
+impl Tracker {
+    /// Records the lateness fines the complaint owed to a person not yet known when its limit
+    /// passed (their assignment, made in time, reached the monitor late), now that `person` is
+    /// named at `at`: one class-D record each, against them, as the scheduler would have
+    /// recorded it at the due time.
+    async fn pay_owed_fines(
+        &self,
+        conn: &mut PgConnection,
+        complaint_id: &str,
+        person: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), HandleError> {
+        if person.is_empty() {
+            return Ok(());
+        }
+        let owed = store::take_owed_fines(conn, complaint_id, at).await?;
+        if owed.is_empty() {
+            return Ok(());
+        }
+        let complaint = store::complaint(conn, complaint_id)
+            .await?
+            .unwrap_or_default();
+        let mut records = Vec::new();
+        for (kind, overdue_event_id) in owed {
+            let Some(kind) = ClockKind::parse(&kind) else {
+                continue;
+            };
+            tracing::info!(clock = kind.as_str(), responsible = %person,
+                "lateness fine recorded once the responsible person was known");
+            records.push(crate::envelope::event(
+                complaint_id,
+                at,
+                crate::envelope::system_actor(),
+                &overdue_event_id,
+                Payload::AccountabilityRecorded(crate::scheduler::lateness_record(
+                    &self.policy,
+                    kind,
+                    &complaint,
+                    person,
+                    at,
+                )),
+            ));
+        }
+        self.outbox.append(conn, &records).await?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -165,7 +215,8 @@ impl Tracker {
                         ..Default::default()
                     },
                 )
-                .await?
+                .await?;
+                self.pay_owed_fines(conn, id, &a.assignee_id, at).await?;
             }
             Payload::CauseRecorded(c) => {
                 store::note(
@@ -176,7 +227,9 @@ impl Tracker {
                         ..Default::default()
                     },
                 )
-                .await?
+                .await?;
+                self.pay_owed_fines(conn, id, &c.responsible_person_id, at)
+                    .await?;
             }
             Payload::AcceptedByDepartment(a) => {
                 let when = time(a.accepted_at.as_ref()).unwrap_or(at);

@@ -866,3 +866,103 @@ async fn an_unconfirmed_complaint_runs_a_confirmation_clock_until_confirmed_or_r
     );
     assert_eq!(confirmation_state(&mut client, &at_receipt).await, None);
 }
+
+/// The fault suite's find: a NATS leader change held back routing's `complaint.assigned` until
+/// after the completion limit, and the lateness fine was never recorded — the monitor knew of no
+/// responsible person when the clock fired. Now the fine waits for its person: an assignment
+/// made by the due time but heard of after it records the one class-D fine against that
+/// handler; an assignment made after the due time records none (nobody was named in time).
+#[tokio::test]
+async fn a_late_heard_assignment_still_gets_its_lateness_fine_once() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write();
+    let svc = monitor(&bed, &policy).await;
+    // Class A: completion 3 s. Two complaints; neither assignment is heard of in time.
+    let (in_time, received) = receive(&bed, v1::Class::A).await;
+    let (too_late, _) = receive(&bed, v1::Class::A).await;
+    let overdue = |events: &[v1::Event], id: &str| {
+        events.iter().any(|e| {
+            e.complaint_id == id
+                && matches!(&e.payload, Some(Payload::SlaOverdue(o))
+                    if o.clock == v1::SlaClock::Completion as i32)
+        })
+    };
+    let deadline = tokio::time::Instant::now() + 20 * SECOND;
+    loop {
+        let events = bed.events("sla.overdue", 0, SECOND).await;
+        if overdue(&events, &in_time) && overdue(&events, &too_late) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", svc.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fines_of = |events: &[v1::Event], id: &str| {
+        events
+            .iter()
+            .filter(|e| e.complaint_id == id)
+            .filter_map(|e| match &e.payload {
+                Some(Payload::AccountabilityRecorded(a))
+                    if a.reason == v1::AccountabilityReason::Overdue as i32 =>
+                {
+                    Some(a.clone())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        fines_of(
+            &bed.events("accountability.recorded", 0, SECOND).await,
+            &in_time
+        )
+        .is_empty(),
+        "nobody known yet, nobody fined yet"
+    );
+    // The assignments arrive now: one made a second after receipt (before the 3 s limit), the
+    // other made just now, after it. Each twice, as a redelivery would.
+    for _ in 0..2 {
+        publish_at(
+            &bed,
+            &in_time,
+            received + chrono::Duration::seconds(1),
+            Payload::ComplaintAssigned(v1::ComplaintAssigned {
+                department_id: "dep-1".into(),
+                assignee_id: "handler-1".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+        publish(
+            &bed,
+            &too_late,
+            Payload::ComplaintAssigned(v1::ComplaintAssigned {
+                department_id: "dep-1".into(),
+                assignee_id: "handler-2".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+    }
+    let records = bed.events("accountability.recorded", 1, 10 * SECOND).await;
+    // Give a wrong second record (or one for the late assignment) time to appear.
+    tokio::time::sleep(2 * SECOND).await;
+    let records = if records.is_empty() {
+        records
+    } else {
+        bed.events("accountability.recorded", records.len(), SECOND)
+            .await
+    };
+    let fined = fines_of(&records, &in_time);
+    assert_eq!(
+        fined.len(),
+        1,
+        "one fine for the in-time assignment: {records:?}\n{}",
+        svc.logs()
+    );
+    assert_eq!(fined[0].person_id, "handler-1");
+    assert_eq!(fined[0].class_counted, v1::Class::D as i32);
+    assert!(
+        fines_of(&records, &too_late).is_empty(),
+        "no fine when the first person was named after the limit: {records:?}"
+    );
+}
