@@ -135,6 +135,18 @@ def check_auth_tokens(area: str, value: str) -> None:
         R.check(m.group(3) in ROLES, area, f"auth token role {m.group(3)!r} is not one of {sorted(ROLES)}")
 
 
+def check_liveness_probes(repo: Path) -> None:
+    """Liveness asks the `liveness` health service: readiness ("") turns NOT_SERVING while
+    PostgreSQL or NATS is away, and a liveness probe on it would restart pods through an outage."""
+    for path in sorted((repo / "deploy/k8s/base").glob("*.yaml")):
+        text = path.read_text()
+        if "livenessProbe:" not in text:
+            continue
+        block = text.split("livenessProbe:", 1)[1].split("lifecycle:", 1)[0]
+        R.check("service: liveness" in block, f"k8s/base/{path.name}",
+                "livenessProbe must ask the health service `liveness`, not readiness (\"\")")
+
+
 def dev_tokens(repo: Path) -> str | None:
     """The development token table `redress up` uses (DEV_AUTH_TOKENS in crates/cli/src/up.rs)."""
     text = (repo / "crates/cli/src/up.rs").read_text()
@@ -757,6 +769,7 @@ def main() -> int:
     if "dev" in rendered:
         check_dev_database_url(repo, Path(rendered["dev"]))
     check_helm(repo)
+    check_liveness_probes(repo)
     check_postgres(repo)
     check_docs(repo)
 

@@ -511,9 +511,22 @@ struct Tally {
     fines: HashMap<i32, usize>,
     /// Revisits planned per (kind, due time).
     revisits: HashMap<(i32, i64), usize>,
+    /// When it was first assigned, and when its completion was due: a lateness fine is owed
+    /// only when somebody was assigned by the due time (DOMAIN §7: only where a person is
+    /// named) — not when a fault held routing up past the limit.
+    assigned_at: Option<(i64, i32)>,
+    completion_due: Option<(i64, i32)>,
 }
 
 impl Tally {
+    /// Whether a lateness fine is owed: assigned no later than the completion limit.
+    fn fine_owed(&self) -> bool {
+        match (self.assigned_at, self.completion_due) {
+            (Some(a), Some(d)) => a <= d,
+            _ => true,
+        }
+    }
+
     /// (lost, doubled) for this complaint.
     fn verdict(&self) -> (usize, usize) {
         let completion = v1::SlaClock::Completion as i32;
@@ -539,7 +552,13 @@ impl Tally {
         );
         once(self.raised.get(&1).copied().unwrap_or(0));
         once(self.raised.get(&2).copied().unwrap_or(0));
-        once(self.fines.values().sum());
+        let fines: usize = self.fines.values().sum();
+        if self.fine_owed() {
+            once(fines);
+        } else {
+            // Nobody was assigned by the due time: a fine would be against the wrong person.
+            doubled += fines;
+        }
         doubled += extra(self.overdues.values())
             + extra(self.sent.values())
             + extra(self.revisits.values());
@@ -632,7 +651,8 @@ async fn main() {
     }
 
     // Every complaint runs its course: late at 6 s, the manager told, the general manager 4 s
-    // later, one fine. Wait until the last row's have, then count everything.
+    // later, one fine (when somebody was assigned in time). Wait until the last row's have,
+    // then count everything.
     let total = rows.iter().map(|r| r.acked).sum::<usize>() as i64;
     let settle = Instant::now() + Duration::from_secs(120);
     let mut db = system.db().await;
@@ -643,14 +663,9 @@ async fn main() {
         .fetch_one(&mut db)
         .await
         .unwrap_or(0);
-        let fined: i64 = sqlx::query_scalar(
-            "SELECT count(DISTINCT complaint_id) FROM escalation.ledger_entries
-             WHERE reason = 'overdue'",
-        )
-        .fetch_one(&mut db)
-        .await
-        .unwrap_or(0);
-        if (done >= total && fined >= total) || Instant::now() >= settle {
+        // Fines come with the overdue, or with an assignment heard of late — before the
+        // general manager's step in either case.
+        if done >= total || Instant::now() >= settle {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -733,9 +748,16 @@ async fn main() {
         };
         match &ev.payload {
             Some(Payload::ComplaintReceived(_)) => t.received += 1,
-            Some(Payload::ComplaintAssigned(_)) => t.assigned += 1,
+            Some(Payload::ComplaintAssigned(_)) => {
+                t.assigned += 1;
+                let at = ev.occurred_at.as_ref().map(|t| (t.seconds, t.nanos));
+                t.assigned_at = t.assigned_at.min(at).or(at);
+            }
             Some(Payload::SlaOverdue(o)) => {
                 *t.overdues.entry((o.clock, o.overdue_day)).or_default() += 1;
+                if o.clock == v1::SlaClock::Completion as i32 {
+                    t.completion_due = o.due_at.as_ref().map(|t| (t.seconds, t.nanos));
+                }
             }
             Some(Payload::EscalationRaised(e)) => {
                 *t.raised.entry(e.level).or_default() += 1;
@@ -764,11 +786,12 @@ async fn main() {
 
     println!();
     println!(
-        "{:<34} {:>6} {:>8} {:>8} {:>6} {:>8} {:>6} {:>8} {:>10} {:>8}",
+        "{:<34} {:>6} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>8} {:>10} {:>8}",
         "fault",
         "acked",
         "recorded",
         "assigned",
+        "late",
         "fined",
         "retries",
         "lost",
@@ -790,6 +813,7 @@ async fn main() {
             .iter()
             .filter(|t| t.fines.values().sum::<usize>() > 0)
             .count();
+        let assigned_late = mine.iter().filter(|t| !t.fine_owed()).count();
         let mut lost = r.acked.saturating_sub(recorded);
         let mut doubled: usize = per_key
             .iter()
@@ -803,11 +827,12 @@ async fn main() {
         }
         bad += lost + doubled;
         println!(
-            "{:<34} {:>6} {:>8} {:>8} {:>6} {:>8} {:>6} {:>8} {:>10} {:>8}",
+            "{:<34} {:>6} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>8} {:>10} {:>8}",
             r.fault,
             r.acked,
             recorded,
             assigned,
+            assigned_late,
             fined,
             r.retries,
             lost,
@@ -817,8 +842,9 @@ async fn main() {
         );
     }
     println!(
-        "(recovery: from the fault's end until the row's last complaint was assigned, traffic \
-         still arriving; drain: from the row's last submission)"
+        "(late: assigned only after the completion limit, so no lateness fine is owed; recovery: \
+         from the fault's end until the row's last complaint was assigned, traffic still \
+         arriving; drain: from the row's last submission)"
     );
     // Nothing failed on its content here: a dead letter would be a message lost to a fault.
     let dead: i64 = sqlx::query_scalar(

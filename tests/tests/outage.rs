@@ -49,9 +49,14 @@ async fn count(bed: &TestBed, sql: &str) -> i64 {
 }
 
 async fn health(bed: &TestBed, service: &ServiceProcess) -> ServingStatus {
+    health_of(bed, service, "").await
+}
+
+/// The status of one health service name: `""` readiness, `liveness` liveness.
+async fn health_of(bed: &TestBed, service: &ServiceProcess, name: &str) -> ServingStatus {
     HealthClient::new(bed.channel(service).await)
         .check(HealthCheckRequest {
-            service: String::new(),
+            service: name.to_owned(),
         })
         .await
         .expect("health answers without the database")
@@ -119,6 +124,12 @@ async fn submissions_acknowledged_during_a_database_outage_all_become_complaints
         .await,
         ServingStatus::NotServing,
         "health during the outage"
+    );
+    // Alive all the same: a restart would not bring the database back.
+    assert_eq!(
+        health_of(&bed, &intake, "liveness").await,
+        ServingStatus::Serving,
+        "liveness during the outage"
     );
     // Long enough for every message to be delivered (and fail) more than twice.
     tokio::time::sleep(Duration::from_secs(20)).await;

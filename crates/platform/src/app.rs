@@ -188,6 +188,11 @@ impl Platform {
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
+        // Liveness, apart from readiness: `SERVING` as long as the process runs, so an outage
+        // of PostgreSQL or NATS (readiness `NOT_SERVING`) does not get the pod restarted.
+        health
+            .set_service_status(LIVENESS, tonic_health::ServingStatus::Serving)
+            .await;
         let readiness_stop = CancellationToken::new();
         let readiness = tokio::spawn(watch_readiness(
             self.pool.clone(),
@@ -297,6 +302,9 @@ fn write_ready_file(
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
+
+/// The health service name that reports liveness only (Kubernetes `livenessProbe.grpc.service`).
+pub const LIVENESS: &str = "liveness";
 
 /// How often readiness is checked, and how long one database probe may take.
 const READINESS_PERIOD: Duration = Duration::from_secs(1);
