@@ -11,3 +11,7 @@ CREATE TABLE owed_fines (
     due_at            TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (complaint_id, kind, key)
 );
+
+-- When the first handler was assigned (the assignment's own time, not when the monitor heard of
+-- it): a lateness fine goes to a handler only if they had the complaint by the due time.
+ALTER TABLE complaints ADD COLUMN first_named_at TIMESTAMPTZ;

@@ -104,7 +104,8 @@ impl Scheduler {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
-                    p.handler_id, p.responsible_person_id, COALESCE(p.trace_parent, '') AS trace_parent
+                    p.handler_id, p.responsible_person_id, p.first_named_at,
+                    COALESCE(p.trace_parent, '') AS trace_parent
              FROM clocks c LEFT JOIN complaints p ON p.complaint_id = c.complaint_id
              WHERE c.next_fire_at <= $1
              ORDER BY c.next_fire_at LIMIT $2
@@ -153,10 +154,10 @@ impl Scheduler {
             if let Some(now_known) = store::complaint_for_share(&mut tx, &c.complaint_id).await? {
                 complaint = now_known;
             }
-            let person = complaint.responsible_for(&c);
-            if person.is_empty() {
+            let person = complaint.fined_for(&c);
+            if complaint.handler_id.is_empty() && complaint.responsible_person_id.is_empty() {
                 store::owe_fine(&mut tx, &c, &overdue_event_id).await?;
-            } else {
+            } else if !person.is_empty() {
                 let record = event(
                     &c.complaint_id,
                     now,
@@ -246,7 +247,13 @@ impl Scheduler {
                         complaint_number: complaint.number.clone(),
                     }),
                 );
-                let record = self.accountability(c, complaint, &person, day, now, &overdue);
+                // Late acceptance and revisits have their owners; a missed completion fines the
+                // person responsible by the due time.
+                let fined = match c.clock.kind {
+                    ClockKind::Acceptance | ClockKind::Revisit => person.clone(),
+                    _ => complaint.fined_for(c),
+                };
+                let record = self.accountability(c, complaint, &fined, day, now, &overdue);
                 events.push(overdue);
                 events.extend(record);
             }
@@ -313,7 +320,8 @@ fn fine_waits_for_a_person(c: &StoredClock, complaint: &Complaint) -> bool {
     c.special_reason.is_empty()
         && c.clock.kind.fined_when_missed()
         && !matches!(c.clock.kind, ClockKind::Acceptance | ClockKind::Revisit)
-        && complaint.responsible_for(c).is_empty()
+        && complaint.responsible_person_id.is_empty()
+        && complaint.handler_id.is_empty()
 }
 
 /// DOMAIN §9 "One lateness fine per complaint": the class-D record against `person` for a

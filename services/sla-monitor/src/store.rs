@@ -286,6 +286,8 @@ pub struct Complaint {
     pub acceptance_owner_id: String,
     pub handler_id: String,
     pub responsible_person_id: String,
+    /// When the first handler was assigned.
+    pub first_named_at: Option<DateTime<Utc>>,
 }
 
 impl Complaint {
@@ -308,7 +310,29 @@ impl Complaint {
             responsible_person_id: r
                 .try_get::<Option<String>, _>("responsible_person_id")?
                 .unwrap_or_default(),
+            // Not every query reads it; absent means "not known", treated as in time.
+            first_named_at: r
+                .try_get::<Option<DateTime<Utc>>, _>("first_named_at")
+                .ok()
+                .flatten(),
         })
+    }
+
+    /// Who a missed limit of `clock` fines (DOMAIN §9): the responsible person named, else the
+    /// handler if they had the complaint by the due time; nobody otherwise (a handler given an
+    /// already-late complaint is not fined for it).
+    pub fn fined_for(&self, clock: &StoredClock) -> String {
+        if !self.responsible_person_id.is_empty() {
+            return self.responsible_person_id.clone();
+        }
+        let in_time = self
+            .first_named_at
+            .is_none_or(|named| named <= clock.clock.due_at);
+        if in_time {
+            self.handler_id.clone()
+        } else {
+            String::new()
+        }
     }
 
     /// Who must act on `clock` and is held to it (DOMAIN §7: late acceptance against the
@@ -383,7 +407,7 @@ pub async fn complaint_for_share(
 ) -> Result<Option<Complaint>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT complaint_id, number, class, department_id, acceptance_owner_id, handler_id,
-                responsible_person_id
+                responsible_person_id, first_named_at
          FROM complaints WHERE complaint_id = $1 FOR SHARE",
     )
     .bind(complaint_id)
@@ -419,6 +443,8 @@ pub struct ComplaintFacts<'a> {
     pub handler_id: Option<&'a str>,
     pub responsible_person_id: Option<&'a str>,
     pub closed: Option<bool>,
+    /// When `handler_id` was assigned (the earliest assignment is kept).
+    pub handler_named_at: Option<DateTime<Utc>>,
 }
 
 /// Records facts about a complaint, creating its row on the first event about it (events of
@@ -432,9 +458,10 @@ pub async fn note(
     let s = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
     sqlx::query(
         "INSERT INTO complaints (complaint_id, number, class, received_at, department_id,
-            acceptance_owner_id, handler_id, responsible_person_id, closed, trace_parent)
+            acceptance_owner_id, handler_id, responsible_person_id, closed, trace_parent,
+            first_named_at)
          VALUES ($1, COALESCE($2, ''), COALESCE($3, ''), $4, COALESCE($5, ''), COALESCE($6, ''),
-            COALESCE($7, ''), COALESCE($8, ''), COALESCE($9, false), $10)
+            COALESCE($7, ''), COALESCE($8, ''), COALESCE($9, false), $10, $11)
          ON CONFLICT (complaint_id) DO UPDATE SET
             trace_parent = CASE WHEN complaints.trace_parent = '' THEN $10
                                 ELSE complaints.trace_parent END,
@@ -445,7 +472,8 @@ pub async fn note(
             acceptance_owner_id = COALESCE($6, complaints.acceptance_owner_id),
             handler_id = COALESCE($7, complaints.handler_id),
             responsible_person_id = COALESCE($8, complaints.responsible_person_id),
-            closed = COALESCE($9, complaints.closed)",
+            closed = COALESCE($9, complaints.closed),
+            first_named_at = LEAST(complaints.first_named_at, $11)",
     )
     .bind(complaint_id)
     .bind(s(f.number))
@@ -457,7 +485,52 @@ pub async fn note(
     .bind(s(f.responsible_person_id))
     .bind(f.closed)
     .bind(redress_platform::telemetry::current_traceparent())
+    .bind(f.handler_named_at)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DOMAIN §9 as ADR 0019 reads it: the named responsible person first; else the handler,
+    /// only if they had the complaint by the due time.
+    #[test]
+    fn a_missed_limit_fines_whoever_had_the_complaint_by_the_due_time() {
+        let due = DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .expect("time")
+            .to_utc();
+        let clock = StoredClock::new(
+            "cmp_1",
+            "",
+            LimitClock::start(
+                &redress_domain::Policy::default(),
+                ClockKind::Completion,
+                due - chrono::Duration::hours(8),
+                due,
+            ),
+        );
+        let with = |handler: &str, named: Option<i64>, responsible: &str| Complaint {
+            handler_id: handler.into(),
+            responsible_person_id: responsible.into(),
+            first_named_at: named.map(|m| due + chrono::Duration::minutes(m)),
+            ..Default::default()
+        };
+        assert_eq!(with("h-1", Some(-60), "").fined_for(&clock), "h-1");
+        assert_eq!(with("h-1", Some(0), "").fined_for(&clock), "h-1");
+        assert_eq!(
+            with("h-1", Some(5), "").fined_for(&clock),
+            "",
+            "given it late"
+        );
+        assert_eq!(
+            with("h-1", None, "").fined_for(&clock),
+            "h-1",
+            "time unknown"
+        );
+        assert_eq!(with("h-1", Some(5), "p-9").fined_for(&clock), "p-9");
+        assert_eq!(with("", None, "").fined_for(&clock), "");
+    }
 }

@@ -212,6 +212,7 @@ impl Tracker {
                     ComplaintFacts {
                         department_id: Some(&a.department_id),
                         handler_id: Some(&a.assignee_id),
+                        handler_named_at: Some(at),
                         ..Default::default()
                     },
                 )
