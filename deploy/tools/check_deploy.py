@@ -135,6 +135,13 @@ def check_auth_tokens(area: str, value: str) -> None:
         R.check(m.group(3) in ROLES, area, f"auth token role {m.group(3)!r} is not one of {sorted(ROLES)}")
 
 
+def check_sample_organisation(repo: Path) -> None:
+    """The Kubernetes base ships the same sample organisation as `redress up` and compose."""
+    base = repo / "deploy/k8s/base/org/sample-organisation.toml"
+    R.check(base.read_text() == (repo / "deploy/demo/seed.toml").read_text(), "k8s/base",
+            "org/sample-organisation.toml must be a copy of deploy/demo/seed.toml")
+
+
 def check_liveness_probes(repo: Path) -> None:
     """Liveness asks the `liveness` health service: readiness ("") turns NOT_SERVING while
     PostgreSQL or NATS is away, and a liveness probe on it would restart pods through an outage."""
@@ -558,18 +565,30 @@ def check_k8s(name: str, path: Path, repo: Path) -> None:
                 vol = volumes.get(vm["name"])
                 if not R.check(vol is not None, a, f"volumeMount {vm['name']} has no volume"):
                     continue
-                if "configMap" in vol:
-                    cm = vol["configMap"]["name"]
+                # A ConfigMap volume, or a projected volume of several.
+                config_maps = [vol["configMap"]] if "configMap" in vol else [
+                    src["configMap"] for src in dig(vol, "projected", "sources") or [] if "configMap" in src]
+                for source in config_maps:
+                    cm = source["name"]
                     if R.check(exists("ConfigMap", cm), a, f"volume {vm['name']} refers to missing ConfigMap {cm}"):
                         data = index[("ConfigMap", cm)].get("data", {})
-                        items = vol["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+                        items = source.get("items") or [{"key": k, "path": k} for k in data]
                         for it in items:
                             R.check(it["key"] in data, a, f"ConfigMap {cm} has no key {it['key']}")
-                            if f"{vm['mountPath'].rstrip('/')}/{it['path']}" == POLICY_PATH and it["key"] in data:
+                            mounted = f"{vm['mountPath'].rstrip('/')}/{it['path']}"
+                            if mounted == POLICY_PATH and it["key"] in data:
                                 mounted_policy = True
                                 if cm not in policies_checked:
                                     policies_checked.add(cm)
                                     check_policy_text(f"{area}:{cm}", data[it["key"]], repo)
+                            if it["key"] in data and it["path"].endswith("organisation.toml"):
+                                seeds = [e.get("value") for e in c.get("env", [])
+                                         if e.get("name") == "REDRESS_ROUTING_SEED"]
+                                R.check(seeds == [mounted], a,
+                                        f"REDRESS_ROUTING_SEED must name the mounted organisation {mounted}")
+                                org = tomllib.loads(data[it["key"]])
+                                R.check(bool(org.get("departments")) and bool(org.get("default_department")), a,
+                                        f"ConfigMap {cm}: the sample organisation needs departments and a default_department")
                 if "secret" in vol:
                     R.check(exists("Secret", vol["secret"]["secretName"]), a, f"volume {vm['name']} refers to a missing Secret")
             R.check(mounted_policy, a, f"the policy ConfigMap is not mounted at {POLICY_PATH}")
@@ -770,6 +789,7 @@ def main() -> int:
         check_dev_database_url(repo, Path(rendered["dev"]))
     check_helm(repo)
     check_liveness_probes(repo)
+    check_sample_organisation(repo)
     check_postgres(repo)
     check_docs(repo)
 
