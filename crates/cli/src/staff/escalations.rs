@@ -21,6 +21,7 @@ pub struct List {
     /// Recipient (a manager's id).
     #[arg(long, default_value = "")]
     recipient: String,
+    /// Only this department's (its id, e.g. dept-network).
     #[arg(long, default_value = "")]
     department: String,
     /// raised, acknowledged, decided, superseded or closed.
@@ -29,8 +30,10 @@ pub struct List {
     /// Only this complaint's escalations: its number (RD20261201-000001) or id (cmp_...).
     #[arg(long, default_value = "")]
     complaint: String,
+    /// Largest number of items on one page (0: the server's default, 50).
     #[arg(long, default_value_t = 0)]
     page_size: u32,
+    /// The `next_page_token` a previous page printed, for the page after it.
     #[arg(long, default_value = "")]
     page_token: String,
 }
@@ -40,6 +43,7 @@ pub struct Ack {
     /// Escalation id.
     #[arg(value_name = "ESCALATION")]
     escalation_id: String,
+    /// What the recipient tells the handler to do (kept with the escalation).
     #[arg(long, default_value = "")]
     instructions: String,
 }
@@ -49,6 +53,7 @@ pub struct Decide {
     /// Escalation id.
     #[arg(value_name = "ESCALATION")]
     escalation_id: String,
+    /// The decision, in words (a decision at the top of the ladder is final).
     #[arg(long)]
     decision: String,
 }

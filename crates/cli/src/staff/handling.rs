@@ -37,6 +37,7 @@ pub struct Complaint {
 
 #[derive(Debug, Args)]
 pub struct Validity {
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// The complaint is not valid (default: valid).
     #[arg(long)]
@@ -48,6 +49,7 @@ pub struct Validity {
 
 #[derive(Debug, Args)]
 pub struct Feedback {
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// What the customer is told.
     #[arg(long)]
@@ -55,10 +57,13 @@ pub struct Feedback {
     /// How: phone, sms or email.
     #[arg(long, default_value = "phone")]
     channel: String,
+    /// The cause found, in words.
     #[arg(long, default_value = "")]
     cause: String,
+    /// The measures taken.
     #[arg(long, default_value = "")]
     measures: String,
+    /// The result so far.
     #[arg(long, default_value = "")]
     result: String,
     /// Compensation in fen (1 yuan = 100 fen).
@@ -75,7 +80,9 @@ pub struct Feedback {
 
 #[derive(Debug, Args)]
 pub struct Intermediate {
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
+    /// What the customer is told, in words.
     #[arg(long)]
     content: String,
     /// When it is expected to be complete (RFC 3339 or YYYY-MM-DD).
@@ -85,23 +92,28 @@ pub struct Intermediate {
 
 #[derive(Debug, Args)]
 pub struct Propose {
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
+    /// The solution proposed to the customer.
     #[arg(long)]
     solution: String,
 }
 
 #[derive(Debug, Args)]
 pub struct Respond {
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// The customer rejected the solution (default: accepted).
     #[arg(long)]
     rejected: bool,
+    /// Why, in words (kept in the complaint's history).
     #[arg(long, default_value = "")]
     reason: String,
 }
 
 #[derive(Debug, Args)]
 pub struct Resolve {
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
     /// The result handed in.
     #[arg(long)]
@@ -124,7 +136,9 @@ pub struct Close {
 
 #[derive(Debug, Args)]
 pub struct CannotSettle {
+    /// The complaint: its number (RD20261201-000001) or id (cmp_...).
     complaint: String,
+    /// Why, in words (kept in the complaint's history).
     #[arg(long)]
     reason: String,
 }

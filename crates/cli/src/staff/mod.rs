@@ -40,6 +40,7 @@ pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 other error; 2 usage error; 3 
 
 /// Who is calling and where the services are; shared by every staff command.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Bearer token of the person acting (staff commands need one).
     #[arg(long, env = "REDRESS_TOKEN", global = true, hide_env_values = true)]

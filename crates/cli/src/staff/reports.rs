@@ -20,6 +20,7 @@ pub struct Monthly {
     /// YYYY-MM.
     #[arg(long)]
     month: String,
+    /// Only this department's (its id, e.g. dept-network).
     #[arg(long, default_value = "")]
     department: String,
     /// Print the service's CSV instead of a table.
@@ -35,6 +36,7 @@ pub struct RevisitRate {
     /// To (RFC 3339 or YYYY-MM-DD).
     #[arg(long)]
     to: String,
+    /// Only this department's (its id, e.g. dept-network).
     #[arg(long, default_value = "")]
     department: String,
 }

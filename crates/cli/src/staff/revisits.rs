@@ -22,8 +22,10 @@ pub enum Revisits {
 
 #[derive(Debug, Args)]
 pub struct List {
+    /// Only this agent's (a staff id).
     #[arg(long, default_value = "")]
     agent: String,
+    /// Only this department's (its id, e.g. dept-network).
     #[arg(long, default_value = "")]
     department: String,
     /// Due before this time (RFC 3339 or YYYY-MM-DD); default: now.
@@ -32,8 +34,10 @@ pub struct List {
     /// Every open revisit, whenever it is due.
     #[arg(long)]
     upcoming: bool,
+    /// Largest number of items on one page (0: the server's default, 50).
     #[arg(long, default_value_t = 0)]
     page_size: u32,
+    /// The `next_page_token` a previous page printed, for the page after it.
     #[arg(long, default_value = "")]
     page_token: String,
 }
@@ -74,6 +78,8 @@ pub struct Outcome_ {
     /// The customer complains again (a repeat complaint).
     #[arg(long)]
     complains_again: bool,
+    /// With --complains-again: why the customer complains again (neglect, perfunctory
+    /// handling, the time limit missed…), in words.
     #[arg(long, default_value = "")]
     repeat_reason: String,
 }
@@ -86,6 +92,7 @@ pub struct SignOff {
     /// The signing manager's id.
     #[arg(long)]
     manager: String,
+    /// The department manager's result on the issues the revisit raised.
     #[arg(long, default_value = "")]
     result: String,
 }
