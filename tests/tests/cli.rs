@@ -949,3 +949,82 @@ async fn the_cli_exports_and_applies_the_organisation_as_a_file() {
         .stdout;
     assert_eq!(after, exported, "a refused file changes nothing");
 }
+
+/// `redress deadletters` (issue 14): an event no consumer can read is dead-lettered by every
+/// service that consumes it; an operator lists them across the five services, shows one, and
+/// asks for its replay — which the service's consumer answers within a second (here: refused
+/// again, the message being unreadable, with the reason kept). Others may not look.
+#[tokio::test]
+async fn the_cli_lists_shows_and_replays_dead_letters() {
+    const OPERATOR: &str = "test-operator-token";
+    let bed = TestBed::start().await;
+    let stack = common::start(&bed, &[]).await;
+    let cli = Cli::new(&stack);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "evt_unreadable");
+    bed.js
+        .publish_with_headers(
+            format!("{}.events.complaint.assigned", bed.prefix),
+            headers,
+            bytes::Bytes::from_static(b"\xff\xfenot an event"),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let listed = cli
+        .until(OPERATOR, &["deadletters", "list"], |v| {
+            v["deadLetters"].as_array().is_some_and(|d| d.len() >= 2)
+        })
+        .await;
+    let letters = listed["deadLetters"].as_array().expect("list");
+    let sla = letters
+        .iter()
+        .find(|d| {
+            d["consumer"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("sla-monitor-"))
+        })
+        .unwrap_or_else(|| panic!("the SLA monitor's dead letter: {listed}"));
+    assert_eq!(sla["messageId"], "evt_unreadable");
+    let consumer = sla["consumer"].as_str().expect("consumer").to_owned();
+
+    let shown = cli
+        .run(
+            Some(OPERATOR),
+            &["deadletters", "show", &consumer, "evt_unreadable"],
+        )
+        .await
+        .ok()
+        .stdout;
+    assert!(
+        shown.contains("waiting") && shown.contains("Event"),
+        "{shown}"
+    );
+    let refused = cli.run(Some(HANDLER), &["deadletters", "list"]).await;
+    assert_eq!(refused.code, 6, "only operators: {}", refused.stderr);
+
+    cli.run(
+        Some(OPERATOR),
+        &["deadletters", "replay", &consumer, "evt_unreadable"],
+    )
+    .await
+    .ok();
+    let after = cli
+        .until(
+            OPERATOR,
+            &["deadletters", "show", &consumer, "evt_unreadable"],
+            |v| v["replayError"].as_str().is_some_and(|e| !e.is_empty()),
+        )
+        .await;
+    assert!(after.get("replayedAt").is_none(), "not applied: {after}");
+    let table = cli
+        .run(
+            Some(OPERATOR),
+            &["deadletters", "list", "--service", "sla-monitor"],
+        )
+        .await
+        .ok()
+        .stdout;
+    assert!(table.contains("replay refused"), "{table}");
+}

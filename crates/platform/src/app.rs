@@ -168,6 +168,7 @@ impl Platform {
         let stop = self.consumers_stop.clone();
         self.consumers
             .spawn(consumer.watch_pending(SAMPLE_PERIOD, stop.clone()));
+        self.consumers.spawn(consumer.replayer().run(stop.clone()));
         self.consumers.spawn(consumer.run(stop));
         Ok(())
     }
@@ -226,7 +227,18 @@ impl Platform {
         let server_stop = CancellationToken::new();
         let server = {
             let stop = server_stop.clone();
-            let routes = routes.add_service(health_service).add_service(reflection);
+            // Every service's dead letters, on its own port (operators only).
+            let dead_letters =
+                redress_proto::v1::dead_letter_service_server::DeadLetterServiceServer::with_interceptor(
+                    crate::deadletters::DeadLetters {
+                        pool: self.pool.clone(),
+                    },
+                    self.auth.clone(),
+                );
+            let routes = routes
+                .add_service(health_service)
+                .add_service(reflection)
+                .add_service(dead_letters);
             tokio::spawn(
                 tonic::transport::Server::builder()
                     .trace_fn(|req| {

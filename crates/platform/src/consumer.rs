@@ -302,6 +302,16 @@ impl<H: Handler> Consumer<H> {
             .record(started.elapsed().as_secs_f64());
     }
 
+    /// What replays this consumer's dead letters on request ([`Replayer::run`]).
+    pub fn replayer(&self) -> Replayer<H> {
+        Replayer {
+            name: self.name.clone(),
+            pool: self.pool.clone(),
+            outbox: self.outbox.clone(),
+            handler: self.handler.clone(),
+        }
+    }
+
     fn incoming<'a>(
         &'a self,
         m: &'a jetstream::Message,
@@ -465,9 +475,23 @@ impl<H: Handler> Consumer<H> {
             .rows_affected()
                 == 1;
             if fresh {
+                let original: serde_json::Map<String, serde_json::Value> = msg
+                    .headers
+                    .map(|h| {
+                        h.iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.to_string(), v.first()?.as_str().to_owned().into()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 sqlx::query(
-                    "INSERT INTO dead_letters (consumer, message_id, subject, reason, deliveries, payload)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    "INSERT INTO dead_letters (consumer, message_id, subject, reason, deliveries,
+                        payload, headers)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (consumer, message_id) DO UPDATE SET
+                        reason = EXCLUDED.reason, deliveries = EXCLUDED.deliveries,
+                        replay_requested_at = NULL",
                 )
                 .bind(&self.name)
                 .bind(&msg.message_id)
@@ -475,12 +499,19 @@ impl<H: Handler> Consumer<H> {
                 .bind(reason)
                 .bind(msg.deliveries)
                 .bind(msg.payload)
+                .bind(serde_json::Value::Object(original))
                 .execute(&mut *tx)
                 .await?;
                 let mut headers = BTreeMap::new();
                 headers.insert(DEAD_LETTER_REASON_HEADER.to_owned(), header_safe(reason));
-                headers.insert("Redress-Original-Subject".to_owned(), msg.subject.to_owned());
-                headers.insert("Redress-Original-Message-Id".to_owned(), msg.message_id.clone());
+                headers.insert(
+                    "Redress-Original-Subject".to_owned(),
+                    msg.subject.to_owned(),
+                );
+                headers.insert(
+                    "Redress-Original-Message-Id".to_owned(),
+                    msg.message_id.clone(),
+                );
                 headers.insert("Redress-Consumer".to_owned(), self.name.clone());
                 headers.insert("Redress-Deliveries".to_owned(), msg.deliveries.to_string());
                 if let Some(ct) = msg.header("Content-Type") {
@@ -576,5 +607,129 @@ pub async fn prune_processed(pool: &PgPool, older_than: Duration) -> Result<u64,
         if n < CHUNK as u64 {
             return Ok(total);
         }
+    }
+}
+
+/// Replays a consumer's dead letters that an operator asked for (`replay_requested_at`), once
+/// each: the message goes through the consumer's own handler — idempotent, as for a
+/// redelivery — in one transaction with its processed id and the dead letter's outcome. A
+/// message that fails on its content again stays a dead letter, with the new reason.
+pub struct Replayer<H> {
+    name: String,
+    pool: PgPool,
+    outbox: Outbox,
+    handler: Arc<H>,
+}
+
+/// How often a consumer looks for replay requests.
+const REPLAY_PERIOD: Duration = Duration::from_secs(1);
+
+impl<H: Handler> Replayer<H> {
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(REPLAY_PERIOD) => {}
+            }
+            if let Err(e) = self.replay_requested().await {
+                tracing::warn!(consumer = %self.name, error = %e, "dead-letter replay pass failed; will retry");
+            }
+        }
+    }
+
+    /// One pass over the requests; returns how many were replayed.
+    pub async fn replay_requested(&self) -> Result<usize, HandleError> {
+        let rows: Vec<(String, String, Vec<u8>, serde_json::Value)> = sqlx::query_as(
+            "SELECT message_id, subject, payload, headers FROM dead_letters
+             WHERE consumer = $1 AND replay_requested_at IS NOT NULL
+             ORDER BY created_at LIMIT 100",
+        )
+        .bind(&self.name)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut replayed = 0;
+        for (message_id, subject, payload, headers) in rows {
+            let mut map = async_nats::HeaderMap::new();
+            if let serde_json::Value::Object(h) = &headers {
+                for (k, v) in h {
+                    if let Some(v) = v.as_str() {
+                        map.insert(k.as_str(), v);
+                    }
+                }
+            }
+            let after_commit = AfterCommit::default();
+            let msg = Incoming {
+                consumer: &self.name,
+                subject: &subject,
+                headers: Some(&map),
+                payload: &payload,
+                message_id: message_id.clone(),
+                deliveries: 1,
+                after_commit: &after_commit,
+            };
+            let mut tx = self.pool.begin().await?;
+            // Claimed by this replica: another one's pass skips it.
+            let claimed = sqlx::query(
+                "SELECT 1 FROM dead_letters WHERE consumer = $1 AND message_id = $2
+                   AND replay_requested_at IS NOT NULL FOR UPDATE SKIP LOCKED",
+            )
+            .bind(&self.name)
+            .bind(&message_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+            if !claimed {
+                continue;
+            }
+            sqlx::query(
+                "DELETE FROM processed_messages WHERE consumer = $1 AND message_id = $2
+                   AND outcome = 'dead_letter'",
+            )
+            .bind(&self.name)
+            .bind(&message_id)
+            .execute(&mut *tx)
+            .await?;
+            match handle_in_span(self.handler.as_ref(), &mut tx, &msg).await {
+                Ok(()) => {
+                    sqlx::query(
+                        "INSERT INTO processed_messages (consumer, message_id, outcome)
+                         VALUES ($1, $2, 'replayed') ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&self.name)
+                    .bind(&message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE dead_letters SET replay_requested_at = NULL, replayed_at = now(),
+                            replay_error = '' WHERE consumer = $1 AND message_id = $2",
+                    )
+                    .bind(&self.name)
+                    .bind(&message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    after_commit.committed();
+                    self.outbox.wake();
+                    replayed += 1;
+                    tracing::info!(consumer = %self.name, %message_id, "dead letter replayed");
+                }
+                Err(HandleError::Permanent(reason)) => {
+                    drop(tx);
+                    sqlx::query(
+                        "UPDATE dead_letters SET replay_requested_at = NULL, replay_error = $3
+                         WHERE consumer = $1 AND message_id = $2",
+                    )
+                    .bind(&self.name)
+                    .bind(&message_id)
+                    .bind(&reason)
+                    .execute(&self.pool)
+                    .await?;
+                    tracing::warn!(consumer = %self.name, %message_id, %reason,
+                        "dead letter replayed and refused again");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(replayed)
     }
 }

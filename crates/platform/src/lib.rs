@@ -10,6 +10,7 @@
 //! - [`events`]: the event envelope and timestamps, built one way everywhere.
 //! - [`outbox`]: state change and event commit together; the relay publishes them in order.
 //! - [`consumer`]: idempotent, batched, explicit-ack consumers with dead letters.
+//! - [`deadletters`]: every service's dead letters over gRPC, listed and replayed on request.
 //! - [`auth`]: bearer tokens → the caller's identity and role.
 //! - [`access`]: which complaints a caller reaches and how much of the customer they see.
 //! - [`request`]: a request's ids, parsed and named on the call's span.
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod deadletters;
 pub mod events;
 pub mod listen;
 pub mod metrics;

@@ -29,6 +29,15 @@ impl Handler for Counting {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
         match msg.payload {
             b"poison" => return Err(HandleError::Permanent("poison: cannot be applied".into())),
+            // Refused until the test creates the table `fixed` (the operator's fix).
+            b"fixable" => {
+                let fixed: bool = sqlx::query_scalar("SELECT to_regclass('fixed') IS NOT NULL")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if !fixed {
+                    return Err(HandleError::Permanent("fixable: not fixed yet".into()));
+                }
+            }
             b"flaky" if msg.deliveries < 2 => {
                 return Err(HandleError::Transient(anyhow::anyhow!("flaky: try again")));
             }
@@ -563,4 +572,81 @@ async fn connects_to_any_server_of_a_list() {
             .await
             .is_err()
     );
+}
+
+/// A dead letter replayed on request (issue 14, `redress deadletters replay`): refused again
+/// before the fix, with the new reason kept; applied once after it, by the consumer's own
+/// handler, with its headers as they came; asking again changes nothing.
+#[tokio::test]
+async fn a_dead_letter_is_replayed_once_on_request_after_the_fix() {
+    let bed = bed().await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, "d-1");
+    headers.insert("Content-Type", "application/x-test");
+    bed.js
+        .publish_with_headers(
+            bed.topology.event_subject("test.thing"),
+            headers,
+            "fixable".into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    bed.publish("d-2", b"ok").await;
+    let consumer = bed.consumer("a").await;
+    let replayer = consumer.replayer();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    assert_eq!(bed.wait_effects(1).await, vec![("d-2".to_owned(), 1)]);
+    let stored: serde_json::Value =
+        sqlx::query_scalar("SELECT headers FROM dead_letters WHERE message_id = 'd-1'")
+            .fetch_one(&bed.pool)
+            .await
+            .expect("dead letter");
+    assert_eq!(stored["Content-Type"], "application/x-test", "{stored}");
+    let request = || async {
+        sqlx::query(
+            "UPDATE dead_letters SET replay_requested_at = now(), replay_requested_by = 'ops'
+             WHERE message_id = 'd-1' AND replayed_at IS NULL",
+        )
+        .execute(&bed.pool)
+        .await
+        .expect("request")
+        .rows_affected()
+    };
+    // Before the fix: refused again, the reason kept, still a dead letter.
+    assert_eq!(request().await, 1);
+    assert_eq!(replayer.replay_requested().await.expect("pass"), 0);
+    let (error, requested): (String, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "SELECT replay_error, replay_requested_at FROM dead_letters WHERE message_id = 'd-1'",
+    )
+    .fetch_one(&bed.pool)
+    .await
+    .expect("row");
+    assert!(error.contains("not fixed"), "{error}");
+    assert!(requested.is_none(), "the request is answered");
+    // The fix, and the replay: applied once.
+    sqlx::query("CREATE TABLE fixed ()")
+        .execute(&bed.pool)
+        .await
+        .expect("fix");
+    assert_eq!(request().await, 1);
+    assert_eq!(replayer.replay_requested().await.expect("pass"), 1);
+    assert_eq!(replayer.replay_requested().await.expect("pass"), 0);
+    assert_eq!(request().await, 0, "replayed: nothing more to ask");
+    let effects = bed.effects().await;
+    assert_eq!(
+        effects,
+        vec![("d-1".to_owned(), 1), ("d-2".to_owned(), 1)],
+        "applied once"
+    );
+    let outcome: String =
+        sqlx::query_scalar("SELECT outcome FROM processed_messages WHERE message_id = 'd-1'")
+            .fetch_one(&bed.pool)
+            .await
+            .expect("processed");
+    assert_eq!(outcome, "replayed");
+    stop.cancel();
+    task.await.expect("consumer");
 }

@@ -283,6 +283,7 @@ mod tests {
             "SlaMonitorService",
             "EscalationService",
             "RevisitService",
+            "DeadLetterService",
         ] {
             assert!(services.contains(name), "{name} missing from descriptors");
         }

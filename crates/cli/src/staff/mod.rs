@@ -8,6 +8,7 @@
 //! 6 permission denied or unauthenticated · 7 a service is unreachable.
 
 mod complaints;
+mod deadletters;
 mod escalations;
 mod handling;
 mod org;
@@ -132,6 +133,10 @@ pub enum StaffCommand {
     /// a file (operator token).
     #[command(subcommand)]
     Org(org::Org),
+    /// Messages the services gave up on because of their content: list, show, replay once
+    /// fixed (operator token).
+    #[command(subcommand)]
+    Deadletters(deadletters::DeadLetters),
 }
 
 /// Runs one staff command; prints errors on stderr and returns the documented exit code.
@@ -165,6 +170,7 @@ async fn dispatch(ctx: &Ctx, command: StaffCommand) -> Outcome {
         StaffCommand::Escalations(c) => escalations::run(ctx, c).await,
         StaffCommand::Reports(c) => reports::run(ctx, c).await,
         StaffCommand::Org(c) => org::run(ctx, c).await,
+        StaffCommand::Deadletters(c) => deadletters::run(ctx, c).await,
     }
 }
 
@@ -255,7 +261,7 @@ impl Ctx {
         req
     }
 
-    async fn channel(&self, addr: &str) -> Result<Channel, Failure> {
+    pub(super) async fn channel(&self, addr: &str) -> Result<Channel, Failure> {
         let url = if addr.contains("://") {
             addr.to_string()
         } else {
