@@ -22,6 +22,10 @@
 //! version: 20 s outage), `scripts/faults.sh --cluster`. `--self-check` adds one doubled event
 //! before counting: the run must then fail, naming it.
 
+// The system tests' broadband complaint, so the suite submits what they submit.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -349,34 +353,6 @@ impl System {
     }
 }
 
-fn details(key: &str) -> v1::ComplaintDetails {
-    v1::ComplaintDetails {
-        key: Some(v1::SubmissionKey {
-            source_system: "callcentre".into(),
-            external_id: key.into(),
-        }),
-        customer: Some(v1::Customer {
-            name: "王芳".into(),
-            phone: "13800138000".into(),
-            ..Default::default()
-        }),
-        channel: v1::Channel::Hotline as i32,
-        business: "broadband".into(),
-        description: "Line down.".into(),
-        demand: "Repair.".into(),
-        category: "network_quality".into(),
-        first_contact: Some(v1::FirstContact {
-            employee_id: "e-1".into(),
-            ..Default::default()
-        }),
-        confirmation: Some(v1::Confirmation {
-            method: v1::ConfirmationMethod::Phone as i32,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// Publishes `keys` spread over `over`, each retried until JetStream acknowledges it (as a call
 /// centre's integration does); returns how many attempts were retried.
 async fn burst(js: jetstream::Context, keys: Vec<String>, over: Duration) -> usize {
@@ -385,7 +361,7 @@ async fn burst(js: jetstream::Context, keys: Vec<String>, over: Duration) -> usi
     let mut retries = 0;
     for key in keys {
         let body = v1::SubmitRequest {
-            details: Some(details(&key)),
+            details: Some(common::complaint(&key)),
         }
         .encode_to_vec();
         loop {
