@@ -99,7 +99,9 @@ pub async fn lock_department(
     Ok(())
 }
 
-/// The available handlers of a department with their open weighted load. Call under
+/// The available handlers of a department with their open weighted load, read from the
+/// per-class counters the database keeps with every handling row (migration
+/// `handler_load`): a few rows per handler, however many complaints are open. Call under
 /// [`lock_department`].
 pub async fn candidates(
     conn: &mut PgConnection,
@@ -108,8 +110,9 @@ pub async fn candidates(
 ) -> Result<Vec<Candidate>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT s.staff_id, s.name, s.seniority, s.last_assigned,
-            COALESCE((SELECT SUM(CASE h.class WHEN 'A' THEN $2 WHEN 'B' THEN $3 WHEN 'C' THEN $4 ELSE $5 END)
-                      FROM handling h WHERE h.open AND h.assignee_id = s.staff_id), 0)::BIGINT AS load
+            COALESCE((SELECT SUM(l.open_count
+                        * CASE l.class WHEN 'A' THEN $2 WHEN 'B' THEN $3 WHEN 'C' THEN $4 ELSE $5 END)
+                      FROM handler_load l WHERE l.staff_id = s.staff_id), 0)::BIGINT AS load
          FROM staff s
          WHERE s.department_id = $1 AND s.role = $6 AND NOT s.on_leave AND NOT s.suspended",
     )
@@ -151,6 +154,87 @@ pub async fn pick(
         .execute(conn)
         .await?;
     Ok(Some(chosen))
+}
+
+/// Assignments for a whole consumer batch: every department involved locked once (in id order,
+/// so two replicas never deadlock), its candidates read once, and each choice made in memory
+/// with the load and the round-robin order updated as it goes — the same choices as
+/// [`pick`] one complaint at a time, in a few statements for the batch.
+pub struct Desk {
+    weights: Weights,
+    candidates: HashMap<String, Vec<Candidate>>,
+    /// Values of `assignment_seq` reserved for this batch, handed out in order.
+    order: std::vec::IntoIter<i64>,
+    booked: HashMap<String, i64>,
+}
+
+impl Desk {
+    /// Locks `departments` and reads their candidates; reserves `picks` round-robin numbers.
+    pub async fn open(
+        conn: &mut PgConnection,
+        departments: &std::collections::BTreeSet<String>,
+        w: Weights,
+        picks: usize,
+    ) -> Result<Self, sqlx::Error> {
+        let mut candidates = HashMap::new();
+        for dept in departments {
+            lock_department(conn, dept).await?;
+            candidates.insert(dept.clone(), self::candidates(conn, dept, w).await?);
+        }
+        let order: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval('assignment_seq') FROM generate_series(1, $1::int) ORDER BY 1",
+        )
+        .bind(i32::try_from(picks).unwrap_or(i32::MAX))
+        .fetch_all(conn)
+        .await?;
+        Ok(Desk {
+            weights: w,
+            candidates,
+            order: order.into_iter(),
+            booked: HashMap::new(),
+        })
+    }
+
+    /// Chooses a handler in `department` for a complaint of `class`: `None` when nobody is
+    /// available.
+    pub fn pick(
+        &mut self,
+        department: &str,
+        class: Option<Class>,
+        prefer_senior: bool,
+    ) -> Option<Candidate> {
+        let all = self.candidates.get_mut(department)?;
+        let id = choose(all, prefer_senior)?.staff_id.clone();
+        let order = self.order.next()?;
+        let chosen = all.iter_mut().find(|c| c.staff_id == id)?;
+        chosen.load += match class {
+            Some(Class::A) => self.weights.a,
+            Some(Class::B) => self.weights.b,
+            Some(Class::C) => self.weights.c,
+            Some(Class::D) | None => self.weights.d,
+        };
+        chosen.last_assigned = order;
+        self.booked.insert(id, order);
+        Some(chosen.clone())
+    }
+
+    /// Writes the round-robin order of everyone chosen (the loads follow the handling rows).
+    pub async fn close(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.booked.is_empty() {
+            return Ok(());
+        }
+        let (ids, order): (Vec<String>, Vec<i64>) = self.booked.into_iter().unzip();
+        sqlx::query(
+            "UPDATE staff s SET last_assigned = b.n
+             FROM UNNEST($1::text[], $2::bigint[]) AS b(staff_id, n)
+             WHERE s.staff_id = b.staff_id",
+        )
+        .bind(ids)
+        .bind(order)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Open weighted load per handler of a department (for tests and dashboards).

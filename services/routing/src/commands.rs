@@ -161,14 +161,19 @@ pub async fn read(
     else {
         return Ok(None);
     };
+    record_from_row(&r).map(Some)
+}
+
+/// A complaint's row read with its open sub-tasks counted (`open_subtasks`).
+fn record_from_row(r: &sqlx::postgres::PgRow) -> Result<Record, Error> {
     let stage: String = r.try_get("stage")?;
     let details = r
         .try_get::<Option<Vec<u8>>, _>("details")?
         .map(|b| v1::ComplaintDetails::decode(b.as_slice()))
         .transpose()
         .map_err(|e| Error::Internal(format!("stored details: {e}")))?;
-    Ok(Some(Record {
-        complaint_id: complaint_id.to_owned(),
+    Ok(Record {
+        complaint_id: r.try_get("complaint_id")?,
         stage: Stage::parse(&stage).ok_or_else(|| Error::Internal(format!("stage {stage}")))?,
         class: r.try_get("class")?,
         number: r.try_get("number")?,
@@ -193,7 +198,31 @@ pub async fn read(
         satisfied: r.try_get("satisfied")?,
         satisfaction_recorded: r.try_get("satisfaction_recorded")?,
         closed_at: r.try_get("closed_at")?,
-    }))
+    })
+}
+
+/// The complaints among `ids` that are complete — received and confirmed — and still wait to
+/// be routed, locked until the transaction ends (in id order, as every locker of several rows
+/// must, so two replicas never deadlock).
+pub async fn load_ready(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<Record>, Error> {
+    let rows = sqlx::query(
+        "SELECT h.*, (SELECT count(*) FROM subtasks t WHERE t.complaint_id = h.complaint_id
+                  AND t.completed_at IS NULL) AS open_subtasks
+         FROM handling h WHERE h.complaint_id = ANY($1)
+         ORDER BY h.complaint_id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let complete = r.try_get::<bool, _>("received")? && r.try_get::<bool, _>("confirmed")?;
+        let rec = record_from_row(r)?;
+        if complete && rec.stage == Stage::AwaitingConfirmation && rec.details.is_some() {
+            out.push(rec);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes the row back.
@@ -233,6 +262,67 @@ pub async fn save(conn: &mut PgConnection, r: &Record, now: DateTime<Utc>) -> Re
     Ok(())
 }
 
+/// Writes several rows back in one statement, as [`save`] writes one.
+pub async fn save_many(
+    conn: &mut PgConnection,
+    recs: &[&Record],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    macro_rules! column {
+        ($f:expr) => {
+            recs.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(
+        "UPDATE handling h SET stage = r.stage, class = r.class, department_id = r.department_id,
+            assignee_id = r.assignee_id, acceptance_owner_id = r.acceptance_owner_id,
+            accepted_at = r.accepted_at, valid = r.valid, cause = r.cause,
+            responsibility = r.responsibility, responsible_person_id = r.responsible_person_id,
+            feedback_count = r.feedback_count, latest_solution = r.latest_solution,
+            attempt = r.attempt, rejection_count = r.rejection_count,
+            handed_in_at = r.handed_in_at, result = r.result, open = r.open, updated_at = $22,
+            satisfied = r.satisfied, satisfaction_recorded = r.satisfaction_recorded,
+            closed_at = r.closed_at
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::timestamptz[], $8::bool[], $9::text[], $10::int[], $11::text[],
+                     $12::int[], $13::text[], $14::int[], $15::int[], $16::timestamptz[],
+                     $17::text[], $18::bool[], $19::bool[], $20::bool[], $21::timestamptz[])
+            AS r(complaint_id, stage, class, department_id, assignee_id, acceptance_owner_id,
+                 accepted_at, valid, cause, responsibility, responsible_person_id,
+                 feedback_count, latest_solution, attempt, rejection_count, handed_in_at,
+                 result, open, satisfied, satisfaction_recorded, closed_at)
+         WHERE h.complaint_id = r.complaint_id",
+    )
+    .bind(column!(|r| r.complaint_id.clone()))
+    .bind(column!(|r| r.stage.as_str()))
+    .bind(column!(|r| r.class.clone()))
+    .bind(column!(|r| r.department_id.clone()))
+    .bind(column!(|r| r.assignee_id.clone()))
+    .bind(column!(|r| r.acceptance_owner_id.clone()))
+    .bind(column!(|r| r.accepted_at))
+    .bind(column!(|r| r.valid))
+    .bind(column!(|r| r.cause.clone()))
+    .bind(column!(|r| r.responsibility))
+    .bind(column!(|r| r.responsible_person_id.clone()))
+    .bind(column!(|r| i32_of(r.feedback_count)))
+    .bind(column!(|r| r.latest_solution.clone()))
+    .bind(column!(|r| i32_of(r.attempt)))
+    .bind(column!(|r| i32_of(r.rejection_count)))
+    .bind(column!(|r| r.handed_in_at))
+    .bind(column!(|r| r.result.clone()))
+    .bind(column!(|r| r.stage.is_open()))
+    .bind(column!(|r| r.satisfied))
+    .bind(column!(|r| r.satisfaction_recorded))
+    .bind(column!(|r| r.closed_at))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Applies a command to the record through the state machine.
 pub fn apply(ctx: &Ctx, rec: &mut Record, command: Command) -> Result<Vec<Effect>, Error> {
     let (next, effects) = rec
@@ -261,36 +351,12 @@ pub async fn route_and_assign(
     let dept = org::department(conn, department_id)
         .await?
         .ok_or_else(|| Error::invalid("department_id", "names no known department"))?;
-    let previous = rec.department_id.clone();
-    apply(ctx, rec, command)?;
-    rec.department_id = dept.id.clone();
-    rec.assignee_id.clear();
-    rec.acceptance_owner_id = if dept.acceptance_owner_id.is_empty() {
-        dept.manager_id.clone()
-    } else {
-        dept.acceptance_owner_id.clone()
-    };
-    let cid = rec.complaint_id.clone();
-    let routed = event(
-        &cid,
-        now,
+    let step = Step {
+        dept: &dept,
         actor,
-        causation,
-        Payload::ComplaintRouted(v1::ComplaintRouted {
-            department_id: dept.id.clone(),
-            department_name: dept.name.clone(),
-            rule_id: rule_id.to_owned(),
-            reason: reason.to_owned(),
-            previous_department_id: if command == Command::Route {
-                String::new()
-            } else {
-                previous
-            },
-            acceptance_owner_id: rec.acceptance_owner_id.clone(),
-            department_manager_id: dept.manager_id.clone(),
-            class: rec.class_proto(),
-        }),
-    );
+        now,
+    };
+    let routed = step.route(ctx, rec, command, rule_id, reason, causation)?;
     let routed_id = routed.event_id.clone();
     let mut events = vec![routed];
     // Saved first so that the load computed under the department lock is exact.
@@ -298,35 +364,102 @@ pub async fn route_and_assign(
     let senior = rec.prefers_senior();
     match assignment::pick(conn, &dept.id, ctx.weights, senior).await? {
         Some(chosen) => {
-            apply(ctx, rec, Command::Assign)?;
-            rec.assignee_id = chosen.staff_id.clone();
-            let why = if senior {
-                "customer type: restrained anger → most senior available handler"
-            } else {
-                "least open load"
-            };
-            events.push(event(
-                &cid,
-                now,
-                actor,
-                &routed_id,
-                Payload::ComplaintAssigned(v1::ComplaintAssigned {
-                    department_id: dept.id.clone(),
-                    assignee_id: chosen.staff_id,
-                    assignee_name: chosen.name,
-                    previous_assignee_id: String::new(),
-                    reason: why.to_owned(),
-                    department_manager_id: dept.manager_id.clone(),
-                }),
-            ));
+            events.push(step.assign(ctx, rec, chosen, senior, &routed_id)?);
             save(conn, rec, now).await?;
         }
-        None => {
-            tracing::warn!(complaint_id = %cid, department = %dept.id,
-                "no available handler; the complaint waits for a manual assignment");
-        }
+        None => step.nobody_available(rec),
     }
     Ok(events)
+}
+
+/// Routing one complaint to a department and assigning it there, as state changes and events
+/// without I/O: shared by a command's [`route_and_assign`] and the consumer's batches.
+pub struct Step<'a> {
+    pub dept: &'a v1::Department,
+    pub actor: &'a v1::Actor,
+    pub now: DateTime<Utc>,
+}
+
+impl Step<'_> {
+    /// Routes `rec` to the department (the state machine's `command`); its `complaint.routed`.
+    pub fn route(
+        &self,
+        ctx: &Ctx,
+        rec: &mut Record,
+        command: Command,
+        rule_id: &str,
+        reason: &str,
+        causation: &str,
+    ) -> Result<v1::Event, Error> {
+        let dept = self.dept;
+        let previous = rec.department_id.clone();
+        apply(ctx, rec, command)?;
+        rec.department_id = dept.id.clone();
+        rec.assignee_id.clear();
+        rec.acceptance_owner_id = if dept.acceptance_owner_id.is_empty() {
+            dept.manager_id.clone()
+        } else {
+            dept.acceptance_owner_id.clone()
+        };
+        Ok(event(
+            &rec.complaint_id,
+            self.now,
+            self.actor,
+            causation,
+            Payload::ComplaintRouted(v1::ComplaintRouted {
+                department_id: dept.id.clone(),
+                department_name: dept.name.clone(),
+                rule_id: rule_id.to_owned(),
+                reason: reason.to_owned(),
+                previous_department_id: if command == Command::Route {
+                    String::new()
+                } else {
+                    previous
+                },
+                acceptance_owner_id: rec.acceptance_owner_id.clone(),
+                department_manager_id: dept.manager_id.clone(),
+                class: rec.class_proto(),
+            }),
+        ))
+    }
+
+    /// Assigns the routed `rec` to `chosen`; its `complaint.assigned`, caused by `routed_id`.
+    pub fn assign(
+        &self,
+        ctx: &Ctx,
+        rec: &mut Record,
+        chosen: assignment::Candidate,
+        senior: bool,
+        routed_id: &str,
+    ) -> Result<v1::Event, Error> {
+        apply(ctx, rec, Command::Assign)?;
+        rec.assignee_id = chosen.staff_id.clone();
+        let why = if senior {
+            "customer type: restrained anger → most senior available handler"
+        } else {
+            "least open load"
+        };
+        Ok(event(
+            &rec.complaint_id,
+            self.now,
+            self.actor,
+            routed_id,
+            Payload::ComplaintAssigned(v1::ComplaintAssigned {
+                department_id: self.dept.id.clone(),
+                assignee_id: chosen.staff_id,
+                assignee_name: chosen.name,
+                previous_assignee_id: String::new(),
+                reason: why.to_owned(),
+                department_manager_id: self.dept.manager_id.clone(),
+            }),
+        ))
+    }
+
+    /// Nobody in the department can take it: it waits for a manager's assignment.
+    pub fn nobody_available(&self, rec: &Record) {
+        tracing::warn!(complaint_id = %rec.complaint_id, department = %self.dept.id,
+            "no available handler; the complaint waits for a manual assignment");
+    }
 }
 
 /// Begins a command: a transaction with the complaint's row locked.

@@ -14,14 +14,16 @@
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_domain::handling::{Command, Stage};
-use redress_platform::consumer::{HandleError, Handler, Incoming};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use redress_platform::consumer::{HandleError, Handler, Incoming, handle_in_span};
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 
 use crate::commands::{self, Ctx};
 use crate::error::Error;
 use crate::events::{from_ts, system_actor};
-use crate::org;
+use crate::{assignment, org};
 
 /// The consumer.
 pub struct IntakeEvents {
@@ -57,15 +59,7 @@ impl Handler for IntakeEvents {
                 self.maybe_route(conn, &event).await
             }
             Some(Payload::ComplaintConfirmed(_)) => {
-                sqlx::query(
-                    "INSERT INTO handling (complaint_id, stage, confirmed, updated_at)
-                     VALUES ($1, 'awaiting_confirmation', true, $2)
-                     ON CONFLICT (complaint_id) DO UPDATE SET confirmed = true",
-                )
-                .bind(&event.complaint_id)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
+                insert_confirmed(conn, &[(event.complaint_id.clone(), at)]).await?;
                 self.maybe_route(conn, &event).await
             }
             Some(Payload::ComplaintReclassified(r)) => {
@@ -132,6 +126,210 @@ impl Handler for IntakeEvents {
             _ => Ok(()),
         }
     }
+
+    /// Runs of arrival steps (received, classified, confirmed: most of routing's traffic) are
+    /// applied a run at a time by [`IntakeEvents::arrivals`]; any other message is applied on
+    /// its own, in its place, so each complaint's events keep their order.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming<'_>],
+    ) -> Result<(), HandleError> {
+        let mut run: Vec<(&Incoming<'_>, v1::Event)> = Vec::new();
+        for msg in msgs {
+            if let Ok(event) = v1::Event::decode(msg.payload)
+                && is_arrival(event.payload.as_ref())
+            {
+                run.push((msg, event));
+                continue;
+            }
+            self.arrivals(conn, std::mem::take(&mut run)).await?;
+            handle_in_span(self, conn, msg).await?;
+        }
+        self.arrivals(conn, run).await
+    }
+}
+
+/// Intake's steps of a complaint's arrival. Their effects commute (each marks its half of the
+/// complaint's row; whichever completes the pair routes it), so a run of them can be applied
+/// together.
+fn is_arrival(p: Option<&Payload>) -> bool {
+    matches!(
+        p,
+        Some(
+            Payload::ComplaintReceived(_)
+                | Payload::ComplaintConfirmed(_)
+                | Payload::ComplaintClassified(_)
+        )
+    )
+}
+
+/// What `complaint.received` tells routing, as one row of `handling`.
+struct Arrival {
+    complaint_id: String,
+    confirmed: bool,
+    number: String,
+    class: &'static str,
+    details: Vec<u8>,
+    actions: serde_json::Value,
+    category: String,
+    group_complaint: bool,
+    customers_affected: i32,
+    media_risk: bool,
+    customer_name: String,
+    customer_type: i32,
+    received_at: DateTime<Utc>,
+    completion_due: Option<DateTime<Utc>>,
+}
+
+impl Arrival {
+    fn new(
+        event: &v1::Event,
+        r: &v1::ComplaintReceived,
+        at: DateTime<Utc>,
+    ) -> Result<Self, HandleError> {
+        let Some(details) = r.details.as_ref() else {
+            return Err(HandleError::Permanent(
+                "complaint.received without details".into(),
+            ));
+        };
+        if event.complaint_id.is_empty() {
+            return Err(HandleError::Permanent(
+                "complaint.received without complaint id".into(),
+            ));
+        }
+        let actions = r
+            .guidance
+            .as_ref()
+            .map(|g| g.actions.clone())
+            .unwrap_or_default();
+        Ok(Arrival {
+            complaint_id: event.complaint_id.clone(),
+            confirmed: r.confirmed,
+            number: r.complaint_number.clone(),
+            class: class_letter(r.class),
+            details: details.encode_to_vec(),
+            actions: serde_json::Value::from(actions),
+            category: details.category.clone(),
+            group_complaint: details.group_complaint,
+            customers_affected: i32::try_from(details.customers_affected.max(1))
+                .unwrap_or(i32::MAX),
+            media_risk: details.media_risk,
+            customer_name: details
+                .customer
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            customer_type: details.customer_type,
+            received_at: at,
+            completion_due: r
+                .promises
+                .as_ref()
+                .and_then(|p| p.completion_due.as_ref())
+                .and_then(from_ts),
+        })
+    }
+}
+
+/// Records what intake received, one statement for all (each complaint once in `rows`); a
+/// complaint already received keeps its row. A reclassification applied before the receipt
+/// (out of order) keeps its class and due time.
+async fn insert_received(conn: &mut PgConnection, rows: &[Arrival]) -> Result<(), HandleError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    macro_rules! column {
+        ($f:expr) => {
+            rows.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(
+        "INSERT INTO handling (complaint_id, stage, received, confirmed, number, class, details,
+            guidance_actions, category, group_complaint, customers_affected, media_risk,
+            customer_name, customer_type, received_at, completion_due, updated_at)
+         SELECT r.complaint_id, 'awaiting_confirmation', true, r.confirmed, r.number, r.class,
+            r.details, ARRAY(SELECT jsonb_array_elements_text(r.actions)), r.category,
+            r.group_complaint, r.customers_affected, r.media_risk, r.customer_name,
+            r.customer_type, r.received_at, r.completion_due, r.received_at
+         FROM UNNEST($1::text[], $2::bool[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[],
+                     $7::text[], $8::bool[], $9::int[], $10::bool[], $11::text[], $12::int[],
+                     $13::timestamptz[], $14::timestamptz[])
+            AS r(complaint_id, confirmed, number, class, details, actions, category,
+                 group_complaint, customers_affected, media_risk, customer_name, customer_type,
+                 received_at, completion_due)
+         ON CONFLICT (complaint_id) DO UPDATE SET received = true,
+            confirmed = handling.confirmed OR EXCLUDED.confirmed, number = EXCLUDED.number,
+            class = CASE WHEN handling.reclassified_at IS NULL THEN EXCLUDED.class
+                         ELSE handling.class END,
+            details = EXCLUDED.details,
+            guidance_actions = EXCLUDED.guidance_actions, category = EXCLUDED.category,
+            group_complaint = EXCLUDED.group_complaint,
+            customers_affected = EXCLUDED.customers_affected, media_risk = EXCLUDED.media_risk,
+            customer_name = EXCLUDED.customer_name, customer_type = EXCLUDED.customer_type,
+            received_at = EXCLUDED.received_at,
+            completion_due = CASE WHEN handling.reclassified_at IS NULL
+                                  THEN EXCLUDED.completion_due
+                                  ELSE COALESCE(handling.completion_due, EXCLUDED.completion_due) END
+         WHERE NOT handling.received",
+    )
+    .bind(column!(|r| r.complaint_id.clone()))
+    .bind(column!(|r| r.confirmed))
+    .bind(column!(|r| r.number.clone()))
+    .bind(column!(|r| r.class))
+    .bind(column!(|r| r.details.clone()))
+    .bind(column!(|r| r.actions.clone()))
+    .bind(column!(|r| r.category.clone()))
+    .bind(column!(|r| r.group_complaint))
+    .bind(column!(|r| r.customers_affected))
+    .bind(column!(|r| r.media_risk))
+    .bind(column!(|r| r.customer_name.clone()))
+    .bind(column!(|r| r.customer_type))
+    .bind(column!(|r| r.received_at))
+    .bind(column!(|r| r.completion_due))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks complaints confirmed (each once in `rows`, with when), one statement for all.
+async fn insert_confirmed(
+    conn: &mut PgConnection,
+    rows: &[(String, DateTime<Utc>)],
+) -> Result<(), HandleError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (ids, at): (Vec<String>, Vec<DateTime<Utc>>) = rows.iter().cloned().unzip();
+    sqlx::query(
+        "INSERT INTO handling (complaint_id, stage, confirmed, updated_at)
+         SELECT id, 'awaiting_confirmation', true, at
+         FROM UNNEST($1::text[], $2::timestamptz[]) AS c(id, at)
+         ON CONFLICT (complaint_id) DO UPDATE SET confirmed = true",
+    )
+    .bind(ids)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The request that tells the complaint centre's manager a complaint no rule could place waits
+/// in the centre's queue (DOMAIN §9), caused by its routing.
+fn unroutable(rec: &commands::Record, events: &[v1::Event], now: DateTime<Utc>) -> v1::Event {
+    let causation = events
+        .first()
+        .map(|e| e.event_id.clone())
+        .unwrap_or_default();
+    let mut request = commands::escalation_request(
+        rec,
+        v1::EscalationReason::ImportantEvent,
+        "No routing rule matched and no default department is set; the complaint waits \
+         in the complaint centre's queue to be routed by hand.",
+    );
+    if let Payload::EscalationRequested(r) = &mut request {
+        r.target_level = 1; // the centre's manager, not the general manager
+    }
+    crate::events::event(&rec.complaint_id, now, &system_actor(), &causation, request)
 }
 
 impl IntakeEvents {
@@ -224,68 +422,169 @@ impl IntakeEvents {
         r: &v1::ComplaintReceived,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
-        let Some(details) = r.details.as_ref() else {
-            return Err(HandleError::Permanent(
-                "complaint.received without details".into(),
-            ));
-        };
-        if event.complaint_id.is_empty() {
-            return Err(HandleError::Permanent(
-                "complaint.received without complaint id".into(),
-            ));
+        insert_received(conn, &[Arrival::new(event, r, at)?]).await
+    }
+
+    /// Applies a run of arrival steps as one: every receipt in one statement, every
+    /// confirmation in another, then the complaints they completed routed and assigned
+    /// together — the rules read once, each department locked once ([`assignment::Desk`]),
+    /// the rows written back and the events appended in one statement each. The outcome is
+    /// the one of applying the steps one by one; each event is built in the span of the
+    /// message that completed its complaint, so it continues that message's trace.
+    async fn arrivals(
+        &self,
+        conn: &mut PgConnection,
+        run: Vec<(&Incoming<'_>, v1::Event)>,
+    ) -> Result<(), HandleError> {
+        if run.is_empty() {
+            return Ok(());
         }
-        let completion_due = r
-            .promises
-            .as_ref()
-            .and_then(|p| p.completion_due.as_ref())
-            .and_then(from_ts);
-        let actions = r
-            .guidance
-            .as_ref()
-            .map(|g| g.actions.clone())
-            .unwrap_or_default();
-        let customer_name = details
-            .customer
-            .as_ref()
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO handling (complaint_id, stage, received, confirmed, number, class, details,
-                guidance_actions, category, group_complaint, customers_affected, media_risk,
-                customer_name, customer_type, received_at, completion_due, updated_at)
-             VALUES ($1, 'awaiting_confirmation', true, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                $13, $14, $13)
-             ON CONFLICT (complaint_id) DO UPDATE SET received = true,
-                confirmed = handling.confirmed OR EXCLUDED.confirmed, number = EXCLUDED.number,
-                class = CASE WHEN handling.reclassified_at IS NULL THEN EXCLUDED.class
-                             ELSE handling.class END,
-                details = EXCLUDED.details,
-                guidance_actions = EXCLUDED.guidance_actions, category = EXCLUDED.category,
-                group_complaint = EXCLUDED.group_complaint,
-                customers_affected = EXCLUDED.customers_affected, media_risk = EXCLUDED.media_risk,
-                customer_name = EXCLUDED.customer_name, customer_type = EXCLUDED.customer_type,
-                received_at = EXCLUDED.received_at,
-                completion_due = CASE WHEN handling.reclassified_at IS NULL
-                                      THEN EXCLUDED.completion_due
-                                      ELSE COALESCE(handling.completion_due, EXCLUDED.completion_due) END
-             WHERE NOT handling.received",
-        )
-        .bind(&event.complaint_id)
-        .bind(r.confirmed)
-        .bind(&r.complaint_number)
-        .bind(class_letter(r.class))
-        .bind(details.encode_to_vec())
-        .bind(&actions)
-        .bind(&details.category)
-        .bind(details.group_complaint)
-        .bind(i32::try_from(details.customers_affected.max(1)).unwrap_or(i32::MAX))
-        .bind(details.media_risk)
-        .bind(customer_name)
-        .bind(details.customer_type)
-        .bind(at)
-        .bind(completion_due)
-        .execute(&mut *conn)
-        .await?;
+        let mut receipts = Vec::new();
+        let mut confirmations = Vec::new();
+        // Per complaint, in the order first seen: the message that completes it here.
+        let mut completing: Vec<(String, usize)> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut received_seen = HashSet::new();
+        let mut confirmed_seen = HashSet::new();
+        for (i, (_, event)) in run.iter().enumerate() {
+            let at = event
+                .occurred_at
+                .as_ref()
+                .and_then(from_ts)
+                .unwrap_or_else(|| self.ctx.clock.now());
+            let id = &event.complaint_id;
+            let decisive = match event.payload.as_ref() {
+                Some(Payload::ComplaintReceived(r)) => {
+                    let arrival = Arrival::new(event, r, at)?;
+                    if received_seen.insert(id.clone()) {
+                        receipts.push(arrival);
+                    }
+                    true
+                }
+                Some(Payload::ComplaintConfirmed(_)) => {
+                    if confirmed_seen.insert(id.clone()) {
+                        confirmations.push((id.clone(), at));
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !decisive || id.is_empty() {
+                continue;
+            }
+            match seen.get(id) {
+                // A receipt already confirmed completes the complaint on its own; otherwise the
+                // later of its halves does.
+                Some(&k) => {
+                    let first = &run[completing[k].1].1;
+                    let done_early = matches!(first.payload.as_ref(),
+                        Some(Payload::ComplaintReceived(r)) if r.confirmed);
+                    if !done_early {
+                        completing[k].1 = i;
+                    }
+                }
+                None => {
+                    seen.insert(id.clone(), completing.len());
+                    completing.push((id.clone(), i));
+                }
+            }
+        }
+        insert_received(conn, &receipts).await?;
+        insert_confirmed(conn, &confirmations).await?;
+        if completing.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = completing.iter().map(|(id, _)| id.clone()).collect();
+        let mut ready: HashMap<String, commands::Record> = commands::load_ready(conn, &ids)
+            .await
+            .map_err(transient)?
+            .into_iter()
+            .map(|r| (r.complaint_id.clone(), r))
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let routes = org::Routes::load(conn).await?;
+        let mut plans = Vec::with_capacity(ready.len());
+        for (id, i) in &completing {
+            let Some(rec) = ready.remove(id) else {
+                continue;
+            };
+            let details = rec
+                .details
+                .as_ref()
+                .expect("load_ready keeps rows with details");
+            let Some(route) = routes.route(details) else {
+                return Err(HandleError::Transient(anyhow::anyhow!(
+                    "no routing rule matches, no default department is configured and no \
+                     department is marked as the complaint centre (service_centre)"
+                )));
+            };
+            plans.push((rec, route, *i));
+        }
+        let wanted: BTreeSet<String> = plans.iter().map(|(_, r, _)| r.0.clone()).collect();
+        let wanted: Vec<String> = wanted.into_iter().collect();
+        let departments = org::departments(conn, &wanted).await?;
+        let locked: BTreeSet<String> = departments.keys().cloned().collect();
+        let ctx = &self.ctx;
+        let mut desk = assignment::Desk::open(conn, &locked, ctx.weights, plans.len()).await?;
+        let now = ctx.clock.now();
+        let actor = system_actor();
+        let mut saved = Vec::with_capacity(plans.len());
+        let mut outgoing = Vec::with_capacity(plans.len() * 2);
+        for (mut rec, (dept_id, rule, reason), i) in plans {
+            let (msg, event) = &run[i];
+            let Some(dept) = departments.get(&dept_id) else {
+                // As one at a time: a rule naming no known department is refused.
+                return Err(transient(Error::invalid(
+                    "department_id",
+                    "names no known department",
+                )));
+            };
+            let step = commands::Step {
+                dept,
+                actor: &actor,
+                now,
+            };
+            let senior = rec.prefers_senior();
+            let events = msg.span().in_scope(|| -> Result<Vec<v1::Event>, Error> {
+                let routed = step.route(
+                    ctx,
+                    &mut rec,
+                    Command::Route,
+                    &rule,
+                    &reason,
+                    &event.event_id,
+                )?;
+                let routed_id = routed.event_id.clone();
+                let mut events = vec![routed];
+                let class = redress_domain::Class::parse(&rec.class).ok();
+                match desk.pick(&dept.id, class, senior) {
+                    Some(chosen) => {
+                        events.push(step.assign(ctx, &mut rec, chosen, senior, &routed_id)?)
+                    }
+                    None => step.nobody_available(&rec),
+                }
+                if reason == org::UNROUTABLE {
+                    events.push(unroutable(&rec, &events, now));
+                }
+                Ok(events)
+            });
+            let events = events.map_err(transient)?;
+            msg.span().in_scope(|| {
+                for e in &events {
+                    outgoing.push(ctx.outbox.message_for(e)?);
+                }
+                Ok::<_, redress_platform::outbox::AppendError>(())
+            })?;
+            saved.push(rec);
+        }
+        desk.close(conn).await?;
+        let refs: Vec<&commands::Record> = saved.iter().collect();
+        commands::save_many(conn, &refs, now)
+            .await
+            .map_err(transient)?;
+        ctx.outbox.append_messages(conn, &outgoing).await?;
         Ok(())
     }
 
@@ -336,27 +635,7 @@ impl IntakeEvents {
         .map_err(transient)?;
         let mut events = events;
         if reason == org::UNROUTABLE {
-            // Parked with the centre: its manager is told, so somebody routes it by hand.
-            let causation = events
-                .first()
-                .map(|e| e.event_id.clone())
-                .unwrap_or_default();
-            let mut request = commands::escalation_request(
-                &rec,
-                v1::EscalationReason::ImportantEvent,
-                "No routing rule matched and no default department is set; the complaint waits \
-                 in the complaint centre's queue to be routed by hand.",
-            );
-            if let Payload::EscalationRequested(r) = &mut request {
-                r.target_level = 1; // the centre's manager, not the general manager
-            }
-            events.push(crate::events::event(
-                &rec.complaint_id,
-                now,
-                &system_actor(),
-                &causation,
-                request,
-            ));
+            events.push(unroutable(&rec, &events, now));
         }
         ctx.outbox
             .append(conn, &events)

@@ -266,48 +266,97 @@ pub async fn get_rules(conn: &mut PgConnection) -> Result<v1::GetRoutingRulesRes
     })
 }
 
-/// The department a complaint goes to: the first rule whose every non-empty condition
-/// matches, else the default. Returns `(department, rule id, reason)`.
+/// Where a complaint goes: the first rule (by position) whose every set field matches, else
+/// the default department, else the complaint centre with [`UNROUTABLE`]; `None` when there is
+/// none of these. Returns (department, rule id, reason).
 pub async fn route(
     conn: &mut PgConnection,
     details: &v1::ComplaintDetails,
 ) -> Result<Option<(String, String, String)>, sqlx::Error> {
-    let matched = sqlx::query(
-        "SELECT rule_id, department_id FROM routing_rules
-         WHERE (category = '' OR category = $1) AND (business = '' OR business = $2)
-           AND (channel = 0 OR channel = $3) AND (region = '' OR region = $4)
-         ORDER BY position LIMIT 1",
-    )
-    .bind(details.category.trim())
-    .bind(details.business.trim())
-    .bind(details.channel)
-    .bind(details.region.trim())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(r) = matched {
-        let rule: String = r.try_get("rule_id")?;
-        let reason = format!("routing rule {rule} matched");
-        return Ok(Some((r.try_get("department_id")?, rule, reason)));
-    }
-    let default: String = sqlx::query_scalar("SELECT default_department_id FROM routing_settings")
-        .fetch_one(&mut *conn)
+    Ok(Routes::load(conn).await?.route(details))
+}
+
+/// The rule set, the default department and the complaint centre, read once — for one
+/// complaint, or for a consumer's whole batch.
+pub struct Routes {
+    rules: Vec<RuleRow>,
+    default_department: String,
+    centre: Option<String>,
+}
+
+struct RuleRow {
+    rule_id: String,
+    category: String,
+    business: String,
+    channel: i32,
+    region: String,
+    department_id: String,
+}
+
+impl Routes {
+    pub async fn load(conn: &mut PgConnection) -> Result<Self, sqlx::Error> {
+        let rules = sqlx::query(
+            "SELECT rule_id, category, business, channel, region, department_id
+             FROM routing_rules ORDER BY position",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(RuleRow {
+                rule_id: r.try_get("rule_id")?,
+                category: r.try_get("category")?,
+                business: r.try_get("business")?,
+                channel: r.try_get("channel")?,
+                region: r.try_get("region")?,
+                department_id: r.try_get("department_id")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let default_department: String =
+            sqlx::query_scalar("SELECT default_department_id FROM routing_settings")
+                .fetch_one(&mut *conn)
+                .await?;
+        let centre: Option<String> = sqlx::query_scalar(
+            "SELECT department_id FROM departments WHERE service_centre ORDER BY department_id LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
         .await?;
-    if !default.is_empty() {
-        return Ok(Some((
-            default,
-            String::new(),
-            "default department".to_owned(),
-        )));
+        Ok(Routes {
+            rules,
+            default_department,
+            centre,
+        })
     }
-    // Nothing else applies: the complaint centre keeps it (DOMAIN §9, "unconfirmed complaints
-    // belong to the complaint centre" — and so does one nobody else can take), never a dead
-    // letter. The caller tells the centre's manager.
-    let centre: Option<String> = sqlx::query_scalar(
-        "SELECT department_id FROM departments WHERE service_centre ORDER BY department_id LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(centre.map(|c| (c, String::new(), UNROUTABLE.to_owned())))
+
+    /// See [`route`]. An empty field of a rule matches anything; the complaint's text fields
+    /// are compared trimmed.
+    pub fn route(&self, d: &v1::ComplaintDetails) -> Option<(String, String, String)> {
+        let field = |rule: &str, value: &str| rule.is_empty() || rule == value.trim();
+        let matched = self.rules.iter().find(|r| {
+            field(&r.category, &d.category)
+                && field(&r.business, &d.business)
+                && (r.channel == 0 || r.channel == d.channel)
+                && field(&r.region, &d.region)
+        });
+        if let Some(r) = matched {
+            let reason = format!("routing rule {} matched", r.rule_id);
+            return Some((r.department_id.clone(), r.rule_id.clone(), reason));
+        }
+        if !self.default_department.is_empty() {
+            return Some((
+                self.default_department.clone(),
+                String::new(),
+                "default department".to_owned(),
+            ));
+        }
+        // Nothing else applies: the complaint centre keeps it (DOMAIN §9, "unconfirmed
+        // complaints belong to the complaint centre" — and so does one nobody else can take),
+        // never a dead letter. The caller tells the centre's manager.
+        self.centre
+            .as_ref()
+            .map(|c| (c.clone(), String::new(), UNROUTABLE.to_owned()))
+    }
 }
 
 /// The routing reason of a complaint no rule or default department took, parked in the
@@ -350,6 +399,20 @@ pub async fn department(
         .await?
         .map(|r| department_from_row(&r))
         .transpose()
+}
+
+/// The departments among `ids`, by id.
+pub async fn departments(
+    conn: &mut PgConnection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, v1::Department>, sqlx::Error> {
+    sqlx::query("SELECT * FROM departments WHERE department_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| department_from_row(r).map(|d| (d.id.clone(), d)))
+        .collect()
 }
 
 /// One member of staff.

@@ -85,12 +85,16 @@ department_id = "network"
 "#;
 
 struct Routing {
-    _svc: ServiceProcess,
+    svc: ServiceProcess,
     client: RoutingServiceClient<Channel>,
     _seed: tempfile::NamedTempFile,
 }
 
 async fn routing(bed: &TestBed, seed: &str) -> Routing {
+    routing_with(bed, seed, &[]).await
+}
+
+async fn routing_with(bed: &TestBed, seed: &str, env: &[(&str, &str)]) -> Routing {
     let file = tempfile::NamedTempFile::new().expect("temp");
     std::fs::write(file.path(), seed).expect("write seed");
     let path = file.path().to_string_lossy().to_string();
@@ -99,18 +103,15 @@ async fn routing(bed: &TestBed, seed: &str) -> Routing {
          test-net-manager-token=net-manager:department_manager:Net Manager",
         redress_test_support::TEST_TOKENS
     );
-    let svc = bed
-        .spawn(
-            "redress-routing",
-            &[
-                ("REDRESS_ROUTING_SEED", path.as_str()),
-                ("REDRESS_AUTH_TOKENS", tokens.as_str()),
-            ],
-        )
-        .await;
+    let mut all = vec![
+        ("REDRESS_ROUTING_SEED", path.as_str()),
+        ("REDRESS_AUTH_TOKENS", tokens.as_str()),
+    ];
+    all.extend_from_slice(env);
+    let svc = bed.spawn("redress-routing", &all).await;
     let client = RoutingServiceClient::new(bed.channel(&svc).await);
     Routing {
-        _svc: svc,
+        svc,
         client,
         _seed: file,
     }
@@ -419,6 +420,27 @@ async fn all_assigned(bed: &TestBed) -> sqlx::PgConnection {
     panic!("not every complaint was assigned");
 }
 
+/// The per-handler load counters the database keeps (migration `handler_load`) equal a
+/// recount of the open handling rows: the cheap figure assignment reads is the true one.
+async fn assert_loads_kept(conn: &mut sqlx::PgConnection) {
+    let kept: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT staff_id, class, open_count FROM routing.handler_load
+         WHERE open_count <> 0 ORDER BY 1, 2",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("counters");
+    let counted: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT assignee_id, class, count(*) FROM routing.handling
+         WHERE open AND assignee_id <> '' GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("recount");
+    assert!(!counted.is_empty(), "something is open");
+    assert_eq!(kept, counted, "load counters against a recount");
+}
+
 const BULK_SEED: &str = r#"
 default_department = "bulk"
 
@@ -510,6 +532,7 @@ async fn thousand_complaints_over_seven_handlers_stay_balanced_skipping_unavaila
         "weighted loads within one complaint: {loads:?}"
     );
     assert_eq!(loads.iter().map(|l| l.1).sum::<i64>(), 1000);
+    assert_loads_kept(&mut conn).await;
 }
 
 #[tokio::test]
@@ -909,6 +932,7 @@ async fn concurrent_reassignments_one_wins_and_state_stays_consistent() {
         .expect_err("no reason");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("reason"));
+    assert_loads_kept(&mut bed.db.connect().await).await;
 }
 
 #[tokio::test]
@@ -1092,6 +1116,30 @@ async fn a_reopened_complaint_returns_to_its_handler() {
         2,
         "the two published (the copy deduplicated); routing follows, it announces none"
     );
+    // A reclassification of an assigned complaint moves its weight between classes.
+    publish(
+        &bed,
+        &envelope(
+            &other,
+            Payload::ComplaintReclassified(v1::ComplaintReclassified {
+                from_class: v1::Class::C as i32,
+                to_class: v1::Class::A as i32,
+                reason: "the media called".into(),
+                promises: None,
+            }),
+        ),
+    )
+    .await;
+    let mut class = 0;
+    for _ in 0..100 {
+        class = handling(&mut r, &other).await.map_or(0, |h| h.class);
+        if class == v1::Class::A as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(class, v1::Class::A as i32, "reclassified while assigned");
+    assert_loads_kept(&mut bed.db.connect().await).await;
 }
 
 #[tokio::test]
@@ -1192,6 +1240,7 @@ async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
     let max = loads.iter().map(|l| l.1).max().unwrap_or(0);
     let min = loads.iter().map(|l| l.1).min().unwrap_or(0);
     assert!(max - min <= 4, "{loads:?}");
+    assert_loads_kept(&mut conn).await;
 }
 
 /// DOMAIN §9 "Resolution needs feedback" (issue 13 point 4): accepted by the customer but
@@ -1552,4 +1601,187 @@ async fn a_satisfied_revisit_or_a_sign_off_closes_a_resolved_complaint_once() {
     assert_eq!(c.len(), 1);
     assert!(!c[0].satisfied);
     assert!(c[0].note.contains("signed off"), "{}", c[0].note);
+}
+
+/// A backlog (here: published while routing was down) is routed in batches — receipts,
+/// confirmations and assignments a batch at a time — with the outcome of one message at a
+/// time: halves in either order, a reclassification in the middle of the
+/// run, the rules, the senior handler for restrained anger, one assignment per complaint, the
+/// load counters true, and each event continuing its complaint's trace.
+#[tokio::test]
+async fn a_backlog_is_routed_in_batches_with_the_outcome_of_one_at_a_time() {
+    let bed = TestBed::start().await;
+    let mut first = routing(&bed, SEED).await;
+    first.svc.terminate(10 * SECOND).await.expect("stopped");
+
+    let mut ids = Vec::new();
+    let mut expected = std::collections::HashMap::new();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for i in 0..150 {
+        let id = new_id();
+        let mut c = Complaint::default();
+        let mut who = "billing";
+        if i % 10 == 0 {
+            c.customer_type = v1::CustomerType::RestrainedAnger;
+            who = "handler-2";
+        } else if i % 7 == 0 {
+            (c.category, c.channel, c.region) = ("network_quality", v1::Channel::Hotline, "north");
+            who = "net-1";
+        } else if i % 11 == 0 {
+            c.category = "something_else";
+            who = "svc-1";
+        }
+        expected.insert(id.clone(), who);
+        match i % 3 {
+            // As intake sends a confirmed submission: received (confirmed), classified, confirmed.
+            0 => {
+                let recv = received(&id, &c);
+                if i == 3 {
+                    let mut headers = HeaderMap::new();
+                    headers.insert("Nats-Msg-Id", recv.event_id.as_str());
+                    headers.insert(
+                        "traceparent",
+                        format!("00-{trace_id}-00f067aa0ba902b7-01").as_str(),
+                    );
+                    bed.js
+                        .publish_with_headers(
+                            format!("{}.events.complaint.received", bed.prefix),
+                            headers,
+                            recv.encode_to_vec().into(),
+                        )
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("ack");
+                } else {
+                    publish(&bed, &recv).await;
+                }
+                let classified = envelope(
+                    &id,
+                    Payload::ComplaintClassified(v1::ComplaintClassified {
+                        class: c.class as i32,
+                        ..Default::default()
+                    }),
+                );
+                publish(&bed, &classified).await;
+                publish(&bed, &confirmed(&id)).await;
+            }
+            // Taken unconfirmed, confirmed later.
+            1 => {
+                c.confirmed = false;
+                publish(&bed, &received(&id, &c)).await;
+                publish(&bed, &confirmed(&id)).await;
+            }
+            // The confirmation applied before the receipt.
+            _ => {
+                c.confirmed = false;
+                publish(&bed, &confirmed(&id)).await;
+                publish(&bed, &received(&id, &c)).await;
+            }
+        }
+        ids.push(id);
+    }
+    // A reclassification in the middle of the run: applied on its own, in its place.
+    let reclassified_id = ids[40].clone();
+    publish(
+        &bed,
+        &envelope(
+            &reclassified_id,
+            Payload::ComplaintReclassified(v1::ComplaintReclassified {
+                from_class: v1::Class::C as i32,
+                to_class: v1::Class::A as i32,
+                reason: "the media called".into(),
+                promises: None,
+            }),
+        ),
+    )
+    .await;
+    for _ in 150..160 {
+        let id = new_id();
+        publish(&bed, &received(&id, &Complaint::default())).await;
+        expected.insert(id.clone(), "billing");
+        ids.push(id);
+    }
+
+    let mut r = routing_with(
+        &bed,
+        SEED,
+        &[
+            ("REDRESS_CONSUMER_BATCH", "128"),
+            ("RUST_LOG", "info,redress_platform=debug"),
+        ],
+    )
+    .await;
+    wait_stage(&mut r, ids.last().expect("ids"), "assigned").await;
+    let mut conn = all_assigned(&bed).await;
+    let assigned = bed.events("complaint.assigned", 160, 20 * SECOND).await;
+    assert_eq!(
+        bed.events("complaint.assigned", 161, SECOND).await.len(),
+        160,
+        "one assignment per complaint"
+    );
+    let mut by_complaint = std::collections::HashMap::new();
+    for e in &assigned {
+        let Some(Payload::ComplaintAssigned(a)) = &e.payload else {
+            panic!("{e:?}");
+        };
+        assert!(
+            by_complaint
+                .insert(e.complaint_id.clone(), a.assignee_id.clone())
+                .is_none(),
+            "assigned twice: {e:?}"
+        );
+    }
+    for (id, who) in &expected {
+        let got = by_complaint.get(id).map(String::as_str).unwrap_or("nobody");
+        match *who {
+            "billing" => assert!(got == "handler-1" || got == "handler-2", "{id}: {got}"),
+            person => assert_eq!(got, person, "{id}"),
+        }
+    }
+    let h = handling(&mut r, &reclassified_id).await.expect("handling");
+    assert_eq!(h.class, v1::Class::A as i32, "the reclassification kept");
+    assert_loads_kept(&mut conn).await;
+
+    // The traced complaint's assignment continues its trace.
+    let traced: Vec<_> = bed
+        .event_messages("complaint.assigned", 160, SECOND)
+        .await
+        .into_iter()
+        .filter(|m| v1::Event::decode(m.payload.clone()).is_ok_and(|e| e.complaint_id == ids[3]))
+        .collect();
+    assert_eq!(traced.len(), 1);
+    let traceparent = traced[0]
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default();
+    assert!(traceparent.contains(trace_id), "{traceparent:?}");
+
+    // Batches were used, and none fell back to one message at a time.
+    let metrics = r.svc.metrics().await;
+    let batches = metric(
+        &metrics,
+        "redress_batch_seconds_count{consumer=\"routing-intake-events\"}",
+    );
+    let consumed = metric(
+        &metrics,
+        "redress_messages_consumed_total{consumer=\"routing-intake-events\"}",
+    );
+    // 50 × 3 + 100 × 2 + the reclassification + 10.
+    assert_eq!(consumed, 361.0, "{metrics}");
+    assert!(
+        batches < consumed / 4.0,
+        "{batches} batches for {consumed} messages"
+    );
+    let logs = r.svc.logs();
+    assert!(!logs.contains("batch failed"), "{logs}");
+}
+
+/// The value of the series named exactly `series` (name and labels), or 0.
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
