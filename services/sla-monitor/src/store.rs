@@ -134,8 +134,31 @@ pub async fn save(
     clocks: &[StoredClock],
     wakeup: &Wakeup,
 ) -> Result<(), sqlx::Error> {
+    write(
+        conn,
+        clocks,
+        wakeup,
+        "DO UPDATE SET
+            run = EXCLUDED.run, started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at,
+            warn_at = EXCLUDED.warn_at, state = EXCLUDED.state, warned_at = EXCLUDED.warned_at,
+            overdue_days = EXCLUDED.overdue_days, met_at = EXCLUDED.met_at,
+            next_fire_at = EXCLUDED.next_fire_at, agent_id = EXCLUDED.agent_id,
+            special_reason = EXCLUDED.special_reason,
+            special_reason_by = EXCLUDED.special_reason_by, updated_at = now()",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes clocks with `on_conflict` deciding what happens to one already stored.
+async fn write(
+    conn: &mut PgConnection,
+    clocks: &[StoredClock],
+    wakeup: &Wakeup,
+    on_conflict: &'static str,
+) -> Result<Vec<PgRow>, sqlx::Error> {
     if clocks.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut cols = ClockColumns::default();
     for c in clocks {
@@ -144,7 +167,7 @@ pub async fn save(
             wakeup.deadline_written(at);
         }
     }
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO clocks (complaint_id, kind, key, run, started_at, due_at, warn_at, state,
             warned_at, overdue_days, met_at, next_fire_at, agent_id, special_reason,
             special_reason_by, updated_at)
@@ -152,14 +175,8 @@ pub async fn save(
             $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::text[],
             $9::timestamptz[], $10::int[], $11::timestamptz[], $12::timestamptz[], $13::text[],
             $14::text[], $15::text[])
-         ON CONFLICT (complaint_id, kind, key) DO UPDATE SET
-            run = EXCLUDED.run, started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at,
-            warn_at = EXCLUDED.warn_at, state = EXCLUDED.state, warned_at = EXCLUDED.warned_at,
-            overdue_days = EXCLUDED.overdue_days, met_at = EXCLUDED.met_at,
-            next_fire_at = EXCLUDED.next_fire_at, agent_id = EXCLUDED.agent_id,
-            special_reason = EXCLUDED.special_reason,
-            special_reason_by = EXCLUDED.special_reason_by, updated_at = now()",
-    )
+         ON CONFLICT (complaint_id, kind, key) {on_conflict}"
+    )))
     .bind(cols.complaint_id)
     .bind(cols.kind)
     .bind(cols.key)
@@ -175,27 +192,28 @@ pub async fn save(
     .bind(cols.agent_id)
     .bind(cols.special_reason)
     .bind(cols.special_reason_by)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_all(conn)
+    .await
 }
 
-/// Inserts clocks that do not exist yet (intake's clocks arrive with two events).
+/// Inserts the clocks that do not exist yet (intake's clocks arrive with two events), one
+/// statement for the set; a clock already there, or twice in `clocks`, is left as it is.
+/// Returns the (complaint, kind, key) of those inserted.
 pub async fn insert_new(
     conn: &mut PgConnection,
     clocks: &[StoredClock],
     wakeup: &Wakeup,
-) -> Result<(), sqlx::Error> {
-    let mut fresh = Vec::new();
-    for c in clocks {
-        if load(conn, &c.complaint_id, c.clock.kind, &c.key)
-            .await?
-            .is_none()
-        {
-            fresh.push(c.clone());
-        }
-    }
-    save(conn, &fresh, wakeup).await
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    write(
+        conn,
+        clocks,
+        wakeup,
+        "DO NOTHING RETURNING complaint_id, kind, key",
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+    .collect()
 }
 
 #[derive(Default)]
@@ -255,6 +273,26 @@ pub async fn load(
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(StoredClock::from_row).transpose()
+}
+
+/// The clocks of `kind` (key "") of several complaints, locked for update in id order.
+pub async fn load_kind(
+    conn: &mut PgConnection,
+    complaint_ids: &[String],
+    kind: ClockKind,
+) -> Result<Vec<StoredClock>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLOCK_COLUMNS} FROM clocks c
+         WHERE c.complaint_id = ANY($1) AND c.kind = $2 AND c.key = ''
+         ORDER BY c.complaint_id FOR UPDATE"
+    )))
+    .bind(complaint_ids)
+    .bind(kind.as_str())
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(StoredClock::from_row)
+    .collect()
 }
 
 /// Every clock of a complaint, locked for update, in display order.
@@ -376,6 +414,23 @@ pub async fn owe_fine(
     Ok(())
 }
 
+/// Which of `complaint_ids` owe a lateness fine to a person not known yet.
+pub async fn owing(
+    conn: &mut PgConnection,
+    complaint_ids: &[String],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    if complaint_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT complaint_id FROM owed_fines WHERE complaint_id = ANY($1)",
+    )
+    .bind(complaint_ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().collect())
+}
+
 /// The fines the complaint owes to the first person named for it, who was named at `named_at`:
 /// taken off the list, and returned (clock kind, overdue event id) where that person was
 /// responsible by the due time. Fines whose due time came before anybody was named are dropped
@@ -455,37 +510,118 @@ pub async fn note(
     complaint_id: &str,
     f: ComplaintFacts<'_>,
 ) -> Result<(), sqlx::Error> {
-    let s = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
+    let mut noted = Noted::new(complaint_id);
+    noted.add(&f, redress_platform::telemetry::current_traceparent());
+    note_many(conn, &[noted]).await
+}
+
+/// The facts of several events about one complaint folded together, as [`note`] would record
+/// them one after the other: a later value replaces an earlier one, the earliest naming and
+/// the first trace are kept.
+#[derive(Debug, Clone, Default)]
+pub struct Noted {
+    pub complaint_id: String,
+    number: Option<String>,
+    class: Option<String>,
+    received_at: Option<DateTime<Utc>>,
+    department_id: Option<String>,
+    acceptance_owner_id: Option<String>,
+    handler_id: Option<String>,
+    responsible_person_id: Option<String>,
+    closed: Option<bool>,
+    handler_named_at: Option<DateTime<Utc>>,
+    trace_parent: String,
+}
+
+impl Noted {
+    pub fn new(complaint_id: &str) -> Self {
+        Noted {
+            complaint_id: complaint_id.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds one event's facts, with the trace it carries.
+    pub fn add(&mut self, f: &ComplaintFacts<'_>, trace_parent: String) {
+        fn later(v: &mut Option<String>, new: Option<&str>) {
+            if let Some(new) = new.filter(|s| !s.is_empty()) {
+                *v = Some(new.to_owned());
+            }
+        }
+        later(&mut self.number, f.number);
+        later(&mut self.class, f.class);
+        later(&mut self.department_id, f.department_id);
+        later(&mut self.acceptance_owner_id, f.acceptance_owner_id);
+        later(&mut self.handler_id, f.handler_id);
+        later(&mut self.responsible_person_id, f.responsible_person_id);
+        self.received_at = f.received_at.or(self.received_at);
+        self.closed = f.closed.or(self.closed);
+        self.handler_named_at = match (self.handler_named_at, f.handler_named_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.trace_parent.is_empty() {
+            self.trace_parent = trace_parent;
+        }
+    }
+}
+
+/// Records the facts of several complaints (each once in `all`) in one statement, as [`note`].
+pub async fn note_many(conn: &mut PgConnection, all: &[Noted]) -> Result<(), sqlx::Error> {
+    if all.is_empty() {
+        return Ok(());
+    }
+    macro_rules! column {
+        ($f:expr) => {
+            all.iter().map($f).collect::<Vec<_>>()
+        };
+    }
     sqlx::query(
-        "INSERT INTO complaints (complaint_id, number, class, received_at, department_id,
+        "WITH f AS (
+            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                    $6::text[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[])
+                AS f(complaint_id, number, class, received_at, department_id, acceptance_owner_id,
+                     handler_id, responsible_person_id, closed, trace_parent, first_named_at))
+         INSERT INTO complaints AS c (complaint_id, number, class, received_at, department_id,
             acceptance_owner_id, handler_id, responsible_person_id, closed, trace_parent,
             first_named_at)
-         VALUES ($1, COALESCE($2, ''), COALESCE($3, ''), $4, COALESCE($5, ''), COALESCE($6, ''),
-            COALESCE($7, ''), COALESCE($8, ''), COALESCE($9, false), $10, $11)
+         SELECT f.complaint_id, COALESCE(f.number, ''), COALESCE(f.class, ''), f.received_at,
+            COALESCE(f.department_id, ''), COALESCE(f.acceptance_owner_id, ''),
+            COALESCE(f.handler_id, ''), COALESCE(f.responsible_person_id, ''),
+            COALESCE(f.closed, false), f.trace_parent, f.first_named_at
+         FROM f
          ON CONFLICT (complaint_id) DO UPDATE SET
-            trace_parent = CASE WHEN complaints.trace_parent = '' THEN $10
-                                ELSE complaints.trace_parent END,
-            number = COALESCE($2, complaints.number),
-            class = COALESCE($3, complaints.class),
-            received_at = COALESCE($4, complaints.received_at),
-            department_id = COALESCE($5, complaints.department_id),
-            acceptance_owner_id = COALESCE($6, complaints.acceptance_owner_id),
-            handler_id = COALESCE($7, complaints.handler_id),
-            responsible_person_id = COALESCE($8, complaints.responsible_person_id),
-            closed = COALESCE($9, complaints.closed),
-            first_named_at = LEAST(complaints.first_named_at, $11)",
+            trace_parent = CASE WHEN c.trace_parent = '' THEN EXCLUDED.trace_parent
+                                ELSE c.trace_parent END,
+            number = CASE WHEN EXCLUDED.number = '' THEN c.number ELSE EXCLUDED.number END,
+            class = CASE WHEN EXCLUDED.class = '' THEN c.class ELSE EXCLUDED.class END,
+            received_at = COALESCE(EXCLUDED.received_at, c.received_at),
+            department_id = CASE WHEN EXCLUDED.department_id = '' THEN c.department_id
+                                 ELSE EXCLUDED.department_id END,
+            acceptance_owner_id = CASE WHEN EXCLUDED.acceptance_owner_id = ''
+                                       THEN c.acceptance_owner_id
+                                       ELSE EXCLUDED.acceptance_owner_id END,
+            handler_id = CASE WHEN EXCLUDED.handler_id = '' THEN c.handler_id
+                              ELSE EXCLUDED.handler_id END,
+            responsible_person_id = CASE WHEN EXCLUDED.responsible_person_id = ''
+                                         THEN c.responsible_person_id
+                                         ELSE EXCLUDED.responsible_person_id END,
+            -- Unset (NULL) keeps the value: read from the input, as EXCLUDED holds false.
+            closed = COALESCE((SELECT f.closed FROM f WHERE f.complaint_id = EXCLUDED.complaint_id),
+                              c.closed),
+            first_named_at = LEAST(c.first_named_at, EXCLUDED.first_named_at)",
     )
-    .bind(complaint_id)
-    .bind(s(f.number))
-    .bind(s(f.class))
-    .bind(f.received_at)
-    .bind(s(f.department_id))
-    .bind(s(f.acceptance_owner_id))
-    .bind(s(f.handler_id))
-    .bind(s(f.responsible_person_id))
-    .bind(f.closed)
-    .bind(redress_platform::telemetry::current_traceparent())
-    .bind(f.handler_named_at)
+    .bind(column!(|n| n.complaint_id.clone()))
+    .bind(column!(|n| n.number.clone()))
+    .bind(column!(|n| n.class.clone()))
+    .bind(column!(|n| n.received_at))
+    .bind(column!(|n| n.department_id.clone()))
+    .bind(column!(|n| n.acceptance_owner_id.clone()))
+    .bind(column!(|n| n.handler_id.clone()))
+    .bind(column!(|n| n.responsible_person_id.clone()))
+    .bind(column!(|n| n.closed))
+    .bind(column!(|n| n.trace_parent.clone()))
+    .bind(column!(|n| n.handler_named_at))
     .execute(conn)
     .await?;
     Ok(())

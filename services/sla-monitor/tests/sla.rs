@@ -966,3 +966,182 @@ async fn a_late_heard_assignment_still_gets_its_lateness_fine_once() {
         "no fine when the first person was named after the limit: {records:?}"
     );
 }
+
+/// A backlog (here: published while the monitor was down) is applied in batches — facts,
+/// clocks and confirmations a run at a time — with the outcome of one message at a time:
+/// intake's four clocks for each complaint, a confirmation clock met only by a confirmation or
+/// routing that came after it started, a reclassification in the middle of the run applied in
+/// its place, the handler and when they were named kept.
+#[tokio::test]
+async fn a_backlog_is_applied_in_batches_with_the_outcome_of_one_at_a_time() {
+    let bed = TestBed::start().await;
+    let policy = Policy::write_text(POLICY);
+    let mut first = monitor(&bed, &policy).await;
+    first.terminate(10 * SECOND).await.expect("stopped");
+
+    let unconfirmed = |id: &str| {
+        Payload::ComplaintReceived(v1::ComplaintReceived {
+            complaint_number: format!("RD-{}", &id[id.len() - 6..]),
+            class: v1::Class::C as i32,
+            confirmed: false,
+            ..Default::default()
+        })
+    };
+    let confirmation = || {
+        Payload::ComplaintConfirmed(v1::ComplaintConfirmed {
+            confirmed_at: Some(ts(Utc::now())),
+            ..Default::default()
+        })
+    };
+    let mut assigned = Vec::new();
+    let mut met = Vec::new();
+    let mut running = Vec::new();
+    for i in 0..90 {
+        match i % 3 {
+            // As intake and routing send it: received (confirmed), classified, routed, assigned.
+            0 => {
+                let (id, _) = receive(&bed, v1::Class::B).await;
+                publish(
+                    &bed,
+                    &id,
+                    Payload::ComplaintClassified(v1::ComplaintClassified {
+                        class: v1::Class::B as i32,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+                route_and_assign(&bed, &id).await;
+                assigned.push(id);
+            }
+            // Taken unconfirmed, then confirmed: the confirmation clock is met.
+            1 => {
+                let id = ComplaintId::new().to_string();
+                publish(&bed, &id, unconfirmed(&id)).await;
+                publish(&bed, &id, confirmation()).await;
+                met.push(id);
+            }
+            // The confirmation heard before the receipt meets no clock: the one the receipt
+            // starts runs on.
+            _ => {
+                let id = ComplaintId::new().to_string();
+                publish(&bed, &id, confirmation()).await;
+                publish(&bed, &id, unconfirmed(&id)).await;
+                running.push(id);
+            }
+        }
+    }
+    // A reclassification in the middle of the run, of a complaint received in it.
+    let moved = assigned[5].clone();
+    publish(
+        &bed,
+        &moved,
+        Payload::ComplaintReclassified(v1::ComplaintReclassified {
+            from_class: v1::Class::B as i32,
+            to_class: v1::Class::A as i32,
+            reason: "the media called".into(),
+            promises: None,
+        }),
+    )
+    .await;
+    for _ in 0..10 {
+        let (id, _) = receive(&bed, v1::Class::C).await;
+        route_and_assign(&bed, &id).await;
+        assigned.push(id);
+    }
+
+    let svc = bed
+        .spawn(
+            "redress-sla-monitor",
+            &[
+                ("REDRESS_POLICY_FILE", policy.path()),
+                ("REDRESS_CONSUMER_BATCH", "128"),
+                ("RUST_LOG", "info,redress_platform=debug"),
+            ],
+        )
+        .await;
+    // 30 × 4 + 30 × 2 + 30 × 2 + 1 + 10 × 3 messages.
+    let consumed = |page: &str| {
+        page.lines()
+            .find_map(|l| {
+                l.strip_prefix("redress_messages_consumed_total{consumer=\"sla-monitor-clocks\"}")
+            })
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut page = String::new();
+    for _ in 0..300 {
+        page = svc.metrics().await;
+        if consumed(&page) >= 271.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(consumed(&page), 271.0, "{page}");
+    let batches = page
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("redress_batch_seconds_count{consumer=\"sla-monitor-clocks\"}")
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(batches < 271.0 / 4.0, "{batches} batches");
+    assert!(!svc.logs().contains("batch failed"), "{}", svc.logs());
+
+    let mut conn = bed.db.connect().await;
+    let clocks: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT complaint_id, kind, state FROM sla_monitor.clocks ORDER BY 1, 2")
+            .fetch_all(&mut conn)
+            .await
+            .expect("clocks");
+    let of = |id: &str| -> Vec<(String, String)> {
+        clocks
+            .iter()
+            .filter(|c| c.0 == id)
+            .map(|c| (c.1.clone(), c.2.clone()))
+            .collect()
+    };
+    let kinds = |id: &str| -> Vec<String> { of(id).into_iter().map(|c| c.0).collect() };
+    let intake = [
+        "acceptance",
+        "completion",
+        "first_feedback",
+        "intermediate_result",
+    ];
+    for id in &assigned {
+        assert_eq!(kinds(id), intake, "{id}");
+    }
+    let confirmation = |id: &str| {
+        of(id)
+            .into_iter()
+            .find(|c| c.0 == "confirmation")
+            .map(|c| c.1)
+    };
+    for id in &met {
+        assert_eq!(confirmation(id).as_deref(), Some("met"), "{id}");
+        assert_eq!(kinds(id).len(), 5, "{id}");
+    }
+    for id in &running {
+        let state = confirmation(id).unwrap_or_default();
+        assert!(state != "met" && !state.is_empty(), "{id}: {state}");
+    }
+    let facts: Vec<(String, String, String, bool)> = sqlx::query_as(
+        "SELECT complaint_id, class, handler_id, first_named_at IS NOT NULL
+         FROM sla_monitor.complaints WHERE complaint_id = ANY($1) ORDER BY 1",
+    )
+    .bind(&assigned)
+    .fetch_all(&mut conn)
+    .await
+    .expect("complaints");
+    assert_eq!(facts.len(), assigned.len());
+    for (id, class, handler, named) in &facts {
+        assert_eq!((handler.as_str(), *named), ("handler-1", true), "{id}");
+        let want = if *id == moved {
+            "A"
+        } else if assigned[..30].contains(id) {
+            "B"
+        } else {
+            "C"
+        };
+        assert_eq!(class, want, "{id}");
+    }
+}
