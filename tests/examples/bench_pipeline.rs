@@ -15,7 +15,7 @@ mod baseline;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use baseline::{WINDOW, details, raw_jetstream, raw_postgres};
+use baseline::{WINDOW, cpu_seconds, details, postgres_pids, raw_jetstream, raw_postgres, rss_mib};
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_proto::v1;
@@ -83,16 +83,23 @@ fn body(json: bool, d: v1::ComplaintDetails) -> (Vec<u8>, &'static str) {
 }
 
 /// Publishes `n` submissions keyed `<prefix>-<i>`; returns when each was stored by JetStream.
+/// `rate`: submissions a second, or as fast as JetStream takes them when `None`.
 async fn publish(
     bed: &TestBed,
     json: bool,
     prefix: &str,
     n: usize,
+    rate: Option<f64>,
 ) -> HashMap<String, DateTime<Utc>> {
     let subject = format!("{}.intake.submit", bed.prefix);
     let mut sent = HashMap::with_capacity(n);
     let mut acks = Vec::with_capacity(WINDOW);
+    let started = Instant::now();
     for i in 0..n {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let d = details(prefix, i);
         let key = d
             .key
@@ -109,7 +116,7 @@ async fn publish(
                 .expect("publish"),
         );
         sent.insert(key, Utc::now());
-        if acks.len() == WINDOW {
+        if acks.len() == WINDOW || (rate.is_some() && acks.len() >= 50) {
             for a in acks.drain(..) {
                 a.await.expect("stored");
             }
@@ -128,21 +135,6 @@ async fn count(conn: &mut sqlx::PgConnection, sql: &str) -> i64 {
         .expect("count")
 }
 
-/// Waits until `sql` counts at least `want`; returns when.
-async fn until(conn: &mut sqlx::PgConnection, sql: &str, want: i64, since: Instant) -> Duration {
-    loop {
-        let c = count(conn, sql).await;
-        if c >= want {
-            return since.elapsed();
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(1800),
-            "only {c} of {want}: {sql}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -152,8 +144,105 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 const ASSIGNED: &str = "SELECT count(*) FROM routing.handling WHERE stage = 'assigned'";
+const RECORDED: &str = "SELECT count(*) FROM intake.complaints";
 const CLOCKS: &str = "SELECT count(*) FROM sla_monitor.clocks
     WHERE kind IN ('acceptance', 'first_feedback', 'completion', 'intermediate_result')";
+
+/// When each stage had taken every submission since `since`: recorded by intake, assigned by
+/// routing, clocked by the SLA monitor (four clocks each).
+async fn drain(
+    conn: &mut sqlx::PgConnection,
+    before: [i64; 3],
+    n: i64,
+    since: Instant,
+) -> [Duration; 3] {
+    let want = [before[0] + n, before[1] + n, before[2] + 4 * n];
+    let mut done: [Option<Duration>; 3] = [None; 3];
+    loop {
+        for (k, sql) in [RECORDED, ASSIGNED, CLOCKS].iter().enumerate() {
+            if done[k].is_none() && count(conn, sql).await >= want[k] {
+                done[k] = Some(since.elapsed());
+            }
+        }
+        if let [Some(a), Some(b), Some(c)] = done {
+            return [a, b, c];
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(3600),
+            "not drained within an hour: {done:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn counts(conn: &mut sqlx::PgConnection) -> [i64; 3] {
+    [
+        count(conn, RECORDED).await,
+        count(conn, ASSIGNED).await,
+        count(conn, CLOCKS).await,
+    ]
+}
+
+/// Publish → `complaint.assigned` committed (routing's outbox row is written in the
+/// transaction that assigns), in seconds, sorted, for the submissions keyed `<prefix>-…`.
+async fn latencies(
+    conn: &mut sqlx::PgConnection,
+    prefix: &str,
+    sent: &HashMap<String, DateTime<Utc>>,
+) -> Vec<f64> {
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT c.external_id, o.created_at FROM routing.outbox o
+         JOIN intake.complaints c ON c.complaint_id = o.complaint_id
+         WHERE o.subject LIKE '%.events.complaint.assigned' AND c.external_id LIKE $1",
+    )
+    .bind(format!("{prefix}-%"))
+    .fetch_all(conn)
+    .await
+    .expect("assigned rows");
+    let mut out: Vec<f64> = rows
+        .iter()
+        .filter_map(|(key, at)| {
+            let sent_at = sent.get(key)?;
+            Some((*at - *sent_at).num_milliseconds() as f64 / 1000.0)
+        })
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn latency_cell(l: &[f64]) -> String {
+    let ms = |s: f64| {
+        if s < 10.0 {
+            format!("{:.0} ms", s * 1000.0)
+        } else {
+            format!("{s:.1} s")
+        }
+    };
+    format!(
+        "{} / {} / {} ({} complaints)",
+        ms(percentile(l, 0.50)),
+        ms(percentile(l, 0.99)),
+        ms(l.last().copied().unwrap_or(f64::NAN)),
+        l.len()
+    )
+}
+
+/// CPU seconds of each process (and of PostgreSQL's, summed) at one moment.
+struct CpuSample(Vec<(String, Vec<u32>, f64)>);
+
+impl CpuSample {
+    fn take(procs: &[(String, Vec<u32>)]) -> Self {
+        CpuSample(
+            procs
+                .iter()
+                .map(|(name, pids)| {
+                    let cpu = pids.iter().map(|p| cpu_seconds(*p)).sum();
+                    (name.clone(), pids.clone(), cpu)
+                })
+                .collect(),
+        )
+    }
+}
 
 #[tokio::main]
 async fn main() {
@@ -178,6 +267,7 @@ async fn main() {
     let seed_path = seed_path.display().to_string();
     let quiet = [("RUST_LOG", "warn")];
     let mut services = Vec::new();
+    let mut procs: Vec<(String, Vec<u32>)> = Vec::new();
     for binary in [
         "redress-intake",
         "redress-routing",
@@ -189,52 +279,56 @@ async fn main() {
         if binary == "redress-routing" {
             env.push(("REDRESS_ROUTING_SEED", &seed_path));
         }
-        services.push(bed.spawn(binary, &env).await);
+        let svc = bed.spawn(binary, &env).await;
+        procs.push((
+            binary.trim_start_matches("redress-").to_owned(),
+            vec![svc.pid()],
+        ));
+        services.push(svc);
     }
+    procs.push(("nats-server".into(), bed.nats.pid().into_iter().collect()));
     let mut conn = bed.db.connect().await;
 
     if open > 0 {
         eprintln!("filling the system with {open} open complaints…");
         let started = Instant::now();
-        publish(&bed, json, "open", open).await;
-        until(&mut conn, ASSIGNED, open as i64, started).await;
+        let before = counts(&mut conn).await;
+        publish(&bed, json, "open", open, None).await;
+        drain(&mut conn, before, open as i64, started).await;
         eprintln!(
             "{open} open complaints in {:.0} s",
             started.elapsed().as_secs_f64()
         );
     }
-    let before = count(&mut conn, ASSIGNED).await;
-    let clocks_before = count(&mut conn, CLOCKS).await;
 
+    // Full speed: the whole backlog published at once, then drained.
+    procs.push(("postgresql".into(), postgres_pids()));
+    let cpu_before = CpuSample::take(&procs);
+    let before = counts(&mut conn).await;
     let started = Instant::now();
-    let sent = publish(&bed, json, "b", n).await;
+    let sent = publish(&bed, json, "b", n, None).await;
     let published = started.elapsed();
     eprintln!(
         "published {n} submissions in {:.1} s",
         published.as_secs_f64()
     );
-    let assigned = until(&mut conn, ASSIGNED, before + n as i64, started).await;
-    let clocked = until(&mut conn, CLOCKS, clocks_before + 4 * n as i64, started).await;
-    let done = assigned.max(clocked);
+    let [recorded, assigned, clocked] = drain(&mut conn, before, n as i64, started).await;
+    let cpu_after = CpuSample::take(&procs);
+    let full = latencies(&mut conn, "b", &sent).await;
+    let rate = n as f64 / assigned.max(clocked).as_secs_f64();
 
-    // Publish → assigned, per complaint: routing's `complaint.assigned` outbox row is written
-    // in the transaction that assigns.
-    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT c.external_id, o.created_at FROM routing.outbox o
-         JOIN intake.complaints c ON c.complaint_id = o.complaint_id
-         WHERE o.subject LIKE '%.events.complaint.assigned' AND c.external_id LIKE 'b-%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .expect("assigned rows");
-    let mut latencies: Vec<f64> = rows
+    // Half of that rate, paced: the latency of a system that keeps up.
+    let half = (n / 2).max(1);
+    eprintln!("publishing {half} more at {:.0}/s…", rate / 2.0);
+    let before = counts(&mut conn).await;
+    let started = Instant::now();
+    let sent = publish(&bed, json, "h", half, Some(rate / 2.0)).await;
+    drain(&mut conn, before, half as i64, started).await;
+    let paced = latencies(&mut conn, "h", &sent).await;
+    let rss: Vec<(String, f64)> = procs
         .iter()
-        .filter_map(|(key, at)| {
-            let sent_at = sent.get(key)?;
-            Some((*at - *sent_at).num_milliseconds() as f64 / 1000.0)
-        })
+        .map(|(name, pids)| (name.clone(), pids.iter().map(|p| rss_mib(*p)).sum()))
         .collect();
-    latencies.sort_by(f64::total_cmp);
     drop(services);
 
     let body = if json { "JSON" } else { "protobuf" };
@@ -253,21 +347,40 @@ async fn main() {
         "| submissions published to the bus | {:.0} msg/s |",
         n as f64 / published.as_secs_f64()
     );
+    let stage = |label: &str, d: Duration| {
+        println!(
+            "| {label} | {:.0} /s (all in {:.1} s) |",
+            n as f64 / d.as_secs_f64(),
+            d.as_secs_f64()
+        );
+    };
+    stage("intake: recorded and classified", recorded);
+    stage("routing: routed and assigned", assigned);
+    stage("sla-monitor: four clocks set", clocked);
     println!(
-        "| complaints recorded, routed and assigned | {:.0} /s ({:.1} s) |",
-        n as f64 / assigned.as_secs_f64(),
-        assigned.as_secs_f64()
+        "| **end to end: submitted → assigned with its clocks** | **{rate:.0} complaints/s** |"
     );
     println!(
-        "| … and their four SLA clocks set | {:.0} /s ({:.1} s) |",
-        n as f64 / done.as_secs_f64(),
-        done.as_secs_f64()
+        "| publish → assigned, p50 / p99 / max, at full speed | {} |",
+        latency_cell(&full)
     );
     println!(
-        "| publish → assigned, p50 / p99 / max ({} complaints) | {:.1} s / {:.1} s / {:.1} s |",
-        latencies.len(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or(f64::NAN)
+        "| publish → assigned, p50 / p99 / max, at half of it ({:.0}/s) | {} |",
+        rate / 2.0,
+        latency_cell(&paced)
     );
+    let busy = assigned.max(clocked).as_secs_f64();
+    let mut cpu = Vec::new();
+    for ((name, _, a), (_, _, b)) in cpu_after.0.iter().zip(&cpu_before.0) {
+        cpu.push(format!("{name} {:.0} %", (a - b) / busy * 100.0));
+    }
+    println!(
+        "| CPU during the full-speed drain (100 % = one core; 2 cores here) | {} |",
+        cpu.join(", ")
+    );
+    let rss: Vec<String> = rss
+        .iter()
+        .map(|(name, mib)| format!("{name} {mib:.0} MiB"))
+        .collect();
+    println!("| resident memory at the end | {} |", rss.join(", "));
 }
