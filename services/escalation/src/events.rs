@@ -15,10 +15,14 @@
 use prost::Message as _;
 use redress_domain::escalation::{self as rules, Trigger};
 use redress_domain::sla::ClockKind;
-use redress_platform::consumer::{HandleError, Handler, Incoming};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use redress_platform::consumer::{HandleError, Handler, Incoming, handle_in_span};
 use redress_platform::metrics::AfterCommit;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
+use tracing::Instrument;
 
 use crate::ladder::{Ladder, RaiseError, Step, trigger_for_reason};
 
@@ -557,6 +561,229 @@ impl Handler for EventDoor {
         self.ledger
             .apply(conn, &event, payload, self.ladder.now())
             .await?;
+        Ok(())
+    }
+
+    /// Runs of plain arrival facts (received — confirmed, without risk —, classified,
+    /// confirmed, routed, assigned: most of the traffic) are applied a run at a time by
+    /// [`EventDoor::arrivals`]; any other message on its own, in its place.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming<'_>],
+    ) -> Result<(), HandleError> {
+        let mut run: Vec<(&Incoming<'_>, v1::Event)> = Vec::new();
+        for msg in msgs {
+            if let Ok(event) = v1::Event::decode(msg.payload)
+                && plain_arrival(&event)
+            {
+                run.push((msg, event));
+                continue;
+            }
+            self.arrivals(conn, std::mem::take(&mut run)).await?;
+            handle_in_span(self, conn, msg).await?;
+        }
+        self.arrivals(conn, run).await
+    }
+}
+
+/// An event that only adds facts (and, when routed, may call a superior at once): no risk to
+/// escalate, no ledger entry but the complaint's date.
+fn plain_arrival(event: &v1::Event) -> bool {
+    if event.complaint_id.is_empty() || event.producer == "escalation" {
+        return false;
+    }
+    match &event.payload {
+        Some(Payload::ComplaintReceived(r)) => {
+            let d = r.details.as_ref();
+            r.confirmed && !d.is_some_and(|d| d.group_complaint || d.media_risk)
+        }
+        Some(
+            Payload::ComplaintClassified(_)
+            | Payload::ComplaintConfirmed(_)
+            | Payload::ComplaintRouted(_)
+            | Payload::ComplaintAssigned(_),
+        ) => true,
+        _ => false,
+    }
+}
+
+/// The facts of several events about one complaint folded in order, as [`note`] records them
+/// one after the other, with the complaint's date as the ledger keeps it.
+#[derive(Default)]
+struct Folded {
+    complaint_id: String,
+    noted: bool,
+    number: String,
+    class: i32,
+    department_id: String,
+    department_manager_id: String,
+    assignee_id: String,
+    customer_type: i32,
+    /// The last receipt's time (a receipt dates the complaint).
+    received_at: Option<DateTime<Utc>>,
+    /// The first event's time (dates it while no receipt has).
+    first_at: Option<DateTime<Utc>>,
+}
+
+impl Folded {
+    fn add(&mut self, f: Facts<'_>) {
+        let later = |v: &mut String, new: &str| {
+            if !new.is_empty() {
+                *v = new.to_owned();
+            }
+        };
+        self.noted = true;
+        later(&mut self.number, f.number);
+        later(&mut self.department_id, f.department_id);
+        later(&mut self.department_manager_id, f.department_manager_id);
+        later(&mut self.assignee_id, f.assignee_id);
+        if f.class != 0 {
+            self.class = f.class;
+        }
+        if f.customer_type != 0 {
+            self.customer_type = f.customer_type;
+        }
+    }
+}
+
+impl EventDoor {
+    /// Applies a run of plain arrivals as one, with the outcome of one at a time: each
+    /// complaint's facts folded and recorded in one statement, its date in another, and a
+    /// threatening or venting-anger customer's superior called at routing (DOMAIN §9), in the
+    /// span of the routing's message.
+    async fn arrivals(
+        &self,
+        conn: &mut PgConnection,
+        run: Vec<(&Incoming<'_>, v1::Event)>,
+    ) -> Result<(), HandleError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let now = self.ladder.now();
+        let mut folded: Vec<Folded> = Vec::new();
+        let mut slot: HashMap<String, usize> = HashMap::new();
+        for (_, event) in &run {
+            let cid = &event.complaint_id;
+            let k = *slot.entry(cid.clone()).or_insert_with(|| {
+                folded.push(Folded {
+                    complaint_id: cid.clone(),
+                    ..Default::default()
+                });
+                folded.len() - 1
+            });
+            let at = crate::ladder::from_ts(event.occurred_at.as_ref()).unwrap_or(now);
+            let f = &mut folded[k];
+            f.first_at.get_or_insert(at);
+            match &event.payload {
+                Some(Payload::ComplaintReceived(r)) => {
+                    f.received_at = Some(at);
+                    f.add(Facts {
+                        number: &r.complaint_number,
+                        class: r.class,
+                        customer_type: r.details.as_ref().map_or(0, |d| d.customer_type),
+                        ..Facts::default()
+                    });
+                }
+                Some(Payload::ComplaintClassified(c)) => f.add(Facts {
+                    class: c.class,
+                    ..Facts::default()
+                }),
+                Some(Payload::ComplaintRouted(r)) => f.add(Facts {
+                    class: r.class,
+                    department_id: &r.department_id,
+                    department_manager_id: &r.department_manager_id,
+                    ..Facts::default()
+                }),
+                Some(Payload::ComplaintAssigned(a)) => f.add(Facts {
+                    department_id: &a.department_id,
+                    department_manager_id: &a.department_manager_id,
+                    assignee_id: &a.assignee_id,
+                    ..Facts::default()
+                }),
+                _ => {}
+            }
+        }
+        // Rows locked in id order, as by every writer of several, so replicas never deadlock.
+        folded.sort_by(|x, y| x.complaint_id.cmp(&y.complaint_id));
+        let noted: Vec<&Folded> = folded.iter().filter(|f| f.noted).collect();
+        macro_rules! column {
+            ($rows:expr, $f:expr) => {
+                $rows.iter().map($f).collect::<Vec<_>>()
+            };
+        }
+        if !noted.is_empty() {
+            sqlx::query(
+                "INSERT INTO complaints AS c (complaint_id, number, class, department_id,
+                    department_manager_id, assignee_id, customer_type)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::text[],
+                    $6::text[], $7::int[])
+                 ON CONFLICT (complaint_id) DO UPDATE SET
+                    customer_type = CASE WHEN EXCLUDED.customer_type <> 0
+                        THEN EXCLUDED.customer_type ELSE c.customer_type END,
+                    number = COALESCE(NULLIF(EXCLUDED.number, ''), c.number),
+                    class = CASE WHEN EXCLUDED.class <> 0 THEN EXCLUDED.class ELSE c.class END,
+                    department_id = COALESCE(NULLIF(EXCLUDED.department_id, ''), c.department_id),
+                    department_manager_id = COALESCE(NULLIF(EXCLUDED.department_manager_id, ''),
+                        c.department_manager_id),
+                    assignee_id = COALESCE(NULLIF(EXCLUDED.assignee_id, ''), c.assignee_id)",
+            )
+            .bind(column!(noted, |f| f.complaint_id.clone()))
+            .bind(column!(noted, |f| f.number.clone()))
+            .bind(column!(noted, |f| f.class))
+            .bind(column!(noted, |f| f.department_id.clone()))
+            .bind(column!(noted, |f| f.department_manager_id.clone()))
+            .bind(column!(noted, |f| f.assignee_id.clone()))
+            .bind(column!(noted, |f| f.customer_type))
+            .execute(&mut *conn)
+            .await?;
+        }
+        // The ledger's date of each complaint: its receipt, else the first event seen.
+        sqlx::query(
+            "UPDATE complaints c SET received_at = COALESCE(r.received_at, c.received_at, r.first_at)
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[])
+                AS r(complaint_id, received_at, first_at)
+             WHERE c.complaint_id = r.complaint_id",
+        )
+        .bind(column!(folded, |f| f.complaint_id.clone()))
+        .bind(column!(folded, |f| f.received_at))
+        .bind(column!(folded, |f| f.first_at))
+        .execute(&mut *conn)
+        .await?;
+        // DOMAIN §9 "Superior at once": at routing, for the customer types that call for it.
+        let routed: Vec<String> = run
+            .iter()
+            .filter(|(_, e)| matches!(e.payload, Some(Payload::ComplaintRouted(_))))
+            .map(|(_, e)| e.complaint_id.clone())
+            .collect();
+        if routed.is_empty() {
+            return Ok(());
+        }
+        let types: HashMap<String, i32> = sqlx::query_as(
+            "SELECT complaint_id, customer_type FROM complaints WHERE complaint_id = ANY($1)",
+        )
+        .bind(&routed)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        for (msg, event) in &run {
+            if let Some(Payload::ComplaintRouted(r)) = &event.payload
+                && types
+                    .get(&event.complaint_id)
+                    .is_some_and(|t| superior_at_once(*t).is_some())
+            {
+                self.superior_at_once(
+                    conn,
+                    msg.after_commit,
+                    &event.complaint_id,
+                    &r.department_id,
+                    &event.event_id,
+                )
+                .instrument(msg.span())
+                .await?;
+            }
+        }
         Ok(())
     }
 }

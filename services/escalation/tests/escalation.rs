@@ -93,23 +93,29 @@ fn temp(text: &str) -> tempfile::NamedTempFile {
 
 /// Starts the service with a webhook to `url` and the given `[escalation]` policy section.
 async fn start(bed: &TestBed, url: &str, escalation_policy: &str) -> Svc {
+    start_with(bed, url, escalation_policy, &[]).await
+}
+
+async fn start_with(
+    bed: &TestBed,
+    url: &str,
+    escalation_policy: &str,
+    env: &[(&str, &str)],
+) -> Svc {
     let settings = temp(&format!(
         "tick_ms = 50\n[[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n\
          initial_backoff_ms = 100\nmax_backoff_ms = 300\nmax_attempts = 50\n"
     ));
     let policy = temp(&format!("[escalation]\n{escalation_policy}\n"));
-    let svc = bed
-        .spawn(
-            "redress-escalation",
-            &[
-                (
-                    "REDRESS_ESCALATION_SETTINGS",
-                    settings.path().to_str().unwrap(),
-                ),
-                ("REDRESS_POLICY_FILE", policy.path().to_str().unwrap()),
-            ],
-        )
-        .await;
+    let mut all = vec![
+        (
+            "REDRESS_ESCALATION_SETTINGS",
+            settings.path().to_str().unwrap(),
+        ),
+        ("REDRESS_POLICY_FILE", policy.path().to_str().unwrap()),
+    ];
+    all.extend_from_slice(env);
+    let svc = bed.spawn("redress-escalation", &all).await;
     let client = EscalationServiceClient::new(bed.channel(&svc).await);
     Svc {
         _files: vec![settings, policy],
@@ -899,4 +905,134 @@ async fn a_hung_webhook_delays_neither_the_ladder_nor_the_log_nor_shutdown() {
         "{:?}",
         asked.elapsed()
     );
+}
+
+/// A backlog of arrivals (here: published while the service was down) is applied in batches
+/// with the outcome of one at a time: every complaint's facts and date as its events tell them,
+/// and a threatening or venting-anger customer's department manager and general manager told
+/// once each, at routing (DOMAIN §9).
+#[tokio::test]
+async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_a_time() {
+    let bed = TestBed::start().await;
+    let (_receiver, url) = Receiver::start().await;
+    let mut first = start(&bed, &url, "").await;
+    first.svc.terminate(WAIT).await.expect("stopped");
+    organisation(&bed).await;
+
+    let mut plain = Vec::new();
+    let mut told = Vec::new();
+    for i in 0..60 {
+        let cid = redress_domain::ComplaintId::new().to_string();
+        let customer_type = match i % 20 {
+            0 => v1::CustomerType::Threatening,
+            7 => v1::CustomerType::VentingAnger,
+            _ => v1::CustomerType::Rational,
+        };
+        let received = Payload::ComplaintReceived(v1::ComplaintReceived {
+            details: Some(v1::ComplaintDetails {
+                customer_type: customer_type as i32,
+                ..Default::default()
+            }),
+            complaint_number: format!("RD-{i:04}"),
+            class: v1::Class::C as i32,
+            confirmed: true,
+            ..Default::default()
+        });
+        publish(&bed, &envelope(&cid, "intake", received)).await;
+        let classified = Payload::ComplaintClassified(v1::ComplaintClassified {
+            class: v1::Class::B as i32,
+            ..Default::default()
+        });
+        publish(&bed, &envelope(&cid, "intake", classified)).await;
+        let confirmed = Payload::ComplaintConfirmed(v1::ComplaintConfirmed::default());
+        publish(&bed, &envelope(&cid, "intake", confirmed)).await;
+        let routed = Payload::ComplaintRouted(v1::ComplaintRouted {
+            department_id: "d-1".into(),
+            department_manager_id: "manager-1".into(),
+            class: v1::Class::B as i32,
+            ..Default::default()
+        });
+        publish(&bed, &envelope(&cid, "routing", routed)).await;
+        let assigned = Payload::ComplaintAssigned(v1::ComplaintAssigned {
+            department_id: "d-1".into(),
+            department_manager_id: "manager-1".into(),
+            assignee_id: "handler-1".into(),
+            ..Default::default()
+        });
+        publish(&bed, &envelope(&cid, "routing", assigned)).await;
+        if customer_type == v1::CustomerType::Rational {
+            plain.push(cid);
+        } else {
+            told.push(cid);
+        }
+    }
+
+    let mut svc = start_with(
+        &bed,
+        &url,
+        "",
+        &[
+            ("REDRESS_CONSUMER_BATCH", "128"),
+            ("RUST_LOG", "info,redress_platform=debug"),
+        ],
+    )
+    .await;
+    for cid in &told {
+        let got = wait_escalations(&mut svc, cid, 2).await;
+        let rungs: Vec<(u32, &str)> = got
+            .iter()
+            .map(|e| (e.level, e.recipient_id.as_str()))
+            .collect();
+        assert_eq!(rungs, [(1, "manager-1"), (2, "gm-1")], "{cid}");
+    }
+    // Organisation (1 + 3) and 60 × 5 arrivals, then the service's own escalation events.
+    let value = |page: &str, series: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let consumed = "redress_messages_consumed_total{consumer=\"escalation-ladder\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut page = svc.svc.metrics().await;
+    while value(&page, consumed) < 304.0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = svc.svc.metrics().await;
+    }
+    let n = value(&page, consumed);
+    assert!(n >= 304.0, "{page}");
+    let batches = value(
+        &page,
+        "redress_batch_seconds_count{consumer=\"escalation-ladder\"}",
+    );
+    assert!(batches < n / 4.0, "{batches} batches for {n} messages");
+    assert!(
+        !svc.svc.logs().contains("batch failed"),
+        "{}",
+        svc.svc.logs()
+    );
+
+    for cid in &plain {
+        assert!(escalations(&mut svc.client, cid).await.is_empty(), "{cid}");
+    }
+    let mut conn = bed.db.connect().await;
+    let facts: Vec<(String, String, i32, String, String, bool)> = sqlx::query_as(
+        "SELECT complaint_id, number, class, department_manager_id, assignee_id,
+                received_at IS NOT NULL
+         FROM escalation.complaints WHERE complaint_id = ANY($1)",
+    )
+    .bind(plain.iter().chain(&told).cloned().collect::<Vec<_>>())
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(facts.len(), 60);
+    for (cid, number, class, manager, assignee, dated) in facts {
+        assert!(number.starts_with("RD-"), "{cid}");
+        assert_eq!(class, v1::Class::B as i32, "the later class: {cid}");
+        assert_eq!(
+            (manager.as_str(), assignee.as_str(), dated),
+            ("manager-1", "handler-1", true),
+            "{cid}"
+        );
+    }
 }
