@@ -9,15 +9,17 @@
 //! records each payload `event_id` in `applied_events` in the same transaction — the same event
 //! republished under another message id has no second effect.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_domain::{Clock, Policy};
-use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_platform::consumer::{HandleError, Handler, Incoming, handle_in_span};
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
+use tracing::Instrument;
 
 use crate::convert::{class_from_proto, instant};
 use crate::error::Error;
@@ -92,6 +94,234 @@ impl Handler for Facts {
         }
         Ok(())
     }
+
+    /// Runs of arrivals (received, routed, assigned: most of the traffic) are applied a run at
+    /// a time by [`Facts::arrivals`]; any other message on its own, in its place.
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming<'_>],
+    ) -> Result<(), HandleError> {
+        let mut run: Vec<(&Incoming<'_>, v1::Event)> = Vec::new();
+        for msg in msgs {
+            if let Ok(event) = v1::Event::decode(msg.payload)
+                && arrival(&event)
+            {
+                run.push((msg, event));
+                continue;
+            }
+            self.arrivals(conn, std::mem::take(&mut run)).await?;
+            handle_in_span(self, conn, msg).await?;
+        }
+        self.arrivals(conn, run).await
+    }
+}
+
+/// A complaint's receipt, routing or assignment from another service.
+fn arrival(event: &v1::Event) -> bool {
+    !event.complaint_id.is_empty()
+        && !event.event_id.is_empty()
+        && event.producer != crate::SERVICE.name
+        && matches!(
+            event.payload,
+            Some(
+                Payload::ComplaintReceived(_)
+                    | Payload::ComplaintRouted(_)
+                    | Payload::ComplaintAssigned(_)
+            )
+        )
+}
+
+/// One complaint's arrivals in a run, folded as [`apply`] stores them one after the other.
+#[derive(Default)]
+struct Folded {
+    complaint_id: String,
+    /// From the receipts: the first one's class and due time fill what is not known yet;
+    /// the last one's number, customer and summary stand.
+    received: bool,
+    number: String,
+    first_class: Option<&'static str>,
+    first_due: Option<DateTime<Utc>>,
+    customer_name: String,
+    customer_phone: String,
+    summary: String,
+    /// From routings and assignments: a later non-empty value replaces an earlier one.
+    department_id: String,
+    department_manager_id: String,
+    assignee_id: String,
+    /// The last event's index in the run (its message's span and id cause the plans).
+    last: usize,
+}
+
+impl Facts {
+    /// Applies a run of arrivals as one, with the outcome of one at a time: each event
+    /// recorded as applied (one statement), each complaint's row ensured (one), its receipts
+    /// and its department folded and written (one each), and its revisits planned once from
+    /// the facts that result — those with nothing to plan only get their next check (one
+    /// statement for all).
+    async fn arrivals(
+        &self,
+        conn: &mut PgConnection,
+        run: Vec<(&Incoming<'_>, v1::Event)>,
+    ) -> Result<(), HandleError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = run.iter().map(|(_, e)| e.event_id.clone()).collect();
+        let mut fresh: HashSet<String> = sqlx::query_scalar(
+            "INSERT INTO applied_events (event_id) SELECT * FROM UNNEST($1::text[])
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let mut folded: Vec<Folded> = Vec::new();
+        let mut slot: HashMap<String, usize> = HashMap::new();
+        for (i, (_, event)) in run.iter().enumerate() {
+            // `remove`: the same event twice in the run is applied once.
+            if !fresh.remove(&event.event_id) {
+                continue;
+            }
+            let id = &event.complaint_id;
+            let k = *slot.entry(id.clone()).or_insert_with(|| {
+                folded.push(Folded {
+                    complaint_id: id.clone(),
+                    ..Default::default()
+                });
+                folded.len() - 1
+            });
+            let f = &mut folded[k];
+            f.last = i;
+            let later = |v: &mut String, new: &str| {
+                if !new.is_empty() {
+                    *v = new.to_owned();
+                }
+            };
+            match &event.payload {
+                Some(Payload::ComplaintReceived(r)) => {
+                    let details = r.details.clone().unwrap_or_default();
+                    let customer = details.customer.clone().unwrap_or_default();
+                    if !f.received {
+                        f.first_class = class_from_proto(r.class).map(|c| c.as_str());
+                        f.first_due = r
+                            .promises
+                            .as_ref()
+                            .and_then(|p| instant(p.completion_due.as_ref()));
+                    }
+                    f.received = true;
+                    f.number = r.complaint_number.clone();
+                    f.customer_name = customer.name;
+                    f.customer_phone = customer.phone;
+                    f.summary = summary(&details);
+                }
+                Some(Payload::ComplaintRouted(r)) => {
+                    later(&mut f.department_id, &r.department_id);
+                    later(&mut f.department_manager_id, &r.department_manager_id);
+                }
+                Some(Payload::ComplaintAssigned(a)) => {
+                    later(&mut f.department_id, &a.department_id);
+                    later(&mut f.department_manager_id, &a.department_manager_id);
+                    later(&mut f.assignee_id, &a.assignee_id);
+                }
+                _ => {}
+            }
+        }
+        if folded.is_empty() {
+            return Ok(());
+        }
+        let last: HashMap<String, usize> = folded
+            .iter()
+            .map(|f| (f.complaint_id.clone(), f.last))
+            .collect();
+        folded.sort_by(|x, y| x.complaint_id.cmp(&y.complaint_id));
+        let all: Vec<String> = folded.iter().map(|f| f.complaint_id.clone()).collect();
+        planner::ensure_complaints(conn, &all)
+            .await
+            .map_err(transient)?;
+        macro_rules! column {
+            ($rows:expr, $f:expr) => {
+                $rows.iter().map($f).collect::<Vec<_>>()
+            };
+        }
+        let received: Vec<&Folded> = folded.iter().filter(|f| f.received).collect();
+        if !received.is_empty() {
+            sqlx::query(
+                "UPDATE complaints c SET number = r.number, class = COALESCE(c.class, r.class),
+                    customer_name = r.customer_name, customer_phone = r.customer_phone,
+                    summary = r.summary, completion_due = COALESCE(c.completion_due, r.due),
+                    updated_at = now()
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::timestamptz[])
+                    AS r(complaint_id, number, class, customer_name, customer_phone, summary, due)
+                 WHERE c.complaint_id = r.complaint_id",
+            )
+            .bind(column!(received, |f| f.complaint_id.clone()))
+            .bind(column!(received, |f| f.number.clone()))
+            .bind(column!(received, |f| f.first_class))
+            .bind(column!(received, |f| f.customer_name.clone()))
+            .bind(column!(received, |f| f.customer_phone.clone()))
+            .bind(column!(received, |f| f.summary.clone()))
+            .bind(column!(received, |f| f.first_due))
+            .execute(&mut *conn)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE complaints c SET
+                department_id = CASE WHEN d.department_id = '' THEN c.department_id
+                                     ELSE d.department_id END,
+                department_manager_id = CASE WHEN d.manager_id = '' THEN c.department_manager_id
+                                             ELSE d.manager_id END,
+                assignee_id = CASE WHEN d.assignee_id = '' THEN c.assignee_id
+                                   ELSE d.assignee_id END
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
+                AS d(complaint_id, department_id, manager_id, assignee_id)
+             WHERE c.complaint_id = d.complaint_id
+               AND (d.department_id <> '' OR d.manager_id <> '' OR d.assignee_id <> '')",
+        )
+        .bind(column!(folded, |f| f.complaint_id.clone()))
+        .bind(column!(folded, |f| f.department_id.clone()))
+        .bind(column!(folded, |f| f.department_manager_id.clone()))
+        .bind(column!(folded, |f| f.assignee_id.clone()))
+        .execute(&mut *conn)
+        .await?;
+        // Plans from the facts that result: most arrivals plan nothing yet, and only get the
+        // time of their next check; a complaint with something to plan goes through the
+        // planner, in the span of its last event.
+        let now = self.clock.now();
+        let facts = planner::facts_many(conn, &all).await.map_err(transient)?;
+        let mut checks = Vec::with_capacity(facts.len());
+        for (id, f) in &facts {
+            if redress_domain::revisit::plan(&self.policy, f, now).is_empty() {
+                checks.push((id.clone(), planner::next_check(&self.policy, f, now)));
+                continue;
+            }
+            let Some(&i) = last.get(id) else { continue };
+            let (msg, event) = &run[i];
+            planner::plan_complaint(conn, &self.outbox, &self.policy, id, now, &event.event_id)
+                .instrument(msg.span())
+                .await
+                .map_err(transient)?;
+        }
+        planner::set_next_checks(conn, &checks)
+            .await
+            .map_err(transient)?;
+        Ok(())
+    }
+}
+
+/// What the revisit agent reads of the complaint: its business and description, 200
+/// characters at most.
+fn summary(details: &v1::ComplaintDetails) -> String {
+    if details.business.is_empty() {
+        details.description.chars().take(200).collect()
+    } else {
+        format!("{}: {}", details.business, details.description)
+            .chars()
+            .take(200)
+            .collect()
+    }
 }
 
 fn transient(e: Error) -> HandleError {
@@ -109,19 +339,12 @@ async fn apply(
     match payload {
         Payload::ComplaintReceived(r) => {
             let details = r.details.clone().unwrap_or_default();
-            let customer = details.customer.unwrap_or_default();
+            let customer = details.customer.clone().unwrap_or_default();
             let completion_due = r
                 .promises
                 .as_ref()
                 .and_then(|p| instant(p.completion_due.as_ref()));
-            let summary: String = if details.business.is_empty() {
-                details.description.chars().take(200).collect()
-            } else {
-                format!("{}: {}", details.business, details.description)
-                    .chars()
-                    .take(200)
-                    .collect()
-            };
+            let summary = summary(&details);
             sqlx::query(
                 "UPDATE complaints SET number = $2, class = COALESCE(class, $3), customer_name = $4,
                     customer_phone = $5, summary = $6,

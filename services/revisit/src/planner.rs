@@ -22,23 +22,56 @@ use crate::error::Error;
 
 /// Ensures the complaint has a row, so facts may arrive in any order.
 pub async fn ensure_complaint(conn: &mut PgConnection, complaint_id: &str) -> Result<(), Error> {
-    sqlx::query("INSERT INTO complaints (complaint_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(complaint_id)
-        .execute(conn)
-        .await?;
+    ensure_complaints(conn, &[complaint_id.to_owned()]).await
+}
+
+/// Ensures each complaint has a row, one statement for all (in id order).
+pub async fn ensure_complaints(conn: &mut PgConnection, ids: &[String]) -> Result<(), Error> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    sqlx::query(
+        "INSERT INTO complaints (complaint_id) SELECT * FROM UNNEST($1::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
+/// The columns [`facts_from_row`] reads.
+const FACT_COLUMNS: &str = "complaint_id, class, accepted_at, resolutions, resolved_at, \
+    on_site_services, on_site_at, completion_due, closed";
+
 /// The facts stored for a complaint, read under a row lock (planning serialises per complaint).
 async fn facts(conn: &mut PgConnection, complaint_id: &str) -> Result<ComplaintFacts, Error> {
-    let row = sqlx::query(
-        "SELECT class, accepted_at, resolutions, resolved_at, on_site_services, on_site_at,
-                completion_due, closed
-         FROM complaints WHERE complaint_id = $1 FOR UPDATE",
-    )
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FACT_COLUMNS} FROM complaints WHERE complaint_id = $1 FOR UPDATE"
+    )))
     .bind(complaint_id)
     .fetch_one(conn)
     .await?;
+    facts_from_row(&row)
+}
+
+/// The facts of several complaints, locked in id order (as by every locker of several rows).
+pub async fn facts_many(
+    conn: &mut PgConnection,
+    complaint_ids: &[String],
+) -> Result<Vec<(String, ComplaintFacts)>, Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FACT_COLUMNS} FROM complaints WHERE complaint_id = ANY($1)
+         ORDER BY complaint_id FOR UPDATE"
+    )))
+    .bind(complaint_ids)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("complaint_id")?, facts_from_row(r)?)))
+        .collect()
+}
+
+fn facts_from_row(row: &sqlx::postgres::PgRow) -> Result<ComplaintFacts, Error> {
     Ok(ComplaintFacts {
         class: row
             .try_get::<Option<String>, _>("class")?
@@ -51,6 +84,41 @@ async fn facts(conn: &mut PgConnection, complaint_id: &str) -> Result<ComplaintF
         completion_due: row.try_get("completion_due")?,
         closed: row.try_get("closed")?,
     })
+}
+
+/// When the planner next looks at a complaint: when its current waiting period ends, or, while
+/// it is open, at the promised completion.
+pub fn next_check(
+    policy: &Policy,
+    facts: &ComplaintFacts,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    match revisit::waiting(policy, facts, now) {
+        Some(w) => Some(w.due_at),
+        None if facts.resolved_at.is_none() && !facts.closed => facts.completion_due,
+        None => None,
+    }
+}
+
+/// Sets when the planner next looks at each complaint, one statement for all.
+pub async fn set_next_checks(
+    conn: &mut PgConnection,
+    checks: &[(String, Option<DateTime<Utc>>)],
+) -> Result<(), Error> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let (ids, at): (Vec<String>, Vec<Option<DateTime<Utc>>>) = checks.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE complaints c SET waiting_check_at = n.at
+         FROM UNNEST($1::text[], $2::timestamptz[]) AS n(complaint_id, at)
+         WHERE c.complaint_id = n.complaint_id",
+    )
+    .bind(ids)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Plans every revisit the complaint's facts call for at `now` that is not planned yet, and
@@ -76,16 +144,8 @@ pub async fn plan_complaint(
         }
     }
     // The planner next looks at a waiting complaint when its current period ends.
-    let next_check = match revisit::waiting(policy, &facts, now) {
-        Some(w) => Some(w.due_at),
-        None if facts.resolved_at.is_none() && !facts.closed => facts.completion_due,
-        None => None,
-    };
-    sqlx::query("UPDATE complaints SET waiting_check_at = $2 WHERE complaint_id = $1")
-        .bind(complaint_id)
-        .bind(next_check)
-        .execute(&mut *conn)
-        .await?;
+    let next = next_check(policy, &facts, now);
+    set_next_checks(conn, &[(complaint_id.to_owned(), next)]).await?;
     if planned.iter().any(|p| p.kind == RevisitKind::WhileWaiting) {
         // A newer waiting revisit supersedes older ones never made.
         if let Some(w) = planned.iter().find(|p| p.kind == RevisitKind::WhileWaiting) {

@@ -738,3 +738,126 @@ async fn rate_report_counts_on_time_late_and_missing_by_department() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert!(bad.message().contains("to"));
 }
+
+/// A backlog of arrivals (here: published while the service was down) is applied in batches
+/// with the outcome of one at a time: each complaint's customer, number and department as its
+/// events tell them, the next check at the promised time, a customer already waiting past it
+/// given one waiting revisit, and an event republished under another message id applied once.
+#[tokio::test]
+async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_a_time() {
+    let bed = TestBed::start().await;
+    let (mut first, _client, policy) = revisit(&bed).await;
+    first.terminate(10 * SECOND).await;
+
+    let promised = Utc::now() + chrono::Duration::days(2);
+    let mut waiting = Vec::new();
+    let mut on_time = Vec::new();
+    for i in 0..50 {
+        let due = if i % 5 == 0 {
+            Utc::now() - chrono::Duration::hours(1)
+        } else {
+            promised
+        };
+        let id = received_and_routed(&bed, v1::Class::B, due).await;
+        let assigned = publish(
+            &bed,
+            &id,
+            "routing",
+            Payload::ComplaintAssigned(v1::ComplaintAssigned {
+                department_id: "dept-network".into(),
+                department_manager_id: "manager-1".into(),
+                assignee_id: format!("handler-{}", i % 3),
+                ..Default::default()
+            }),
+        )
+        .await;
+        if i == 7 {
+            publish_as(&bed, &assigned, "assigned-again-under-another-id").await;
+        }
+        if i % 5 == 0 {
+            waiting.push(id);
+        } else {
+            on_time.push((id, format!("handler-{}", i % 3)));
+        }
+    }
+
+    let svc = bed
+        .spawn(
+            "redress-revisit",
+            &[
+                ("REDRESS_POLICY_FILE", policy.as_str()),
+                ("REDRESS_CONSUMER_BATCH", "128"),
+                ("RUST_LOG", "info,redress_platform=debug"),
+            ],
+        )
+        .await;
+    let value = |page: &str, series: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let consumed = "redress_messages_consumed_total{consumer=\"revisit-facts\"}";
+    let mut page = String::new();
+    for _ in 0..300 {
+        page = svc.metrics().await;
+        if value(&page, consumed) >= 151.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 50 × 3 arrivals and the copy.
+    assert_eq!(value(&page, consumed), 151.0, "{page}");
+    let batches = value(
+        &page,
+        "redress_batch_seconds_count{consumer=\"revisit-facts\"}",
+    );
+    assert!(batches < 151.0 / 4.0, "{batches} batches");
+    assert!(!svc.logs().contains("batch failed"), "{}", svc.logs());
+
+    for id in &waiting {
+        let planned = rows(&bed, id, 1).await;
+        assert_eq!(planned.len(), 1, "{id}: {planned:?}");
+        assert_eq!(planned[0].0, "while_waiting", "{id}: {planned:?}");
+    }
+    let mut conn = bed.db.connect().await;
+    for (id, handler) in &on_time {
+        let (number, name, summary, manager, assignee, check): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<DateTime<Utc>>,
+        ) = sqlx::query_as(
+            "SELECT number, customer_name, summary, department_manager_id, assignee_id,
+                    waiting_check_at
+             FROM revisit.complaints WHERE complaint_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await
+        .expect("complaint");
+        assert_eq!(number, format!("RD-{}", &id[id.len() - 6..]));
+        assert_eq!(
+            (name.as_str(), summary.as_str()),
+            ("王芳", "broadband: line down for three days")
+        );
+        assert_eq!(
+            (manager.as_str(), assignee.as_str()),
+            ("manager-1", handler.as_str())
+        );
+        assert_eq!(
+            check.map(|c| c.timestamp()),
+            Some(promised.timestamp()),
+            "next looked at when the promise falls due: {id}"
+        );
+        let none: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM revisit.revisits WHERE complaint_id = $1")
+                .bind(id)
+                .fetch_one(&mut conn)
+                .await
+                .expect("count");
+        assert_eq!(none, 0, "nothing to plan yet: {id}");
+    }
+}
