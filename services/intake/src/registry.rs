@@ -15,6 +15,7 @@
 //! the customer's satisfaction — so `GetComplaint` and `ListComplaints` answer with the figures
 //! every other service answers with.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -69,7 +70,9 @@ impl<'a> Entry<'a> {
     /// the timeline row is in.
     async fn apply(&self, conn: &mut PgConnection, policy: &Policy) -> Result<(), sqlx::Error> {
         let payload = self.payload;
-        apply_to_summary(conn, &self.event.complaint_id, payload, self.occurred_at).await?;
+        if let Some(change) = self.summary_change() {
+            apply_summaries(conn, &[change]).await?;
+        }
         if let Some((change, reasons)) = view_change(payload, self.occurred_at) {
             apply_to_limits(
                 conn,
@@ -93,6 +96,19 @@ impl<'a> Entry<'a> {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Entry<'_> {
+    /// Whether the entry changes nothing but the summary columns (most events routing and the
+    /// SLA monitor publish), so it may be applied together with others.
+    fn summary_only(&self) -> bool {
+        view_change(self.payload, self.occurred_at).is_none()
+            && satisfaction(self.payload).is_none()
+    }
+
+    fn summary_change(&self) -> Option<SummaryChange<'_>> {
+        summary_change(&self.event.complaint_id, self.payload, self.occurred_at)
     }
 }
 
@@ -153,8 +169,31 @@ async fn apply_events(
         }
     }
     insert_timeline(conn, &entries).await?;
+    // Summary-only changes wait in waves — a complaint's first pending change in the first
+    // wave, its second in the second… — each wave one statement; any other entry first applies
+    // what waits, so every complaint's changes keep their order.
+    let mut waves: Vec<Vec<SummaryChange<'_>>> = Vec::new();
+    let mut pending: HashMap<&str, usize> = HashMap::new();
     for entry in &entries {
+        if entry.summary_only() {
+            if let Some(change) = entry.summary_change() {
+                let n = pending.entry(change.complaint_id).or_insert(0);
+                if waves.len() <= *n {
+                    waves.push(Vec::new());
+                }
+                waves[*n].push(change);
+                *n += 1;
+            }
+            continue;
+        }
+        for wave in waves.drain(..) {
+            apply_summaries(conn, &wave).await?;
+        }
+        pending.clear();
         entry.apply(conn, policy).await?;
+    }
+    for wave in waves {
+        apply_summaries(conn, &wave).await?;
     }
     Ok(Ok(()))
 }
@@ -239,6 +278,19 @@ impl Handler for Registry {
     }
 }
 
+/// A change to a complaint's summary columns.
+struct SummaryChange<'a> {
+    complaint_id: &'a str,
+    status: Option<&'static str>,
+    department: Option<&'a str>,
+    assignee: Option<&'a str>,
+    overdue: Option<bool>,
+    at: DateTime<Utc>,
+    /// The stages the status may move from, comma-separated; empty for any.
+    only_from: &'static str,
+    clear_assignee: bool,
+}
+
 /// Keeps the summary columns current. Events may arrive before intake's own row exists (they
 /// are published by other services); such updates touch no row and the timeline still has them.
 ///
@@ -246,15 +298,14 @@ impl Handler for Registry {
 /// the events that move that stage: feedback, a cause, a validity decision or an SLA escalation
 /// leave it where it is; a reassignment keeps a working complaint's stage; a reopening applies to
 /// a resolved or closed complaint only (as routing does).
-async fn apply_to_summary(
-    conn: &mut PgConnection,
-    complaint_id: &str,
-    payload: &Payload,
+fn summary_change<'a>(
+    complaint_id: &'a str,
+    payload: &'a Payload,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Option<SummaryChange<'a>> {
     /// Stages a first assignment moves on from; a reassignment leaves any other stage.
-    const BEFORE_ASSIGNMENT: &[&str] = &["received", "confirmed", "routed"];
-    let mut only_from: Option<&[&str]> = None;
+    const BEFORE_ASSIGNMENT: &str = "received,confirmed,routed";
+    let mut only_from = "";
     let mut clear_assignee = false;
     let (status, department, assignee, overdue): (
         Option<&str>,
@@ -268,7 +319,7 @@ async fn apply_to_summary(
             (Some("routed"), Some(&r.department_id), None, None)
         }
         Payload::ComplaintAssigned(a) => {
-            only_from = Some(BEFORE_ASSIGNMENT);
+            only_from = BEFORE_ASSIGNMENT;
             (
                 Some("assigned"),
                 Some(&a.department_id),
@@ -294,7 +345,7 @@ async fn apply_to_summary(
         Payload::Reopened(_) => {
             // A repeat complaint is the only way out of `closed` (DOMAIN §9 "Closing"); routing
             // reopens a resolved or a closed complaint, and so does the registry.
-            only_from = Some(&["resolved", "closed"]);
+            only_from = "resolved,closed";
             (Some("reopened"), None, None, None)
         }
         Payload::Closed(_) => (Some("closed"), None, None, None),
@@ -302,28 +353,58 @@ async fn apply_to_summary(
         _ => (None, None, None, None),
     };
     if status.is_none() && department.is_none() && assignee.is_none() && overdue.is_none() {
+        return None;
+    }
+    Some(SummaryChange {
+        complaint_id,
+        status,
+        department: department.filter(|d| !d.is_empty()),
+        assignee: assignee.filter(|a| !a.is_empty()),
+        overdue,
+        at,
+        only_from,
+        clear_assignee,
+    })
+}
+
+/// Applies summary changes, each complaint at most once in `changes`, in one statement.
+/// Status only moves forward in time: an older event delivered late does not overwrite it.
+async fn apply_summaries(
+    conn: &mut PgConnection,
+    changes: &[SummaryChange<'_>],
+) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
         return Ok(());
     }
-    // Status only moves forward in time: an older event delivered late does not overwrite it.
+    macro_rules! column {
+        ($f:expr) => {
+            changes.iter().map($f).collect::<Vec<_>>()
+        };
+    }
     sqlx::query(
-        "UPDATE complaints SET
-            status = CASE WHEN $2::text IS NOT NULL AND updated_at <= $6
-                AND ($7::text[] IS NULL OR status = ANY($7)) THEN $2 ELSE status END,
-            department_id = COALESCE($3, department_id),
-            assignee_id = CASE WHEN $8 AND updated_at <= $6 THEN NULL
-                ELSE COALESCE($4, assignee_id) END,
-            overdue = COALESCE($5, overdue),
-            updated_at = GREATEST(updated_at, $6)
-         WHERE complaint_id = $1",
+        "UPDATE complaints c SET
+            status = CASE WHEN r.status IS NOT NULL AND c.updated_at <= r.at
+                AND (r.only_from = '' OR c.status = ANY(string_to_array(r.only_from, ',')))
+                THEN r.status ELSE c.status END,
+            department_id = COALESCE(r.department_id, c.department_id),
+            assignee_id = CASE WHEN r.clear_assignee AND c.updated_at <= r.at THEN NULL
+                ELSE COALESCE(r.assignee_id, c.assignee_id) END,
+            overdue = COALESCE(r.overdue, c.overdue),
+            updated_at = GREATEST(c.updated_at, r.at)
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[],
+                     $6::timestamptz[], $7::text[], $8::bool[])
+            AS r(complaint_id, status, department_id, assignee_id, overdue, at, only_from,
+                 clear_assignee)
+         WHERE c.complaint_id = r.complaint_id",
     )
-    .bind(complaint_id)
-    .bind(status)
-    .bind(department.filter(|d| !d.is_empty()))
-    .bind(assignee.filter(|a| !a.is_empty()))
-    .bind(overdue)
-    .bind(at)
-    .bind(only_from)
-    .bind(clear_assignee)
+    .bind(column!(|c| c.complaint_id))
+    .bind(column!(|c| c.status))
+    .bind(column!(|c| c.department))
+    .bind(column!(|c| c.assignee))
+    .bind(column!(|c| c.overdue))
+    .bind(column!(|c| c.at))
+    .bind(column!(|c| c.only_from))
+    .bind(column!(|c| c.clear_assignee))
     .execute(conn)
     .await?;
     Ok(())
