@@ -57,6 +57,14 @@ impl Incoming<'_> {
         self.headers?.get(name).map(|v| v.as_str())
     }
 
+    /// Records the message in its span as taken into a batch handler's set-based path, the
+    /// counterpart of the record [`handle_in_span`] leaves, so the message's trace shows this
+    /// service (the events the batch writes carry the trace through [`Incoming::span`]).
+    pub fn record_batched(&self) {
+        self.span()
+            .in_scope(|| tracing::debug!(deliveries = self.deliveries, "applied in a batch"));
+    }
+
     /// The message's span: its consumer, subject, message and complaint ids, and the trace it
     /// carries. Events written inside it continue that trace.
     pub fn span(&self) -> tracing::Span {

@@ -577,6 +577,7 @@ impl Handler for EventDoor {
             if let Ok(event) = v1::Event::decode(msg.payload)
                 && plain_arrival(&event)
             {
+                msg.record_batched();
                 run.push((msg, event));
                 continue;
             }

@@ -107,6 +107,7 @@ impl Handler for Facts {
             if let Ok(event) = v1::Event::decode(msg.payload)
                 && arrival(&event)
             {
+                msg.record_batched();
                 run.push((msg, event));
                 continue;
             }

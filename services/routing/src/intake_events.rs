@@ -140,6 +140,7 @@ impl Handler for IntakeEvents {
             if let Ok(event) = v1::Event::decode(msg.payload)
                 && is_arrival(event.payload.as_ref())
             {
+                msg.record_batched();
                 run.push((msg, event));
                 continue;
             }

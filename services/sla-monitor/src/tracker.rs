@@ -128,6 +128,7 @@ impl Handler for Tracker {
         let mut run: Vec<Arrival<'_, '_>> = Vec::new();
         for msg in msgs {
             if let Some(arrival) = Arrival::of(msg) {
+                msg.record_batched();
                 run.push(arrival);
                 continue;
             }
