@@ -164,7 +164,8 @@ impl Platform {
             self.args.consumer_batch,
             self.args.max_deliver,
         )
-        .with_exit_after_commit(self.args.fault_exit_after_commit);
+        .with_exit_after_commit(self.args.fault_exit_after_commit)
+        .with_progress(spec.ack_wait);
         let stop = self.consumers_stop.clone();
         self.consumers
             .spawn(consumer.watch_pending(SAMPLE_PERIOD, stop.clone()));

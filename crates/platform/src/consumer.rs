@@ -150,6 +150,8 @@ pub struct Consumer<H> {
     batch: usize,
     max_deliver: i64,
     exit_after_commit: bool,
+    /// How often a batch still being applied tells the server it is in progress.
+    progress_every: Option<Duration>,
 }
 
 enum Outcome {
@@ -176,7 +178,17 @@ impl<H: Handler> Consumer<H> {
             batch: batch.max(1),
             max_deliver: max_deliver.max(1),
             exit_after_commit: false,
+            progress_every: None,
         }
+    }
+
+    /// Sends progress acknowledgements for a batch still being applied, three times per
+    /// `ack_wait` (the consumer's), so a slow but healthy batch — a long replay after an
+    /// outage, a database under load — is never redelivered to another replica meanwhile:
+    /// redelivery follows only a real failure (a nak) or a replica that died.
+    pub fn with_progress(mut self, ack_wait: Duration) -> Self {
+        self.progress_every = Some((ack_wait / 3).max(Duration::from_millis(100)));
+        self
     }
 
     /// Test-only: exit the process after the first commit, before acknowledging.
@@ -264,7 +276,53 @@ impl<H: Handler> Consumer<H> {
     pub async fn process(&self, messages: Vec<jetstream::Message>) {
         let started = Instant::now();
         let n = messages.len();
-        let outcomes = match self.apply_batch(&messages).await {
+        let applied = async {
+            match self.progress_every {
+                None => self.decide(&messages).await,
+                Some(every) => {
+                    let progress = async {
+                        loop {
+                            tokio::time::sleep(every).await;
+                            for m in &messages {
+                                if let Err(e) = m.ack_with(AckKind::Progress).await {
+                                    tracing::debug!(consumer = %self.name, error = %e, "progress ack");
+                                }
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        outcomes = self.decide(&messages) => outcomes,
+                        never = progress => never,
+                    }
+                }
+            }
+        };
+        let outcomes = applied.await;
+        if self.exit_after_commit {
+            tracing::error!(consumer = %self.name, "fault injection: exiting before acknowledging");
+            std::process::exit(87);
+        }
+        for (m, outcome) in messages.iter().zip(outcomes) {
+            let r = match outcome {
+                Outcome::Ack => m.ack().await,
+                Outcome::Nak(d) => m.ack_with(AckKind::Nak(Some(d))).await,
+            };
+            if let Err(e) = r {
+                // The effect is committed; a lost ack only means a harmless redelivery.
+                tracing::warn!(consumer = %self.name, error = %e, "ack failed");
+            }
+        }
+        metrics::counter!("redress_messages_consumed_total", "consumer" => self.name.clone())
+            .increment(n as u64);
+        metrics::histogram!("redress_batch_seconds", "consumer" => self.name.clone())
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    /// Applies a batch — whole, or one message at a time if the whole fails — and decides each
+    /// message's acknowledgement.
+    async fn decide(&self, messages: &[jetstream::Message]) -> Vec<Outcome> {
+        let n = messages.len();
+        match self.apply_batch(messages).await {
             Ok(()) => (0..n).map(|_| Outcome::Ack).collect(),
             Err(e) if self.outage(&e).await => {
                 // The database is away: trying each message alone would only wait for the pool
@@ -284,30 +342,12 @@ impl<H: Handler> Consumer<H> {
                     tracing::debug!(consumer = %self.name, error = %e, "batch failed; applying one by one");
                 }
                 let mut out = Vec::with_capacity(n);
-                for m in &messages {
+                for m in messages {
                     out.push(self.apply_one(m).await);
                 }
                 out
             }
-        };
-        if self.exit_after_commit {
-            tracing::error!(consumer = %self.name, "fault injection: exiting before acknowledging");
-            std::process::exit(87);
         }
-        for (m, outcome) in messages.iter().zip(outcomes) {
-            let r = match outcome {
-                Outcome::Ack => m.ack().await,
-                Outcome::Nak(d) => m.ack_with(AckKind::Nak(Some(d))).await,
-            };
-            if let Err(e) = r {
-                // The effect is committed; a lost ack only means a harmless redelivery.
-                tracing::warn!(consumer = %self.name, error = %e, "ack failed");
-            }
-        }
-        metrics::counter!("redress_messages_consumed_total", "consumer" => self.name.clone())
-            .increment(n as u64);
-        metrics::histogram!("redress_batch_seconds", "consumer" => self.name.clone())
-            .record(started.elapsed().as_secs_f64());
     }
 
     /// What replays this consumer's dead letters on request ([`Replayer::run`]).

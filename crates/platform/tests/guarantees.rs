@@ -38,6 +38,8 @@ impl Handler for Counting {
                     return Err(HandleError::Permanent("fixable: not fixed yet".into()));
                 }
             }
+            // A slow but healthy message: longer than the consumer's ack wait.
+            b"slow" => tokio::time::sleep(Duration::from_millis(3_500)).await,
             b"flaky" if msg.deliveries < 2 => {
                 return Err(HandleError::Transient(anyhow::anyhow!("flaky: try again")));
             }
@@ -649,4 +651,54 @@ async fn a_dead_letter_is_replayed_once_on_request_after_the_fix() {
     assert_eq!(outcome, "replayed");
     stop.cancel();
     task.await.expect("consumer");
+}
+
+/// A batch that takes longer than the ack wait but is healthy is not redelivered meanwhile:
+/// the consumer sends progress acknowledgements while it works, so another replica never
+/// applies (or waits on the locks of) the same messages. Without them the server would
+/// redeliver after 1 s.
+#[tokio::test]
+async fn a_slow_but_healthy_batch_is_not_redelivered() {
+    let bed = bed().await;
+    let spec = ConsumerSpec {
+        durable: "slow-worker".into(),
+        stream: bed.topology.events_stream(),
+        filter_subjects: vec![bed.topology.event_subject("test.>")],
+        max_deliver: 3,
+        ack_wait: Duration::from_secs(1),
+    };
+    let pull = nats::ensure_consumer(&bed.js, &spec)
+        .await
+        .expect("consumer");
+    let worker = |replica: &'static str| {
+        Consumer::new(
+            "slow-worker",
+            bed.pool.clone(),
+            bed.outbox.clone(),
+            Arc::new(Counting { replica }),
+            pull.clone(),
+            64,
+            3,
+        )
+        .with_progress(spec.ack_wait)
+    };
+    bed.publish("slow-1", b"slow").await;
+    bed.publish("after-1", b"fine").await;
+    let stop = CancellationToken::new();
+    // Two replicas: a redelivered message would go to the idle one.
+    let a = tokio::spawn(worker("a").run(stop.clone()));
+    let b = tokio::spawn(worker("b").run(stop.clone()));
+    let effects = bed.wait_effects(2).await;
+    assert_eq!(
+        effects,
+        [("after-1".to_owned(), 1), ("slow-1".to_owned(), 1)]
+    );
+    let mut pull = pull;
+    let info = pull.info().await.expect("info").clone();
+    // Every delivery, redeliveries included, takes a consumer sequence number: two messages,
+    // two deliveries.
+    assert_eq!(info.delivered.consumer_sequence, 2, "{info:?}");
+    assert_eq!(info.num_ack_pending, 0, "{info:?}");
+    stop.cancel();
+    let _ = tokio::join!(a, b);
 }
