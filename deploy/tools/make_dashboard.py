@@ -86,6 +86,47 @@ def row(title, y):
             "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}
 
 
+# The pipeline's stages in order: the durable consumer that takes each one's input.
+STAGES = "intake-submissions|routing-intake-events|sla-monitor-clocks|escalation-ladder|revisit-facts"
+
+
+def pipeline(y):
+    """The whole pipeline as one picture (issue 18): what each stage takes in per second and
+    what waits before it. A stage whose backlog grows while its rate stays flat is the one that
+    holds the pipeline back."""
+    stage = f'consumer=~"{STAGES}"'
+    return [
+        row("Pipeline", y),
+        timeseries(
+            "Pipeline: rate through each stage",
+            "Messages each stage applies per second (submissions at intake, events after it), beside "
+            "the complaints intake records and the events each stage puts out.",
+            [target(f"sum by (consumer) (rate(redress_messages_consumed_total{{{SEL},{stage}}}[$__rate_interval]))",
+                    "in: {{consumer}}", "A"),
+             target(f"sum(rate(redress_intake_recorded_total{{{SEL}}}[$__rate_interval]))",
+                    "complaints recorded", "B"),
+             target(f"sum by (service) (rate(redress_outbox_published_total{{{SEL}}}[$__rate_interval]))",
+                    "out: {{service}}", "C")],
+            0, y + 1, unit="ops"),
+        timeseries(
+            "Pipeline: backlog before each stage",
+            "Messages waiting for each stage (not yet delivered, and delivered but not yet "
+            "acknowledged), as the server counts them for all replicas.",
+            [target(f"max by (consumer) (redress_consumer_pending{{{SEL},{stage}}}) + "
+                    f"max by (consumer) (redress_consumer_ack_pending{{{SEL},{stage}}})",
+                    "{{consumer}}", "A")],
+            12, y + 1),
+    ]
+
+
+def shift(panels, at, by):
+    """Moves every panel at or below row `at` down by `by`."""
+    for p in panels:
+        if p["gridPos"]["y"] >= at:
+            p["gridPos"]["y"] += by
+    return panels
+
+
 def build():
     red = [{"color": "green", "value": None}, {"color": "red", "value": 1}]
     backlog = [{"color": "green", "value": None}, {"color": "orange", "value": 1000},
@@ -251,6 +292,9 @@ def build():
                     "{{trigger}}", "A")],
             12, 67, stack=True),
     ]
+    # The pipeline's picture stands under the overview; the rest moves down to make room.
+    panels = ([p for p in panels if p["gridPos"]["y"] < 5] + pipeline(5)
+              + shift([p for p in panels if p["gridPos"]["y"] >= 5], 5, 9))
     return {
         "uid": "redress-overview",
         "title": "Redress overview",
