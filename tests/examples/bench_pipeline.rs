@@ -325,6 +325,28 @@ async fn main() {
     let sent = publish(&bed, json, "h", half, Some(rate / 2.0)).await;
     drain(&mut conn, before, half as i64, started).await;
     let paced = latencies(&mut conn, "h", &sent).await;
+    // Mean messages per consumer batch, over the whole run, from each service's metrics.
+    let mut per_batch = Vec::new();
+    for svc in &services {
+        let page = svc.metrics().await;
+        let series = |name: &str| -> Vec<(String, f64)> {
+            page.lines()
+                .filter_map(|l| {
+                    let rest = l.strip_prefix(name)?.strip_prefix("{consumer=\"")?;
+                    let (consumer, value) = rest.split_once("\"}")?;
+                    Some((consumer.to_owned(), value.trim().parse().ok()?))
+                })
+                .collect()
+        };
+        let batches = series("redress_batch_seconds_count");
+        for (consumer, consumed) in series("redress_messages_consumed_total") {
+            if let Some((_, b)) = batches.iter().find(|(c, _)| *c == consumer)
+                && *b > 0.0
+            {
+                per_batch.push(format!("{consumer} {:.0}", consumed / b));
+            }
+        }
+    }
     let rss: Vec<(String, f64)> = procs
         .iter()
         .map(|(name, pids)| (name.clone(), pids.iter().map(|p| rss_mib(*p)).sum()))
@@ -383,4 +405,8 @@ async fn main() {
         .map(|(name, mib)| format!("{name} {mib:.0} MiB"))
         .collect();
     println!("| resident memory at the end | {} |", rss.join(", "));
+    println!(
+        "| messages per consumer batch, mean over the run | {} |",
+        per_batch.join(", ")
+    );
 }
