@@ -4,19 +4,24 @@
 //! raw ceilings of this machine in the same run (JetStream publish, PostgreSQL commits).
 //!
 //! The backlog is published first (as a call centre's queue arrives after an outage), then the
-//! drain is timed; latency is publish → `complaint.assigned` committed, per complaint.
+//! drain is timed per stage; latency is publish → `complaint.assigned` committed, per
+//! complaint. Then half as many are published at half the rate reached, paced: the latency of
+//! a system that keeps up. CPU and memory per process (PostgreSQL's processes summed) and the
+//! mean messages per consumer batch say where the time goes.
 //!
 //! Run: `scripts/bench.sh pipeline 20000` (release build). `BENCH_BODY=protobuf` sends protobuf
 //! bodies instead of JSON; `BENCH_OPEN=N` first fills the system with N open complaints, to see
 //! whether the rate holds as open complaints pile up.
 
 mod baseline;
+mod procstat;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use baseline::{WINDOW, cpu_seconds, details, postgres_pids, raw_jetstream, raw_postgres, rss_mib};
+use baseline::{WINDOW, details, raw_jetstream, raw_postgres};
 use chrono::{DateTime, Utc};
+use procstat::{cpu_seconds, postgres_pids, rss_mib};
 use prost::Message as _;
 use redress_proto::v1;
 use redress_test_support::TestBed;
@@ -143,44 +148,73 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-const ASSIGNED: &str = "SELECT count(*) FROM routing.handling WHERE stage = 'assigned'";
-const RECORDED: &str = "SELECT count(*) FROM intake.complaints";
-const CLOCKS: &str = "SELECT count(*) FROM sla_monitor.clocks
-    WHERE kind IN ('acceptance', 'first_feedback', 'completion', 'intermediate_result')";
+/// Where each stage's count stands: intake's `complaint.received` and routing's
+/// `complaint.assigned` outbox rows after a sequence number (a range of the primary key, so
+/// polling stays cheap with a million complaints open), and the clocks the SLA monitor has
+/// inserted (PostgreSQL's own count of inserted rows, flushed about every second).
+#[derive(Clone, Copy, Debug)]
+struct Marks {
+    intake_seq: i64,
+    routing_seq: i64,
+    clocks_inserted: i64,
+}
 
-/// When each stage had taken every submission since `since`: recorded by intake, assigned by
-/// routing, clocked by the SLA monitor (four clocks each).
+async fn marks(conn: &mut sqlx::PgConnection) -> Marks {
+    Marks {
+        intake_seq: count(conn, "SELECT COALESCE(max(seq), 0) FROM intake.outbox").await,
+        routing_seq: count(conn, "SELECT COALESCE(max(seq), 0) FROM routing.outbox").await,
+        clocks_inserted: clocks_inserted(conn).await,
+    }
+}
+
+async fn clocks_inserted(conn: &mut sqlx::PgConnection) -> i64 {
+    count(
+        conn,
+        "SELECT COALESCE(sum(n_tup_ins), 0)::BIGINT FROM pg_stat_user_tables
+         WHERE schemaname = 'sla_monitor' AND relname = 'clocks'",
+    )
+    .await
+}
+
+async fn since(conn: &mut sqlx::PgConnection, schema: &str, kind: &str, seq: i64) -> i64 {
+    count(
+        conn,
+        &format!(
+            "SELECT count(*) FROM {schema}.outbox WHERE seq > {seq}
+             AND subject LIKE '%.events.complaint.{kind}'"
+        ),
+    )
+    .await
+}
+
+/// When each stage had taken every one of `n` submissions since `started`: recorded by
+/// intake, assigned by routing, clocked by the SLA monitor (four clocks each).
 async fn drain(
     conn: &mut sqlx::PgConnection,
-    before: [i64; 3],
+    before: Marks,
     n: i64,
-    since: Instant,
+    started: Instant,
 ) -> [Duration; 3] {
-    let want = [before[0] + n, before[1] + n, before[2] + 4 * n];
     let mut done: [Option<Duration>; 3] = [None; 3];
     loop {
-        for (k, sql) in [RECORDED, ASSIGNED, CLOCKS].iter().enumerate() {
-            if done[k].is_none() && count(conn, sql).await >= want[k] {
-                done[k] = Some(since.elapsed());
-            }
+        if done[0].is_none() && since(conn, "intake", "received", before.intake_seq).await >= n {
+            done[0] = Some(started.elapsed());
+        }
+        if done[1].is_none() && since(conn, "routing", "assigned", before.routing_seq).await >= n {
+            done[1] = Some(started.elapsed());
+        }
+        if done[2].is_none() && clocks_inserted(conn).await - before.clocks_inserted >= 4 * n {
+            done[2] = Some(started.elapsed());
         }
         if let [Some(a), Some(b), Some(c)] = done {
             return [a, b, c];
         }
         assert!(
-            since.elapsed() < Duration::from_secs(3600),
+            started.elapsed() < Duration::from_secs(3600),
             "not drained within an hour: {done:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn counts(conn: &mut sqlx::PgConnection) -> [i64; 3] {
-    [
-        count(conn, RECORDED).await,
-        count(conn, ASSIGNED).await,
-        count(conn, CLOCKS).await,
-    ]
 }
 
 /// Publish → `complaint.assigned` committed (routing's outbox row is written in the
@@ -292,7 +326,7 @@ async fn main() {
     if open > 0 {
         eprintln!("filling the system with {open} open complaints…");
         let started = Instant::now();
-        let before = counts(&mut conn).await;
+        let before = marks(&mut conn).await;
         publish(&bed, json, "open", open, None).await;
         drain(&mut conn, before, open as i64, started).await;
         eprintln!(
@@ -304,7 +338,7 @@ async fn main() {
     // Full speed: the whole backlog published at once, then drained.
     procs.push(("postgresql".into(), postgres_pids()));
     let cpu_before = CpuSample::take(&procs);
-    let before = counts(&mut conn).await;
+    let before = marks(&mut conn).await;
     let started = Instant::now();
     let sent = publish(&bed, json, "b", n, None).await;
     let published = started.elapsed();
@@ -320,7 +354,7 @@ async fn main() {
     // Half of that rate, paced: the latency of a system that keeps up.
     let half = (n / 2).max(1);
     eprintln!("publishing {half} more at {:.0}/s…", rate / 2.0);
-    let before = counts(&mut conn).await;
+    let before = marks(&mut conn).await;
     let started = Instant::now();
     let sent = publish(&bed, json, "h", half, Some(rate / 2.0)).await;
     drain(&mut conn, before, half as i64, started).await;
