@@ -165,7 +165,8 @@ impl Platform {
             self.args.max_deliver,
         )
         .with_exit_after_commit(self.args.fault_exit_after_commit)
-        .with_progress(spec.ack_wait);
+        .with_progress(spec.ack_wait)
+        .with_linger(Duration::from_millis(self.args.consumer_linger_ms));
         let stop = self.consumers_stop.clone();
         self.consumers
             .spawn(consumer.watch_pending(SAMPLE_PERIOD, stop.clone()));

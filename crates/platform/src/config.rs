@@ -113,6 +113,13 @@ pub struct CommonArgs {
     #[arg(long, env = "REDRESS_CONSUMER_BATCH", default_value_t = 256)]
     pub consumer_batch: usize,
 
+    /// Milliseconds a consumer waits for more messages to fill a batch that arrived short
+    /// (0: apply what is there at once). Larger batches cost fewer statements per message under
+    /// load, at the price of this much latency per stage when traffic is light; 5 ms took the
+    /// whole pipeline from ~600 to ~1,000 complaints/s on a 2-core machine (ADR 0024).
+    #[arg(long, env = "REDRESS_CONSUMER_LINGER_MS", default_value_t = 5)]
+    pub consumer_linger_ms: u64,
+
     /// Deliveries of one message before it is sent to the dead-letter subject.
     #[arg(long, env = "REDRESS_MAX_DELIVER", default_value_t = 5)]
     pub max_deliver: i64,

@@ -152,6 +152,8 @@ pub struct Consumer<H> {
     exit_after_commit: bool,
     /// How often a batch still being applied tells the server it is in progress.
     progress_every: Option<Duration>,
+    /// How long to wait for more messages when a batch arrives short.
+    linger: Option<Duration>,
 }
 
 enum Outcome {
@@ -179,7 +181,15 @@ impl<H: Handler> Consumer<H> {
             max_deliver: max_deliver.max(1),
             exit_after_commit: false,
             progress_every: None,
+            linger: None,
         }
+    }
+
+    /// Waits up to `linger` for more messages when a batch arrives short of the batch size
+    /// (zero: never), so a busy consumer applies fewer, larger batches.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = (!linger.is_zero()).then_some(linger);
+        self
     }
 
     /// Sends progress acknowledgements for a batch still being applied, three times per
@@ -258,6 +268,18 @@ impl<H: Handler> Consumer<H> {
                     c = chunks.next() => c,
                 };
                 let Some(chunk) = chunk else { break };
+                let mut chunk = chunk;
+                if let Some(linger) = self.linger
+                    && chunk.len() < self.batch
+                {
+                    let until = tokio::time::Instant::now() + linger;
+                    while chunk.len() < self.batch {
+                        match tokio::time::timeout_at(until, chunks.next()).await {
+                            Ok(Some(more)) => chunk.extend(more),
+                            _ => break,
+                        }
+                    }
+                }
                 let mut messages = Vec::with_capacity(chunk.len());
                 for m in chunk {
                     match m {
