@@ -124,6 +124,43 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// A consumer batch taken apart for a handler with a set-based path: runs of messages it
+/// applies together, and the others, each to be applied alone.
+pub enum Segment<'a, 'i, T> {
+    Run(Vec<T>),
+    Alone(&'a Incoming<'i>),
+}
+
+/// Splits `msgs`, in order, into runs of what `pick` takes and the messages it leaves. A
+/// handler applies each run at once and every other message alone, after the run before it, so
+/// each complaint's events keep their order. Each message taken leaves its record in its span
+/// ([`Incoming::record_batched`]).
+pub fn segments<'a, 'i, T>(
+    msgs: &[&'a Incoming<'i>],
+    pick: impl Fn(&'a Incoming<'i>) -> Option<T>,
+) -> Vec<Segment<'a, 'i, T>> {
+    let mut out = Vec::new();
+    let mut run = Vec::new();
+    for &msg in msgs {
+        match pick(msg) {
+            Some(item) => {
+                msg.record_batched();
+                run.push(item);
+            }
+            None => {
+                if !run.is_empty() {
+                    out.push(Segment::Run(std::mem::take(&mut run)));
+                }
+                out.push(Segment::Alone(msg));
+            }
+        }
+    }
+    if !run.is_empty() {
+        out.push(Segment::Run(run));
+    }
+    out
+}
+
 /// Runs `handler` on one message in the message's span, so its logs and the events it writes
 /// belong to the message's trace.
 pub async fn handle_in_span<H: Handler + ?Sized>(

@@ -18,7 +18,9 @@ use redress_domain::sla::ClockKind;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use redress_platform::consumer::{HandleError, Handler, Incoming, handle_in_span};
+use redress_platform::consumer::{
+    HandleError, Handler, Incoming, Segment, handle_in_span, segments,
+};
 use redress_platform::metrics::AfterCommit;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
@@ -572,19 +574,18 @@ impl Handler for EventDoor {
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        let mut run: Vec<(&Incoming<'_>, v1::Event)> = Vec::new();
-        for msg in msgs {
-            if let Ok(event) = v1::Event::decode(msg.payload)
-                && plain_arrival(&event)
-            {
-                msg.record_batched();
-                run.push((msg, event));
-                continue;
+        for segment in segments(msgs, |m| {
+            v1::Event::decode(m.payload)
+                .ok()
+                .filter(plain_arrival)
+                .map(|e| (m, e))
+        }) {
+            match segment {
+                Segment::Run(run) => self.arrivals(conn, run).await?,
+                Segment::Alone(msg) => handle_in_span(self, conn, msg).await?,
             }
-            self.arrivals(conn, std::mem::take(&mut run)).await?;
-            handle_in_span(self, conn, msg).await?;
         }
-        self.arrivals(conn, run).await
+        Ok(())
     }
 }
 

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_domain::{Clock, Policy};
-use redress_platform::consumer::{HandleError, Handler, Incoming, handle_in_span};
+use redress_platform::consumer::{
+    HandleError, Handler, Incoming, Segment, handle_in_span, segments,
+};
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
@@ -102,19 +104,18 @@ impl Handler for Facts {
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        let mut run: Vec<(&Incoming<'_>, v1::Event)> = Vec::new();
-        for msg in msgs {
-            if let Ok(event) = v1::Event::decode(msg.payload)
-                && arrival(&event)
-            {
-                msg.record_batched();
-                run.push((msg, event));
-                continue;
+        for segment in segments(msgs, |m| {
+            v1::Event::decode(m.payload)
+                .ok()
+                .filter(arrival)
+                .map(|e| (m, e))
+        }) {
+            match segment {
+                Segment::Run(run) => self.arrivals(conn, run).await?,
+                Segment::Alone(msg) => handle_in_span(self, conn, msg).await?,
             }
-            self.arrivals(conn, std::mem::take(&mut run)).await?;
-            handle_in_span(self, conn, msg).await?;
         }
-        self.arrivals(conn, run).await
+        Ok(())
     }
 }
 

@@ -14,7 +14,9 @@ use redress_domain::sla::{self, ClockKind, LimitClock};
 use redress_domain::{Class, Policy, Promises};
 use std::collections::{HashMap, HashSet};
 
-use redress_platform::consumer::{HandleError, Handler, Incoming, handle_in_span};
+use redress_platform::consumer::{
+    HandleError, Handler, Incoming, Segment, handle_in_span, segments,
+};
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 use tracing::Instrument;
@@ -125,17 +127,13 @@ impl Handler for Tracker {
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        let mut run: Vec<Arrival<'_, '_>> = Vec::new();
-        for msg in msgs {
-            if let Some(arrival) = Arrival::of(msg) {
-                msg.record_batched();
-                run.push(arrival);
-                continue;
+        for segment in segments(msgs, Arrival::of) {
+            match segment {
+                Segment::Run(run) => self.arrivals(conn, run).await?,
+                Segment::Alone(msg) => handle_in_span(self, conn, msg).await?,
             }
-            self.arrivals(conn, std::mem::take(&mut run)).await?;
-            handle_in_span(self, conn, msg).await?;
         }
-        self.arrivals(conn, run).await
+        Ok(())
     }
 }
 
