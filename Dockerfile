@@ -19,7 +19,7 @@
 # operations) and grpc_health_probe (the compose health check; Kubernetes uses its built-in
 # gRPC probes instead).
 
-ARG RUST_IMAGE=rust:1.95-bookworm
+ARG RUST_IMAGE=rust:1.95.0-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # ---------------------------------------------------------------------------------------------

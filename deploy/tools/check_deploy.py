@@ -197,7 +197,7 @@ def check_dockerfile(repo: Path) -> None:
         R.check(re.search(rf"(?<![\w-]){re.escape(b)}(?![\w-])", text) is not None, area,
                 f"binary {b} is not built/copied/allowed by the Dockerfile")
     for needle, why in [
-        ("rust:1.95-bookworm", "the builder must be rust:1.95-bookworm"),
+        ("rust:1.95.0-bookworm", "the builder must be rust:1.95.0-bookworm"),
         ("debian:bookworm-slim", "the runtime must be debian:bookworm-slim"),
         ("cargo chef prepare", "dependency caching (cargo chef prepare)"),
         ("cargo chef cook", "dependency caching (cargo chef cook)"),
