@@ -5,6 +5,8 @@
 //!   and server module per service (`v1::intake_service_server`, `v1::intake_service_client`,
 //!   and likewise for routing, SLA monitor, escalation and revisit).
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for `tonic-reflection`.
+//! - [`convert`]: domain vocabularies (class, clock, customer type…) to and from their wire
+//!   enums, declared once ([`Wire`]).
 //! - [`org`]: the organisation file (departments, staff, routing rules) routing seeds from and
 //!   `redress org` applies and exports.
 //! - [`prost`], [`prost_types`] and [`tonic`] are re-exported so the whole workspace builds
@@ -13,10 +15,12 @@
 //! Every event payload has a dotted kind (`complaint.received`, `sla.overdue`, …), given by
 //! [`v1::event::Payload::kind`]: the suffix of the NATS subject it is published on.
 
+pub mod convert;
 mod describe;
 pub mod org;
 mod personal;
 
+pub use convert::Wire;
 pub use prost;
 pub use prost_types;
 pub use tonic;

@@ -10,6 +10,7 @@ use redress_domain::EscalationId;
 use redress_domain::escalation::{self as rules, State};
 use redress_platform::access::{self, Place, Reach};
 use redress_platform::auth::{self, Identity, Role};
+use redress_proto::Wire as _;
 use redress_proto::v1::{self, escalation_service_server::EscalationService, event::Payload};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -446,7 +447,7 @@ impl EscalationService for Api {
             ))
             .into());
         };
-        if person.is_empty() || crate::ledger::domain_class(class).is_none() {
+        if person.is_empty() || redress_domain::Class::from_wire(class).is_none() {
             return Err(Error::FailedPrecondition(format!(
                 "the repeat complaint about {original} names no responsible person or class"
             ))

@@ -22,6 +22,7 @@ use redress_platform::consumer::{
     HandleError, Handler, Incoming, Segment, handle_in_span, segments,
 };
 use redress_platform::metrics::AfterCommit;
+use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 use tracing::Instrument;
@@ -103,13 +104,7 @@ async fn close_open(conn: &mut PgConnection, complaint_id: &str) -> sqlx::Result
 }
 
 fn class_name(class: i32) -> &'static str {
-    match v1::Class::try_from(class) {
-        Ok(v1::Class::A) => "A",
-        Ok(v1::Class::B) => "B",
-        Ok(v1::Class::C) => "C",
-        Ok(v1::Class::D) => "D",
-        _ => "?",
-    }
+    redress_domain::Class::from_wire(class).map_or("?", redress_domain::Class::as_str)
 }
 
 fn clock_words(clock: v1::SlaClock) -> &'static str {
@@ -122,19 +117,6 @@ fn clock_words(clock: v1::SlaClock) -> &'static str {
         v1::SlaClock::Confirmation => "customer-confirmation",
         v1::SlaClock::Unspecified => "a",
     }
-}
-
-/// The domain's clock kind of a proto clock; `None` for "not an SLA cause" and unknown values.
-fn clock_kind(clock: i32) -> Option<ClockKind> {
-    Some(match v1::SlaClock::try_from(clock).ok()? {
-        v1::SlaClock::Acceptance => ClockKind::Acceptance,
-        v1::SlaClock::FirstFeedback => ClockKind::FirstFeedback,
-        v1::SlaClock::Completion => ClockKind::Completion,
-        v1::SlaClock::IntermediateResult => ClockKind::IntermediateResult,
-        v1::SlaClock::Revisit => ClockKind::Revisit,
-        v1::SlaClock::Confirmation => ClockKind::Confirmation,
-        v1::SlaClock::Unspecified => return None,
-    })
 }
 
 /// DOMAIN §2/§9: the customer types reported to a superior at once, and as what.
@@ -184,14 +166,8 @@ impl EventDoor {
                 .await?
                 .unwrap_or(0)
         };
-        let domain_class = match v1::Class::try_from(class) {
-            Ok(v1::Class::A) => Some(redress_domain::Class::A),
-            Ok(v1::Class::B) => Some(redress_domain::Class::B),
-            Ok(v1::Class::C) => Some(redress_domain::Class::C),
-            Ok(v1::Class::D) => Some(redress_domain::Class::D),
-            _ => None,
-        };
-        let clock = clock_kind(c.clock);
+        let domain_class = redress_domain::Class::from_wire(class);
+        let clock = ClockKind::from_wire(c.clock);
         let levels = rules::levels_for(
             &ladder.policy,
             c.trigger,

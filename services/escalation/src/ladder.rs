@@ -15,6 +15,7 @@ use redress_domain::escalation::{self as rules, Trigger};
 use redress_domain::{Clock, EscalationId, NotificationId, Policy};
 use redress_platform::metrics::AfterCommit;
 use redress_platform::outbox::{Outbox, OutgoingMessage};
+use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
@@ -87,25 +88,6 @@ pub fn event(
     payload: Payload,
 ) -> v1::Event {
     redress_platform::events::envelope("escalation", complaint_id, at, actor, causation, payload)
-}
-
-pub fn trigger_proto(t: Trigger) -> v1::EscalationTrigger {
-    use v1::EscalationTrigger as P;
-    match t {
-        Trigger::SlaOverdue => P::SlaOverdue,
-        Trigger::UnresolvedAfterL1 => P::UnresolvedAfterL1,
-        Trigger::ClassAOverdue => P::ClassAOverdue,
-        Trigger::RejectedAgain => P::RejectedAgain,
-        Trigger::CannotSettle => P::CannotSettle,
-        Trigger::GroupRisk => P::GroupRisk,
-        Trigger::MediaRisk => P::MediaRisk,
-        Trigger::RepeatComplaint => P::RepeatComplaint,
-        Trigger::ThreateningCustomer => P::ThreateningCustomer,
-        Trigger::Unacknowledged => P::Unacknowledged,
-        Trigger::VentingAnger => P::VentingAnger,
-        Trigger::BeyondAuthority => P::BeyondAuthority,
-        Trigger::ImportantEvent => P::ImportantEvent,
-    }
 }
 
 /// The trigger an escalation request's reason stands for.
@@ -309,7 +291,7 @@ impl Ladder {
         .bind(&step.complaint_id)
         .bind(&number)
         .bind(i32::try_from(step.level).unwrap_or(i32::MAX))
-        .bind(trigger_proto(step.trigger) as i32)
+        .bind(step.trigger.to_wire())
         .bind(&recipient.id)
         .bind(&recipient.name)
         .bind(&department_id)
@@ -331,7 +313,7 @@ impl Ladder {
         let raised = v1::EscalationRaised {
             escalation_id: escalation_id.clone(),
             level: step.level,
-            trigger: trigger_proto(step.trigger) as i32,
+            trigger: step.trigger.to_wire(),
             recipient_id: recipient.id.clone(),
             department_id: department_id.clone(),
             class,
@@ -414,8 +396,8 @@ impl Ladder {
             rules::Joining::OpenOrMissedLimit => true,
         };
         let missed_limit = [
-            trigger_proto(Trigger::SlaOverdue) as i32,
-            trigger_proto(Trigger::ClassAOverdue) as i32,
+            Trigger::SlaOverdue.to_wire(),
+            Trigger::ClassAOverdue.to_wire(),
         ];
         let found = sqlx::query(
             "SELECT escalation_id, state IN ('raised', 'acknowledged') AS open
@@ -472,7 +454,7 @@ impl Ladder {
         )
         .bind(&step.step_key)
         .bind(escalation_id)
-        .bind(trigger_proto(step.trigger) as i32)
+        .bind(step.trigger.to_wire())
         .bind(step.clock)
         .bind(&step.summary)
         .bind(at)

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use redress_domain::{Class, Money, Policy, penalty};
 use redress_platform::consumer::HandleError;
 use redress_platform::outbox::Outbox;
+use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
@@ -86,16 +87,6 @@ pub struct Entry {
 pub struct Ledger {
     pub policy: std::sync::Arc<Policy>,
     pub outbox: Outbox,
-}
-
-pub fn domain_class(class: i32) -> Option<Class> {
-    match v1::Class::try_from(class) {
-        Ok(v1::Class::A) => Some(Class::A),
-        Ok(v1::Class::B) => Some(Class::B),
-        Ok(v1::Class::C) => Some(Class::C),
-        Ok(v1::Class::D) => Some(Class::D),
-        _ => None,
-    }
 }
 
 /// Whose fault it is when the customer misused or misunderstood: nobody on the staff.
@@ -441,7 +432,7 @@ impl Ledger {
         let class: i32 = row.try_get("class")?;
         let named: String = row.try_get("responsible_person_id")?;
         let responsibility: i32 = row.try_get("responsibility")?;
-        let Some(domain) = domain_class(class) else {
+        let Some(domain) = Class::from_wire(class) else {
             return Ok(());
         };
         let Some(person) = penalty::class_fine_person(&named, customer_responsible(responsibility))
@@ -563,7 +554,7 @@ impl Ledger {
         now: DateTime<Utc>,
         actor: &v1::Actor,
     ) -> Result<(Money, bool), Error> {
-        let Some(domain) = domain_class(class) else {
+        let Some(domain) = Class::from_wire(class) else {
             return Ok((Money::ZERO, false));
         };
         let department: Option<String> =

@@ -8,8 +8,10 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
-use crate::recording::{Recorder, class_from_proto};
+use crate::recording::Recorder;
 use crate::{registry, submission};
+use redress_domain::Class;
+use redress_proto::Wire as _;
 
 /// The gRPC service.
 pub struct Api {
@@ -99,9 +101,7 @@ impl IntakeService for Api {
         let id = complaint_id(&req.complaint_id).map_err(Error::from)?;
         self.require_department(&who, &id, &[Role::DepartmentManager])
             .await?;
-        let to = v1::Class::try_from(req.class)
-            .ok()
-            .and_then(class_from_proto)
+        let to = Class::from_wire(req.class)
             .ok_or_else(|| Error::invalid("class", "must be A, B, C or D"))?;
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         let resp = self

@@ -13,6 +13,7 @@ use redress_domain::{
     Class, Classification, Clock, ComplaintId, ComplaintRecord, Policy, Promises, Reclassification,
 };
 use redress_platform::outbox::Outbox;
+use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
@@ -38,34 +39,11 @@ pub fn promises_proto(policy: &Policy, class: Class, p: &Promises) -> v1::Promis
     }
 }
 
-pub fn class_proto(c: Class) -> v1::Class {
-    match c {
-        Class::A => v1::Class::A,
-        Class::B => v1::Class::B,
-        Class::C => v1::Class::C,
-        Class::D => v1::Class::D,
-    }
-}
-
-pub fn class_from_proto(c: v1::Class) -> Option<Class> {
-    match c {
-        v1::Class::A => Some(Class::A),
-        v1::Class::B => Some(Class::B),
-        v1::Class::C => Some(Class::C),
-        v1::Class::D => Some(Class::D),
-        v1::Class::Unspecified => None,
-    }
-}
-
 fn guidance(record: &ComplaintRecord) -> Option<v1::Guidance> {
     let t = record.customer_type?;
     let g = t.guidance();
     Some(v1::Guidance {
-        customer_type: v1::CustomerType::from_str_name(&format!(
-            "CUSTOMER_TYPE_{}",
-            t.as_str().to_ascii_uppercase()
-        ))
-        .unwrap_or(v1::CustomerType::Unspecified) as i32,
+        customer_type: t.to_wire(),
         recommended_response: g.text.to_owned(),
         actions: g
             .actions
@@ -156,7 +134,7 @@ impl Recorder {
         let ack = v1::Acknowledgement {
             complaint_id: ComplaintId::new_at(record.received_at).to_string(),
             complaint_number: String::new(),
-            class: class_proto(class) as i32,
+            class: class.to_wire(),
             classification_reasons: reasons,
             promises: Some(promises_proto(&self.policy, class, &promises)),
             guidance: guidance(&record),
@@ -299,8 +277,8 @@ impl Recorder {
             actor,
             "",
             Payload::ComplaintReclassified(v1::ComplaintReclassified {
-                from_class: class_proto(change.from()) as i32,
-                to_class: class_proto(change.to()) as i32,
+                from_class: change.from().to_wire(),
+                to_class: change.to().to_wire(),
                 reason: change.reason().to_owned(),
                 promises: Some(promises_pb.clone()),
             }),
@@ -308,7 +286,7 @@ impl Recorder {
         self.append(conn, std::slice::from_ref(&e)).await?;
         Ok(v1::ReclassifyResponse {
             promises: Some(promises_pb),
-            previous_class: class_proto(from) as i32,
+            previous_class: from.to_wire(),
         })
     }
 }
@@ -345,7 +323,7 @@ impl Draft {
             Payload::ComplaintReceived(v1::ComplaintReceived {
                 details: Some(details.clone()),
                 complaint_number: number,
-                class: class_proto(class) as i32,
+                class: class.to_wire(),
                 classification_reasons: ack.classification_reasons.clone(),
                 promises: ack.promises.clone(),
                 guidance: ack.guidance.clone(),
@@ -358,7 +336,7 @@ impl Draft {
             &actor,
             &received.event_id,
             Payload::ComplaintClassified(v1::ComplaintClassified {
-                class: class_proto(class) as i32,
+                class: class.to_wire(),
                 reasons: ack.classification_reasons.clone(),
                 promises: ack.promises.clone(),
             }),

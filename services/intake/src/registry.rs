@@ -30,8 +30,9 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::Error;
-use crate::recording::{class_from_proto, promises_proto};
+use crate::recording::promises_proto;
 use crate::submission::ts;
+use redress_proto::Wire as _;
 
 /// Applies events to the registry, with the policy the limits follow from.
 pub struct Registry {
@@ -412,7 +413,7 @@ async fn apply_summaries(
 
 /// What an event changes in the limits in force, and the reasons it gives for a new class.
 fn view_change(payload: &Payload, at: DateTime<Utc>) -> Option<(LimitChange, Option<Vec<String>>)> {
-    let class = |c: i32| v1::Class::try_from(c).ok().and_then(class_from_proto);
+    let class = Class::from_wire;
     Some(match payload {
         Payload::ComplaintReclassified(r) => {
             let to = class(r.to_class)?;
@@ -478,10 +479,8 @@ fn stored_limits(
     if let Some(Json(l)) = limits {
         return Ok(l);
     }
-    let class = v1::Class::try_from(ack.class)
-        .ok()
-        .and_then(class_from_proto)
-        .ok_or_else(|| "acknowledgement without a class".to_owned())?;
+    let class =
+        Class::from_wire(ack.class).ok_or_else(|| "acknowledgement without a class".to_owned())?;
     let promises = ack
         .promises
         .as_ref()
@@ -649,7 +648,7 @@ pub async fn get(
         complaint_id: row.try_get("complaint_id")?,
         number: row.try_get("number")?,
         details: Some(details),
-        class: class_number(class.as_str()),
+        class: class.to_wire(),
         status: row.try_get("status")?,
         department_id: row
             .try_get::<Option<String>, _>("department_id")?
@@ -666,10 +665,6 @@ pub async fn get(
         received_at: Some(ts(row.try_get("received_at")?)),
         satisfaction: row.try_get("satisfaction")?,
     })
-}
-
-fn class_number(class: &str) -> i32 {
-    v1::Class::from_str_name(&format!("CLASS_{class}")).unwrap_or(v1::Class::Unspecified) as i32
 }
 
 /// Largest page `ListComplaints` returns.
@@ -797,7 +792,7 @@ pub async fn list(
         complaints.push(v1::ComplaintSummary {
             complaint_id: r.try_get("complaint_id")?,
             number: r.try_get("number")?,
-            class: class_number(class.as_str()),
+            class: class.to_wire(),
             status: r.try_get("status")?,
             channel: v1::Channel::from_str_name(&format!(
                 "CHANNEL_{}",

@@ -1,9 +1,7 @@
-//! Between the wire and the domain: the event envelope this service publishes, timestamps,
-//! classes and revisit kinds.
+//! Between the wire and the service: the event envelope this service publishes, timestamps and
+//! revisit states (domain vocabularies convert through `redress_proto::convert`).
 
 use chrono::{DateTime, Utc};
-use redress_domain::Class;
-use redress_domain::revisit::RevisitKind;
 use redress_proto::v1::{self, event::Payload};
 
 use crate::error::Error;
@@ -48,45 +46,6 @@ pub fn request_instant(
         Some(raw) => instant(Some(raw))
             .map(Some)
             .ok_or_else(|| Error::invalid(field, "is not a valid timestamp")),
-    }
-}
-
-pub fn class_from_proto(c: i32) -> Option<Class> {
-    match v1::Class::try_from(c).ok()? {
-        v1::Class::A => Some(Class::A),
-        v1::Class::B => Some(Class::B),
-        v1::Class::C => Some(Class::C),
-        v1::Class::D => Some(Class::D),
-        v1::Class::Unspecified => None,
-    }
-}
-
-pub fn class_to_proto(c: Option<Class>) -> v1::Class {
-    match c {
-        Some(Class::A) => v1::Class::A,
-        Some(Class::B) => v1::Class::B,
-        Some(Class::C) => v1::Class::C,
-        Some(Class::D) => v1::Class::D,
-        None => v1::Class::Unspecified,
-    }
-}
-
-pub fn kind_to_proto(k: RevisitKind) -> v1::RevisitKind {
-    match k {
-        RevisitKind::DayAfterAcceptance => v1::RevisitKind::DayAfterAcceptance,
-        RevisitKind::AfterResolution => v1::RevisitKind::AfterResolution,
-        RevisitKind::AfterOnSiteService => v1::RevisitKind::AfterOnsiteService,
-        RevisitKind::WhileWaiting => v1::RevisitKind::WhileWaiting,
-    }
-}
-
-pub fn kind_from_proto(k: v1::RevisitKind) -> Option<RevisitKind> {
-    match k {
-        v1::RevisitKind::DayAfterAcceptance => Some(RevisitKind::DayAfterAcceptance),
-        v1::RevisitKind::AfterResolution => Some(RevisitKind::AfterResolution),
-        v1::RevisitKind::AfterOnsiteService => Some(RevisitKind::AfterOnSiteService),
-        v1::RevisitKind::WhileWaiting => Some(RevisitKind::WhileWaiting),
-        v1::RevisitKind::Unspecified => None,
     }
 }
 

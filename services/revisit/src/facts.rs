@@ -23,9 +23,11 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 use tracing::Instrument;
 
-use crate::convert::{class_from_proto, instant};
+use crate::convert::instant;
 use crate::error::Error;
 use crate::planner;
+use redress_domain::Class;
+use redress_proto::Wire as _;
 
 /// The event kinds this service follows.
 pub const KINDS: &[&str] = &[
@@ -206,7 +208,7 @@ impl Facts {
                     let details = r.details.clone().unwrap_or_default();
                     let customer = details.customer.clone().unwrap_or_default();
                     if !f.received {
-                        f.first_class = class_from_proto(r.class).map(|c| c.as_str());
+                        f.first_class = Class::from_wire(r.class).map(|c| c.as_str());
                         f.first_due = r
                             .promises
                             .as_ref()
@@ -355,7 +357,7 @@ async fn apply(
             )
             .bind(id)
             .bind(&r.complaint_number)
-            .bind(class_from_proto(r.class).map(|c| c.as_str()))
+            .bind(Class::from_wire(r.class).map(|c| c.as_str()))
             .bind(&customer.name)
             .bind(&customer.phone)
             .bind(summary)
@@ -489,7 +491,7 @@ async fn set_class(
          WHERE complaint_id = $1",
     )
     .bind(id)
-    .bind(class_from_proto(class).map(|c| c.as_str()))
+    .bind(Class::from_wire(class).map(|c| c.as_str()))
     .bind(completion_due)
     .execute(conn)
     .await?;

@@ -17,8 +17,9 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::convert::{event, kind_to_proto, system_actor};
+use crate::convert::{event, system_actor};
 use crate::error::Error;
+use redress_proto::Wire as _;
 
 /// Ensures the complaint has a row, so facts may arrive in any order.
 pub async fn ensure_complaint(conn: &mut PgConnection, complaint_id: &str) -> Result<(), Error> {
@@ -204,7 +205,7 @@ pub async fn scheduled_event(
         causation,
         Payload::RevisitScheduled(v1::RevisitScheduled {
             revisit_id: revisit_id.to_owned(),
-            kind: kind_to_proto(kind) as i32,
+            kind: kind.to_wire(),
             due_at: Some(crate::convert::ts(call_at)),
             agent_id: String::new(),
             department_id: department,

@@ -9,9 +9,10 @@ use redress_domain::revisit::rate_bp;
 use redress_proto::v1;
 use sqlx::{PgPool, Row};
 
-use crate::convert::{kind_from_proto, request_instant, ts};
+use crate::convert::{request_instant, ts};
 use crate::error::Error;
 use crate::view;
+use redress_domain::revisit::RevisitKind;
 
 /// Largest page `ListDueRevisits` returns.
 pub const MAX_PAGE: u32 = 500;
@@ -105,7 +106,7 @@ pub async fn rate_report(
         return Err(Error::invalid("to", "must be after from"));
     }
     let kind = match v1::RevisitKind::try_from(req.kind) {
-        Ok(k) => kind_from_proto(k),
+        Ok(k) => RevisitKind::try_from(k).ok(),
         Err(_) => return Err(Error::invalid("kind", "unknown revisit kind")),
     };
     let rows = sqlx::query(

@@ -1,14 +1,15 @@
 //! Reading revisits: one revisit with what the agent needs to make the call
 //! (`ListDueRevisits`, and every command's answer).
 
-use redress_domain::Class;
 use redress_domain::revisit::RevisitKind;
 use redress_proto::v1;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::convert::{class_to_proto, kind_to_proto, state_to_proto, ts};
+use crate::convert::{state_to_proto, ts};
 use crate::error::Error;
+use redress_proto::Wire as _;
+use redress_proto::convert::class_letter_to_wire;
 
 /// The columns [`from_row`] reads, for `FROM revisits r JOIN complaints c USING (complaint_id)`
 /// (a macro so queries stay static strings).
@@ -31,8 +32,7 @@ pub fn from_row(row: &PgRow) -> Result<v1::Revisit, Error> {
         complaint_id: row.try_get("complaint_id")?,
         complaint_number: row.try_get("number")?,
         kind: RevisitKind::parse(&kind)
-            .map(kind_to_proto)
-            .unwrap_or(v1::RevisitKind::Unspecified) as i32,
+            .map_or(v1::RevisitKind::Unspecified as i32, |k| k.to_wire()),
         state: state_to_proto(&state) as i32,
         due_at: Some(ts(due)),
         agent_id: row
@@ -41,7 +41,7 @@ pub fn from_row(row: &PgRow) -> Result<v1::Revisit, Error> {
         department_id: row.try_get("department_id")?,
         customer_name: row.try_get("customer_name")?,
         customer_phone: row.try_get("customer_phone")?,
-        class: class_to_proto(class.and_then(|c| Class::parse(&c).ok())) as i32,
+        class: class_letter_to_wire(class.as_deref().unwrap_or_default()),
         complaint_summary: row.try_get("summary")?,
         result: row.try_get("result")?,
         attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),

@@ -13,14 +13,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use redress_domain::revisit::{self, RevisitKind};
-use redress_domain::{Class, Clock, Policy, RevisitId};
+use redress_domain::{Clock, Policy, RevisitId};
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
-use crate::convert::{class_to_proto, event, kind_to_proto, ts};
+use crate::convert::{event, ts};
 use crate::error::Error;
 use crate::{facts, planner, view};
+use redress_proto::Wire as _;
+use redress_proto::convert::class_letter_to_wire;
 
 /// The revisit rules bound to the policy, clock and outbox.
 #[derive(Clone)]
@@ -224,7 +226,7 @@ impl Work {
         let mut completed = v1::RevisitCompleted {
             revisit_id: id.to_owned(),
             reached: req.reached,
-            kind: kind_to_proto(r.kind) as i32,
+            kind: r.kind.to_wire(),
             agent_id: actor.id.clone(),
             department_id: department.clone(),
             ..Default::default()
@@ -304,8 +306,7 @@ impl Work {
                     reason: o.repeat_reason.clone(),
                     department_id: department,
                     responsible_person_id: c.try_get("responsible_person_id")?,
-                    original_class: class_to_proto(class.and_then(|c| Class::parse(&c).ok()))
-                        as i32,
+                    original_class: class_letter_to_wire(class.as_deref().unwrap_or_default()),
                 }),
             );
             sqlx::query(

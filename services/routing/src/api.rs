@@ -519,12 +519,7 @@ impl RoutingService for Api {
                     items.push(v1::QueueItem {
                         complaint_id: row.try_get("complaint_id")?,
                         number: row.try_get("number")?,
-                        class: match class.as_str() {
-                            "A" => v1::Class::A,
-                            "B" => v1::Class::B,
-                            "D" => v1::Class::D,
-                            _ => v1::Class::C,
-                        } as i32,
+                        class: redress_proto::convert::class_letter_to_wire(&class),
                         group_complaint: row.try_get("group_complaint")?,
                         customers_affected: u32::try_from(
                             row.try_get::<i32, _>("customers_affected")?,

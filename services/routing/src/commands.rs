@@ -97,13 +97,7 @@ impl Record {
     }
 
     pub fn class_proto(&self) -> i32 {
-        match self.class.as_str() {
-            "A" => v1::Class::A as i32,
-            "B" => v1::Class::B as i32,
-            "C" => v1::Class::C as i32,
-            "D" => v1::Class::D as i32,
-            _ => v1::Class::Unspecified as i32,
-        }
+        redress_proto::convert::class_letter_to_wire(&self.class)
     }
 
     /// Whether someone answers for the complaint (DOMAIN §9): a responsible person is named,

@@ -16,9 +16,11 @@ use prost::Message as _;
 use redress_domain::handling::{Command, Stage};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use redress_domain::Class;
 use redress_platform::consumer::{
     HandleError, Handler, Incoming, Segment, handle_in_span, segments,
 };
+use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 
@@ -32,13 +34,12 @@ pub struct IntakeEvents {
     pub ctx: Ctx,
 }
 
-fn class_letter(c: i32) -> &'static str {
-    match v1::Class::try_from(c) {
-        Ok(v1::Class::A) => "A",
-        Ok(v1::Class::B) => "B",
-        Ok(v1::Class::D) => "D",
-        _ => "C",
-    }
+/// The stored letter of an event's class; an event without one is refused (a guess would
+/// set the wrong limits and fines).
+fn class_letter(c: i32, kind: &str) -> Result<&'static str, HandleError> {
+    Class::from_wire(c)
+        .map(Class::as_str)
+        .ok_or_else(|| HandleError::Permanent(format!("{kind} without a class")))
 }
 
 fn transient(e: Error) -> HandleError {
@@ -83,7 +84,7 @@ impl Handler for IntakeEvents {
                         OR handling.reclassified_at <= EXCLUDED.reclassified_at",
                 )
                 .bind(&event.complaint_id)
-                .bind(class_letter(r.to_class))
+                .bind(class_letter(r.to_class, "complaint.reclassified")?)
                 .bind(due)
                 .bind(at)
                 .execute(&mut *conn)
@@ -209,7 +210,7 @@ impl Arrival {
             complaint_id: event.complaint_id.clone(),
             confirmed: r.confirmed,
             number: r.complaint_number.clone(),
-            class: class_letter(r.class),
+            class: class_letter(r.class, "complaint.received")?,
             details: details.encode_to_vec(),
             actions: serde_json::Value::from(actions),
             category: details.category.clone(),

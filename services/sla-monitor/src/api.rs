@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_domain::sla::{ClockKind, ClockState};
-use redress_domain::{Clock, Policy};
+use redress_domain::{Class, Clock, Policy};
 use redress_platform::access::{self, Place, Reach};
 use redress_platform::auth::{self, Identity, Role};
 use redress_platform::outbox::Outbox;
@@ -15,11 +15,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use tonic::{Request, Response, Status};
 
-use crate::envelope::{
-    class_from_proto, class_letter_proto, clock_from_proto, clock_proto, event, time, ts,
-};
+use crate::envelope::{event, time, ts};
 use crate::error::Error;
 use crate::store::{self, CLOCK_COLUMNS, Complaint, StoredClock, Wakeup};
+use redress_proto::Wire as _;
+use redress_proto::convert::class_letter_to_wire;
 
 /// The gRPC service.
 pub struct Api {
@@ -33,16 +33,6 @@ pub struct Api {
 /// Largest page the lists return.
 pub const MAX_PAGE: u32 = 500;
 
-fn state_proto(s: ClockState) -> v1::ClockState {
-    match s {
-        ClockState::Running => v1::ClockState::Running,
-        ClockState::Warned => v1::ClockState::Warned,
-        ClockState::Overdue => v1::ClockState::Overdue,
-        ClockState::Met => v1::ClockState::Met,
-        ClockState::Stopped => v1::ClockState::Stopped,
-    }
-}
-
 /// One clock as the API shows it at `now`.
 pub fn status(c: &StoredClock, complaint: &Complaint, now: DateTime<Utc>) -> v1::ClockStatus {
     let left = if c.clock.state.is_open() {
@@ -51,7 +41,7 @@ pub fn status(c: &StoredClock, complaint: &Complaint, now: DateTime<Utc>) -> v1:
         chrono::Duration::zero()
     };
     v1::ClockStatus {
-        clock: clock_proto(c.clock.kind) as i32,
+        clock: c.clock.kind.to_wire(),
         due_at: Some(ts(c.clock.due_at)),
         time_left: Some(prost_types::Duration {
             seconds: left.num_seconds(),
@@ -59,7 +49,7 @@ pub fn status(c: &StoredClock, complaint: &Complaint, now: DateTime<Utc>) -> v1:
                 .num_nanoseconds()
                 .unwrap_or(0) as i32,
         }),
-        state: state_proto(c.clock.state) as i32,
+        state: c.clock.state.to_wire(),
         responsible_person_id: complaint.responsible_for(c),
         started_at: Some(ts(c.clock.started_at)),
         warned_at: c.clock.warned_at.map(ts),
@@ -122,7 +112,7 @@ impl Api {
         };
         let class = match v1::Class::try_from(f.class) {
             Ok(v1::Class::Unspecified) => None,
-            Ok(c) => class_from_proto(c as i32).map(|c| c.as_str()),
+            Ok(c) => Class::from_wire(c as i32).map(|c| c.as_str()),
             Err(_) => return Err(Error::invalid("class", "unknown class")),
         };
         let reach = f.reach.sql();
@@ -164,7 +154,7 @@ impl Api {
             items.push(v1::SlaItem {
                 complaint_id: c.complaint_id.clone(),
                 complaint_number: complaint.number.clone(),
-                class: class_letter_proto(&complaint.class),
+                class: class_letter_to_wire(&complaint.class),
                 department_id: complaint.department_id.clone(),
                 handler_id: complaint.handler_id.clone(),
                 clock: Some(status(&c, &complaint, now)),
@@ -242,7 +232,7 @@ impl SlaMonitorService for Api {
         Ok(Response::new(v1::GetSlaStatusResponse {
             complaint_id: id,
             complaint_number: complaint.number,
-            class: class_letter_proto(&complaint.class),
+            class: class_letter_to_wire(&complaint.class),
             department_id: complaint.department_id,
             clocks,
         }))
@@ -298,7 +288,7 @@ impl SlaMonitorService for Api {
         auth::require(&who, &[Role::DepartmentManager, Role::GeneralManager])?;
         let r = req.into_inner();
         let id = complaint_id(&r.complaint_id).map_err(Error::from)?;
-        let kind = clock_from_proto(r.clock)
+        let kind = ClockKind::from_wire(r.clock)
             .ok_or_else(|| Error::invalid("clock", "must name a clock"))?;
         let reason = r.reason.trim();
         if reason.is_empty() {
@@ -393,7 +383,7 @@ impl SlaMonitorService for Api {
                 who.to_actor(),
                 "",
                 Payload::SpecialReasonRecorded(v1::SpecialReasonRecorded {
-                    clock: clock_proto(kind) as i32,
+                    clock: kind.to_wire(),
                     reason: reason.to_owned(),
                     approved_by: approved_by.to_owned(),
                     extended_due_at: extended.map(ts),

@@ -24,8 +24,10 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::envelope::{class_letter_proto, clock_proto, event, system_actor, ts};
+use crate::envelope::{event, system_actor, ts};
 use crate::store::{self, CLOCK_COLUMNS, Complaint, StoredClock, Wakeup};
+use redress_proto::Wire as _;
+use redress_proto::convert::class_letter_to_wire;
 
 /// Runs the clocks of this service's schema.
 pub struct Scheduler {
@@ -194,8 +196,8 @@ impl Scheduler {
         after_commit: &AfterCommit,
     ) {
         let person = complaint.responsible_for(c);
-        let class = class_letter_proto(&complaint.class);
-        let clock = clock_proto(c.clock.kind) as i32;
+        let class = class_letter_to_wire(&complaint.class);
+        let clock = c.clock.kind.to_wire();
         let kind = c.clock.kind.as_str();
         match emission {
             Emission::Warning => {
@@ -298,7 +300,7 @@ impl Scheduler {
                 days: day,
                 month,
                 note: format!("acceptance late, day {day}"),
-                clock: clock_proto(c.clock.kind) as i32,
+                clock: c.clock.kind.to_wire(),
             }
         } else {
             lateness_record(&self.policy, c.clock.kind, complaint, person, now)
@@ -345,7 +347,7 @@ pub fn lateness_record(
             .format("%Y-%m")
             .to_string(),
         note: format!("{} limit missed without a special reason", kind.as_str()),
-        clock: clock_proto(kind) as i32,
+        clock: kind.to_wire(),
     }
 }
 

@@ -21,8 +21,9 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 use tracing::Instrument;
 
-use crate::envelope::{class_from_proto, clock_from_proto, time};
+use crate::envelope::time;
 use crate::store::{self, ComplaintFacts, StoredClock, Wakeup};
+use redress_proto::Wire as _;
 
 /// The event kinds that set, move or stop clocks (the consumer's filter).
 pub const KINDS: &[&str] = &[
@@ -166,7 +167,7 @@ impl<'m, 'i> Arrival<'m, 'i> {
 
 /// The class letter of a protobuf class, if set.
 fn letter(c: i32) -> Option<&'static str> {
-    class_from_proto(c).map(Class::as_str)
+    Class::from_wire(c).map(Class::as_str)
 }
 
 fn promises_from(p: Option<&v1::Promises>) -> Option<Promises> {
@@ -234,7 +235,7 @@ impl Tracker {
                     .await?
             }
             // An invalid complaint becomes class D: its limits follow (DOMAIN §2).
-            Payload::ValidityDecided(v) if class_from_proto(v.class).is_some() => {
+            Payload::ValidityDecided(v) if Class::from_wire(v.class).is_some() => {
                 self.reclassify(conn, id, v.class, None).await?
             }
             Payload::ComplaintRouted(r) => {
@@ -335,7 +336,7 @@ impl Tracker {
             }
             Payload::Reopened(_) => self.reopen(conn, id, at).await?,
             Payload::SpecialReasonRecorded(s) => {
-                let Some(kind) = clock_from_proto(s.clock) else {
+                let Some(kind) = ClockKind::from_wire(s.clock) else {
                     return Ok(());
                 };
                 let extended = time(s.extended_due_at.as_ref());
@@ -553,7 +554,7 @@ impl Tracker {
         promised: Option<&v1::Promises>,
         received_at: DateTime<Utc>,
     ) -> Result<Vec<StoredClock>, HandleError> {
-        let promises = match (promises_from(promised), class_from_proto(class)) {
+        let promises = match (promises_from(promised), Class::from_wire(class)) {
             (Some(p), _) => p,
             (None, Some(class)) => redress_domain::promises(&self.policy, class, received_at),
             (None, None) => {
@@ -577,7 +578,7 @@ impl Tracker {
         to: i32,
         promised: Option<&v1::Promises>,
     ) -> Result<(), HandleError> {
-        let Some(class) = class_from_proto(to) else {
+        let Some(class) = Class::from_wire(to) else {
             return Err(HandleError::Permanent("reclassified to no class".into()));
         };
         store::note(
