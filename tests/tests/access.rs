@@ -16,7 +16,7 @@ use redress_proto::v1::{
     routing_service_client::RoutingServiceClient,
     sla_monitor_service_client::SlaMonitorServiceClient,
 };
-use redress_test_support::{TestBed, authed};
+use redress_test_support::{TestBed, authed, poll};
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -393,53 +393,58 @@ async fn every_role_sees_and_does_what_the_access_matrix_says() {
     // Every service knows each complaint's department and handler before the matrix is read:
     // the registry, the queue, the clocks and the revisit plan.
     for (id, handler) in ids.iter().zip(["handler-1", "handler-2"]) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let v = c
-                .intake
-                .get_complaint(authed(
-                    "test-gm-token",
-                    v1::GetComplaintRequest {
-                        complaint_id: id.clone(),
-                    },
-                ))
-                .await
-                .expect("get")
-                .into_inner();
-            let revisits = c
-                .revisit
-                .list_due_revisits(authed(
-                    "test-gm-token",
-                    v1::ListDueRevisitsRequest::default(),
-                ))
-                .await
-                .expect("revisits")
-                .into_inner()
-                .revisits;
-            let overdue = c
-                .sla
-                .list_overdue(authed("test-gm-token", v1::ListOverdueRequest::default()))
-                .await
-                .expect("overdue")
-                .into_inner()
-                .items;
-            if v.assignee_id == handler
-                && revisits
-                    .iter()
-                    .any(|r| &r.complaint_id == id && !r.department_id.is_empty())
-                && overdue
-                    .iter()
-                    .any(|o| &o.complaint_id == id && o.handler_id == handler)
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{id} not settled: assignee {:?}, revisits {revisits:?}",
-                v.assignee_id
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let settled =
+            |(v, revisits, overdue): &(v1::ComplaintView, Vec<v1::Revisit>, Vec<v1::SlaItem>)| {
+                v.assignee_id == handler
+                    && revisits
+                        .iter()
+                        .any(|r| &r.complaint_id == id && !r.department_id.is_empty())
+                    && overdue
+                        .iter()
+                        .any(|o| &o.complaint_id == id && o.handler_id == handler)
+            };
+        let seen = poll(
+            WAIT,
+            async || {
+                let v = c
+                    .intake
+                    .get_complaint(authed(
+                        "test-gm-token",
+                        v1::GetComplaintRequest {
+                            complaint_id: id.clone(),
+                        },
+                    ))
+                    .await
+                    .expect("get")
+                    .into_inner();
+                let revisits = c
+                    .revisit
+                    .list_due_revisits(authed(
+                        "test-gm-token",
+                        v1::ListDueRevisitsRequest::default(),
+                    ))
+                    .await
+                    .expect("revisits")
+                    .into_inner()
+                    .revisits;
+                let overdue = c
+                    .sla
+                    .list_overdue(authed("test-gm-token", v1::ListOverdueRequest::default()))
+                    .await
+                    .expect("overdue")
+                    .into_inner()
+                    .items;
+                (v, revisits, overdue)
+            },
+            settled,
+        )
+        .await;
+        assert!(
+            settled(&seen),
+            "{id} not settled: assignee {:?}, revisits {:?}",
+            seen.0.assignee_id,
+            seen.1
+        );
     }
 
     // The matrix (docs/access.md), per role: [network complaint, billing complaint]. The

@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use redress_test_support::{TestBed, binary_path};
+use redress_test_support::{TestBed, binary_path, poll};
 use serde_json::Value;
 
 const AGENT: &str = "test-agent-token";
@@ -115,21 +115,24 @@ impl Cli {
     async fn until(&self, token: &str, args: &[&str], done: impl Fn(&Value) -> bool) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
-        let mut last = String::new();
-        for _ in 0..150 {
-            let run = self.run(Some(token), &all).await;
-            if run.code == 4 {
-                last = run.stderr;
-            } else {
-                let answer = run.ok().json();
-                if done(&answer) {
-                    return answer;
+        let last = poll(
+            Duration::from_secs(45),
+            async || {
+                let run = self.run(Some(token), &all).await;
+                if run.code == 4 {
+                    Err(run.stderr)
+                } else {
+                    Ok(run.ok().json())
                 }
-                last = format!("{answer:#}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            },
+            |answer| answer.as_ref().is_ok_and(&done),
+        )
+        .await;
+        match last {
+            Ok(answer) if done(&answer) => answer,
+            Ok(answer) => panic!("{args:?} never satisfied the test; last answer:\n{answer:#}"),
+            Err(stderr) => panic!("{args:?} never satisfied the test; last answer:\n{stderr}"),
         }
-        panic!("{args:?} never satisfied the test; last answer:\n{last}");
     }
 }
 

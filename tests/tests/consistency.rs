@@ -28,7 +28,7 @@ use redress_proto::v1::{
     routing_service_client::RoutingServiceClient,
     sla_monitor_service_client::SlaMonitorServiceClient,
 };
-use redress_test_support::{TestBed, authed};
+use redress_test_support::{TestBed, authed, poll};
 use tonic::transport::Channel;
 
 const AGENT: &str = "test-agent-token";
@@ -293,24 +293,23 @@ impl Clients {
     /// Polls until the four views agree with each other and with the model, or `CATCH_UP`
     /// passes; then the last disagreement is the failure.
     async fn caught_up(&mut self, id: &str, model: &mut Model, trail: &str) -> Views {
-        let deadline = tokio::time::Instant::now() + CATCH_UP;
-        loop {
-            let outcome = match self.views(id).await {
-                Ok(v) => agree(&v, model).map(|()| v),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(v) => {
-                    // A valid finding after an invalid one: routing's class is the truth, and
-                    // the others now agree with it.
-                    model.class = Some(v.handling.class());
-                    return v;
-                }
-                Err(why) if tokio::time::Instant::now() >= deadline => {
-                    panic!("the views disagree after {trail}:\n  {why}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        let outcome = poll(
+            CATCH_UP,
+            async || {
+                let v = self.views(id).await?;
+                agree(&v, model).map(|()| v)
+            },
+            Result::is_ok,
+        )
+        .await;
+        match outcome {
+            Ok(v) => {
+                // A valid finding after an invalid one: routing's class is the truth, and the
+                // others now agree with it.
+                model.class = Some(v.handling.class());
+                v
             }
+            Err(why) => panic!("the views disagree after {trail}:\n  {why}"),
         }
     }
 

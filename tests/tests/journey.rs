@@ -16,7 +16,7 @@ use redress_proto::v1::{
     self, event::Payload, intake_service_client::IntakeServiceClient,
     revisit_service_client::RevisitServiceClient, routing_service_client::RoutingServiceClient,
 };
-use redress_test_support::{TestBed, authed};
+use redress_test_support::{TestBed, authed, eventually, poll};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -86,17 +86,12 @@ async fn a_complaint_travels_through_all_five_services() {
         !escalations_to(&raised, "manager-1").is_empty(),
         "manager notified: {raised:?}"
     );
-    let raised = {
-        let mut r = raised;
-        for _ in 0..100 {
-            if !escalations_to(&r, "gm-1").is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            r = bed.events("escalation.raised", 2, Duration::ZERO).await;
-        }
-        r
-    };
+    let raised = poll(
+        WAIT,
+        async || bed.events("escalation.raised", 2, Duration::ZERO).await,
+        |r| !escalations_to(r, "gm-1").is_empty(),
+    )
+    .await;
     assert!(
         !escalations_to(&raised, "gm-1").is_empty(),
         "general manager notified"
@@ -197,8 +192,7 @@ async fn a_complaint_travels_through_all_five_services() {
     // Revisit: the after-resolution call; the customer is dissatisfied and complains again.
     let mut revisit_client = RevisitServiceClient::new(bed.channel(revisit).await);
     let agent = "test-agent-token";
-    let mut revisit_id = None;
-    for _ in 0..150 {
+    let revisit_id = eventually("an after-resolution revisit due", WAIT, async || {
         let due = revisit_client
             .list_due_revisits(authed(
                 agent,
@@ -213,17 +207,12 @@ async fn a_complaint_travels_through_all_five_services() {
             .await
             .expect("list")
             .into_inner();
-        revisit_id = due
-            .revisits
+        due.revisits
             .iter()
             .find(|r| r.complaint_id == id && r.kind() == v1::RevisitKind::AfterResolution)
-            .map(|r| r.revisit_id.clone());
-        if revisit_id.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let revisit_id = revisit_id.expect("an after-resolution revisit is due");
+            .map(|r| r.revisit_id.clone())
+    })
+    .await;
     revisit_client
         .claim_revisit(authed(
             agent,
@@ -255,67 +244,62 @@ async fn a_complaint_travels_through_all_five_services() {
     assert_eq!(repeat[0].complaint_id, id);
 
     // The repeat complaint reaches the general manager.
-    let mut reached_gm = false;
-    for _ in 0..150 {
-        let raised = bed.events("escalation.raised", 1, Duration::ZERO).await;
-        if escalations_to(&raised, "gm-1")
-            .iter()
-            .any(|r| r.trigger() == v1::EscalationTrigger::RepeatComplaint)
-        {
-            reached_gm = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        reached_gm,
-        "the repeat complaint reached the general manager"
-    );
+    eventually(
+        "the repeat complaint at the general manager",
+        WAIT,
+        async || {
+            let raised = bed.events("escalation.raised", 1, Duration::ZERO).await;
+            escalations_to(&raised, "gm-1")
+                .iter()
+                .any(|r| r.trigger() == v1::EscalationTrigger::RepeatComplaint)
+                .then_some(())
+        },
+    )
+    .await;
 
     // And it is back with its handler, to be handled again.
-    let mut stage = String::new();
-    for _ in 0..150 {
-        stage = routing_client
-            .get_handling(authed(
-                h,
-                v1::GetHandlingRequest {
-                    complaint_id: id.clone(),
-                },
-            ))
-            .await
-            .expect("handling")
-            .into_inner()
-            .stage;
-        if stage == "reopened" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let stage = poll(
+        WAIT,
+        async || {
+            routing_client
+                .get_handling(authed(
+                    h,
+                    v1::GetHandlingRequest {
+                        complaint_id: id.clone(),
+                    },
+                ))
+                .await
+                .expect("handling")
+                .into_inner()
+                .stage
+        },
+        |stage| stage == "reopened",
+    )
+    .await;
     assert_eq!(stage, "reopened", "routing resumed the handling");
 
     // The original missed its limit, so the repeat complaint doubles the handler's class fine
     // (DOMAIN §7, §9): the ledger books the extra once.
-    let mut doubling = Vec::new();
-    for _ in 0..150 {
-        doubling = bed
-            .events("accountability.recorded", 1, Duration::ZERO)
-            .await
-            .into_iter()
-            .filter_map(|e| match e.payload {
-                Some(Payload::AccountabilityRecorded(a))
-                    if e.complaint_id == id
-                        && a.reason() == v1::AccountabilityReason::RepeatDoubling =>
-                {
-                    Some(a)
-                }
-                _ => None,
-            })
-            .collect();
-        if !doubling.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let doubling = poll(
+        WAIT,
+        async || {
+            bed.events("accountability.recorded", 1, Duration::ZERO)
+                .await
+                .into_iter()
+                .filter_map(|e| match e.payload {
+                    Some(Payload::AccountabilityRecorded(a))
+                        if e.complaint_id == id
+                            && a.reason() == v1::AccountabilityReason::RepeatDoubling =>
+                    {
+                        Some(a)
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        },
+        |doubling| !doubling.is_empty(),
+    )
+    .await;
     assert_eq!(doubling.len(), 1, "one doubling entry");
     assert_eq!(doubling[0].person_id, "handler-1");
     assert_eq!(
@@ -324,28 +308,33 @@ async fn a_complaint_travels_through_all_five_services() {
     );
 
     // Intake's timeline holds every service's part of the story.
-    let mut producers = std::collections::BTreeSet::new();
-    for _ in 0..150 {
-        let view = intake_client
-            .get_complaint(authed(
-                agent,
-                v1::GetComplaintRequest {
-                    complaint_id: id.clone(),
-                },
-            ))
-            .await
-            .expect("get")
-            .into_inner();
-        producers = view
-            .timeline
-            .iter()
-            .map(|t| t.source_service.clone())
-            .collect();
-        if producers.len() >= 5 && view.satisfaction == "dissatisfied" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (producers, satisfaction) = poll(
+        WAIT,
+        async || {
+            let view = intake_client
+                .get_complaint(authed(
+                    agent,
+                    v1::GetComplaintRequest {
+                        complaint_id: id.clone(),
+                    },
+                ))
+                .await
+                .expect("get")
+                .into_inner();
+            let producers: std::collections::BTreeSet<String> = view
+                .timeline
+                .iter()
+                .map(|t| t.source_service.clone())
+                .collect();
+            (producers, view.satisfaction)
+        },
+        |(producers, satisfaction)| producers.len() >= 5 && satisfaction == "dissatisfied",
+    )
+    .await;
+    assert_eq!(
+        satisfaction, "dissatisfied",
+        "the registry has the revisit's finding"
+    );
     let expected: std::collections::BTreeSet<String> =
         ["intake", "routing", "sla-monitor", "escalation", "revisit"]
             .iter()

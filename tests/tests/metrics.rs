@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
-use redress_test_support::{ServiceProcess, TestBed};
+use redress_test_support::{ServiceProcess, TestBed, poll};
 
 const SUBMIT: &str = "/redress.complaints.v1.IntakeService/Submit";
 
@@ -105,25 +105,27 @@ fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
 /// Scrapes `service` until every check holds (they are about things that happen a few seconds
 /// apart), then returns the samples; panics with the failing checks and the last scrape.
 async fn eventually(service: &ServiceProcess, checks: &[Check<'_>]) -> Vec<Sample> {
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        let text = service.metrics().await;
-        let samples = parse(&text);
-        let failing: Vec<String> = checks
-            .iter()
-            .filter(|c| !c.holds(&samples))
-            .map(|c| c.to_string())
-            .collect();
-        if failing.is_empty() {
-            return samples;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: still not true after 45 s: {failing:#?}\n--- /metrics ---\n{text}",
-            service.name
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let (text, samples, failing) = poll(
+        Duration::from_secs(45),
+        async || {
+            let text = service.metrics().await;
+            let samples = parse(&text);
+            let failing: Vec<String> = checks
+                .iter()
+                .filter(|c| !c.holds(&samples))
+                .map(|c| c.to_string())
+                .collect();
+            (text, samples, failing)
+        },
+        |(_, _, failing)| failing.is_empty(),
+    )
+    .await;
+    assert!(
+        failing.is_empty(),
+        "{}: still not true after 45 s: {failing:#?}\n--- /metrics ---\n{text}",
+        service.name
+    );
+    samples
 }
 
 /// What a series must show.

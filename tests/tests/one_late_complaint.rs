@@ -17,7 +17,7 @@ use redress_proto::v1::{
     intake_service_client::IntakeServiceClient,
     sla_monitor_service_client::SlaMonitorServiceClient,
 };
-use redress_test_support::{TestBed, authed};
+use redress_test_support::{TestBed, authed, poll};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -81,19 +81,18 @@ async fn submit(bed: &TestBed, stack: &common::Stack, details: v1::ComplaintDeta
 
 /// The events of `kind` about complaint `id` once at least `n` of them are there (or `WAIT`).
 async fn events_of(bed: &TestBed, kind: &str, id: &str, n: usize) -> Vec<v1::Event> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let got: Vec<v1::Event> = bed
-            .events(kind, 0, Duration::ZERO)
-            .await
-            .into_iter()
-            .filter(|e| e.complaint_id == id)
-            .collect();
-        if got.len() >= n || tokio::time::Instant::now() >= deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll(
+        WAIT,
+        async || {
+            bed.events(kind, 0, Duration::ZERO)
+                .await
+                .into_iter()
+                .filter(|e| e.complaint_id == id)
+                .collect::<Vec<_>>()
+        },
+        |got| got.len() >= n,
+    )
+    .await
 }
 
 fn raised(e: &v1::Event) -> &v1::EscalationRaised {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use redress_proto::v1;
-use redress_test_support::{DbOutage, ServiceProcess, TestBed};
+use redress_test_support::{DbOutage, ServiceProcess, TestBed, poll};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -71,14 +71,12 @@ async fn health_becomes(
     want: ServingStatus,
     within: Duration,
 ) -> ServingStatus {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let now = health(bed, service).await;
-        if now == want || tokio::time::Instant::now() >= deadline {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll(
+        within,
+        async || health(bed, service).await,
+        |now| *now == want,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -97,13 +95,13 @@ async fn submissions_acknowledged_during_a_database_outage_all_become_complaints
         .await;
     publish(&bed, 0).await;
     let complaints = "SELECT count(*) FROM intake.complaints";
-    for _ in 0..100 {
-        if count(&bed, complaints).await == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(count(&bed, complaints).await, 1, "before the outage");
+    let before = poll(
+        Duration::from_secs(10),
+        async || count(&bed, complaints).await,
+        |n| *n == 1,
+    )
+    .await;
+    assert_eq!(before, 1, "before the outage");
     assert_eq!(health(&bed, &intake).await, ServingStatus::Serving);
 
     // The database goes away; the call centre keeps sending, and JetStream acknowledges.
@@ -149,12 +147,14 @@ async fn submissions_acknowledged_during_a_database_outage_all_become_complaints
     );
 
     let expected = i64::try_from(sent).expect("small") + 1;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while count(&bed, complaints).await < expected && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let recorded = poll(
+        Duration::from_secs(120),
+        async || count(&bed, complaints).await,
+        |n| *n >= expected,
+    )
+    .await;
     assert_eq!(
-        count(&bed, complaints).await,
+        recorded,
         expected,
         "every acknowledged submission is a complaint:\n{}",
         intake.logs()

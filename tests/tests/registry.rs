@@ -11,7 +11,7 @@ use redress_proto::v1::{
     self, intake_service_client::IntakeServiceClient, routing_service_client::RoutingServiceClient,
     sla_monitor_service_client::SlaMonitorServiceClient,
 };
-use redress_test_support::{TestBed, authed};
+use redress_test_support::{TestBed, authed, poll};
 use tonic::transport::Channel;
 
 const AGENT: &str = "test-agent-token";
@@ -51,6 +51,11 @@ impl Clients {
     }
 
     async fn handling(&mut self, id: &str) -> v1::GetHandlingResponse {
+        self.try_handling(id).await.expect("get handling")
+    }
+
+    /// Routing's handling, or its refusal (NotFound until routing has read intake's event).
+    async fn try_handling(&mut self, id: &str) -> Result<v1::GetHandlingResponse, tonic::Status> {
         self.routing
             .get_handling(authed(
                 AGENT,
@@ -59,8 +64,7 @@ impl Clients {
                 },
             ))
             .await
-            .expect("get handling")
-            .into_inner()
+            .map(tonic::Response::into_inner)
     }
 
     async fn sla(&mut self, id: &str) -> Option<v1::GetSlaStatusResponse> {
@@ -93,28 +97,17 @@ impl Clients {
 
     /// Waits until routing's stage is `stage`.
     async fn until_stage(&mut self, id: &str, stage: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            // NotFound until routing has read intake's event.
-            let h = self
-                .routing
-                .get_handling(authed(
-                    AGENT,
-                    v1::GetHandlingRequest {
-                        complaint_id: id.to_owned(),
-                    },
-                ))
-                .await
-                .map(|r| r.into_inner());
-            if h.as_ref().is_ok_and(|h| h.stage == stage) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "stage {stage} never reached: {h:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // NotFound until routing has read intake's event.
+        let h = poll(
+            WAIT,
+            async || self.try_handling(id).await,
+            |h| h.as_ref().is_ok_and(|h| h.stage == stage),
+        )
+        .await;
+        assert!(
+            h.as_ref().is_ok_and(|h| h.stage == stage),
+            "stage {stage} never reached: {h:?}"
+        );
     }
 
     /// Waits until the SLA monitor keeps `class` and the registry's timeline has an entry of
@@ -125,22 +118,22 @@ impl Clients {
         class: v1::Class,
         kind: &str,
     ) -> v1::GetSlaStatusResponse {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let sla = self.sla(id).await;
-            let view = self.view(id).await;
-            if let Some(sla) = sla
-                && sla.class() == class
+        let seen = |(sla, view): &(Option<v1::GetSlaStatusResponse>, v1::ComplaintView)| {
+            sla.as_ref().is_some_and(|s| s.class() == class)
                 && view.timeline.iter().any(|t| t.kind == kind)
-            {
-                return sla;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{kind} / class {class:?} never seen: {view:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        };
+        let got = poll(
+            WAIT,
+            async || (self.sla(id).await, self.view(id).await),
+            seen,
+        )
+        .await;
+        assert!(
+            seen(&got),
+            "{kind} / class {class:?} never seen: {:?}",
+            got.1
+        );
+        got.0.expect("seen")
     }
 }
 
@@ -333,14 +326,12 @@ async fn a_reclassification_makes_the_registry_show_the_new_class_s_due_times() 
         .until_seen(&id, v1::Class::A, "complaint.reclassified")
         .await;
     // Routing learns the class from intake's event too.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let h = loop {
-        let h = c.handling(&id).await;
-        if h.class() == v1::Class::A || tokio::time::Instant::now() > deadline {
-            break h;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let h = poll(
+        WAIT,
+        async || c.handling(&id).await,
+        |h| h.class() == v1::Class::A,
+    )
+    .await;
     let view = c.view(&id).await;
     assert_agree(&view, &h, &sla);
     assert_eq!(view.status, "assigned");

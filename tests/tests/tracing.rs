@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use prost::Message;
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
-use redress_test_support::TestBed;
+use redress_test_support::{TestBed, poll};
 
 /// The parts of OTLP's `ExportTraceServiceRequest` this test reads (field numbers from
 /// opentelemetry-proto's trace_service.proto, trace.proto, resource.proto, common.proto).
@@ -144,22 +144,23 @@ async fn one_complaint_is_one_trace_across_all_five_services() {
 
     let wanted: BTreeSet<&str> =
         ["intake", "routing", "sla-monitor", "escalation", "revisit"].into();
-    let mut in_trace: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for _ in 0..100 {
-        in_trace.clear();
-        for (service, trace, name) in spans.lock().expect("lock").iter() {
-            if trace == trace_id {
-                in_trace
-                    .entry(service.clone())
-                    .or_default()
-                    .insert(name.clone());
+    let in_trace = poll(
+        Duration::from_secs(20),
+        async || {
+            let mut in_trace: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (service, trace, name) in spans.lock().expect("lock").iter() {
+                if trace == trace_id {
+                    in_trace
+                        .entry(service.clone())
+                        .or_default()
+                        .insert(name.clone());
+                }
             }
-        }
-        if wanted.iter().all(|s| in_trace.contains_key(*s)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            in_trace
+        },
+        |in_trace| wanted.iter().all(|s| in_trace.contains_key(*s)),
+    )
+    .await;
     let seen: BTreeSet<&str> = in_trace.keys().map(String::as_str).collect();
     assert!(
         wanted.is_subset(&seen),

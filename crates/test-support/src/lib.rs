@@ -14,6 +14,7 @@
 mod db;
 mod nats;
 mod outage;
+mod poll;
 pub mod ports;
 mod postgres;
 mod process;
@@ -21,6 +22,7 @@ mod process;
 pub use db::TestDb;
 pub use nats::{NatsCluster, NatsServer};
 pub use outage::DbOutage;
+pub use poll::{EVERY, eventually, poll};
 pub use postgres::{PostgresServer, StopMode};
 pub use process::{ServiceProcess, binary_path};
 
@@ -43,6 +45,14 @@ test-handler2-token=handler-2:handler@d-2:Handler Two,\
 test-manager2-token=manager-2:department_manager@d-2:Manager Two,\
 test-gm-token=gm-1:general_manager:General Manager,\
 test-integration-token=callcentre:integration:Call Centre";
+
+/// The value of the series named exactly `series` (name and labels) on a Prometheus page, or 0
+/// when the page does not have it.
+pub fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
 
 /// The workspace root (where `Cargo.toml` and `target/` live).
 pub fn workspace_root() -> PathBuf {

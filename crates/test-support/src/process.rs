@@ -1,5 +1,6 @@
 //! A service binary running as its own process, as in production.
 
+use crate::metric;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -109,6 +110,17 @@ impl ServiceProcess {
             "{head}"
         );
         body.to_owned()
+    }
+
+    /// The Prometheus page once `series` has reached `at_least` (or `within` has passed: the
+    /// caller's assertion on the page then says what was seen).
+    pub async fn metrics_when(&self, series: &str, at_least: f64, within: Duration) -> String {
+        crate::poll(
+            within,
+            async || self.metrics().await,
+            |page| metric(page, series) >= at_least,
+        )
+        .await
     }
 
     /// SIGKILL: the crash case, nothing gets to clean up.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use redress_escalation::channel::signature;
 use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient, event::Payload};
-use redress_test_support::{ServiceProcess, TestBed, authed};
+use redress_test_support::{ServiceProcess, TestBed, authed, metric, poll};
 use tonic::Code;
 
 mod common;
@@ -71,11 +71,7 @@ impl Receiver {
     }
 
     async fn wait_for(&self, n: usize) -> Vec<serde_json::Value> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.got.lock().unwrap().len() < n && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.bodies()
+        poll(WAIT, async || self.bodies(), |got| got.len() >= n).await
     }
 }
 
@@ -272,14 +268,12 @@ async fn escalations(
 
 /// Waits until the complaint has at least `n` escalations.
 async fn wait_escalations(svc: &mut Svc, cid: &str, n: usize) -> Vec<v1::Escalation> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let got = escalations(&mut svc.client, cid).await;
-        if got.len() >= n || tokio::time::Instant::now() >= deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(
+        WAIT,
+        async || escalations(&mut svc.client, cid).await,
+        |got| got.len() >= n,
+    )
+    .await
 }
 
 fn raised_for<'a>(events: &'a [v1::Event], cid: &str) -> Vec<&'a v1::EscalationRaised> {
@@ -748,15 +742,13 @@ async fn still_unresolved_after_level_one_goes_up_and_resolution_closes() {
         ),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let got = escalations(&mut svc.client, &cid).await;
-        if got[1].state() == v1::EscalationState::Closed || tokio::time::Instant::now() > deadline {
-            assert_eq!(got[1].state(), v1::EscalationState::Closed);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got = poll(
+        WAIT,
+        async || escalations(&mut svc.client, &cid).await,
+        |got| got[1].state() == v1::EscalationState::Closed,
+    )
+    .await;
+    assert_eq!(got[1].state(), v1::EscalationState::Closed);
 }
 
 #[tokio::test]
@@ -842,14 +834,12 @@ async fn a_hung_webhook_delays_neither_the_ladder_nor_the_log_nor_shutdown() {
     // Each complaint climbs to the general manager `l2_after` (2 s) after level 1, although
     // every webhook attempt hangs for its 5 s timeout.
     for cid in &ids {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let got = loop {
-            let got = escalations(&mut client, cid).await;
-            if got.len() >= 2 || tokio::time::Instant::now() >= deadline {
-                break got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let got = poll(
+            WAIT,
+            async || escalations(&mut client, cid).await,
+            |got| got.len() >= 2,
+        )
+        .await;
         assert_eq!(got.len(), 2, "{got:?}");
         let secs = |e: &v1::Escalation| e.raised_at.as_ref().unwrap().seconds;
         let gap = secs(&got[1]) - secs(&got[0]);
@@ -863,19 +853,19 @@ async fn a_hung_webhook_delays_neither_the_ladder_nor_the_log_nor_shutdown() {
     // escalation is listed as soon as it commits; its log delivery follows on the next tick, so
     // wait for all eight before comparing times.
     let mut conn = bed.db.connect().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let log_delivered = loop {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM escalation.deliveries WHERE channel = 'log' AND status = 'delivered'",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        if n >= 8 || tokio::time::Instant::now() >= deadline {
-            break n;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let log_delivered: i64 = poll(
+        WAIT,
+        async || {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM escalation.deliveries WHERE channel = 'log' AND status = 'delivered'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+        },
+        |n| *n >= 8,
+    )
+    .await;
     assert_eq!(log_delivered, 8, "4 complaints × 2 rungs");
     // Each log delivery finished without waiting for the webhook: before the webhook's first
     // (hanging, 5 s) attempt at the same notification had even ended.
@@ -986,22 +976,11 @@ async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_
         assert_eq!(rungs, [(1, "manager-1"), (2, "gm-1")], "{cid}");
     }
     // Organisation (1 + 3) and 60 × 5 arrivals, then the service's own escalation events.
-    let value = |page: &str, series: &str| -> f64 {
-        page.lines()
-            .find_map(|l| l.strip_prefix(series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
     let consumed = "redress_messages_consumed_total{consumer=\"escalation-ladder\"}";
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut page = svc.svc.metrics().await;
-    while value(&page, consumed) < 304.0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        page = svc.svc.metrics().await;
-    }
-    let n = value(&page, consumed);
+    let page = svc.svc.metrics_when(consumed, 304.0, WAIT).await;
+    let n = metric(&page, consumed);
     assert!(n >= 304.0, "{page}");
-    let batches = value(
+    let batches = metric(
         &page,
         "redress_batch_seconds_count{consumer=\"escalation-ladder\"}",
     );

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient, event::Payload};
-use redress_test_support::{ServiceProcess, TestBed, authed};
+use redress_test_support::{ServiceProcess, TestBed, authed, poll};
 use tonic::Code;
 
 mod common;
@@ -175,14 +175,12 @@ const TOTAL_OF: &str = "SELECT COALESCE(sum(amount_fen), 0)::BIGINT FROM escalat
 
 /// Waits until `sql` with `arg` gives at least `n`.
 async fn wait_for(bed: &TestBed, sql: &str, arg: &str, n: i64) -> i64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let got = query_i64(bed, sql, arg).await;
-        if got >= n || tokio::time::Instant::now() >= deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(
+        WAIT,
+        async || query_i64(bed, sql, arg).await,
+        |got| *got >= n,
+    )
+    .await
 }
 
 /// Publishes a marker complaint booked against `barrier` and waits for it: the consumer applies

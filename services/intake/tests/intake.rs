@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed};
+use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric, poll};
 use tonic::Code;
 
 const AGENT: &str = "test-agent-token";
@@ -665,14 +665,6 @@ async fn a_backlog_is_recorded_in_batches_with_the_outcome_of_one_at_a_time() {
     assert!(!logs.contains("batch failed"), "{logs}");
 }
 
-/// The value of the series named exactly `series` (name and labels), or 0.
-fn metric(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn chinese_rare_cjk_and_emoji_round_trip_byte_exact() {
     let bed = TestBed::start().await;
@@ -827,16 +819,12 @@ async fn timeline_shows_events_from_another_service_and_lists_filter() {
     };
     bed.publish_event(&routed).await;
 
-    let mut view = None;
-    for _ in 0..100 {
+    let view = eventually("timeline with the routing event", 10 * SECOND, async || {
         let v = get(&mut client, &ack.complaint_id).await;
-        if v.timeline.iter().any(|t| t.kind == "complaint.routed") && v.timeline.len() >= 3 {
-            view = Some(v);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let view = view.expect("timeline with the routing event");
+        (v.timeline.iter().any(|t| t.kind == "complaint.routed") && v.timeline.len() >= 3)
+            .then_some(v)
+    })
+    .await;
     let kinds: Vec<&str> = view.timeline.iter().map(|t| t.kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -873,14 +861,12 @@ async fn timeline_shows_events_from_another_service_and_lists_filter() {
         ..Default::default()
     };
     bed.publish_event(&satisfaction).await;
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = get(&mut client, &ack.complaint_id).await.satisfaction;
-        if !seen.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let seen = poll(
+        10 * SECOND,
+        async || get(&mut client, &ack.complaint_id).await.satisfaction,
+        |seen| !seen.is_empty(),
+    )
+    .await;
     assert_eq!(seen, "dissatisfied");
 
     let list = |req: v1::ListComplaintsRequest| {
@@ -977,17 +963,17 @@ async fn crash_between_commit_and_publish_still_publishes_once() {
     }
     // 2. Restarted, the relay publishes them again; JetStream keeps one copy.
     let (_svc, _client) = intake(&bed, &[]).await;
-    for _ in 0..100 {
-        let left: i64 =
+    poll(
+        10 * SECOND,
+        async || -> i64 {
             sqlx::query_scalar("SELECT count(*) FROM intake.outbox WHERE published_at IS NULL")
                 .fetch_one(&mut conn)
                 .await
-                .expect("outbox");
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                .expect("outbox")
+        },
+        |left| *left == 0,
+    )
+    .await;
     let received = bed.events("complaint.received", 1, 5 * SECOND).await;
     assert_eq!(received.len(), 1, "published once");
     assert_eq!(received[0].complaint_id, complaint_id);
@@ -1043,22 +1029,19 @@ async fn restart_between_receive_and_ack_yields_one_complaint() {
     // The message was never acknowledged: JetStream redelivers it to the restarted service.
     let (_svc, _client) = intake(&bed, &[("REDRESS_ACK_WAIT_SECS", "1")]).await;
     let consumer_done = async {
-        for _ in 0..100 {
+        eventually("the submission acknowledged", 10 * SECOND, async || {
             let mut c: async_nats::jetstream::consumer::PullConsumer = bed
                 .js
                 .get_consumer_from_stream("intake-submissions", "T_INTAKE")
                 .await
                 .expect("consumer");
             let info = c.info().await.expect("info");
-            if info.num_pending == 0
+            (info.num_pending == 0
                 && info.num_ack_pending == 0
-                && info.delivered.stream_sequence >= 1
-            {
-                return info.num_redelivered;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the submission was never acknowledged");
+                && info.delivered.stream_sequence >= 1)
+                .then_some(info.num_redelivered)
+        })
+        .await
     };
     consumer_done.await;
     assert_eq!(
@@ -1110,15 +1093,13 @@ async fn poison_event_is_dead_lettered_and_the_registry_moves_on() {
     );
     assert_eq!(dead[0].subject.as_str(), "t.deadletter.intake-registry");
     // Later events are still applied.
-    for _ in 0..100 {
-        let v = get(&mut client, &ack.complaint_id).await;
-        if v.timeline.len() >= 2 {
-            drop(svc);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("registry stopped after the poison message");
+    eventually(
+        "later events applied after the poison message",
+        10 * SECOND,
+        async || (get(&mut client, &ack.complaint_id).await.timeline.len() >= 2).then_some(()),
+    )
+    .await;
+    drop(svc);
 }
 
 #[tokio::test]

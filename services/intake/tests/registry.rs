@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed};
+use redress_test_support::{ServiceProcess, TestBed, authed, poll};
 
 const AGENT: &str = "test-agent-token";
 const SECOND: Duration = Duration::from_secs(1);
@@ -78,11 +78,11 @@ fn ids_by_key(received: &[v1::Event]) -> std::collections::HashMap<String, Strin
         .collect()
 }
 
-/// The kinds in a complaint's timeline, oldest first.
-async fn timeline(
+/// The registry's view of a complaint.
+async fn view(
     client: &mut IntakeServiceClient<tonic::transport::Channel>,
     complaint_id: &str,
-) -> Vec<String> {
+) -> v1::ComplaintView {
     client
         .get_complaint(authed(
             AGENT,
@@ -93,6 +93,15 @@ async fn timeline(
         .await
         .expect("get")
         .into_inner()
+}
+
+/// The kinds in a complaint's timeline, oldest first.
+async fn timeline(
+    client: &mut IntakeServiceClient<tonic::transport::Channel>,
+    complaint_id: &str,
+) -> Vec<String> {
+    view(client, complaint_id)
+        .await
         .timeline
         .into_iter()
         .map(|t| t.kind)
@@ -176,24 +185,7 @@ async fn until(
     complaint_id: &str,
     ok: impl Fn(&v1::ComplaintView) -> bool,
 ) -> v1::ComplaintView {
-    let mut view = v1::ComplaintView::default();
-    for _ in 0..150 {
-        view = client
-            .get_complaint(authed(
-                AGENT,
-                v1::GetComplaintRequest {
-                    complaint_id: complaint_id.to_owned(),
-                },
-            ))
-            .await
-            .expect("get")
-            .into_inner();
-        if ok(&view) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    view
+    poll(15 * SECOND, async || view(client, complaint_id).await, ok).await
 }
 
 /// DOMAIN §9 "The registry is the single view" and "Closing", as the consistency system test

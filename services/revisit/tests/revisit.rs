@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_proto::v1::{self, event::Payload, revisit_service_client::RevisitServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed};
+use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric, poll};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -186,7 +186,8 @@ async fn rows(
     n: usize,
 ) -> Vec<(String, i32, DateTime<Utc>, String, String)> {
     let mut conn = bed.db.connect().await;
-    for _ in 0..150 {
+    let what = format!("{n} revisits for {complaint}");
+    eventually(&what, 15 * SECOND, async || {
         let got: Vec<(String, i32, DateTime<Utc>, String, String)> = sqlx::query_as(
             "SELECT kind, sequence, due_at, state, revisit_id FROM revisit.revisits
              WHERE complaint_id = $1 ORDER BY created_at, kind",
@@ -195,33 +196,25 @@ async fn rows(
         .fetch_all(&mut conn)
         .await
         .expect("rows");
-        if got.len() >= n {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("fewer than {n} revisits for {complaint}");
+        (got.len() >= n).then_some(got)
+    })
+    .await
 }
 
 /// Events of `kind` about `complaint`, waiting for at least `n`.
 async fn events_of(bed: &TestBed, kind: &str, complaint: &str, n: usize) -> Vec<v1::Event> {
-    for _ in 0..100 {
-        let got: Vec<v1::Event> = bed
-            .events(kind, 0, SECOND / 10)
-            .await
-            .into_iter()
-            .filter(|e| e.complaint_id == complaint)
-            .collect();
-        if got.len() >= n {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bed.events(kind, 0, SECOND / 10)
-        .await
-        .into_iter()
-        .filter(|e| e.complaint_id == complaint)
-        .collect()
+    poll(
+        20 * SECOND,
+        async || {
+            bed.events(kind, 0, SECOND / 10)
+                .await
+                .into_iter()
+                .filter(|e| e.complaint_id == complaint)
+                .collect::<Vec<_>>()
+        },
+        |got| got.len() >= n,
+    )
+    .await
 }
 
 async fn claim(client: &mut Client, token: &str, id: &str) -> Result<v1::Revisit, tonic::Status> {
@@ -366,26 +359,29 @@ async fn plans_a_revisit_for_each_trigger() {
     assert_eq!(s.revisit_id, r[0].4);
     // Planned on receipt, possibly before routing named the department; the work list shows it
     // under the department once the routing event is applied (events may still be in flight).
-    let mut found = false;
-    for _ in 0..100 {
-        let listed = client
-            .list_due_revisits(authed(
-                AGENT,
-                v1::ListDueRevisitsRequest {
-                    department_id: "dept-network".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("list")
-            .into_inner();
-        if listed.revisits.iter().any(|v| v.revisit_id == s.revisit_id) {
-            found = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(found, "the waiting revisit is listed under its department");
+    eventually(
+        "the waiting revisit listed under its department",
+        10 * SECOND,
+        async || {
+            let listed = client
+                .list_due_revisits(authed(
+                    AGENT,
+                    v1::ListDueRevisitsRequest {
+                        department_id: "dept-network".into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .expect("list")
+                .into_inner();
+            listed
+                .revisits
+                .iter()
+                .any(|v| v.revisit_id == s.revisit_id)
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// Timestamps travel in whole seconds in these tests.
@@ -791,24 +787,11 @@ async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_
             ],
         )
         .await;
-    let value = |page: &str, series: &str| -> f64 {
-        page.lines()
-            .find_map(|l| l.strip_prefix(series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
     let consumed = "redress_messages_consumed_total{consumer=\"revisit-facts\"}";
-    let mut page = String::new();
-    for _ in 0..300 {
-        page = svc.metrics().await;
-        if value(&page, consumed) >= 151.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let page = svc.metrics_when(consumed, 151.0, 30 * SECOND).await;
     // 50 × 3 arrivals and the copy.
-    assert_eq!(value(&page, consumed), 151.0, "{page}");
-    let batches = value(
+    assert_eq!(metric(&page, consumed), 151.0, "{page}");
+    let batches = metric(
         &page,
         "redress_batch_seconds_count{consumer=\"revisit-facts\"}",
     );

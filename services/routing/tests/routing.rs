@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use prost::Message as _;
 use redress_proto::v1::{self, event::Payload, routing_service_client::RoutingServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed};
+use redress_test_support::{ServiceProcess, TestBed, authed, metric, poll};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -253,15 +253,16 @@ async fn handling(r: &mut Routing, id: &str) -> Option<v1::GetHandlingResponse> 
 
 /// Waits until the complaint reaches `stage` (or gives up after 20 s and fails).
 async fn wait_stage(r: &mut Routing, id: &str, stage: &str) -> v1::GetHandlingResponse {
-    for _ in 0..200 {
-        if let Some(h) = handling(r, id).await
-            && h.stage == stage
-        {
-            return h;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let h = poll(
+        20 * SECOND,
+        async || handling(r, id).await,
+        |h| h.as_ref().is_some_and(|h| h.stage == stage),
+    )
+    .await;
+    match h {
+        Some(h) if h.stage == stage => h,
+        other => panic!("{id} never reached {stage}: {other:?}"),
     }
-    panic!("{id} never reached {stage}: {:?}", handling(r, id).await);
 }
 
 async fn assigned_events(bed: &TestBed, id: &str, at_least: usize) -> Vec<v1::ComplaintAssigned> {
@@ -406,18 +407,19 @@ async fn redelivered_received_and_confirmed_events_assign_once() {
 /// database connection for the assertions.
 async fn all_assigned(bed: &TestBed) -> sqlx::PgConnection {
     let mut conn = bed.db.connect().await;
-    for _ in 0..300 {
-        let pending: i64 =
+    let pending = poll(
+        30 * SECOND,
+        async || -> i64 {
             sqlx::query_scalar("SELECT count(*) FROM routing.handling WHERE stage <> 'assigned'")
                 .fetch_one(&mut conn)
                 .await
-                .expect("count");
-        if pending == 0 {
-            return conn;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not every complaint was assigned");
+                .expect("count")
+        },
+        |pending| *pending == 0,
+    )
+    .await;
+    assert_eq!(pending, 0, "not every complaint was assigned");
+    conn
 }
 
 /// The per-handler load counters the database keeps (migration `handler_load`) equal a
@@ -1130,14 +1132,12 @@ async fn a_reopened_complaint_returns_to_its_handler() {
         ),
     )
     .await;
-    let mut class = 0;
-    for _ in 0..100 {
-        class = handling(&mut r, &other).await.map_or(0, |h| h.class);
-        if class == v1::Class::A as i32 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let class = poll(
+        5 * SECOND,
+        async || handling(&mut r, &other).await.map_or(0, |h| h.class),
+        |class| *class == v1::Class::A as i32,
+    )
+    .await;
     assert_eq!(class, v1::Class::A as i32, "reclassified while assigned");
     assert_loads_kept(&mut bed.db.connect().await).await;
 }
@@ -1777,11 +1777,4 @@ async fn a_backlog_is_routed_in_batches_with_the_outcome_of_one_at_a_time() {
     );
     let logs = r.svc.logs();
     assert!(!logs.contains("batch failed"), "{logs}");
-}
-
-/// The value of the series named exactly `series` (name and labels), or 0.
-fn metric(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }

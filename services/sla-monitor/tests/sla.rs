@@ -10,7 +10,7 @@ use redress_domain::{ComplaintId, EventId};
 use redress_proto::v1::{
     self, event::Payload, sla_monitor_service_client::SlaMonitorServiceClient,
 };
-use redress_test_support::{ServiceProcess, TestBed, authed};
+use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric, poll};
 use tonic::Code;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -195,14 +195,12 @@ async fn events_of(
     n: usize,
     timeout: Duration,
 ) -> Vec<v1::Event> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let got = of(&bed.events(kind, 0, SECOND).await, id);
-        if got.len() >= n || tokio::time::Instant::now() >= deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll(
+        timeout,
+        async || of(&bed.events(kind, 0, SECOND).await, id),
+        |got| got.len() >= n,
+    )
+    .await
 }
 
 const ALL_FOUR: [v1::SlaClock; 4] = [
@@ -483,8 +481,8 @@ async fn a_special_reason_means_no_accountability_record() {
     route_and_assign(&bed, &id).await;
     let mut client = SlaMonitorServiceClient::new(bed.channel(&svc).await);
     // Wait for the clocks to exist.
-    for _ in 0..50 {
-        if client
+    eventually("the complaint's clocks", 5 * SECOND, async || {
+        client
             .get_sla_status(authed(
                 MANAGER,
                 v1::GetSlaStatusRequest {
@@ -492,12 +490,9 @@ async fn a_special_reason_means_no_accountability_record() {
                 },
             ))
             .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .ok()
+    })
+    .await;
     let request = |reason: &str, approved_by: &str| v1::RecordSpecialReasonRequest {
         complaint_id: id.clone(),
         clock: v1::SlaClock::Completion as i32,
@@ -635,40 +630,40 @@ async fn completion_clock(
 ) -> (DateTime<Utc>, DateTime<Utc>) {
     let mut client = SlaMonitorServiceClient::new(bed.channel(svc).await);
     let mut conn = bed.db.connect().await;
-    let deadline = tokio::time::Instant::now() + 15 * SECOND;
-    loop {
-        let status = client
-            .get_sla_status(authed(
-                GM,
-                v1::GetSlaStatusRequest {
-                    complaint_id: id.to_owned(),
-                },
-            ))
-            .await;
-        let due = status.ok().and_then(|s| {
-            s.into_inner()
-                .clocks
-                .iter()
-                .find(|c| c.clock() == v1::SlaClock::Completion)
-                .map(|c| time(&c.due_at))
-        });
-        if let Some(due) = due.filter(|d| ready(*d)) {
-            let warn: DateTime<Utc> = sqlx::query_scalar(
-                "SELECT warn_at FROM sla_monitor.clocks WHERE complaint_id = $1 AND kind = 'completion'",
-            )
-            .bind(id)
-            .fetch_one(&mut conn)
-            .await
-            .expect("completion clock row");
-            return (due, warn);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no completion clock for {id}: {}",
-            svc.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let found = poll(
+        15 * SECOND,
+        async || {
+            let status = client
+                .get_sla_status(authed(
+                    GM,
+                    v1::GetSlaStatusRequest {
+                        complaint_id: id.to_owned(),
+                    },
+                ))
+                .await;
+            let due = status.ok().and_then(|s| {
+                s.into_inner()
+                    .clocks
+                    .iter()
+                    .find(|c| c.clock() == v1::SlaClock::Completion)
+                    .map(|c| time(&c.due_at))
+            })?;
+            ready(due).then_some(due)
+        },
+        Option::is_some,
+    )
+    .await;
+    let Some(due) = found else {
+        panic!("no completion clock for {id}: {}", svc.logs());
+    };
+    let warn: DateTime<Utc> = sqlx::query_scalar(
+        "SELECT warn_at FROM sla_monitor.clocks WHERE complaint_id = $1 AND kind = 'completion'",
+    )
+    .bind(id)
+    .fetch_one(&mut conn)
+    .await
+    .expect("completion clock row");
+    (due, warn)
 }
 
 #[tokio::test]
@@ -887,15 +882,17 @@ async fn a_late_heard_assignment_still_gets_its_lateness_fine_once() {
                     if o.clock == v1::SlaClock::Completion as i32)
         })
     };
-    let deadline = tokio::time::Instant::now() + 20 * SECOND;
-    loop {
-        let events = bed.events("sla.overdue", 0, SECOND).await;
-        if overdue(&events, &in_time) && overdue(&events, &too_late) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{}", svc.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let events = poll(
+        20 * SECOND,
+        async || bed.events("sla.overdue", 0, SECOND).await,
+        |events| overdue(events, &in_time) && overdue(events, &too_late),
+    )
+    .await;
+    assert!(
+        overdue(&events, &in_time) && overdue(&events, &too_late),
+        "{}",
+        svc.logs()
+    );
     let fines_of = |events: &[v1::Event], id: &str| {
         events
             .iter()
@@ -1060,30 +1057,13 @@ async fn a_backlog_is_applied_in_batches_with_the_outcome_of_one_at_a_time() {
         )
         .await;
     // 30 × 4 + 30 × 2 + 30 × 2 + 1 + 10 × 3 messages.
-    let consumed = |page: &str| {
-        page.lines()
-            .find_map(|l| {
-                l.strip_prefix("redress_messages_consumed_total{consumer=\"sla-monitor-clocks\"}")
-            })
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let mut page = String::new();
-    for _ in 0..300 {
-        page = svc.metrics().await;
-        if consumed(&page) >= 271.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(consumed(&page), 271.0, "{page}");
-    let batches = page
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("redress_batch_seconds_count{consumer=\"sla-monitor-clocks\"}")
-        })
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let consumed = "redress_messages_consumed_total{consumer=\"sla-monitor-clocks\"}";
+    let page = svc.metrics_when(consumed, 271.0, 30 * SECOND).await;
+    assert_eq!(metric(&page, consumed), 271.0, "{page}");
+    let batches = metric(
+        &page,
+        "redress_batch_seconds_count{consumer=\"sla-monitor-clocks\"}",
+    );
     assert!(batches < 271.0 / 4.0, "{batches} batches");
     assert!(!svc.logs().contains("batch failed"), "{}", svc.logs());
 
