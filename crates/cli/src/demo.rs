@@ -57,13 +57,14 @@ pub async fn play(endpoints: &Endpoints) -> Result<()> {
         .context("demo: subscribing to events")?;
     let (tx, _) = broadcast::channel::<v1::Event>(4096);
     let printer_tx = tx.clone();
+    let people = staff_names(SEED)?;
     let printer = tokio::spawn(async move {
         let mut names: HashMap<String, String> = HashMap::new();
         while let Some(msg) = subscription.next().await {
             let Ok(event) = v1::Event::decode(msg.payload) else {
                 continue;
             };
-            print_event(started, &mut names, &event);
+            print_event(started, &mut names, &people, &event);
             let _ = printer_tx.send(event);
         }
     });
@@ -88,9 +89,9 @@ pub async fn play(endpoints: &Endpoints) -> Result<()> {
     say(
         "Three customers call the hotline. The agent records each complaint, reads it back, and submits it.",
     );
-    let outage = submit(&mut intake, outage()).await?;
-    let charge = submit(&mut intake, double_charge()).await?;
-    let moved = submit(&mut intake, number_moved()).await?;
+    let outage = submit(&mut intake, outage()).await?.complaint_id;
+    let charge = submit(&mut intake, double_charge()).await?.complaint_id;
+    let moved = submit(&mut intake, number_moved()).await?.complaint_number;
 
     wait_for(&mut events, "outage assigned", |e| {
         e.complaint_id == outage && matches!(e.payload, Some(Payload::ComplaintAssigned(_)))
@@ -245,8 +246,30 @@ fn say(text: &str) {
     println!("\n▶ {text}\n");
 }
 
-/// One timeline line: time since start, complaint, producing service, what happened.
-fn print_event(started: Instant, names: &mut HashMap<String, String>, event: &v1::Event) {
+/// Staff names by id, from the demo organisation, so the timeline names each person the same
+/// way whichever event mentions them (an assignment carries the name, a fine only the id).
+fn staff_names(seed: &str) -> Result<HashMap<String, String>> {
+    #[derive(serde::Deserialize)]
+    struct Seed {
+        staff: Vec<Person>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Person {
+        id: String,
+        name: String,
+    }
+    let seed: Seed = toml::from_str(seed).context("demo: reading the demo organisation")?;
+    Ok(seed.staff.into_iter().map(|p| (p.id, p.name)).collect())
+}
+
+/// One timeline line: time since start, complaint (by number and customer), producing service,
+/// what happened (people by name).
+fn print_event(
+    started: Instant,
+    names: &mut HashMap<String, String>,
+    people: &HashMap<String, String>,
+    event: &v1::Event,
+) {
     let Some(payload) = &event.payload else {
         return;
     };
@@ -272,7 +295,8 @@ fn print_event(started: Instant, names: &mut HashMap<String, String>, event: &v1
         who,
         event.producer,
         payload.kind(),
-        payload.describe()
+        payload
+            .describe_naming(&|id: &str| people.get(id).cloned().unwrap_or_else(|| id.to_owned()))
     );
 }
 
@@ -317,8 +341,8 @@ async fn wait_for(
 async fn submit(
     client: &mut IntakeServiceClient<Channel>,
     details: v1::ComplaintDetails,
-) -> Result<String> {
-    let ack = client
+) -> Result<v1::Acknowledgement> {
+    Ok(client
         .submit(authed(
             AGENT,
             v1::SubmitRequest {
@@ -327,8 +351,7 @@ async fn submit(
         ))
         .await
         .context("submit")?
-        .into_inner();
-    Ok(ack.complaint_id)
+        .into_inner())
 }
 
 /// What a handler does from acceptance to resolution, the customer accepting the solution.

@@ -25,8 +25,14 @@ fn clock(c: i32) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn either<'a>(a: &'a str, b: &'a str) -> &'a str {
-    if a.is_empty() { b } else { a }
+/// A person as a reader knows them: the name the event carries, else what `name` makes of the
+/// id (a reader with a staff list shows the name, one without shows the id).
+fn person(event_name: &str, id: &str, name: &dyn Fn(&str) -> String) -> String {
+    if event_name.is_empty() {
+        name(id)
+    } else {
+        event_name.to_owned()
+    }
 }
 
 fn yuan(fen: i64) -> String {
@@ -34,8 +40,14 @@ fn yuan(fen: i64) -> String {
 }
 
 impl Payload {
-    /// What happened, in a few words a supervisor reads.
+    /// What happened, in a few words a supervisor reads; people appear by id.
     pub fn describe(&self) -> String {
+        self.describe_naming(&|id: &str| id.to_owned())
+    }
+
+    /// What happened, with every person named by `name` (from their id), so a reader that knows
+    /// the staff names each person the same way in every line, whichever event mentions them.
+    pub fn describe_naming(&self, name: &dyn Fn(&str) -> String) -> String {
         match self {
             Payload::ComplaintReceived(r) => {
                 format!(
@@ -68,12 +80,22 @@ impl Payload {
                     .unwrap_or_default()
             ),
             Payload::ComplaintRouted(r) => {
-                format!("routed to {}", either(&r.department_name, &r.department_id))
+                format!(
+                    "routed to {}",
+                    if r.department_name.is_empty() {
+                        &r.department_id
+                    } else {
+                        &r.department_name
+                    }
+                )
             }
             Payload::ComplaintAssigned(a) => {
-                format!("assigned to {}", either(&a.assignee_name, &a.assignee_id))
+                format!(
+                    "assigned to {}",
+                    person(&a.assignee_name, &a.assignee_id, name)
+                )
             }
-            Payload::AcceptedByDepartment(a) => format!("accepted by {}", a.accepted_by),
+            Payload::AcceptedByDepartment(a) => format!("accepted by {}", name(&a.accepted_by)),
             Payload::ValidityDecided(v) if v.valid => "found valid".into(),
             Payload::ValidityDecided(v) => format!("found invalid (class D): {}", v.explanation),
             Payload::CauseRecorded(c) => format!("cause: {}", c.cause),
@@ -119,28 +141,33 @@ impl Payload {
             Payload::EscalationRaised(e) => format!(
                 "escalated to level {}: {} ({})",
                 e.level,
-                either(&e.recipient_name, &e.recipient_id),
+                person(&e.recipient_name, &e.recipient_id, name),
                 v1::EscalationTrigger::try_from(e.trigger)
                     .map(|t| short(t.as_str_name(), "ESCALATION_TRIGGER_"))
                     .unwrap_or_default()
             ),
             Payload::EscalationAcknowledged(a) => {
-                format!("{} acknowledged the escalation", a.acknowledged_by)
+                format!("{} acknowledged the escalation", name(&a.acknowledged_by))
             }
             Payload::EscalationDecided(d) => {
-                format!("decision by {}: {}", d.decided_by, d.decision)
+                format!("decision by {}: {}", name(&d.decided_by), d.decision)
             }
             Payload::NotificationSent(n) => {
-                format!("notification to {} ({})", n.recipient_id, n.channel)
+                format!("notification to {} ({})", name(&n.recipient_id), n.channel)
             }
             Payload::NotificationDelivered(n) => {
                 format!(
                     "notification delivered to {} ({})",
-                    n.recipient_id, n.channel
+                    name(&n.recipient_id),
+                    n.channel
                 )
             }
             Payload::NotificationFailed(n) => {
-                format!("notification to {} failed ({})", n.recipient_id, n.channel)
+                format!(
+                    "notification to {} failed ({})",
+                    name(&n.recipient_id),
+                    n.channel
+                )
             }
             Payload::RevisitScheduled(r) => format!(
                 "revisit planned ({})",
@@ -178,7 +205,7 @@ impl Payload {
             ),
             Payload::AccountabilityRecorded(a) => format!(
                 "accountability: {} fined {} ({})",
-                a.person_id,
+                name(&a.person_id),
                 yuan(a.amount_fen),
                 v1::AccountabilityReason::try_from(a.reason)
                     .map(|r| short(r.as_str_name(), "ACCOUNTABILITY_REASON_"))
@@ -187,7 +214,9 @@ impl Payload {
             Payload::StaffSuspended(s) => {
                 format!(
                     "{} suspended for {} ({} complaints)",
-                    s.person_id, s.month, s.count
+                    name(&s.person_id),
+                    s.month,
+                    s.count
                 )
             }
             other => other.kind().replace(['.', '_'], " "),
@@ -216,5 +245,33 @@ mod tests {
             a.describe(),
             "accountability: handler-1 fined 50.00 yuan (overdue)"
         );
+    }
+
+    #[test]
+    fn a_reader_with_a_staff_list_names_every_person_alike() {
+        let name = |id: &str| match id {
+            "handler-1" => "Liu Yang".to_owned(),
+            other => other.to_owned(),
+        };
+        let fined = Payload::AccountabilityRecorded(v1::AccountabilityRecorded {
+            person_id: "handler-1".into(),
+            amount_fen: 5_000,
+            reason: v1::AccountabilityReason::Overdue as i32,
+            ..Default::default()
+        });
+        let accepted = Payload::AcceptedByDepartment(v1::AcceptedByDepartment {
+            accepted_by: "handler-1".into(),
+            ..Default::default()
+        });
+        let assigned = Payload::ComplaintAssigned(v1::ComplaintAssigned {
+            assignee_id: "handler-1".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            fined.describe_naming(&name),
+            "accountability: Liu Yang fined 50.00 yuan (overdue)"
+        );
+        assert_eq!(accepted.describe_naming(&name), "accepted by Liu Yang");
+        assert_eq!(assigned.describe_naming(&name), "assigned to Liu Yang");
     }
 }
