@@ -5,8 +5,8 @@
 //! [`Platform::bootstrap`], register consumers with [`Platform::consume`], then
 //! [`Platform::serve`] its gRPC services. Shutdown (SIGINT/SIGTERM) runs in the order that loses
 //! nothing: health goes NOT_SERVING and the gRPC server drains its calls; consumers stop pulling
-//! and finish (commit and ack) the batch in hand; the outbox relay publishes what those commits
-//! wrote; then the pools close.
+//! and finish (commit and ack) the batch in hand; background work ([`Platform::spawn_background`])
+//! finishes its step; the outbox relay publishes what those commits wrote; then the pools close.
 //!
 //! [`telemetry::init`]: crate::telemetry::init
 
@@ -63,6 +63,8 @@ pub struct Platform {
     pub shutdown: CancellationToken,
     consumers: JoinSet<()>,
     consumers_stop: CancellationToken,
+    background: JoinSet<()>,
+    background_stop: CancellationToken,
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -133,6 +135,8 @@ impl Platform {
             shutdown,
             consumers: JoinSet::new(),
             consumers_stop: CancellationToken::new(),
+            background: JoinSet::new(),
+            background_stop: CancellationToken::new(),
             metrics_addr,
         })
     }
@@ -173,6 +177,17 @@ impl Platform {
         self.consumers.spawn(consumer.replayer().run(stop.clone()));
         self.consumers.spawn(consumer.run(stop));
         Ok(())
+    }
+
+    /// Runs a service's own background work (the SLA scheduler, the revisit planner, the
+    /// escalation worker, a gauge sampler) until shutdown. `work` gets the token that stops it.
+    /// It is stopped after the consumers and before the outbox relay, and joined, so what it
+    /// commits on its way out is still published and nothing is cut off mid-transaction.
+    pub fn spawn_background<F>(&mut self, work: impl FnOnce(CancellationToken) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.background.spawn(work(self.background_stop.clone()));
     }
 
     /// Serves gRPC (the given services plus health and reflection) and runs the outbox relay
@@ -287,6 +302,11 @@ impl Platform {
         self.consumers_stop.cancel();
         let _ = tokio::time::timeout(grace, async {
             while self.consumers.join_next().await.is_some() {}
+        })
+        .await;
+        self.background_stop.cancel();
+        let _ = tokio::time::timeout(grace, async {
+            while self.background.join_next().await.is_some() {}
         })
         .await;
         relay_stop.cancel();

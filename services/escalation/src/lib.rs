@@ -103,9 +103,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ladder: ladder.clone(),
         channels,
         tick: Duration::from_millis(settings.tick_ms.max(10)),
-        batch: 20,
+        batch: settings.batch,
     };
-    tokio::spawn(worker.run(platform.shutdown.clone()));
+    platform.spawn_background(|stop| worker.run(stop));
     let api = api::Api {
         pool: platform.pool.clone(),
         ladder,

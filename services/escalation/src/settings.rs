@@ -9,6 +9,9 @@
 //! log_channel = true
 //! # How often the delivery and timer worker looks for work, in milliseconds. Default 500.
 //! tick_ms = 500
+//! # How many due deliveries (per channel) and ladder timers the worker takes per step.
+//! # Default 20.
+//! batch = 20
 //!
 //! [[webhooks]]
 //! name = "ops"                       # channel name in records and events (default "webhook")
@@ -37,6 +40,7 @@ pub struct Settings {
     pub general_manager_id: Option<String>,
     pub log_channel: bool,
     pub tick_ms: u64,
+    pub batch: i64,
     pub webhooks: Vec<WebhookSettings>,
 }
 
@@ -46,6 +50,7 @@ impl Default for Settings {
             general_manager_id: None,
             log_channel: true,
             tick_ms: 500,
+            batch: 20,
             webhooks: Vec::new(),
         }
     }
@@ -113,6 +118,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.batch > 0, "batch must be > 0");
         let mut names = std::collections::BTreeSet::new();
         for w in &self.webhooks {
             anyhow::ensure!(!w.url.is_empty(), "webhooks.url is empty");

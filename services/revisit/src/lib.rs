@@ -78,7 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         clock: platform.clock.clone(),
         interval: Duration::from_millis(args.planner_ms.max(10)),
     };
-    tokio::spawn(ticker.run(platform.shutdown.clone()));
+    platform.spawn_background(|stop| ticker.run(stop));
     let api = api::Api {
         pool: platform.pool.clone(),
         work,

@@ -87,12 +87,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         batch: args.sla_batch.max(1),
         max_sleep: Duration::from_millis(args.sla_max_sleep_ms.max(1)),
     };
-    tokio::spawn(scheduler.run(platform.shutdown.clone()));
-    tokio::spawn(gauges::run(
-        platform.pool.clone(),
-        gauges::PERIOD,
-        platform.shutdown.clone(),
-    ));
+    platform.spawn_background(|stop| scheduler.run(stop));
+    let pool = platform.pool.clone();
+    platform.spawn_background(|stop| gauges::run(pool, gauges::PERIOD, stop));
     let api = api::Api {
         pool: platform.pool.clone(),
         outbox: platform.outbox.clone(),
