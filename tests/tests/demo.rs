@@ -69,6 +69,21 @@ fn the_demo_plays_end_to_end_and_stops_cleanly() {
             "{sign:?} missing from the demo output:\n{stdout}"
         );
     }
+    // People by name and complaints by number, in every line (issue 14): no staff or
+    // complaint id of the demo organisation shows.
+    for id in [
+        "cmp_",
+        "handler-1",
+        "handler-2",
+        "manager-1",
+        "centre-1",
+        "gm-1",
+    ] {
+        assert!(
+            !stdout.contains(id),
+            "{id:?} shows in the demo output:\n{stdout}"
+        );
+    }
     assert_eq!(
         psql("SELECT count(*) FROM pg_database WHERE datname = 'redress_demo_1'"),
         "0",

@@ -205,7 +205,13 @@ impl Payload {
             ),
             Payload::AccountabilityRecorded(a) => format!(
                 "accountability: {} fined {} ({})",
-                name(&a.person_id),
+                // A revisit nobody claimed: the escalation ledger charges it to the complaint
+                // centre's manager (DOMAIN §9), whom the SLA monitor does not know.
+                if a.person_id.is_empty() {
+                    "the owner (named by the ledger)".to_owned()
+                } else {
+                    name(&a.person_id)
+                },
                 yuan(a.amount_fen),
                 v1::AccountabilityReason::try_from(a.reason)
                     .map(|r| short(r.as_str_name(), "ACCOUNTABILITY_REASON_"))

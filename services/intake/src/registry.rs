@@ -162,6 +162,7 @@ async fn apply_events(
     policy: &Policy,
     events: &[v1::Event],
 ) -> Result<Result<(), String>, sqlx::Error> {
+    remember_names(conn, events).await?;
     let mut entries = Vec::with_capacity(events.len());
     for e in events {
         match Entry::of(e) {
@@ -199,6 +200,62 @@ async fn apply_events(
     Ok(Ok(()))
 }
 
+/// Keeps the names of the organisation's people from routing's `staff.upserted`, the last
+/// upsert of a person in the batch winning.
+async fn remember_names(conn: &mut PgConnection, events: &[v1::Event]) -> Result<(), sqlx::Error> {
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    for e in events {
+        if let Some(Payload::StaffUpserted(s)) = &e.payload
+            && !s.staff_id.is_empty()
+            && !s.name.is_empty()
+        {
+            names.insert(&s.staff_id, &s.name);
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    let (ids, names): (Vec<&str>, Vec<&str>) = names.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO staff_names (staff_id, name) SELECT * FROM UNNEST($1::text[], $2::text[])
+         ON CONFLICT (staff_id) DO UPDATE SET name = EXCLUDED.name",
+    )
+    .bind(ids)
+    .bind(names)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The known names of the people the entries mention, by staff id (one query, and none when
+/// no entry mentions anybody).
+async fn names_of(
+    conn: &mut PgConnection,
+    entries: &[Entry<'_>],
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let mentioned = std::cell::RefCell::new(Vec::<String>::new());
+    for e in entries {
+        e.payload.describe_naming(&|id: &str| {
+            if !id.is_empty() {
+                mentioned.borrow_mut().push(id.to_owned());
+            }
+            String::new()
+        });
+    }
+    let mut ids = mentioned.into_inner();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT staff_id, name FROM staff_names WHERE staff_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Adds the entries' timeline rows in one statement (a row already there is left as it is).
 async fn insert_timeline(
     conn: &mut PgConnection,
@@ -207,6 +264,7 @@ async fn insert_timeline(
     if entries.is_empty() {
         return Ok(());
     }
+    let names = names_of(&mut *conn, entries).await?;
     let mut complaints = Vec::with_capacity(entries.len());
     let mut ids = Vec::with_capacity(entries.len());
     let mut kinds = Vec::with_capacity(entries.len());
@@ -225,7 +283,7 @@ async fn insert_timeline(
         actor_ids.push(actor.id);
         actor_names.push(actor.display_name);
         actor_roles.push(actor.role);
-        summaries.push(summary(e.payload));
+        summaries.push(summary(e.payload, &names));
         producers.push(e.event.producer.clone());
     }
     sqlx::query(
@@ -580,9 +638,10 @@ fn to_micros(mut p: v1::Promises) -> v1::Promises {
     p
 }
 
-/// One line for a timeline entry, in words a supervisor reads.
-pub fn summary(payload: &Payload) -> String {
-    payload.describe()
+/// One line for a timeline entry, in words a supervisor reads: people by name where the
+/// registry knows it, else by id.
+pub fn summary(payload: &Payload, names: &HashMap<String, String>) -> String {
+    payload.describe_naming(&|id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned()))
 }
 
 /// `GetComplaint`: the record, its state and its whole timeline.

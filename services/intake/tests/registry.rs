@@ -433,3 +433,69 @@ async fn a_limit_met_before_a_reclassification_but_heard_of_after_keeps_its_due_
         "met before the reclassification: the due time it had then"
     );
 }
+
+/// The registry names people as the organisation calls them (routing's `staff.upserted`), in
+/// every line that mentions them, and falls back to the id for someone it has not heard of.
+#[tokio::test]
+async fn the_timeline_names_people_from_the_organisation() {
+    use v1::event::Payload;
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let id = client
+        .submit(authed(
+            AGENT,
+            v1::SubmitRequest {
+                details: Some(details("names-1", true)),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .complaint_id;
+    let staff = foreign(
+        1,
+        "routing",
+        "",
+        0,
+        Payload::StaffUpserted(v1::StaffUpserted {
+            staff_id: "handler-1".into(),
+            name: "Liu Yang".into(),
+            department_id: "dept-network".into(),
+            ..Default::default()
+        }),
+    );
+    bed.publish_event(&staff).await;
+    bed.publish_event(&foreign(
+        2,
+        "routing",
+        &id,
+        1,
+        Payload::AcceptedByDepartment(v1::AcceptedByDepartment {
+            accepted_by: "handler-1".into(),
+            ..Default::default()
+        }),
+    ))
+    .await;
+    bed.publish_event(&foreign(
+        3,
+        "escalation",
+        &id,
+        2,
+        Payload::NotificationSent(v1::NotificationSent {
+            recipient_id: "manager-9".into(),
+            channel: "log".into(),
+            ..Default::default()
+        }),
+    ))
+    .await;
+    let v = until(&mut client, &id, |v| v.timeline.len() >= 5).await;
+    let summaries: Vec<&str> = v.timeline.iter().map(|t| t.summary.as_str()).collect();
+    assert!(
+        summaries.contains(&"accepted by Liu Yang"),
+        "{summaries:#?}"
+    );
+    assert!(
+        summaries.contains(&"notification to manager-9 (log)"),
+        "someone the registry has not heard of is named by id: {summaries:#?}"
+    );
+}
