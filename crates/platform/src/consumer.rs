@@ -29,6 +29,8 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use redress_proto::v1;
+
 use crate::metrics::AfterCommit;
 use crate::nats::backoff_delay;
 use crate::outbox::{DEAD_LETTER_REASON_HEADER, Outbox, OutgoingMessage};
@@ -49,9 +51,24 @@ pub struct Incoming<'a> {
     /// Metric updates for what the handler changed, applied once the consumer's transaction
     /// commits (the handler never sees the commit).
     pub after_commit: &'a AfterCommit,
+    /// The payload as an event, decoded on first use ([`Incoming::event`]).
+    decoded: std::sync::OnceLock<Result<v1::Event, String>>,
 }
 
 impl Incoming<'_> {
+    /// The message as a Redress event, decoded once however often a handler asks (a batch's
+    /// `pick` and the one-at-a-time path share it). A payload that is no event can never be
+    /// applied: the error dead-letters it.
+    pub fn event(&self) -> Result<&v1::Event, HandleError> {
+        self.decoded
+            .get_or_init(|| {
+                <v1::Event as prost::Message>::decode(self.payload)
+                    .map_err(|e| format!("not an Event: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| HandleError::Permanent(e.clone()))
+    }
+
     /// A header's value, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers?.get(name).map(|v| v.as_str())
@@ -443,6 +460,7 @@ impl<H: Handler> Consumer<H> {
             message_id,
             deliveries,
             after_commit,
+            decoded: std::sync::OnceLock::new(),
         }
     }
 
@@ -773,6 +791,7 @@ impl<H: Handler> Replayer<H> {
                 message_id: message_id.clone(),
                 deliveries: 1,
                 after_commit: &after_commit,
+                decoded: std::sync::OnceLock::new(),
             };
             let mut tx = self.pool.begin().await?;
             // Claimed by this replica: another one's pass skips it.

@@ -13,6 +13,7 @@
 //! - [`deadletters`]: every service's dead letters over gRPC, listed and replayed on request.
 //! - [`auth`]: bearer tokens → the caller's identity and role.
 //! - [`access`]: which complaints a caller reaches and how much of the customer they see.
+//! - [`error`]: the one error of requests and handlers, mapped once to gRPC and to the consumer.
 //! - [`request`]: a request's ids, parsed and named on the call's span.
 //! - [`listen`]: binding a port that may be taken for a moment (retried, not fatal).
 //! - [`app`]: bootstrap, serve gRPC (with health and reflection), stop in order.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod deadletters;
+pub mod error;
 pub mod events;
 pub mod listen;
 pub mod metrics;

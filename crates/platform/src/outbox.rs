@@ -152,6 +152,46 @@ impl Outbox {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// Begins a transaction whose [`Writes::commit`] also wakes the relay, so what it appended
+    /// is published at once instead of at the relay's next poll — the one way a request
+    /// handler writes state with its events.
+    pub async fn begin(&self, pool: &PgPool) -> Result<Writes, sqlx::Error> {
+        Ok(Writes {
+            tx: pool.begin().await?,
+            wake: self.wake.clone(),
+        })
+    }
+}
+
+/// A transaction that may append to the outbox (see [`Outbox::begin`]). It dereferences to the
+/// connection, so `&mut tx` goes wherever a `&mut PgConnection` does; dropped uncommitted, it
+/// rolls back and wakes nobody.
+pub struct Writes {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    wake: Arc<Notify>,
+}
+
+impl Writes {
+    /// Commits, then wakes the relay.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Writes {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Writes {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
 }
 
 /// Publishes outbox rows to JetStream.

@@ -10,6 +10,7 @@ use redress_domain::EscalationId;
 use redress_domain::escalation::{self as rules, State};
 use redress_platform::access::{self, Place, Reach};
 use redress_platform::auth::{self, Identity, Role};
+use redress_platform::outbox::Writes;
 use redress_proto::Wire as _;
 use redress_proto::v1::{self, escalation_service_server::EscalationService, event::Payload};
 use sqlx::postgres::PgRow;
@@ -115,7 +116,7 @@ async fn load(conn: &mut PgConnection, id: &str, lock: bool) -> Result<v1::Escal
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        .ok_or_else(|| Error::NotFound(format!("escalation {id}")))?;
     Ok(to_proto(&row)?)
 }
 
@@ -152,14 +153,13 @@ impl Api {
     /// Commits a command: its event with the state change, then the escalation as it now is.
     async fn finish(
         &self,
-        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        mut tx: Writes,
         id: &str,
         ev: v1::Event,
     ) -> Result<v1::Escalation, Error> {
         self.ladder.outbox.append(&mut tx, &[ev]).await?;
         let after = load(&mut tx, id, false).await?;
         tx.commit().await?;
-        self.ladder.outbox.wake();
         Ok(after)
     }
 }
@@ -234,7 +234,12 @@ impl EscalationService for Api {
         let who = auth::identity(&req)?;
         let r = req.into_inner();
         let id = escalation_id(&r.escalation_id)?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .ladder
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let e = load(&mut tx, &id, true).await?;
         may_act(&who, &e)?;
         rules::acknowledge(current(&e)).map_err(|t| Error::FailedPrecondition(t.to_string()))?;
@@ -278,7 +283,12 @@ impl EscalationService for Api {
         if decision.is_empty() {
             return Err(Error::invalid("decision", "is required").into());
         }
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .ladder
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let e = load(&mut tx, &id, true).await?;
         may_act(&who, &e)?;
         rules::decide(current(&e)).map_err(|t| Error::FailedPrecondition(t.to_string()))?;
@@ -427,7 +437,12 @@ impl EscalationService for Api {
         if finding.is_empty() {
             return Err(Error::invalid("finding", "is required").into());
         }
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .ladder
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let repeat: Option<(String, i32, String)> = sqlx::query_as(
             "SELECT person_id, class, department_id FROM repeats WHERE original_complaint_id = $1
              ORDER BY month LIMIT 1",
@@ -467,7 +482,6 @@ impl EscalationService for Api {
             )
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        self.ladder.outbox.wake();
         Ok(Response::new(v1::RecordNeglectFindingResponse {
             person_id: person,
             extra_fen: extra.fen(),

@@ -12,7 +12,6 @@
 //! - `complaint.repeat` → the top, with the business department told (DOMAIN §6).
 //! - `complaint.resolved` / `closed` → open escalations close; `reopened` → unresolved again.
 
-use prost::Message as _;
 use redress_domain::escalation::{self as rules, Trigger};
 use redress_domain::sla::ClockKind;
 use std::collections::HashMap;
@@ -253,8 +252,7 @@ impl EventDoor {
 #[async_trait::async_trait]
 impl Handler for EventDoor {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
-        let event = v1::Event::decode(msg.payload)
-            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        let event = msg.event()?;
         if event.producer == "escalation" {
             return Ok(());
         }
@@ -537,7 +535,7 @@ impl Handler for EventDoor {
             _ => {}
         }
         self.ledger
-            .apply(conn, &event, payload, self.ladder.now())
+            .apply(conn, event, payload, self.ladder.now())
             .await?;
         Ok(())
     }
@@ -551,10 +549,7 @@ impl Handler for EventDoor {
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
         for segment in segments(msgs, |m| {
-            v1::Event::decode(m.payload)
-                .ok()
-                .filter(plain_arrival)
-                .map(|e| (m, e))
+            m.event().ok().filter(|e| plain_arrival(e)).map(|e| (m, e))
         }) {
             match segment {
                 Segment::Run(run) => self.arrivals(conn, run).await?,
@@ -633,7 +628,7 @@ impl EventDoor {
     async fn arrivals(
         &self,
         conn: &mut PgConnection,
-        run: Vec<(&Incoming<'_>, v1::Event)>,
+        run: Vec<(&Incoming<'_>, &v1::Event)>,
     ) -> Result<(), HandleError> {
         if run.is_empty() {
             return Ok(());

@@ -14,7 +14,6 @@
 
 use chrono::{DateTime, Utc};
 use redress_domain::{Class, Money, Policy, penalty};
-use redress_platform::consumer::HandleError;
 use redress_platform::outbox::Outbox;
 use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
@@ -22,12 +21,6 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::Error;
 use crate::ladder::{event, from_ts, system_actor};
-
-impl From<Error> for HandleError {
-    fn from(e: Error) -> Self {
-        HandleError::Transient(e.into())
-    }
-}
 
 /// Why an entry was booked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

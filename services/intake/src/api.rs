@@ -35,13 +35,17 @@ impl IntakeService for Api {
                 metrics::counter!("redress_intake_rejected_total", "door" => "grpc").increment(1);
                 Error::Invalid(v)
             })?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .recorder
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let ack = self
             .recorder
             .record(&mut tx, &details, record, &who.to_actor())
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        self.recorder.outbox.wake();
         if !ack.duplicate {
             metrics::counter!("redress_intake_recorded_total", "door" => "grpc").increment(1);
         }
@@ -73,13 +77,17 @@ impl IntakeService for Api {
         let confirmation = req
             .confirmation
             .ok_or_else(|| Error::invalid("confirmation", "is required"))?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .recorder
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let resp = self
             .recorder
             .confirm(&mut tx, &id, &confirmation, &who.to_actor())
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        self.recorder.outbox.wake();
         Ok(Response::new(resp))
     }
 
@@ -103,13 +111,17 @@ impl IntakeService for Api {
             .await?;
         let to = Class::from_wire(req.class)
             .ok_or_else(|| Error::invalid("class", "must be A, B, C or D"))?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .recorder
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let resp = self
             .recorder
             .reclassify(&mut tx, &id, to, &req.reason, &who.to_actor())
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        self.recorder.outbox.wake();
         Ok(Response::new(resp))
     }
 

@@ -81,7 +81,7 @@ impl BusDoor {
         msg: &Incoming<'_>,
         actor: &v1::Actor,
     ) -> Checked {
-        tracing::info!(message_id = %msg.message_id, reasons = %crate::error::describe(&violations), "submission rejected");
+        tracing::info!(message_id = %msg.message_id, reasons = %redress_platform::error::describe(&violations), "submission rejected");
         msg.after_commit.defer(|| {
             metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
         });

@@ -165,7 +165,7 @@ impl Recorder {
         .bind(complaint_id)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+        .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
         let confirmed: bool = row.try_get("confirmed")?;
         let ack =
             v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
@@ -248,7 +248,7 @@ impl Recorder {
         .bind(complaint_id)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+        .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
         let from = Class::parse(row.try_get::<String, _>("class")?.as_str())
             .map_err(|e| Error::Internal(e.to_string()))?;
         let received_at: DateTime<Utc> = row.try_get("received_at")?;

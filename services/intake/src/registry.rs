@@ -309,7 +309,7 @@ async fn insert_timeline(
 
 /// A message's event.
 fn decode(msg: &Incoming<'_>) -> Result<v1::Event, HandleError> {
-    v1::Event::decode(msg.payload).map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))
+    msg.event().cloned()
 }
 
 #[async_trait::async_trait]
@@ -674,7 +674,7 @@ pub async fn get(
     .bind(complaint_id)
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| Error::NotFound(complaint_id.to_owned()))?;
+    .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
     let details = v1::ComplaintDetails::decode(row.try_get::<Vec<u8>, _>("details")?.as_slice())
         .map_err(|e| Error::Internal(e.to_string()))?;
     let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
@@ -737,7 +737,7 @@ pub async fn place(pool: &PgPool, id: &str) -> Result<(String, String), Error> {
             .bind(id)
             .fetch_optional(pool)
             .await?;
-    let (department, assignee) = row.ok_or_else(|| Error::NotFound(id.to_owned()))?;
+    let (department, assignee) = row.ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
     Ok((department.unwrap_or_default(), assignee.unwrap_or_default()))
 }
 

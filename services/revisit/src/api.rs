@@ -45,10 +45,14 @@ impl RevisitService for Api {
         let who = auth::identity(&req)?;
         auth::require(&who, AGENTS)?;
         let id = revisit_id(&req.get_ref().revisit_id)?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .work
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let revisit = self.work.claim(&mut tx, &id, &who.to_actor()).await?;
         tx.commit().await.map_err(Error::from)?;
-        self.work.outbox.wake();
         Ok(Response::new(v1::ClaimRevisitResponse {
             revisit: Some(revisit),
         }))
@@ -61,13 +65,17 @@ impl RevisitService for Api {
         let who = auth::identity(&req)?;
         auth::require(&who, AGENTS)?;
         let id = revisit_id(&req.get_ref().revisit_id)?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .work
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let (revisit, repeat_complaint) = self
             .work
             .record_outcome(&mut tx, req.get_ref(), &id, &who.to_actor())
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        self.work.outbox.wake();
         Ok(Response::new(v1::RecordOutcomeResponse {
             revisit: Some(revisit),
             repeat_complaint,
@@ -85,7 +93,12 @@ impl RevisitService for Api {
         if !r.manager_id.is_empty() && r.manager_id != who.actor_id {
             return Err(Error::invalid("manager_id", "managers sign for themselves only").into());
         }
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .work
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let revisit = self
             .work
             .sign_off(
@@ -97,7 +110,6 @@ impl RevisitService for Api {
             )
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        self.work.outbox.wake();
         Ok(Response::new(v1::SignOffResponse {
             revisit: Some(revisit),
         }))
@@ -133,13 +145,17 @@ impl RevisitService for Api {
             .map(|id| id.to_string())
             .map_err(|e| Error::invalid("complaint_id", &e.to_string()))?;
         let served_at = request_instant(r.served_at.as_ref(), "served_at")?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self
+            .work
+            .outbox
+            .begin(&self.pool)
+            .await
+            .map_err(Error::from)?;
         let revisit = self
             .work
             .record_on_site(&mut tx, &complaint_id, served_at, &who.to_actor())
             .await?;
         tx.commit().await.map_err(Error::from)?;
-        self.work.outbox.wake();
         Ok(Response::new(v1::RecordOnSiteServiceResponse {
             revisit: Some(revisit),
         }))

@@ -13,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use redress_domain::{Clock, Policy};
 use redress_platform::consumer::{
     HandleError, Handler, Incoming, Segment, handle_in_span, segments,
@@ -54,8 +53,7 @@ pub struct Facts {
 #[async_trait::async_trait]
 impl Handler for Facts {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
-        let event = v1::Event::decode(msg.payload)
-            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        let event = msg.event()?;
         if event.complaint_id.is_empty() || event.producer == crate::SERVICE.name {
             // Organisation events; and this service's own events, applied when they were made.
             return Ok(());
@@ -78,13 +76,8 @@ impl Handler for Facts {
         }
         let at = instant(event.occurred_at.as_ref()).unwrap_or_else(|| self.clock.now());
         let id = &event.complaint_id;
-        planner::ensure_complaint(conn, id)
-            .await
-            .map_err(transient)?;
-        if apply(conn, &self.policy, id, payload, at)
-            .await
-            .map_err(transient)?
-        {
+        planner::ensure_complaint(conn, id).await?;
+        if apply(conn, &self.policy, id, payload, at).await? {
             planner::plan_complaint(
                 conn,
                 &self.outbox,
@@ -93,8 +86,7 @@ impl Handler for Facts {
                 self.clock.now(),
                 &event.event_id,
             )
-            .await
-            .map_err(transient)?;
+            .await?;
         }
         Ok(())
     }
@@ -107,10 +99,7 @@ impl Handler for Facts {
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
         for segment in segments(msgs, |m| {
-            v1::Event::decode(m.payload)
-                .ok()
-                .filter(arrival)
-                .map(|e| (m, e))
+            m.event().ok().filter(|e| arrival(e)).map(|e| (m, e))
         }) {
             match segment {
                 Segment::Run(run) => self.arrivals(conn, run).await?,
@@ -166,7 +155,7 @@ impl Facts {
     async fn arrivals(
         &self,
         conn: &mut PgConnection,
-        run: Vec<(&Incoming<'_>, v1::Event)>,
+        run: Vec<(&Incoming<'_>, &v1::Event)>,
     ) -> Result<(), HandleError> {
         if run.is_empty() {
             return Ok(());
@@ -241,9 +230,7 @@ impl Facts {
             .collect();
         folded.sort_by(|x, y| x.complaint_id.cmp(&y.complaint_id));
         let all: Vec<String> = folded.iter().map(|f| f.complaint_id.clone()).collect();
-        planner::ensure_complaints(conn, &all)
-            .await
-            .map_err(transient)?;
+        planner::ensure_complaints(conn, &all).await?;
         macro_rules! column {
             ($rows:expr, $f:expr) => {
                 $rows.iter().map($f).collect::<Vec<_>>()
@@ -294,7 +281,7 @@ impl Facts {
         // time of their next check; a complaint with something to plan goes through the
         // planner, in the span of its last event.
         let now = self.clock.now();
-        let facts = planner::facts_many(conn, &all).await.map_err(transient)?;
+        let facts = planner::facts_many(conn, &all).await?;
         let mut checks = Vec::with_capacity(facts.len());
         for (id, f) in &facts {
             if redress_domain::revisit::plan(&self.policy, f, now).is_empty() {
@@ -305,12 +292,9 @@ impl Facts {
             let (msg, event) = &run[i];
             planner::plan_complaint(conn, &self.outbox, &self.policy, id, now, &event.event_id)
                 .instrument(msg.span())
-                .await
-                .map_err(transient)?;
+                .await?;
         }
-        planner::set_next_checks(conn, &checks)
-            .await
-            .map_err(transient)?;
+        planner::set_next_checks(conn, &checks).await?;
         Ok(())
     }
 }
@@ -326,10 +310,6 @@ fn summary(details: &v1::ComplaintDetails) -> String {
             .take(200)
             .collect()
     }
-}
-
-fn transient(e: Error) -> HandleError {
-    HandleError::Transient(anyhow::anyhow!(e))
 }
 
 /// Stores what `payload` tells about the complaint; returns whether anything changed.

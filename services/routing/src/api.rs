@@ -142,7 +142,7 @@ async fn handler_in(conn: &mut PgConnection, staff_id: &str) -> Result<v1::Staff
         .await?
         .ok_or_else(|| Error::invalid("staff_id", "names no known member of staff"))?;
     if s.suspended {
-        return Err(Error::Precondition(format!(
+        return Err(Error::FailedPrecondition(format!(
             "{staff_id} is suspended for rectification and gets no new complaints"
         )));
     }
@@ -160,7 +160,7 @@ impl Api {
         who: &Identity,
         raw_id: &str,
         allow: Allow,
-    ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Record), Error> {
+    ) -> Result<(redress_platform::outbox::Writes, Record), Error> {
         let id = complaint_id(raw_id)?;
         let (mut tx, rec) = commands::begin(&self.ctx, &id).await?;
         authorize(&mut tx, who, &rec, allow).await?;
@@ -203,7 +203,7 @@ impl Api {
             ));
         }
         if person.id == rec.assignee_id {
-            return Err(Error::Precondition(format!(
+            return Err(Error::FailedPrecondition(format!(
                 "complaint is {} and already assigned to {staff_id}",
                 rec.stage
             )));
@@ -252,7 +252,7 @@ impl RoutingService for Api {
             .ok_or_else(|| Error::invalid("department", "is required"))?;
         done(
             async {
-                let mut tx = self.ctx.pool.begin().await?;
+                let mut tx = self.ctx.outbox.begin(&self.ctx.pool).await?;
                 let (created, e) =
                     org::upsert_department(&mut tx, &d, &who.to_actor(), self.now()).await?;
                 self.ctx
@@ -261,7 +261,6 @@ impl RoutingService for Api {
                     .await?;
                 let stored = org::department(&mut tx, &d.id).await?;
                 tx.commit().await?;
-                self.ctx.outbox.wake();
                 Ok(v1::UpsertDepartmentResponse {
                     department: stored,
                     created,
@@ -297,7 +296,7 @@ impl RoutingService for Api {
             .ok_or_else(|| Error::invalid("staff", "is required"))?;
         done(
             async {
-                let mut tx = self.ctx.pool.begin().await?;
+                let mut tx = self.ctx.outbox.begin(&self.ctx.pool).await?;
                 let (created, e) = org::upsert_staff(
                     &mut tx,
                     &s,
@@ -312,7 +311,6 @@ impl RoutingService for Api {
                     .await?;
                 let stored = org::staff(&mut tx, &s.id).await?;
                 tx.commit().await?;
-                self.ctx.outbox.wake();
                 Ok(v1::UpsertStaffResponse {
                     staff: stored,
                     created,
@@ -1089,7 +1087,7 @@ impl RoutingService for Api {
                     .try_get::<Option<DateTime<Utc>>, _>("completed_at")?
                     .is_some()
                 {
-                    return Err(Error::Precondition(format!(
+                    return Err(Error::FailedPrecondition(format!(
                         "sub-task {} is already complete",
                         r.task_id
                     )));

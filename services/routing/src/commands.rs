@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_domain::Clock;
 use redress_domain::handling::{Command, Effect, Handling, Stage};
-use redress_platform::outbox::Outbox;
+use redress_platform::outbox::{Outbox, Writes};
 use redress_proto::v1::{self, event::Payload};
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Row};
 
 use crate::assignment::{self, Weights};
 use crate::error::Error;
@@ -457,11 +457,8 @@ impl Step<'_> {
 }
 
 /// Begins a command: a transaction with the complaint's row locked.
-pub async fn begin(
-    ctx: &Ctx,
-    complaint_id: &str,
-) -> Result<(Transaction<'static, Postgres>, Record), Error> {
-    let mut tx = ctx.pool.begin().await?;
+pub async fn begin(ctx: &Ctx, complaint_id: &str) -> Result<(Writes, Record), Error> {
+    let mut tx = ctx.outbox.begin(&ctx.pool).await?;
     let rec = load(&mut tx, complaint_id)
         .await?
         .filter(|r| r.details.is_some())
@@ -472,7 +469,7 @@ pub async fn begin(
 /// Ends a command: saves the row, appends its events and commits them together.
 pub async fn finish(
     ctx: &Ctx,
-    mut tx: Transaction<'static, Postgres>,
+    mut tx: Writes,
     rec: &Record,
     events: &[v1::Event],
     now: DateTime<Utc>,
@@ -480,7 +477,6 @@ pub async fn finish(
     save(&mut tx, rec, now).await?;
     ctx.outbox.append(&mut tx, events).await?;
     tx.commit().await?;
-    ctx.outbox.wake();
     Ok(())
 }
 

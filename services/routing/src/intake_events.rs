@@ -42,15 +42,10 @@ fn class_letter(c: i32, kind: &str) -> Result<&'static str, HandleError> {
         .ok_or_else(|| HandleError::Permanent(format!("{kind} without a class")))
 }
 
-fn transient(e: Error) -> HandleError {
-    HandleError::Transient(anyhow::anyhow!("{e}"))
-}
-
 #[async_trait::async_trait]
 impl Handler for IntakeEvents {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
-        let event = v1::Event::decode(msg.payload)
-            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        let event = msg.event()?;
         let at = event
             .occurred_at
             .as_ref()
@@ -58,12 +53,12 @@ impl Handler for IntakeEvents {
             .unwrap_or_else(|| self.ctx.clock.now());
         match event.payload.as_ref() {
             Some(Payload::ComplaintReceived(r)) => {
-                self.received(conn, &event, r, at).await?;
-                self.maybe_route(conn, &event).await
+                self.received(conn, event, r, at).await?;
+                self.maybe_route(conn, event).await
             }
             Some(Payload::ComplaintConfirmed(_)) => {
                 insert_confirmed(conn, &[(event.complaint_id.clone(), at)]).await?;
-                self.maybe_route(conn, &event).await
+                self.maybe_route(conn, event).await
             }
             Some(Payload::ComplaintReclassified(r)) => {
                 let due = r
@@ -95,7 +90,7 @@ impl Handler for IntakeEvents {
                 org::suspend(conn, &s.person_id).await?;
                 Ok(())
             }
-            Some(Payload::Reopened(_)) => self.reopened(conn, &event, at).await,
+            Some(Payload::Reopened(_)) => self.reopened(conn, event, at).await,
             Some(Payload::RevisitCompleted(c)) => {
                 if !c.reached {
                     return Ok(());
@@ -106,7 +101,7 @@ impl Handler for IntakeEvents {
                 let note = format!("revisit {}: the customer is satisfied", c.revisit_id);
                 self.after_revisit(
                     conn,
-                    &event,
+                    event,
                     Some(c.satisfied),
                     done.then_some(note),
                     &c.revisit_id,
@@ -123,7 +118,7 @@ impl Handler for IntakeEvents {
                         s.revisit_id, s.manager_id, s.result
                     )
                 };
-                self.after_revisit(conn, &event, None, Some(note), &s.revisit_id, at)
+                self.after_revisit(conn, event, None, Some(note), &s.revisit_id, at)
                     .await
             }
             _ => Ok(()),
@@ -139,7 +134,7 @@ impl Handler for IntakeEvents {
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
         for segment in segments(msgs, |m| {
-            v1::Event::decode(m.payload)
+            m.event()
                 .ok()
                 .filter(|e| is_arrival(e.payload.as_ref()))
                 .map(|e| (m, e))
@@ -346,10 +341,7 @@ impl IntakeEvents {
         event: &v1::Event,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
-        let Some(mut rec) = commands::load(conn, &event.complaint_id)
-            .await
-            .map_err(transient)?
-        else {
+        let Some(mut rec) = commands::load(conn, &event.complaint_id).await? else {
             return Ok(());
         };
         if !matches!(rec.stage, Stage::Resolved | Stage::Closed) {
@@ -359,9 +351,9 @@ impl IntakeEvents {
             );
             return Ok(());
         }
-        commands::apply(&self.ctx, &mut rec, Command::Reopen).map_err(transient)?;
+        commands::apply(&self.ctx, &mut rec, Command::Reopen)?;
         rec.closed_at = None;
-        commands::save(conn, &rec, at).await.map_err(transient)?;
+        commands::save(conn, &rec, at).await?;
         Ok(())
     }
 
@@ -379,10 +371,7 @@ impl IntakeEvents {
         revisit_id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
-        let Some(mut rec) = commands::load(conn, &event.complaint_id)
-            .await
-            .map_err(transient)?
-        else {
+        let Some(mut rec) = commands::load(conn, &event.complaint_id).await? else {
             return Ok(());
         };
         if satisfied.is_some() {
@@ -401,14 +390,13 @@ impl IntakeEvents {
                 &system_actor(),
                 &event.event_id,
                 now,
-            )
-            .map_err(transient)?;
+            )?;
             events.push(closed);
         }
         if satisfied.is_none() && events.is_empty() {
             return Ok(());
         }
-        commands::save(conn, &rec, at).await.map_err(transient)?;
+        commands::save(conn, &rec, at).await?;
         self.ctx
             .outbox
             .append(conn, &events)
@@ -437,7 +425,7 @@ impl IntakeEvents {
     async fn arrivals(
         &self,
         conn: &mut PgConnection,
-        run: Vec<(&Incoming<'_>, v1::Event)>,
+        run: Vec<(&Incoming<'_>, &v1::Event)>,
     ) -> Result<(), HandleError> {
         if run.is_empty() {
             return Ok(());
@@ -499,8 +487,7 @@ impl IntakeEvents {
         }
         let ids: Vec<String> = completing.iter().map(|(id, _)| id.clone()).collect();
         let mut ready: HashMap<String, commands::Record> = commands::load_ready(conn, &ids)
-            .await
-            .map_err(transient)?
+            .await?
             .into_iter()
             .map(|r| (r.complaint_id.clone(), r))
             .collect();
@@ -539,10 +526,11 @@ impl IntakeEvents {
             let (msg, event) = &run[i];
             let Some(dept) = departments.get(&dept_id) else {
                 // As one at a time: a rule naming no known department is refused.
-                return Err(transient(Error::invalid(
+                // Retried, not dead-lettered: the organisation may be corrected meanwhile.
+                return Err(HandleError::Transient(anyhow::Error::new(Error::invalid(
                     "department_id",
                     "names no known department",
-                )));
+                ))));
             };
             let step = commands::Step {
                 dept,
@@ -573,7 +561,7 @@ impl IntakeEvents {
                 }
                 Ok(events)
             });
-            let events = events.map_err(transient)?;
+            let events = events?;
             msg.span().in_scope(|| {
                 for e in &events {
                     outgoing.push(ctx.outbox.message_for(e)?);
@@ -584,9 +572,7 @@ impl IntakeEvents {
         }
         desk.close(conn).await?;
         let refs: Vec<&commands::Record> = saved.iter().collect();
-        commands::save_many(conn, &refs, now)
-            .await
-            .map_err(transient)?;
+        commands::save_many(conn, &refs, now).await?;
         ctx.outbox.append_messages(conn, &outgoing).await?;
         Ok(())
     }
@@ -598,10 +584,7 @@ impl IntakeEvents {
         event: &v1::Event,
     ) -> Result<(), HandleError> {
         let ctx = &self.ctx;
-        let Some(mut rec) = commands::load(conn, &event.complaint_id)
-            .await
-            .map_err(transient)?
-        else {
+        let Some(mut rec) = commands::load(conn, &event.complaint_id).await? else {
             return Ok(());
         };
         let ready: (bool, bool) =
@@ -635,7 +618,9 @@ impl IntakeEvents {
             now,
         )
         .await
-        .map_err(transient)?;
+        // A rule naming no known department is retried, not dead-lettered: the organisation
+        // may be corrected meanwhile (the batch path does the same).
+        .map_err(|e| HandleError::Transient(anyhow::Error::new(e)))?;
         let mut events = events;
         if reason == org::UNROUTABLE {
             events.push(unroutable(&rec, &events, now));

@@ -517,7 +517,7 @@ pub async fn seed_from_file(ctx: &Ctx, path: &Path, only_if_empty: bool) -> anyh
     })?;
     let actor = system_actor();
     let now = ctx.clock.now();
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = ctx.outbox.begin(&ctx.pool).await?;
     // Two replicas seeding at once take turns.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('routing-seed'))")
         .execute(&mut *tx)
@@ -559,7 +559,6 @@ pub async fn seed_from_file(ctx: &Ctx, path: &Path, only_if_empty: bool) -> anyh
     }
     ctx.outbox.append(&mut tx, &events).await?;
     tx.commit().await?;
-    ctx.outbox.wake();
     tracing::info!(path = %path.display(), changes = events.len(), "organisation seeded");
     Ok(())
 }

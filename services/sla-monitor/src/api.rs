@@ -322,7 +322,7 @@ impl SlaMonitorService for Api {
                     .ok_or_else(|| Error::invalid("extended_due_at", "is not a valid timestamp"))?,
             ),
         };
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
+        let mut tx = self.outbox.begin(&self.pool).await.map_err(Error::from)?;
         // A manager approves special reasons for their own department only.
         let place = store::complaint(&mut tx, &id)
             .await
@@ -399,7 +399,6 @@ impl SlaMonitorService for Api {
             .map_err(Error::from)?
             .unwrap_or_default();
         tx.commit().await.map_err(Error::from)?;
-        self.outbox.wake();
         let shown = clocks
             .first()
             .map(|c| status(c, &complaint, self.clock.now()));

@@ -103,7 +103,7 @@ impl Scheduler {
     /// Takes up to one batch of clocks due at `now`, emits what each owes, and commits the
     /// clocks with their events. Returns how many clocks were taken.
     pub async fn fire_due(&self, now: DateTime<Utc>) -> Result<usize, anyhow::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.outbox.begin(&self.pool).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
                     p.handler_id, p.responsible_person_id, p.first_named_at,
@@ -179,7 +179,6 @@ impl Scheduler {
         self.outbox.append_messages(&mut tx, &messages).await?;
         tx.commit().await?;
         after_commit.committed();
-        self.outbox.wake();
         Ok(rows.len())
     }
 

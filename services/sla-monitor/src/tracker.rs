@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use redress_domain::sla::{self, ClockKind, LimitClock};
 use redress_domain::{Class, Policy, Promises};
 use std::collections::{HashMap, HashSet};
@@ -106,8 +105,7 @@ impl Tracker {
 #[async_trait::async_trait]
 impl Handler for Tracker {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
-        let event = v1::Event::decode(msg.payload)
-            .map_err(|e| HandleError::Permanent(format!("not an Event: {e}")))?;
+        let event = msg.event()?;
         if event.complaint_id.is_empty() {
             return Ok(());
         }
@@ -141,14 +139,14 @@ impl Handler for Tracker {
 /// An event of a complaint's arrival, decoded, with the message that brought it.
 struct Arrival<'m, 'i> {
     msg: &'m Incoming<'i>,
-    event: v1::Event,
+    event: &'m v1::Event,
     at: DateTime<Utc>,
 }
 
 impl<'m, 'i> Arrival<'m, 'i> {
     /// The message as an arrival event, if it is one the monitor can apply in a run.
     fn of(msg: &'m Incoming<'i>) -> Option<Self> {
-        let event = v1::Event::decode(msg.payload).ok()?;
+        let event = msg.event().ok()?;
         let at = time(event.occurred_at.as_ref())?;
         let arrival = !event.complaint_id.is_empty()
             && matches!(
