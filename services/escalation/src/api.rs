@@ -150,6 +150,11 @@ fn current(e: &v1::Escalation) -> State {
 }
 
 impl Api {
+    /// A transaction whose commit also publishes the events it appended.
+    async fn begin(&self) -> Result<redress_platform::outbox::Writes, Error> {
+        Ok(self.ladder.outbox.begin(&self.pool).await?)
+    }
+
     /// Commits a command: its event with the state change, then the escalation as it now is.
     async fn finish(
         &self,
@@ -234,12 +239,7 @@ impl EscalationService for Api {
         let who = auth::identity(&req)?;
         let r = req.into_inner();
         let id = escalation_id(&r.escalation_id)?;
-        let mut tx = self
-            .ladder
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let e = load(&mut tx, &id, true).await?;
         may_act(&who, &e)?;
         rules::acknowledge(current(&e)).map_err(|t| Error::FailedPrecondition(t.to_string()))?;
@@ -283,12 +283,7 @@ impl EscalationService for Api {
         if decision.is_empty() {
             return Err(Error::invalid("decision", "is required").into());
         }
-        let mut tx = self
-            .ladder
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let e = load(&mut tx, &id, true).await?;
         may_act(&who, &e)?;
         rules::decide(current(&e)).map_err(|t| Error::FailedPrecondition(t.to_string()))?;
@@ -437,12 +432,7 @@ impl EscalationService for Api {
         if finding.is_empty() {
             return Err(Error::invalid("finding", "is required").into());
         }
-        let mut tx = self
-            .ladder
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let repeat: Option<(String, i32, String)> = sqlx::query_as(
             "SELECT person_id, class, department_id FROM repeats WHERE original_complaint_id = $1
              ORDER BY month LIMIT 1",

@@ -35,12 +35,7 @@ impl IntakeService for Api {
                 metrics::counter!("redress_intake_rejected_total", "door" => "grpc").increment(1);
                 Error::Invalid(v)
             })?;
-        let mut tx = self
-            .recorder
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let ack = self
             .recorder
             .record(&mut tx, &details, record, &who.to_actor())
@@ -77,12 +72,7 @@ impl IntakeService for Api {
         let confirmation = req
             .confirmation
             .ok_or_else(|| Error::invalid("confirmation", "is required"))?;
-        let mut tx = self
-            .recorder
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let resp = self
             .recorder
             .confirm(&mut tx, &id, &confirmation, &who.to_actor())
@@ -111,12 +101,7 @@ impl IntakeService for Api {
             .await?;
         let to = Class::from_wire(req.class)
             .ok_or_else(|| Error::invalid("class", "must be A, B, C or D"))?;
-        let mut tx = self
-            .recorder
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let resp = self
             .recorder
             .reclassify(&mut tx, &id, to, &req.reason, &who.to_actor())
@@ -170,6 +155,11 @@ impl IntakeService for Api {
 }
 
 impl Api {
+    /// A transaction whose commit also publishes the events it appended.
+    async fn begin(&self) -> Result<redress_platform::outbox::Writes, Error> {
+        Ok(self.recorder.outbox.begin(&self.pool).await?)
+    }
+
     /// Refuses `who`, when their role is one of `scoped`, unless the complaint is their
     /// department's (docs/access.md).
     async fn require_department(

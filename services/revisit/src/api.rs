@@ -19,6 +19,13 @@ pub struct Api {
     pub work: Work,
 }
 
+impl Api {
+    /// A transaction whose commit also publishes the events it appended.
+    async fn begin(&self) -> Result<redress_platform::outbox::Writes, Error> {
+        Ok(self.work.outbox.begin(&self.pool).await?)
+    }
+}
+
 /// Who makes revisits.
 const AGENTS: &[Role] = &[Role::CustomerServiceAgent, Role::Operator];
 
@@ -45,12 +52,7 @@ impl RevisitService for Api {
         let who = auth::identity(&req)?;
         auth::require(&who, AGENTS)?;
         let id = revisit_id(&req.get_ref().revisit_id)?;
-        let mut tx = self
-            .work
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let revisit = self.work.claim(&mut tx, &id, &who.to_actor()).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(v1::ClaimRevisitResponse {
@@ -65,12 +67,7 @@ impl RevisitService for Api {
         let who = auth::identity(&req)?;
         auth::require(&who, AGENTS)?;
         let id = revisit_id(&req.get_ref().revisit_id)?;
-        let mut tx = self
-            .work
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let (revisit, repeat_complaint) = self
             .work
             .record_outcome(&mut tx, req.get_ref(), &id, &who.to_actor())
@@ -93,12 +90,7 @@ impl RevisitService for Api {
         if !r.manager_id.is_empty() && r.manager_id != who.actor_id {
             return Err(Error::invalid("manager_id", "managers sign for themselves only").into());
         }
-        let mut tx = self
-            .work
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let revisit = self
             .work
             .sign_off(
@@ -145,12 +137,7 @@ impl RevisitService for Api {
             .map(|id| id.to_string())
             .map_err(|e| Error::invalid("complaint_id", &e.to_string()))?;
         let served_at = request_instant(r.served_at.as_ref(), "served_at")?;
-        let mut tx = self
-            .work
-            .outbox
-            .begin(&self.pool)
-            .await
-            .map_err(Error::from)?;
+        let mut tx = self.begin().await?;
         let revisit = self
             .work
             .record_on_site(&mut tx, &complaint_id, served_at, &who.to_actor())
