@@ -45,6 +45,41 @@ pub fn envelope(
     }
 }
 
+/// A service as the producer of events: the one way every service builds its envelopes and
+/// names itself as the actor of what it does on its own. Each service declares one
+/// (`envelope::PRODUCER`).
+#[derive(Clone, Copy, Debug)]
+pub struct Producer {
+    /// The service's name, written into every envelope (`routing`, `sla-monitor` …).
+    pub name: &'static str,
+    /// How the service appears as an actor in timelines ("Routing service").
+    pub display_name: &'static str,
+}
+
+impl Producer {
+    pub const fn new(name: &'static str, display_name: &'static str) -> Self {
+        Producer { name, display_name }
+    }
+
+    /// An event of this service about `complaint_id` (empty for organisation events); see
+    /// [`envelope`].
+    pub fn event(
+        &self,
+        complaint_id: &str,
+        at: DateTime<Utc>,
+        actor: &v1::Actor,
+        causation: &str,
+        payload: Payload,
+    ) -> v1::Event {
+        envelope(self.name, complaint_id, at, actor, causation, payload)
+    }
+
+    /// The actor of what the service does on its own (rules, timers).
+    pub fn system_actor(&self) -> v1::Actor {
+        system_actor(self.name, self.display_name)
+    }
+}
+
 /// The actor of what a service does on its own (rules, timers), as opposed to a person.
 pub fn system_actor(service: &str, display_name: &str) -> v1::Actor {
     v1::Actor {

@@ -17,8 +17,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use tonic::{Request, Response, Status};
 
+use crate::envelope::{PRODUCER, ts};
 use crate::error::Error;
-use crate::ladder::{Ladder, event, ts};
+use crate::ladder::Ladder;
 
 /// The gRPC service.
 pub struct Api {
@@ -254,7 +255,7 @@ impl EscalationService for Api {
         .execute(&mut *tx)
         .await
         .map_err(Error::from)?;
-        let ev = event(
+        let ev = PRODUCER.event(
             &e.complaint_id,
             now,
             &who.to_actor(),
@@ -314,7 +315,7 @@ impl EscalationService for Api {
             .await
             .map_err(Error::from)?;
         }
-        let ev = event(
+        let ev = PRODUCER.event(
             &e.complaint_id,
             now,
             &who.to_actor(),

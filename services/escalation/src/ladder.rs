@@ -19,6 +19,7 @@ use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
+use crate::envelope::{PRODUCER, ts};
 use crate::settings::Settings;
 
 /// Why a step could not be raised.
@@ -66,28 +67,6 @@ pub struct Ladder {
     pub settings: Arc<Settings>,
     /// Names of the channels each notification is delivered through.
     pub channels: Arc<Vec<String>>,
-}
-
-/// The actor on events the service writes on its own.
-pub fn system_actor() -> v1::Actor {
-    redress_platform::events::system_actor("escalation", "Escalation service")
-}
-
-pub use redress_platform::events::ts;
-
-pub fn from_ts(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    redress_platform::events::from_ts(t?)
-}
-
-/// Builds an event envelope from this service.
-pub fn event(
-    complaint_id: &str,
-    at: DateTime<Utc>,
-    actor: &v1::Actor,
-    causation: &str,
-    payload: Payload,
-) -> v1::Event {
-    redress_platform::events::envelope("escalation", complaint_id, at, actor, causation, payload)
 }
 
 /// The trigger an escalation request's reason stands for.
@@ -351,8 +330,8 @@ impl Ladder {
         .bind(now)
         .execute(&mut *conn)
         .await?;
-        let actor = system_actor();
-        let mut events = vec![event(
+        let actor = PRODUCER.system_actor();
+        let mut events = vec![PRODUCER.event(
             &step.complaint_id,
             now,
             &actor,
@@ -514,10 +493,10 @@ impl Ladder {
                 after_commit.defer(move || count_notification(channel, "pending"));
             }
         }
-        Ok(vec![event(
+        Ok(vec![PRODUCER.event(
             s.complaint_id,
             now,
-            &system_actor(),
+            &PRODUCER.system_actor(),
             s.causation_id,
             Payload::NotificationSent(v1::NotificationSent {
                 notification_id: s.notification_id.to_owned(),

@@ -19,8 +19,8 @@ use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
+use crate::envelope::{PRODUCER, from_ts};
 use crate::error::Error;
-use crate::ladder::{event, from_ts, system_actor};
 
 /// Why an entry was booked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl Ledger {
         }
         let mut events = Vec::new();
         if publish {
-            events.push(event(
+            events.push(PRODUCER.event(
                 &e.complaint_id,
                 now,
                 actor,
@@ -206,21 +206,23 @@ impl Ledger {
                 .fetch_optional(&mut *conn)
                 .await?;
         tracing::info!(person = %e.person_id, month = %e.month, counted, "staff suspended");
-        Ok(Some(event(
-            "",
-            now,
-            &system_actor(),
-            &e.source_event_id,
-            Payload::StaffSuspended(v1::StaffSuspended {
-                person_id: e.person_id.clone(),
-                month: e.month.clone(),
-                count: counted,
-                department_id: department_id
-                    .filter(|d| !d.is_empty())
-                    .unwrap_or_else(|| e.department_id.clone()),
-                complaint_ids,
-            }),
-        )))
+        Ok(Some(
+            PRODUCER.event(
+                "",
+                now,
+                &PRODUCER.system_actor(),
+                &e.source_event_id,
+                Payload::StaffSuspended(v1::StaffSuspended {
+                    person_id: e.person_id.clone(),
+                    month: e.month.clone(),
+                    count: counted,
+                    department_id: department_id
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(|| e.department_id.clone()),
+                    complaint_ids,
+                }),
+            ),
+        ))
     }
 
     /// Applies one event to the ledger, after the ladder has noted its facts in `complaints`.
@@ -350,7 +352,8 @@ impl Ledger {
             _ => return Ok(()),
         };
         let overdue = entry.reason == Reason::Overdue;
-        self.book(conn, &entry, now, &system_actor(), false).await?;
+        self.book(conn, &entry, now, &PRODUCER.system_actor(), false)
+            .await?;
         if overdue {
             self.missed_limit(conn, &ev.complaint_id, &ev.event_id, now)
                 .await?;
@@ -451,7 +454,8 @@ impl Ledger {
             note: format!("class {domain:?} complaint"),
             source_event_id: source.to_owned(),
         };
-        self.book(conn, &entry, now, &system_actor(), true).await?;
+        self.book(conn, &entry, now, &PRODUCER.system_actor(), true)
+            .await?;
         Ok(())
     }
 
@@ -527,7 +531,7 @@ impl Ledger {
             source,
             note,
             now,
-            &system_actor(),
+            &PRODUCER.system_actor(),
         )
         .await?;
         Ok(())

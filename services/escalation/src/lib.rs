@@ -2,7 +2,7 @@
 //! repeat complaints into escalations to named people — the department manager, then the
 //! general manager — with notifications that arrive once and are acted on.
 //!
-//! - [`events`]: learns the organisation and each complaint from events; causes → steps.
+//! - [`consumer`]: learns the organisation and each complaint from events; causes → steps.
 //! - [`ladder`]: raising one step: row, recipient, notification, events — exactly once.
 //! - [`channel`]: the delivery channels (HTTP webhook, log) behind one trait.
 //! - [`worker`]: delivery with retries, re-sends, and climbing for want of acknowledgement or
@@ -15,8 +15,9 @@
 
 pub mod api;
 pub mod channel;
+pub mod consumer;
+pub mod envelope;
 pub mod error;
-pub mod events;
 pub mod ladder;
 pub mod ledger;
 pub mod report;
@@ -92,7 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "ladder",
             topology.events_stream(),
             vec![topology.all_events()],
-            Arc::new(events::EventDoor {
+            Arc::new(consumer::EventDoor {
                 ladder: ladder.clone(),
                 ledger: ledger.clone(),
             }),

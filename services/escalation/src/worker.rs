@@ -23,7 +23,8 @@ use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Delivery};
-use crate::ladder::{Ladder, Send, Step, count_notification, event, system_actor};
+use crate::envelope::PRODUCER;
+use crate::ladder::{Ladder, Send, Step, count_notification};
 
 /// The worker's parts.
 pub struct Worker {
@@ -329,7 +330,7 @@ impl Worker {
                     escalation_id: d.escalation_id,
                 })
             };
-            events.push(event(&d.complaint_id, at, &system_actor(), "", payload));
+            events.push(PRODUCER.event(&d.complaint_id, at, &PRODUCER.system_actor(), "", payload));
         }
         self.ladder.outbox.append(&mut tx, &events).await?;
         tx.commit().await?;

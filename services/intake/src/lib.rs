@@ -4,12 +4,13 @@
 //!
 //! - [`submission`]: what arrives (protobuf or JSON) → the domain's validated record.
 //! - [`recording`]: record / confirm / reclassify, each with its events, exactly once.
-//! - [`bus`]: the JetStream door (`<prefix>.intake.submit`).
+//! - [`consumer`]: the JetStream door (`<prefix>.intake.submit`).
 //! - [`api`]: the gRPC door and queries.
 //! - [`registry`]: complaint summaries and timelines built from every service's events.
 
 pub mod api;
-pub mod bus;
+pub mod consumer;
+pub mod envelope;
 pub mod error;
 pub mod recording;
 pub mod registry;
@@ -57,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "submissions",
             topology.intake_stream(),
             vec![topology.intake_submit()],
-            Arc::new(bus::BusDoor {
+            Arc::new(consumer::BusDoor {
                 recorder: recorder.clone(),
             }),
         )

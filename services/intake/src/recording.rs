@@ -17,6 +17,7 @@ use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
+use crate::envelope::PRODUCER;
 use crate::error::Error;
 use crate::submission::{normalised_details, ts};
 
@@ -55,17 +56,6 @@ fn guidance(record: &ComplaintRecord) -> Option<v1::Guidance> {
             })
             .collect(),
     })
-}
-
-/// Builds an event envelope produced by intake.
-pub fn event(
-    complaint_id: &str,
-    at: DateTime<Utc>,
-    actor: &v1::Actor,
-    causation: &str,
-    payload: Payload,
-) -> v1::Event {
-    redress_platform::events::envelope("intake", complaint_id, at, actor, causation, payload)
 }
 
 impl Recorder {
@@ -211,7 +201,7 @@ impl Recorder {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-        let e = event(
+        let e = PRODUCER.event(
             complaint_id,
             at,
             actor,
@@ -271,7 +261,7 @@ impl Recorder {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-        let e = event(
+        let e = PRODUCER.event(
             complaint_id,
             now,
             actor,
@@ -315,7 +305,7 @@ impl Draft {
         } = self;
         ack.complaint_number = number.clone();
         let at = record.received_at;
-        let received = event(
+        let received = PRODUCER.event(
             &ack.complaint_id,
             at,
             &actor,
@@ -330,7 +320,7 @@ impl Draft {
                 confirmed: record.is_confirmed(),
             }),
         );
-        let classified = event(
+        let classified = PRODUCER.event(
             &ack.complaint_id,
             at,
             &actor,
@@ -343,7 +333,7 @@ impl Draft {
         );
         let mut events = vec![received, classified];
         if let (Some(c), Some(orig)) = (record.confirmation, details.confirmation.as_ref()) {
-            events.push(event(
+            events.push(PRODUCER.event(
                 &ack.complaint_id,
                 c.confirmed_at,
                 &actor,

@@ -8,7 +8,7 @@ use redress_proto::v1::{self, revisit_service_server::RevisitService};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::convert::request_instant;
+use crate::envelope::request_instant;
 use crate::error::Error;
 use crate::queries;
 use crate::work::{Work, revisit_id};

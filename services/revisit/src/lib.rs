@@ -3,17 +3,18 @@
 //! to the business department, and turns a dissatisfied customer who complains again into a
 //! repeat complaint.
 //!
-//! - [`facts`]: what the other services' events tell about a complaint → plans.
+//! - [`consumer`]: what the other services' events tell about a complaint → plans.
 //! - [`planner`]: stores the domain's plans (`redress_domain::revisit`), and the background tick
 //!   for customers still waiting past the promised time.
 //! - [`work`]: claim, record the outcome (retries, satisfaction, repeat complaint), sign off.
 //! - [`queries`]: the agents' work list and the revisit-rate report.
 //! - [`api`]: the gRPC door.
+//! - [`envelope`]: the events this service publishes, timestamps, revisit states.
 
 pub mod api;
-pub mod convert;
+pub mod consumer;
+pub mod envelope;
 pub mod error;
-pub mod facts;
 pub mod planner;
 pub mod queries;
 pub mod view;
@@ -60,11 +61,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .consume(
             "facts",
             topology.events_stream(),
-            facts::KINDS
+            consumer::KINDS
                 .iter()
                 .map(|k| topology.event_subject(k))
                 .collect(),
-            Arc::new(facts::Facts {
+            Arc::new(consumer::Facts {
                 outbox: platform.outbox.clone(),
                 policy: platform.policy.clone(),
                 clock: platform.clock.clone(),

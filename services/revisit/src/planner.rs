@@ -17,7 +17,7 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::convert::{event, system_actor};
+use crate::envelope::PRODUCER;
 use crate::error::Error;
 use redress_proto::Wire as _;
 
@@ -198,15 +198,15 @@ pub async fn scheduled_event(
             .bind(complaint_id)
             .fetch_one(conn)
             .await?;
-    Ok(event(
+    Ok(PRODUCER.event(
         complaint_id,
         now,
-        &system_actor(),
+        &PRODUCER.system_actor(),
         causation,
         Payload::RevisitScheduled(v1::RevisitScheduled {
             revisit_id: revisit_id.to_owned(),
             kind: kind.to_wire(),
-            due_at: Some(crate::convert::ts(call_at)),
+            due_at: Some(crate::envelope::ts(call_at)),
             agent_id: String::new(),
             department_id: department,
         }),

@@ -9,7 +9,7 @@ use redress_domain::revisit::rate_bp;
 use redress_proto::v1;
 use sqlx::{PgPool, Row};
 
-use crate::convert::{request_instant, ts};
+use crate::envelope::{request_instant, ts};
 use crate::error::Error;
 use crate::view;
 use redress_domain::revisit::RevisitKind;

@@ -6,7 +6,7 @@ use redress_proto::v1;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::convert::{state_to_proto, ts};
+use crate::envelope::{state_to_proto, ts};
 use crate::error::Error;
 use redress_proto::Wire as _;
 use redress_proto::convert::class_letter_to_wire;

@@ -18,9 +18,9 @@ use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
-use crate::convert::{event, ts};
+use crate::envelope::{PRODUCER, ts};
 use crate::error::Error;
-use crate::{facts, planner, view};
+use crate::{consumer, planner, view};
 use redress_proto::Wire as _;
 use redress_proto::convert::class_letter_to_wire;
 
@@ -119,7 +119,7 @@ impl Outcome {
             feelings: req.feelings.trim().to_owned(),
             remaining_dissatisfaction: req.remaining_dissatisfaction.trim().to_owned(),
             opinions: req.opinions.trim().to_owned(),
-            appointed_answer_at: crate::convert::request_instant(
+            appointed_answer_at: crate::envelope::request_instant(
                 req.appointed_answer_at.as_ref(),
                 "appointed_answer_at",
             )?,
@@ -173,7 +173,7 @@ impl Work {
             .bind(&actor.id)
             .execute(&mut *conn)
             .await?;
-        let e = event(
+        let e = PRODUCER.event(
             &r.complaint_id,
             now,
             actor,
@@ -261,7 +261,7 @@ impl Work {
         completed.appointed_answer_at = o.appointed_answer_at.map(ts);
         completed.method = o.method as i32;
         completed.new_issues = o.new_issues;
-        let done = event(
+        let done = PRODUCER.event(
             &r.complaint_id,
             now,
             actor,
@@ -278,7 +278,7 @@ impl Work {
         } else {
             format!("dissatisfied: {}", o.remaining_dissatisfaction)
         };
-        let reported = event(
+        let reported = PRODUCER.event(
             &r.complaint_id,
             now,
             actor,
@@ -295,7 +295,7 @@ impl Work {
             let class: Option<String> = c.try_get("class")?;
             let resolved_at: Option<DateTime<Utc>> = c.try_get("resolved_at")?;
             let cause = events[0].event_id.clone();
-            let repeat = event(
+            let repeat = PRODUCER.event(
                 &r.complaint_id,
                 now,
                 actor,
@@ -318,7 +318,7 @@ impl Work {
             if resolved_at.is_some() {
                 // Resolved, so it is reopened as the repeat complaint; an open complaint is
                 // still being handled and only records the repeat.
-                events.push(event(
+                events.push(PRODUCER.event(
                     &r.complaint_id,
                     now,
                     actor,
@@ -329,7 +329,7 @@ impl Work {
                         revisit_id: id.to_owned(),
                     }),
                 ));
-                facts::reopen(conn, &self.policy, &r.complaint_id, now).await?;
+                consumer::reopen(conn, &self.policy, &r.complaint_id, now).await?;
             }
             events.insert(2, repeat);
             planner::plan_complaint(
@@ -370,7 +370,7 @@ impl Work {
         .bind(next)
         .execute(&mut *conn)
         .await?;
-        let done = event(
+        let done = PRODUCER.event(
             &r.complaint_id,
             now,
             actor,
@@ -446,7 +446,7 @@ impl Work {
         .bind(now)
         .execute(&mut *conn)
         .await?;
-        let e = event(
+        let e = PRODUCER.event(
             &r.complaint_id,
             now,
             actor,

@@ -14,8 +14,8 @@ use sqlx::{PgConnection, Row};
 use tonic::{Request, Response, Status};
 
 use crate::commands::{self, Ctx, Record};
+use crate::envelope::{PRODUCER, from_ts, ts};
 use crate::error::Error;
-use crate::events::{event, from_ts, ts};
 use crate::org;
 
 /// The gRPC service.
@@ -180,7 +180,7 @@ impl Api {
         let effects = commands::apply(&self.ctx, &mut rec, command)?;
         let (payload, out) = change(&mut rec, &effects);
         let now = self.now();
-        let e = event(&rec.complaint_id, now, &who.to_actor(), "", payload);
+        let e = PRODUCER.event(&rec.complaint_id, now, &who.to_actor(), "", payload);
         commands::finish(&self.ctx, tx, &rec, &[e], now).await?;
         Ok(out)
     }
@@ -215,7 +215,7 @@ impl Api {
             .map(|d| d.manager_id)
             .unwrap_or_default();
         let now = self.now();
-        let e = event(
+        let e = PRODUCER.event(
             &rec.complaint_id,
             now,
             &who.to_actor(),
@@ -572,7 +572,7 @@ impl RoutingService for Api {
                 commands::apply(&self.ctx, &mut rec, Command::Accept)?;
                 let now = self.now();
                 rec.accepted_at = Some(now);
-                let e = event(
+                let e = PRODUCER.event(
                     &rec.complaint_id,
                     now,
                     &who.to_actor(),
@@ -1041,7 +1041,7 @@ impl RoutingService for Api {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let e = event(
+            let e = PRODUCER.event(
                 &rec.complaint_id,
                 now,
                 &who.to_actor(),
@@ -1109,7 +1109,7 @@ impl RoutingService for Api {
                 .bind(&result)
                 .execute(&mut *tx)
                 .await?;
-                let e = event(
+                let e = PRODUCER.event(
                     &rec.complaint_id,
                     now,
                     &who.to_actor(),

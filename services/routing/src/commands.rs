@@ -14,8 +14,8 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::assignment::{self, Weights};
+use crate::envelope::{PRODUCER, ts};
 use crate::error::Error;
-use crate::events::{event, ts};
 use crate::org;
 
 /// What every command needs.
@@ -395,7 +395,7 @@ impl Step<'_> {
         } else {
             dept.acceptance_owner_id.clone()
         };
-        Ok(event(
+        Ok(PRODUCER.event(
             &rec.complaint_id,
             self.now,
             self.actor,
@@ -433,7 +433,7 @@ impl Step<'_> {
         } else {
             "least open load"
         };
-        Ok(event(
+        Ok(PRODUCER.event(
             &rec.complaint_id,
             self.now,
             self.actor,
@@ -518,7 +518,7 @@ pub fn customer_response_events(
             _ => continue,
         };
         let causation = out.first().map(|e| e.event_id.clone()).unwrap_or_default();
-        out.push(event(&rec.complaint_id, now, actor, &causation, payload));
+        out.push(PRODUCER.event(&rec.complaint_id, now, actor, &causation, payload));
     }
     out
 }
@@ -549,7 +549,7 @@ pub fn close(
 ) -> Result<v1::Event, Error> {
     apply(ctx, rec, Command::Close)?;
     rec.closed_at = Some(now);
-    Ok(event(
+    Ok(PRODUCER.event(
         &rec.complaint_id,
         now,
         actor,

@@ -4,17 +4,18 @@
 //!
 //! - [`org`]: departments, staff and routing rules (gRPC admin and a seed file).
 //! - [`assignment`]: who gets a complaint — least open load weighted by class, round robin.
-//! - [`intake_events`]: the consumer of intake's (and escalation's) events: route and assign.
+//! - [`consumer`]: the consumer of intake's (and escalation's) events: route and assign.
 //! - [`commands`]: the handling commands, each through the domain's state machine
 //!   ([`redress_domain::handling`]) with its events in the same transaction.
 //! - [`api`]: the gRPC door, with the role checks.
+//! - [`envelope`]: the events this service publishes and their timestamps.
 
 pub mod api;
 pub mod assignment;
 pub mod commands;
+pub mod consumer;
+pub mod envelope;
 pub mod error;
-pub mod events;
-pub mod intake_events;
 pub mod org;
 
 use std::path::PathBuf;
@@ -98,7 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "intake-events",
             topology.events_stream(),
             kinds.iter().map(|k| topology.event_subject(k)).collect(),
-            Arc::new(intake_events::IntakeEvents { ctx: ctx.clone() }),
+            Arc::new(consumer::IntakeEvents { ctx: ctx.clone() }),
         )
         .await?;
     let api = api::Api { ctx };

@@ -15,8 +15,8 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, Row};
 
 use crate::commands::Ctx;
+use crate::envelope::PRODUCER;
 use crate::error::Error;
-use crate::events::{event, system_actor};
 
 const MAX_TEXT: usize = 200;
 
@@ -77,7 +77,7 @@ pub async fn upsert_department(
         return Ok((false, None));
     };
     let created: bool = row.try_get("created")?;
-    let e = event(
+    let e = PRODUCER.event(
         "",
         now,
         actor,
@@ -149,7 +149,7 @@ pub async fn upsert_staff(
         return Ok((false, None));
     };
     let created: bool = row.try_get("created")?;
-    let e = event(
+    let e = PRODUCER.event(
         "",
         now,
         actor,
@@ -515,7 +515,7 @@ pub async fn seed_from_file(ctx: &Ctx, path: &Path, only_if_empty: bool) -> anyh
                 .join("; ")
         )
     })?;
-    let actor = system_actor();
+    let actor = PRODUCER.system_actor();
     let now = ctx.clock.now();
     let mut tx = ctx.outbox.begin(&ctx.pool).await?;
     // Two replicas seeding at once take turns.

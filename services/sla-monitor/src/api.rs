@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use tonic::{Request, Response, Status};
 
-use crate::envelope::{event, time, ts};
+use crate::envelope::{PRODUCER, time, ts};
 use crate::error::Error;
 use crate::store::{self, CLOCK_COLUMNS, Complaint, StoredClock, Wakeup};
 use redress_proto::Wire as _;
@@ -377,10 +377,10 @@ impl SlaMonitorService for Api {
             store::save(&mut tx, &clocks, &self.wakeup)
                 .await
                 .map_err(Error::from)?;
-            let recorded = event(
+            let recorded = PRODUCER.event(
                 &id,
                 self.clock.now(),
-                who.to_actor(),
+                &who.to_actor(),
                 "",
                 Payload::SpecialReasonRecorded(v1::SpecialReasonRecorded {
                     clock: kind.to_wire(),

@@ -2,7 +2,7 @@
 //! a limit is hit and reports it overdue when missed — exactly once per clock, across
 //! redelivery, restarts and replicas — and records the accountability an overdue causes.
 //!
-//! - [`tracker`]: the clocks, kept from the other services' events.
+//! - [`consumer`]: the clocks, kept from the other services' events.
 //! - [`scheduler`]: sleeps until the earliest deadline; fires due clocks through the outbox.
 //! - [`store`]: the `complaints` and `clocks` tables.
 //! - [`gauges`]: how many clocks are warned and overdue now, for the metrics.
@@ -13,12 +13,12 @@
 //! [`redress_domain::sla`].
 
 pub mod api;
+pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod gauges;
 pub mod scheduler;
 pub mod store;
-pub mod tracker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,11 +67,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .consume(
             "clocks",
             topology.events_stream(),
-            tracker::KINDS
+            consumer::KINDS
                 .iter()
                 .map(|k| topology.event_subject(k))
                 .collect(),
-            Arc::new(tracker::Tracker {
+            Arc::new(consumer::Tracker {
                 policy: platform.policy.clone(),
                 wakeup: wakeup.clone(),
                 outbox: platform.outbox.clone(),

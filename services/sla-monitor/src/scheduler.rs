@@ -24,7 +24,7 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::envelope::{event, system_actor, ts};
+use crate::envelope::{PRODUCER, ts};
 use crate::store::{self, CLOCK_COLUMNS, Complaint, StoredClock, Wakeup};
 use redress_proto::Wire as _;
 use redress_proto::convert::class_letter_to_wire;
@@ -160,10 +160,10 @@ impl Scheduler {
             if complaint.handler_id.is_empty() && complaint.responsible_person_id.is_empty() {
                 store::owe_fine(&mut tx, &c, &overdue_event_id).await?;
             } else if !person.is_empty() {
-                let record = event(
+                let record = PRODUCER.event(
                     &c.complaint_id,
                     now,
-                    system_actor(),
+                    &PRODUCER.system_actor(),
                     &overdue_event_id,
                     Payload::AccountabilityRecorded(lateness_record(
                         &self.policy,
@@ -207,10 +207,10 @@ impl Scheduler {
                     metrics::histogram!("redress_sla_lateness_seconds", "what" => "warning")
                         .record(lateness);
                 });
-                events.push(event(
+                events.push(PRODUCER.event(
                     &c.complaint_id,
                     now,
-                    system_actor(),
+                    &PRODUCER.system_actor(),
                     "",
                     Payload::SlaWarning(v1::SlaWarning {
                         clock,
@@ -233,10 +233,10 @@ impl Scheduler {
                     metrics::histogram!("redress_sla_lateness_seconds", "what" => "overdue")
                         .record(lateness);
                 });
-                let overdue = event(
+                let overdue = PRODUCER.event(
                     &c.complaint_id,
                     now,
-                    system_actor(),
+                    &PRODUCER.system_actor(),
                     "",
                     Payload::SlaOverdue(v1::SlaOverdue {
                         clock,
@@ -304,10 +304,10 @@ impl Scheduler {
         } else {
             lateness_record(&self.policy, c.clock.kind, complaint, person, now)
         };
-        Some(event(
+        Some(PRODUCER.event(
             &c.complaint_id,
             now,
-            system_actor(),
+            &PRODUCER.system_actor(),
             &overdue.event_id,
             Payload::AccountabilityRecorded(record),
         ))

@@ -25,8 +25,8 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 
 use crate::commands::{self, Ctx};
+use crate::envelope::{PRODUCER, from_ts};
 use crate::error::Error;
-use crate::events::{from_ts, system_actor};
 use crate::{assignment, org};
 
 /// The consumer.
@@ -327,7 +327,13 @@ fn unroutable(rec: &commands::Record, events: &[v1::Event], now: DateTime<Utc>) 
     if let Payload::EscalationRequested(r) = &mut request {
         r.target_level = 1; // the centre's manager, not the general manager
     }
-    crate::events::event(&rec.complaint_id, now, &system_actor(), &causation, request)
+    crate::envelope::PRODUCER.event(
+        &rec.complaint_id,
+        now,
+        &PRODUCER.system_actor(),
+        &causation,
+        request,
+    )
 }
 
 impl IntakeEvents {
@@ -387,7 +393,7 @@ impl IntakeEvents {
                 &mut rec,
                 &note,
                 revisit_id,
-                &system_actor(),
+                &PRODUCER.system_actor(),
                 &event.event_id,
                 now,
             )?;
@@ -519,7 +525,7 @@ impl IntakeEvents {
         let ctx = &self.ctx;
         let mut desk = assignment::Desk::open(conn, &locked, ctx.weights, plans.len()).await?;
         let now = ctx.clock.now();
-        let actor = system_actor();
+        let actor = PRODUCER.system_actor();
         let mut saved = Vec::with_capacity(plans.len());
         let mut outgoing = Vec::with_capacity(plans.len() * 2);
         for (mut rec, (dept_id, rule, reason), i) in plans {
@@ -613,7 +619,7 @@ impl IntakeEvents {
             &department,
             &rule,
             &reason,
-            &system_actor(),
+            &PRODUCER.system_actor(),
             &event.event_id,
             now,
         )

@@ -17,7 +17,8 @@ use redress_platform::outbox::OutgoingMessage;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 
-use crate::recording::{Draft, Recorder, event, insert_new};
+use crate::envelope::PRODUCER;
+use crate::recording::{Draft, Recorder, insert_new};
 use crate::submission::{self, Encoding, Violation};
 
 /// Applies bus submissions.
@@ -85,7 +86,7 @@ impl BusDoor {
         msg.after_commit.defer(|| {
             metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
         });
-        Checked::Rejected(event(
+        Checked::Rejected(PRODUCER.event(
             "",
             self.recorder.now(),
             actor,

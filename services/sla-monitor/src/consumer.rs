@@ -83,10 +83,10 @@ impl Tracker {
             };
             tracing::info!(clock = kind.as_str(), responsible = %person,
                 "lateness fine recorded once the responsible person was known");
-            records.push(crate::envelope::event(
+            records.push(crate::envelope::PRODUCER.event(
                 complaint_id,
                 at,
-                crate::envelope::system_actor(),
+                &crate::envelope::PRODUCER.system_actor(),
                 &overdue_event_id,
                 Payload::AccountabilityRecorded(crate::scheduler::lateness_record(
                     &self.policy,

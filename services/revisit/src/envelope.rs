@@ -2,32 +2,13 @@
 //! revisit states (domain vocabularies convert through `redress_proto::convert`).
 
 use chrono::{DateTime, Utc};
-use redress_proto::v1::{self, event::Payload};
+use redress_platform::events::Producer;
+use redress_proto::v1;
 
 use crate::error::Error;
 
-/// Builds an event envelope published by this service.
-pub fn event(
-    complaint_id: &str,
-    at: DateTime<Utc>,
-    actor: &v1::Actor,
-    causation: &str,
-    payload: Payload,
-) -> v1::Event {
-    redress_platform::events::envelope(
-        crate::SERVICE.name,
-        complaint_id,
-        at,
-        actor,
-        causation,
-        payload,
-    )
-}
-
-/// The actor of what the service does on its own (planning from events and the clock).
-pub fn system_actor() -> v1::Actor {
-    redress_platform::events::system_actor(crate::SERVICE.name, "revisit planner")
-}
+/// The revisit service's events, and its own actor (planning from events and the clock).
+pub const PRODUCER: Producer = Producer::new("revisit", "revisit planner");
 
 pub use redress_platform::events::ts;
 

@@ -433,7 +433,7 @@ impl Handler for EventDoor {
                 )
                 .await?;
                 let clock = o.clock();
-                let due = crate::ladder::from_ts(o.due_at.as_ref())
+                let due = crate::envelope::from_ts(o.due_at.as_ref())
                     .map(|d| d.to_rfc3339())
                     .unwrap_or_default();
                 self.escalate(
@@ -645,7 +645,7 @@ impl EventDoor {
                 });
                 folded.len() - 1
             });
-            let at = crate::ladder::from_ts(event.occurred_at.as_ref()).unwrap_or(now);
+            let at = crate::envelope::from_ts(event.occurred_at.as_ref()).unwrap_or(now);
             let f = &mut folded[k];
             f.first_at.get_or_insert(at);
             match &event.payload {

@@ -22,7 +22,7 @@ use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 use tracing::Instrument;
 
-use crate::convert::instant;
+use crate::envelope::instant;
 use crate::error::Error;
 use crate::planner;
 use redress_domain::Class;
