@@ -26,6 +26,7 @@
 //! - Time is always passed in (`now`, `received_at`) or read from a [`Clock`]; functions here
 //!   never call `Utc::now()` themselves, except [`SystemClock`] and id minting.
 
+pub mod accountability;
 pub mod calendar;
 pub mod classification;
 pub mod clock;

@@ -17,6 +17,7 @@
 //! assert_eq!(Class::from_wire(99), None);
 //! ```
 
+use redress_domain::accountability::Reason;
 use redress_domain::escalation::Trigger;
 use redress_domain::revisit::RevisitKind;
 use redress_domain::sla::{ClockKind, ClockState};
@@ -116,6 +117,13 @@ wire_pairs! {
         ImportantEvent <=> ImportantEvent,
     }
 
+    Reason <=> AccountabilityReason ("accountability reason") {
+        Complaint <=> Complaint,
+        Overdue <=> Overdue,
+        RepeatDoubling <=> RepeatDoubling,
+        LateAcceptance <=> LateAcceptance,
+    }
+
     CustomerType <=> CustomerType ("customer type") {
         Rational <=> Rational,
         Emotional <=> Emotional,
@@ -173,6 +181,12 @@ mod tests {
             RevisitKind::WhileWaiting,
         ]);
         round_trips(CustomerType::ALL);
+        round_trips(&[
+            Reason::Complaint,
+            Reason::Overdue,
+            Reason::RepeatDoubling,
+            Reason::LateAcceptance,
+        ]);
         round_trips(&[
             Trigger::SlaOverdue,
             Trigger::UnresolvedAfterL1,

@@ -1,11 +1,15 @@
 //! The accountability ledger (处罚, DOMAIN §7 and §9): fines against named people, booked from
 //! other services' events, and the suspension that three complaints in a month bring.
 //!
+//! Who pays and what counts are the domain's decisions ([`redress_domain::accountability`],
+//! [`redress_domain::penalty`]); this module stores them:
+//!
 //! - A complaint's class fine is booked when it is resolved (or closed), against its named
-//!   responsible person — for classes A–C the handler when nobody is named; class D only where a
-//!   person is named (DOMAIN §7); nothing when the customer is responsible.
+//!   responsible person only (DOMAIN §9 "Class fines need a named person"); nothing when the
+//!   customer is responsible.
 //! - An overdue class-D record and late acceptance per started day come from the SLA monitor's
-//!   `accountability.recorded`.
+//!   `accountability.recorded`; a missed revisit nobody claimed falls on the complaint centre's
+//!   manager.
 //! - A repeat complaint doubles the original's class fine: automatically when the original missed
 //!   a limit, otherwise on a manager's neglect finding (DOMAIN §9).
 //!
@@ -21,45 +25,10 @@ use sqlx::{PgConnection, Row};
 
 use crate::envelope::{PRODUCER, from_ts};
 use crate::error::Error;
-
-/// Why an entry was booked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The class fine of a complaint the person is responsible for.
-    Complaint,
-    /// A limit missed without a special reason: a class-D record (DOMAIN §4).
-    Overdue,
-    /// The extra that doubles the original's fine after a repeat complaint.
-    RepeatDoubling,
-    /// One started day of late acceptance.
-    LateAcceptance,
-}
-
-impl Reason {
-    pub fn code(self) -> &'static str {
-        match self {
-            Reason::Complaint => "complaint",
-            Reason::Overdue => "overdue",
-            Reason::RepeatDoubling => "repeat_doubling",
-            Reason::LateAcceptance => "late_acceptance",
-        }
-    }
-
-    fn proto(self) -> v1::AccountabilityReason {
-        match self {
-            Reason::Complaint => v1::AccountabilityReason::Complaint,
-            Reason::Overdue => v1::AccountabilityReason::Overdue,
-            Reason::RepeatDoubling => v1::AccountabilityReason::RepeatDoubling,
-            Reason::LateAcceptance => v1::AccountabilityReason::LateAcceptance,
-        }
-    }
-
-    /// DOMAIN §7: "three or more complaints against one person in a month"; §9: "the overdue
-    /// class-D record counts". A doubling or a day of late acceptance is no new complaint.
-    fn counts(self) -> bool {
-        matches!(self, Reason::Complaint | Reason::Overdue)
-    }
-}
+use redress_domain::accountability::{
+    Payer, Reason, doubles_at_once, doubling_payer, missed_limit_payer,
+};
+use redress_domain::sla::ClockKind;
 
 /// One entry to book.
 pub struct Entry {
@@ -120,7 +89,7 @@ impl Ledger {
         .bind(e.class)
         .bind(e.amount.fen())
         .bind(&e.month)
-        .bind(e.reason.counts())
+        .bind(e.reason.counts_toward_suspension())
         .bind(&e.note)
         .bind(&e.source_event_id)
         .bind(now)
@@ -143,7 +112,7 @@ impl Ledger {
                     department_id: e.department_id.clone(),
                     class_counted: e.class,
                     amount_fen: e.amount.fen(),
-                    reason: e.reason.proto() as i32,
+                    reason: e.reason.to_wire(),
                     days: e.day,
                     month: e.month.clone(),
                     note: e.note.clone(),
@@ -151,7 +120,7 @@ impl Ledger {
                 }),
             ));
         }
-        if e.reason.counts() {
+        if e.reason.counts_toward_suspension() {
             events.extend(self.count(conn, e, now).await?);
         }
         if !events.is_empty() {
@@ -299,16 +268,13 @@ impl Ledger {
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let person_id = if !r.person_id.is_empty() {
-            r.person_id.clone()
-        } else if r.clock() == v1::SlaClock::Revisit {
-            // DOMAIN §9: a revisit nobody claimed is the complaint centre's: its manager.
-            match self.centre_manager(conn).await? {
+        let person_id = match missed_limit_payer(&r.person_id, ClockKind::from_wire(r.clock)) {
+            Payer::Named(person) => person.to_owned(),
+            Payer::CentreManager => match self.centre_manager(conn).await? {
                 Some(manager) => manager,
                 None => return Ok(()),
-            }
-        } else {
-            return Ok(());
+            },
+            Payer::Nobody => return Ok(()),
         };
         let month = if penalty::month_bounds(&self.policy, &r.month).is_some() {
             r.month.clone()
@@ -480,19 +446,16 @@ impl Ledger {
         .bind(&r.original_complaint_id)
         .fetch_optional(&mut *conn)
         .await?;
-        let (mut class, mut person, mut missed) =
-            (r.original_class, r.responsible_person_id.clone(), false);
+        let (mut class, mut named_on_original, mut missed) =
+            (r.original_class, String::new(), false);
         if let Some(o) = original {
             if class == 0 {
                 class = o.try_get("class")?;
             }
-            if person.is_empty() {
-                // The doubling doubles the class fine, so it falls on whoever carried that fine:
-                // the named responsible person, never the handler by default (DOMAIN §9).
-                person = o.try_get("responsible_person_id")?;
-            }
+            named_on_original = o.try_get("responsible_person_id")?;
             missed = o.try_get("missed_limit")?;
         }
+        let person = doubling_payer(&r.responsible_person_id, &named_on_original).to_owned();
         sqlx::query(
             "INSERT INTO repeats (original_complaint_id, repeat_complaint_id, department_id,
                 person_id, class, month) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -505,7 +468,7 @@ impl Ledger {
         .bind(self.month(at))
         .execute(&mut *conn)
         .await?;
-        if missed && !person.is_empty() {
+        if doubles_at_once(missed, &person) {
             self.double_missed(conn, &r.original_complaint_id, &person, class, source, now)
                 .await?;
         }
