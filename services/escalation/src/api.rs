@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::envelope::{PRODUCER, ts};
 use crate::error::Error;
 use crate::ladder::Ladder;
+use redress_platform::pagination::{Key, Kind, Page};
 
 /// The gRPC service.
 pub struct Api {
@@ -180,19 +181,7 @@ impl EscalationService for Api {
         let reach = Reach::of(&who);
         let (all, department, actor) = reach.sql();
         let r = req.into_inner();
-        let page = r.page.unwrap_or_default();
-        let size = i64::from(if page.page_size == 0 {
-            50
-        } else {
-            page.page_size.min(500)
-        });
-        let offset: i64 = if page.page_token.is_empty() {
-            0
-        } else {
-            page.page_token
-                .parse()
-                .map_err(|_| Error::invalid("page.page_token", "is not a token we issued"))?
-        };
+        let page = Page::read(r.page.as_ref(), 500, &[Kind::Time, Kind::Text])?;
         let state = state_code(
             v1::EscalationState::try_from(r.state)
                 .map_err(|_| Error::invalid("state", "unknown state"))?,
@@ -202,34 +191,38 @@ impl EscalationService for Api {
              WHERE ($1 = '' OR e.recipient_id = $1) AND ($2 = '' OR e.department_id = $2)
                AND ($3::text IS NULL OR e.state = $3) AND ($4 = '' OR e.complaint_id = $4)
                AND ($7 OR e.department_id = ANY($8) OR e.recipient_id = $9)
-             ORDER BY e.raised_at DESC, e.escalation_id DESC LIMIT $5 OFFSET $6"
+               AND ($6::timestamptz IS NULL OR (e.raised_at, e.escalation_id) < ($6, $10))
+             ORDER BY e.raised_at DESC, e.escalation_id DESC LIMIT $5"
         )))
         .bind(&r.recipient_id)
         .bind(&r.department_id)
         .bind(state)
         .bind(&r.complaint_id)
-        .bind(size + 1)
-        .bind(offset)
+        .bind(page.fetch())
+        .bind(page.time(0))
         .bind(all)
         .bind(department)
         .bind(actor)
+        .bind(page.text(1))
         .fetch_all(&self.pool)
         .await
         .map_err(Error::from)?;
-        let more = rows.len() as i64 > size;
+        let (rows, next_page_token) = page
+            .finish(rows, |r| {
+                Ok::<_, sqlx::Error>(vec![
+                    Key::Time(r.try_get("raised_at")?),
+                    Key::Text(r.try_get("escalation_id")?),
+                ])
+            })
+            .map_err(Error::from)?;
         let escalations = rows
             .iter()
-            .take(usize::try_from(size).unwrap_or(50))
             .map(to_proto)
             .collect::<Result<Vec<_>, _>>()
             .map_err(Error::from)?;
         Ok(Response::new(v1::ListEscalationsResponse {
             escalations,
-            next_page_token: if more {
-                (offset + size).to_string()
-            } else {
-                String::new()
-            },
+            next_page_token,
         }))
     }
 

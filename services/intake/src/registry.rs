@@ -25,6 +25,7 @@ use redress_domain::sla::ClockKind;
 use redress_domain::{Class, Policy, Promises};
 use redress_platform::access::Reach;
 use redress_platform::consumer::{HandleError, Handler, Incoming};
+use redress_platform::pagination::{Key, Kind, Page};
 use redress_proto::v1::{self, event::Payload};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -749,16 +750,7 @@ pub async fn list(
     req: &v1::ListComplaintsRequest,
     reach: &Reach,
 ) -> Result<v1::ListComplaintsResponse, Error> {
-    let page = req.page.clone().unwrap_or_default();
-    let size = match page.page_size {
-        0 => 50,
-        n => n.min(MAX_PAGE),
-    } as i64;
-    let cursor = if page.page_token.is_empty() {
-        None
-    } else {
-        Some(parse_token(&page.page_token)?)
-    };
+    let page = Page::read(req.page.as_ref(), MAX_PAGE, &[Kind::Time, Kind::Text])?;
     let class = match v1::Class::try_from(req.class) {
         Ok(v1::Class::Unspecified) => None,
         Ok(c) => Some(c.as_str_name().trim_start_matches("CLASS_").to_owned()),
@@ -828,19 +820,23 @@ pub async fn list(
     if let Some(to) = to {
         q.push(" AND received_at < ").push_bind(to);
     }
-    if let Some((at, id)) = &cursor {
+    if page.is_continued() {
         q.push(" AND (received_at, complaint_id) < (")
-            .push_bind(*at)
+            .push_bind(page.time(0))
             .push(", ")
-            .push_bind(id.clone())
+            .push_bind(page.text(1))
             .push(")");
     }
     q.push(" ORDER BY received_at DESC, complaint_id DESC LIMIT ")
-        .push_bind(size + 1);
-    let rows = q.build().fetch_all(pool).await?;
-    let more = rows.len() as i64 > size;
+        .push_bind(page.fetch());
+    let (rows, next_page_token) = page.finish(q.build().fetch_all(pool).await?, |r| {
+        Ok::<_, sqlx::Error>(vec![
+            Key::Time(r.try_get("received_at")?),
+            Key::Text(r.try_get("complaint_id")?),
+        ])
+    })?;
     let mut complaints = Vec::with_capacity(rows.len());
-    for r in rows.iter().take(size as usize) {
+    for r in &rows {
         let details = v1::ComplaintDetails::decode(r.try_get::<Vec<u8>, _>("details")?.as_slice())
             .map_err(|e| Error::Internal(e.to_string()))?;
         let ack =
@@ -876,21 +872,8 @@ pub async fn list(
             description_excerpt: details.description.chars().take(80).collect(),
         });
     }
-    let next_page_token = match (more, rows.get(size as usize - 1)) {
-        (true, Some(last)) => {
-            let at: DateTime<Utc> = last.try_get("received_at")?;
-            let id: String = last.try_get("complaint_id")?;
-            redress_platform::pagination::token(at, &id)
-        }
-        _ => String::new(),
-    };
     Ok(v1::ListComplaintsResponse {
         complaints,
         next_page_token,
     })
-}
-
-fn parse_token(token: &str) -> Result<(DateTime<Utc>, String), Error> {
-    redress_platform::pagination::parse(token)
-        .ok_or_else(|| Error::invalid("page.page_token", "is not a token this service issued"))
 }

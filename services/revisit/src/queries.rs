@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use redress_domain::revisit::rate_bp;
+use redress_platform::pagination::{Key, Kind, Page};
 use redress_proto::v1;
 use sqlx::{PgPool, Row};
 
@@ -24,16 +25,7 @@ pub async fn list_due(
     reach: &redress_platform::access::Reach,
 ) -> Result<v1::ListDueRevisitsResponse, Error> {
     let (all, department, actor) = reach.sql();
-    let page = req.page.clone().unwrap_or_default();
-    let size = i64::from(match page.page_size {
-        0 => 50,
-        n => n.min(MAX_PAGE),
-    });
-    let cursor = if page.page_token.is_empty() {
-        None
-    } else {
-        Some(parse_token(&page.page_token)?)
-    };
+    let page = Page::read(req.page.as_ref(), MAX_PAGE, &[Kind::Time, Kind::Text])?;
     let before = request_instant(req.due_before.as_ref(), "due_before")?;
     let rows = sqlx::query(concat!(
         "SELECT ",
@@ -51,37 +43,28 @@ pub async fn list_due(
     .bind((!req.agent_id.is_empty()).then_some(&req.agent_id))
     .bind((!req.department_id.is_empty()).then_some(&req.department_id))
     .bind(before)
-    .bind(cursor.as_ref().map(|c| c.0))
-    .bind(cursor.as_ref().map(|c| c.1.clone()))
-    .bind(size + 1)
+    .bind(page.time(0))
+    .bind(page.text(1))
+    .bind(page.fetch())
     .bind(all)
     .bind(department)
     .bind(actor)
     .fetch_all(pool)
     .await?;
-    let more = rows.len() as i64 > size;
+    let (rows, next_page_token) = page.finish(rows, |r| {
+        Ok::<_, sqlx::Error>(vec![
+            Key::Time(r.try_get("call_at")?),
+            Key::Text(r.try_get("revisit_id")?),
+        ])
+    })?;
     let revisits = rows
         .iter()
-        .take(size as usize)
         .map(view::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let next_page_token = match (more, rows.get(size as usize - 1)) {
-        (true, Some(last)) => {
-            let at: DateTime<Utc> = last.try_get("call_at")?;
-            let id: String = last.try_get("revisit_id")?;
-            redress_platform::pagination::token(at, &id)
-        }
-        _ => String::new(),
-    };
     Ok(v1::ListDueRevisitsResponse {
         revisits,
         next_page_token,
     })
-}
-
-fn parse_token(token: &str) -> Result<(DateTime<Utc>, String), Error> {
-    redress_platform::pagination::parse(token)
-        .ok_or_else(|| Error::invalid("page.page_token", "is not a token this service issued"))
 }
 
 #[derive(Default)]

@@ -17,6 +17,7 @@ use crate::commands::{self, Ctx, Record};
 use crate::envelope::{PRODUCER, from_ts, ts};
 use crate::error::Error;
 use crate::org;
+use redress_platform::pagination::{Key, Kind, Page};
 
 /// The gRPC service.
 pub struct Api {
@@ -481,31 +482,66 @@ impl RoutingService for Api {
                         "give a department, a handler, or both",
                     ));
                 }
-                let (size, offset) = org::paging(r.page.as_ref())?;
+                let page = Page::read(
+                    r.page.as_ref(),
+                    500,
+                    &[
+                        Kind::Bool,
+                        Kind::Text,
+                        Kind::Bool,
+                        Kind::Time,
+                        Kind::Time,
+                        Kind::Text,
+                    ],
+                )?;
                 let reach = Reach::of(&who);
                 let reach = reach.sql();
                 let mut conn = self.ctx.pool.acquire().await?;
                 // Priority (DOMAIN §3, "by severity, number of customers affected and urgency"):
-                // class A first, group complaints first, then least time left.
+                // open first, class A first, group complaints first, then least time left (none
+                // last), then the earliest received. Every part ascends, so the page's last row
+                // is a cursor the next page continues after (a row comparison).
                 let rows = sqlx::query(
-                    "SELECT * FROM handling WHERE (open OR $5) AND received
+                    "SELECT *, NOT open AS k_closed, NOT group_complaint AS k_single,
+                        COALESCE(completion_due, '9999-12-31T00:00:00Z') AS k_due,
+                        COALESCE(received_at, 'epoch') AS k_received
+                     FROM handling WHERE (open OR $5) AND received
                    AND stage <> 'awaiting_confirmation'
                    AND ($1 = '' OR department_id = $1) AND ($2 = '' OR assignee_id = $2)
                    AND ($6 OR department_id = ANY($7) OR assignee_id = $8)
-                 ORDER BY NOT open, class, group_complaint DESC, completion_due NULLS LAST,
-                   received_at, complaint_id
-                 LIMIT $3 OFFSET $4",
+                   AND ($4::bool IS NULL OR (NOT open, class, NOT group_complaint,
+                        COALESCE(completion_due, '9999-12-31T00:00:00Z'), COALESCE(received_at, 'epoch'),
+                        complaint_id) > ($4, $9, $10, $11, $12, $13))
+                 ORDER BY NOT open, class, NOT group_complaint,
+                   COALESCE(completion_due, '9999-12-31T00:00:00Z'), COALESCE(received_at, 'epoch'),
+                   complaint_id
+                 LIMIT $3",
                 )
                 .bind(&r.department_id)
                 .bind(&r.handler_id)
-                .bind(size)
-                .bind(offset)
+                .bind(page.fetch())
+                .bind(page.flag(0))
                 .bind(r.include_finished)
                 .bind(reach.0)
                 .bind(reach.1)
                 .bind(reach.2)
+                .bind(page.text(1))
+                .bind(page.flag(2))
+                .bind(page.time(3))
+                .bind(page.time(4))
+                .bind(page.text(5))
                 .fetch_all(&mut *conn)
                 .await?;
+                let (rows, next_page_token) = page.finish(rows, |row| {
+                    Ok::<_, sqlx::Error>(vec![
+                        Key::Bool(row.try_get("k_closed")?),
+                        Key::Text(row.try_get("class")?),
+                        Key::Bool(row.try_get("k_single")?),
+                        Key::Time(row.try_get("k_due")?),
+                        Key::Time(row.try_get("k_received")?),
+                        Key::Text(row.try_get("complaint_id")?),
+                    ])
+                })?;
                 let now = self.now();
                 let mut items = Vec::with_capacity(rows.len());
                 for row in &rows {
@@ -544,7 +580,7 @@ impl RoutingService for Api {
                     });
                 }
                 Ok(v1::ListQueueResponse {
-                    next_page_token: org::next_token(offset, size, items.len()),
+                    next_page_token,
                     items,
                 })
             }

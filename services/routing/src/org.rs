@@ -17,6 +17,7 @@ use sqlx::{PgConnection, Row};
 use crate::commands::Ctx;
 use crate::envelope::PRODUCER;
 use crate::error::Error;
+use redress_platform::pagination::{Key, Kind, Page};
 
 const MAX_TEXT: usize = 200;
 
@@ -425,50 +426,32 @@ pub async fn staff(conn: &mut PgConnection, id: &str) -> Result<Option<v1::Staff
         .transpose()
 }
 
-fn page(p: Option<&v1::PageRequest>) -> Result<(i64, i64), Error> {
-    let size = p.map(|p| p.page_size).unwrap_or(0);
-    let size = if size == 0 { 50 } else { size.min(500) };
-    let offset =
-        match p.map(|p| p.page_token.as_str()).unwrap_or("") {
-            "" => 0,
-            t => t.parse::<i64>().ok().filter(|o| *o >= 0).ok_or_else(|| {
-                Error::invalid("page.page_token", "is not a token from this list")
-            })?,
-        };
-    Ok((i64::from(size), offset))
-}
-
-/// The token of the page after one of `got` items at `offset` of size `size`.
-pub fn next_token(offset: i64, size: i64, got: usize) -> String {
-    if i64::try_from(got).unwrap_or(0) < size {
-        String::new()
-    } else {
-        (offset + size).to_string()
-    }
-}
-
-/// `(limit, offset)` of a page request.
-pub fn paging(p: Option<&v1::PageRequest>) -> Result<(i64, i64), Error> {
-    page(p)
-}
+/// Rows a page of departments or staff holds at most.
+const MAX_PAGE: u32 = 500;
 
 /// A page of departments by id.
 pub async fn list_departments(
     conn: &mut PgConnection,
     req: &v1::ListDepartmentsRequest,
 ) -> Result<v1::ListDepartmentsResponse, Error> {
-    let (size, offset) = page(req.page.as_ref())?;
-    let rows = sqlx::query("SELECT * FROM departments ORDER BY department_id LIMIT $1 OFFSET $2")
-        .bind(size)
-        .bind(offset)
-        .fetch_all(conn)
-        .await?;
+    let page = Page::read(req.page.as_ref(), MAX_PAGE, &[Kind::Text])?;
+    let rows = sqlx::query(
+        "SELECT * FROM departments WHERE ($2::text IS NULL OR department_id > $2)
+         ORDER BY department_id LIMIT $1",
+    )
+    .bind(page.fetch())
+    .bind(page.text(0))
+    .fetch_all(conn)
+    .await?;
+    let (rows, next_page_token) = page.finish(rows, |r| {
+        Ok::<_, sqlx::Error>(vec![Key::Text(r.try_get("department_id")?)])
+    })?;
     let departments = rows
         .iter()
         .map(department_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(v1::ListDepartmentsResponse {
-        next_page_token: next_token(offset, size, departments.len()),
+        next_page_token,
         departments,
     })
 }
@@ -478,24 +461,28 @@ pub async fn list_staff(
     conn: &mut PgConnection,
     req: &v1::ListStaffRequest,
 ) -> Result<v1::ListStaffResponse, Error> {
-    let (size, offset) = page(req.page.as_ref())?;
+    let page = Page::read(req.page.as_ref(), MAX_PAGE, &[Kind::Text])?;
     let rows = sqlx::query(
         "SELECT * FROM staff WHERE ($1 = '' OR department_id = $1) AND ($2 = 0 OR role = $2)
-           AND ($3 OR NOT on_leave) ORDER BY staff_id LIMIT $4 OFFSET $5",
+           AND ($3 OR NOT on_leave) AND ($5::text IS NULL OR staff_id > $5)
+         ORDER BY staff_id LIMIT $4",
     )
     .bind(&req.department_id)
     .bind(req.role)
     .bind(req.include_on_leave)
-    .bind(size)
-    .bind(offset)
+    .bind(page.fetch())
+    .bind(page.text(0))
     .fetch_all(conn)
     .await?;
+    let (rows, next_page_token) = page.finish(rows, |r| {
+        Ok::<_, sqlx::Error>(vec![Key::Text(r.try_get("staff_id")?)])
+    })?;
     let staff = rows
         .iter()
         .map(staff_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(v1::ListStaffResponse {
-        next_page_token: next_token(offset, size, staff.len()),
+        next_page_token,
         staff,
     })
 }

@@ -1196,6 +1196,73 @@ async fn queue_orders_by_class_group_then_time_left() {
     assert!(left > 7 * 3600 && left <= 8 * 3600, "{left}");
 }
 
+/// The queue pages by keyset: a complaint that arrives (at the top) while a supervisor pages
+/// through it neither repeats a row on the next page nor hides one (OFFSET pages did both), and
+/// a token from another list is refused naming the field.
+#[tokio::test]
+async fn the_queue_pages_without_repeating_or_skipping_while_complaints_arrive() {
+    let bed = TestBed::start().await;
+    let mut r = routing(&bed, SEED).await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(arrive(&bed, &Complaint::default()).await);
+    }
+    for id in &ids {
+        wait_stage(&mut r, id, "assigned").await;
+    }
+    let page = |token: String| v1::ListQueueRequest {
+        department_id: "billing".into(),
+        page: Some(v1::PageRequest {
+            page_size: 3,
+            page_token: token,
+        }),
+        ..Default::default()
+    };
+    let first = r
+        .client
+        .list_queue(authed(MANAGER, page(String::new())))
+        .await
+        .expect("page 1")
+        .into_inner();
+    assert_eq!(first.items.len(), 3);
+    // A class A complaint arrives and goes to the top of the queue.
+    let urgent = arrive(
+        &bed,
+        &Complaint {
+            class: v1::Class::A,
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_stage(&mut r, &urgent, "assigned").await;
+    let mut seen: Vec<String> = first.items.iter().map(|i| i.complaint_id.clone()).collect();
+    let mut token = first.next_page_token;
+    while !token.is_empty() {
+        let next = r
+            .client
+            .list_queue(authed(MANAGER, page(token)))
+            .await
+            .expect("next page")
+            .into_inner();
+        seen.extend(next.items.iter().map(|i| i.complaint_id.clone()));
+        token = next.next_page_token;
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a row repeated: {seen:?}");
+    for id in &ids {
+        assert!(seen.contains(id), "{id} skipped: {seen:?}");
+    }
+    let refused = r
+        .client
+        .list_queue(authed(MANAGER, page("3".into())))
+        .await
+        .expect_err("an OFFSET token is not ours");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("page.page_token"), "{refused:?}");
+}
+
 #[tokio::test]
 async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
     let bed = TestBed::start().await;

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::envelope::{PRODUCER, time, ts};
 use crate::error::Error;
 use crate::store::{self, CLOCK_COLUMNS, Complaint, StoredClock, Wakeup};
+use redress_platform::pagination::{Key, Kind, Page};
 use redress_proto::Wire as _;
 use redress_proto::convert::class_letter_to_wire;
 
@@ -100,16 +101,11 @@ impl Api {
         state: ClockState,
         f: Filter<'_>,
     ) -> Result<(Vec<v1::SlaItem>, String), Error> {
-        let page = f.page.cloned().unwrap_or_default();
-        let size = i64::from(match page.page_size {
-            0 => 50,
-            n => n.min(MAX_PAGE),
-        });
-        let cursor = if page.page_token.is_empty() {
-            None
-        } else {
-            Some(parse_token(&page.page_token)?)
-        };
+        let page = Page::read(
+            f.page,
+            MAX_PAGE,
+            &[Kind::Time, Kind::Text, Kind::Text, Kind::Text],
+        )?;
         let class = match v1::Class::try_from(f.class) {
             Ok(v1::Class::Unspecified) => None,
             Ok(c) => Class::from_wire(c as i32).map(|c| c.as_str()),
@@ -135,21 +131,28 @@ impl Api {
         .bind((!f.department_id.is_empty()).then_some(f.department_id))
         .bind(class)
         .bind((!f.handler_id.is_empty()).then_some(f.handler_id))
-        .bind(cursor.as_ref().map(|c| c.0))
-        .bind(cursor.as_ref().map(|c| c.1.clone()))
-        .bind(cursor.as_ref().map(|c| c.2.clone()))
-        .bind(cursor.as_ref().map(|c| c.3.clone()))
-        .bind(size + 1)
+        .bind(page.time(0))
+        .bind(page.text(1))
+        .bind(page.text(2))
+        .bind(page.text(3))
+        .bind(page.fetch())
         .bind(reach.0)
         .bind(reach.1)
         .bind(reach.2)
         .fetch_all(&self.pool)
         .await?;
         let now = self.clock.now();
-        let more = rows.len() as i64 > size;
+        let (rows, token) = page.finish(rows, |r| {
+            let c = StoredClock::from_row(r)?;
+            Ok::<_, sqlx::Error>(vec![
+                Key::Time(c.clock.due_at),
+                Key::Text(c.complaint_id),
+                Key::Text(c.clock.kind.as_str().to_owned()),
+                Key::Text(c.key),
+            ])
+        })?;
         let mut items = Vec::with_capacity(rows.len());
-        let mut last = None;
-        for r in rows.iter().take(size as usize) {
+        for r in &rows {
             let (c, complaint) = row(r)?;
             items.push(v1::SlaItem {
                 complaint_id: c.complaint_id.clone(),
@@ -159,38 +162,13 @@ impl Api {
                 handler_id: complaint.handler_id.clone(),
                 clock: Some(status(&c, &complaint, now)),
             });
-            last = Some(c);
         }
-        let token = match (more, last) {
-            (true, Some(c)) => format!(
-                "{}|{}|{}|{}",
-                c.clock.due_at.timestamp_micros(),
-                c.complaint_id,
-                c.clock.kind.as_str(),
-                c.key
-            ),
-            _ => String::new(),
-        };
         Ok((items, token))
     }
 }
 
 fn row(r: &PgRow) -> Result<(StoredClock, Complaint), Error> {
     Ok((StoredClock::from_row(r)?, Complaint::from_row(r)?))
-}
-
-fn parse_token(token: &str) -> Result<(DateTime<Utc>, String, String, String), Error> {
-    let bad = || Error::invalid("page.page_token", "is not a token this service issued");
-    let mut parts = token.splitn(4, '|');
-    let mut next = || parts.next().ok_or_else(bad);
-    let micros: i64 = next()?.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-    Ok((
-        at,
-        next()?.to_owned(),
-        next()?.to_owned(),
-        next()?.to_owned(),
-    ))
 }
 
 #[tonic::async_trait]
