@@ -92,8 +92,14 @@ impl Platform {
             }
             None => Policy::default(),
         };
-        let clock = redress_domain::clock::clock_from_spec(&args.clock)
-            .with_context(|| format!("REDRESS_CLOCK {:?}", args.clock))?;
+        let clock: Arc<dyn Clock> = match args.clock.trim().strip_prefix("file:") {
+            Some(path) => Arc::new(
+                crate::clock_file::FileClock::open(path.trim())
+                    .with_context(|| format!("REDRESS_CLOCK {:?}", args.clock))?,
+            ),
+            None => redress_domain::clock::clock_from_spec(&args.clock)
+                .with_context(|| format!("REDRESS_CLOCK {:?}", args.clock))?,
+        };
         let topology = Topology::new(&args.subject_prefix).context("REDRESS_SUBJECT_PREFIX")?;
         let metrics_addr = crate::metrics::serve(
             args.metrics_addr

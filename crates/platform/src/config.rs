@@ -91,8 +91,9 @@ pub struct CommonArgs {
     #[arg(long, env = "REDRESS_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
 
-    /// Where the time comes from: `system`, `manual:<RFC 3339>` (frozen), or
-    /// `scaled:<factor>[@<RFC 3339>]` (runs `factor` times faster, for demos).
+    /// Where the time comes from: `system`, `manual:<RFC 3339>` (frozen),
+    /// `scaled:<factor>[@<RFC 3339>]` (runs `factor` times faster, for demos), or
+    /// `file:<path>` (whatever RFC 3339 instant the file holds: tests move time by writing it).
     #[arg(long, env = "REDRESS_CLOCK", default_value = "system")]
     pub clock: String,
 

@@ -23,6 +23,7 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod clock_file;
 pub mod config;
 pub mod consumer;
 pub mod db;

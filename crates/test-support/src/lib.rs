@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod clock;
 mod db;
 mod nats;
 mod outage;
@@ -19,6 +20,7 @@ pub mod ports;
 mod postgres;
 mod process;
 
+pub use clock::ClockControl;
 pub use db::TestDb;
 pub use nats::{NatsCluster, NatsServer};
 pub use outage::DbOutage;

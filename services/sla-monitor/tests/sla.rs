@@ -10,7 +10,9 @@ use redress_domain::{ComplaintId, EventId};
 use redress_proto::v1::{
     self, event::Payload, sla_monitor_service_client::SlaMonitorServiceClient,
 };
-use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric, poll};
+use redress_test_support::{
+    ClockControl, ServiceProcess, TestBed, authed, eventually, metric, poll,
+};
 use tonic::Code;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -1124,4 +1126,109 @@ async fn a_backlog_is_applied_in_batches_with_the_outcome_of_one_at_a_time() {
         };
         assert_eq!(class, want, "{id}");
     }
+}
+
+/// DOMAIN §2/§4 with the real policy, no limits of seconds: a class A complaint's 8-hour
+/// completion limit warns at 75 % (6 h) and goes overdue after 8 h, exactly once each — tested
+/// in seconds by moving the running monitor's clock (`REDRESS_CLOCK=file:`), not by sleeping.
+#[tokio::test]
+async fn the_real_eight_hour_limit_warns_and_goes_overdue_as_the_clock_is_moved() {
+    let bed = TestBed::start().await;
+    let clock = ClockControl::starting_at(Utc::now());
+    let spec = clock.spec();
+    let _svc = bed
+        .spawn(
+            "redress-sla-monitor",
+            &[
+                ("REDRESS_CLOCK", spec.as_str()),
+                ("REDRESS_SLA_MAX_SLEEP_MS", "100"),
+            ],
+        )
+        .await;
+    let id = ComplaintId::new().to_string();
+    let received = clock.now();
+    publish_at(
+        &bed,
+        &id,
+        received,
+        Payload::ComplaintReceived(v1::ComplaintReceived {
+            complaint_number: "RD-REAL-8H".into(),
+            class: v1::Class::A as i32,
+            confirmed: true,
+            ..Default::default()
+        }),
+    )
+    .await;
+    route_and_assign(&bed, &id).await;
+    let completion = |kind: &str, events: &[v1::Event]| -> Vec<v1::Event> {
+        events
+            .iter()
+            .filter(|e| match (&e.payload, kind) {
+                (Some(Payload::SlaWarning(w)), "warning") => {
+                    w.clock == v1::SlaClock::Completion as i32
+                }
+                (Some(Payload::SlaOverdue(o)), "overdue") => {
+                    o.clock == v1::SlaClock::Completion as i32
+                }
+                _ => false,
+            })
+            .cloned()
+            .collect()
+    };
+
+    // Five hours on: not yet at the warning point.
+    clock.advance(chrono::Duration::hours(5));
+    // Six hours and a minute: past 75 % of eight hours.
+    clock.advance(chrono::Duration::minutes(61));
+    let warned = poll(
+        10 * SECOND,
+        async || {
+            completion(
+                "warning",
+                &events_of(&bed, "sla.warning", &id, 1, SECOND).await,
+            )
+        },
+        |w| !w.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        warned.len(),
+        1,
+        "one completion warning after 6 h: {warned:?}"
+    );
+    let overdue_so_far = completion(
+        "overdue",
+        &events_of(&bed, "sla.overdue", &id, 0, Duration::ZERO).await,
+    );
+    assert!(
+        overdue_so_far.is_empty(),
+        "not overdue at 6 h: {overdue_so_far:?}"
+    );
+
+    // Eight hours and two minutes: the limit has passed.
+    clock.advance(chrono::Duration::minutes(121));
+    let overdue = poll(
+        10 * SECOND,
+        async || {
+            completion(
+                "overdue",
+                &events_of(&bed, "sla.overdue", &id, 1, SECOND).await,
+            )
+        },
+        |o| !o.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        overdue.len(),
+        1,
+        "one completion overdue after 8 h: {overdue:?}"
+    );
+    let Some(Payload::SlaOverdue(o)) = &overdue[0].payload else {
+        unreachable!()
+    };
+    assert_eq!(
+        time(&o.due_at).timestamp_micros(),
+        (received + chrono::Duration::hours(8)).timestamp_micros(),
+        "the real class A limit"
+    );
 }
