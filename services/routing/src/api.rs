@@ -1,7 +1,5 @@
-//! The gRPC door: `RoutingService`, with the role checks of issue 4 — "a handler acts only on
-//! complaints assigned to them, a manager on their department's"; the general manager on all;
-//! customer-service agents (the centre coordinates, DOMAIN §3) may reroute, record feedback and
-//! the customer's answer, and create sub-tasks; operators administer the organisation.
+//! The gRPC door: `RoutingService`. Every command asks [`crate::access`] whether the caller may
+//! act on the complaint first; operators administer the organisation.
 
 use chrono::{DateTime, Utc};
 use redress_domain::TaskId;
@@ -13,6 +11,7 @@ use redress_proto::v1::{self, event::Payload, routing_service_server::RoutingSer
 use sqlx::{PgConnection, Row};
 use tonic::{Request, Response, Status};
 
+use crate::access::{Allow, CENTRE, HANDLING, MANAGER, authorize, manages, may_close};
 use crate::commands::{self, Ctx, Record};
 use crate::envelope::{PRODUCER, from_ts, ts};
 use crate::error::Error;
@@ -35,106 +34,6 @@ fn text(field: &str, value: &str, required: bool) -> Result<String, Error> {
         return Err(Error::invalid(field, "is too long"));
     }
     Ok(v.to_owned())
-}
-
-/// Who may act on a complaint, besides the general manager.
-#[derive(Clone, Copy)]
-struct Allow {
-    /// The assigned handler.
-    assignee: bool,
-    /// The manager of the responsible department.
-    manager: bool,
-    /// Customer-service agents.
-    agent: bool,
-}
-
-const HANDLING: Allow = Allow {
-    assignee: true,
-    manager: true,
-    agent: false,
-};
-const CENTRE: Allow = Allow {
-    assignee: true,
-    manager: true,
-    agent: true,
-};
-const MANAGER: Allow = Allow {
-    assignee: false,
-    manager: true,
-    agent: false,
-};
-
-async fn manages(conn: &mut PgConnection, who: &str, department: &str) -> Result<bool, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM departments WHERE department_id = $1 AND manager_id = $2)
-             OR EXISTS (SELECT 1 FROM staff WHERE staff_id = $2 AND department_id = $1 AND role = $3)",
-    )
-    .bind(department)
-    .bind(who)
-    .bind(v1::Role::DepartmentManager as i32)
-    .fetch_one(conn)
-    .await?)
-}
-
-async fn authorize(
-    conn: &mut PgConnection,
-    who: &Identity,
-    rec: &Record,
-    allow: Allow,
-) -> Result<(), Error> {
-    // Staff act within the departments their credential names (docs/access.md), and the
-    // organisation must agree that a manager manages the complaint's department.
-    let in_reach = Reach::of(who).covers(Place::new(&rec.department_id, &rec.assignee_id));
-    let ok = match who.role {
-        Role::GeneralManager => true,
-        Role::Handler | Role::DepartmentManager if !in_reach => false,
-        Role::Handler => allow.assignee && rec.assignee_id == who.actor_id,
-        Role::DepartmentManager => {
-            (allow.manager && manages(conn, &who.actor_id, &rec.department_id).await?)
-                || (allow.assignee && rec.assignee_id == who.actor_id)
-        }
-        Role::CustomerServiceAgent => allow.agent,
-        Role::Integration | Role::Operator => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(format!(
-            "{} ({}) may not act on complaint {}",
-            who.actor_id, who.role, rec.complaint_id
-        )))
-    }
-}
-
-/// DOMAIN §9 "Closing": the complaint centre closes a complaint explicitly — the general
-/// manager, an operator, the manager of the customer-service centre, or the manager of the
-/// complaint's own department. Handlers and agents do not: closing archives the complaint.
-async fn may_close(conn: &mut PgConnection, who: &Identity, rec: &Record) -> Result<(), Error> {
-    let ok = match who.role {
-        Role::GeneralManager | Role::Operator => true,
-        Role::DepartmentManager => {
-            manages(conn, &who.actor_id, &rec.department_id).await?
-                || sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM departments d WHERE d.service_centre
-                         AND (d.manager_id = $1 OR EXISTS (SELECT 1 FROM staff s
-                              WHERE s.staff_id = $1 AND s.department_id = d.department_id
-                                AND s.role = $2)))",
-                )
-                .bind(&who.actor_id)
-                .bind(v1::Role::DepartmentManager as i32)
-                .fetch_one(&mut *conn)
-                .await?
-        }
-        Role::Handler | Role::CustomerServiceAgent | Role::Integration => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(format!(
-            "{} ({}) may not close complaint {}: the complaint centre closes complaints",
-            who.actor_id, who.role, rec.complaint_id
-        )))
-    }
 }
 
 /// A handler of a department, available or not (a manual choice may pick anyone there).
@@ -647,7 +546,7 @@ impl RoutingService for Api {
                     |rec, _| {
                         // DOMAIN §2: "the complaint is found invalid → D admonition".
                         if !r.valid {
-                            rec.class = "D".to_owned();
+                            rec.class = redress_domain::Class::D;
                         }
                         let class = rec.class_proto();
                         (

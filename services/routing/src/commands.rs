@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
-use redress_domain::Clock;
 use redress_domain::handling::{Command, Effect, Handling, Stage};
+use redress_domain::{Class, Clock};
 use redress_platform::outbox::{Outbox, Writes};
+use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -33,7 +34,7 @@ pub struct Ctx {
 pub struct Record {
     pub complaint_id: String,
     pub stage: Stage,
-    pub class: String,
+    pub class: Class,
     pub number: String,
     pub details: Option<v1::ComplaintDetails>,
     pub guidance_actions: Vec<String>,
@@ -97,7 +98,7 @@ impl Record {
     }
 
     pub fn class_proto(&self) -> i32 {
-        redress_proto::convert::class_letter_to_wire(&self.class)
+        self.class.to_wire()
     }
 
     /// Whether someone answers for the complaint (DOMAIN §9): a responsible person is named,
@@ -161,6 +162,7 @@ pub async fn read(
 /// A complaint's row read with its open sub-tasks counted (`open_subtasks`).
 fn record_from_row(r: &sqlx::postgres::PgRow) -> Result<Record, Error> {
     let stage: String = r.try_get("stage")?;
+    let class: String = r.try_get("class")?;
     let details = r
         .try_get::<Option<Vec<u8>>, _>("details")?
         .map(|b| v1::ComplaintDetails::decode(b.as_slice()))
@@ -169,7 +171,7 @@ fn record_from_row(r: &sqlx::postgres::PgRow) -> Result<Record, Error> {
     Ok(Record {
         complaint_id: r.try_get("complaint_id")?,
         stage: Stage::parse(&stage).ok_or_else(|| Error::Internal(format!("stage {stage}")))?,
-        class: r.try_get("class")?,
+        class: Class::parse(&class).map_err(|e| Error::Internal(format!("stored {e}")))?,
         number: r.try_get("number")?,
         details,
         guidance_actions: r.try_get("guidance_actions")?,
@@ -231,7 +233,7 @@ pub async fn save(conn: &mut PgConnection, r: &Record, now: DateTime<Utc>) -> Re
     )
     .bind(&r.complaint_id)
     .bind(r.stage.as_str())
-    .bind(&r.class)
+    .bind(r.class.as_str())
     .bind(&r.department_id)
     .bind(&r.assignee_id)
     .bind(&r.acceptance_owner_id)
@@ -292,7 +294,7 @@ pub async fn save_many(
     )
     .bind(column!(|r| r.complaint_id.clone()))
     .bind(column!(|r| r.stage.as_str()))
-    .bind(column!(|r| r.class.clone()))
+    .bind(column!(|r| r.class.as_str().to_owned()))
     .bind(column!(|r| r.department_id.clone()))
     .bind(column!(|r| r.assignee_id.clone()))
     .bind(column!(|r| r.acceptance_owner_id.clone()))

@@ -555,7 +555,7 @@ impl IntakeEvents {
                 )?;
                 let routed_id = routed.event_id.clone();
                 let mut events = vec![routed];
-                let class = redress_domain::Class::parse(&rec.class).ok();
+                let class = Some(rec.class);
                 match desk.pick(&dept.id, class, senior) {
                     Some(chosen) => {
                         events.push(step.assign(ctx, &mut rec, chosen, senior, &routed_id)?)

@@ -7,9 +7,11 @@
 //! - [`consumer`]: the consumer of intake's (and escalation's) events: route and assign.
 //! - [`commands`]: the handling commands, each through the domain's state machine
 //!   ([`redress_domain::handling`]) with its events in the same transaction.
-//! - [`api`]: the gRPC door, with the role checks.
+//! - [`access`]: who may act on a complaint (the role checks the gRPC door asks).
+//! - [`api`]: the gRPC door.
 //! - [`envelope`]: the events this service publishes and their timestamps.
 
+pub mod access;
 pub mod api;
 pub mod assignment;
 pub mod commands;
