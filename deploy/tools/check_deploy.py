@@ -635,10 +635,11 @@ def check_k8s(name: str, path: Path, repo: Path) -> None:
 
 def policy_schema(repo: Path) -> dict[str, set[str]] | None:
     """Field names of the policy structs, read from the domain crate (None if not found)."""
-    src = repo / "crates/domain/src/policy.rs"
-    if not src.exists():
+    folder = repo / "crates/domain/src/policy"
+    files = sorted(folder.glob("*.rs")) if folder.is_dir() else [repo / "crates/domain/src/policy.rs"]
+    text = "\n".join(f.read_text() for f in files if f.exists())
+    if not text:
         return None
-    text = src.read_text()
 
     def fields(struct: str) -> dict[str, str] | None:
         m = re.search(rf"pub struct {struct} \{{(.*?)\n\}}", text, re.S)
@@ -669,7 +670,7 @@ def check_policy_text(area: str, text: str, repo: Path) -> None:
         R.error(area, f"policy is not valid TOML: {e}")
         return
     schema = policy_schema(repo)
-    if schema is None:
+    if not R.check(schema is not None, area, "the policy structs were not found in crates/domain/src/policy/"):
         return
     for key, value in data.items():
         if not R.check(key in schema[""], area, f"unknown policy table or key {key!r}"):
