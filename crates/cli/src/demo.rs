@@ -249,17 +249,17 @@ fn say(text: &str) {
 /// Staff names by id, from the demo organisation, so the timeline names each person the same
 /// way whichever event mentions them (an assignment carries the name, a fine only the id).
 fn staff_names(seed: &str) -> Result<HashMap<String, String>> {
-    #[derive(serde::Deserialize)]
-    struct Seed {
-        staff: Vec<Person>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Person {
-        id: String,
-        name: String,
-    }
-    let seed: Seed = toml::from_str(seed).context("demo: reading the demo organisation")?;
-    Ok(seed.staff.into_iter().map(|p| (p.id, p.name)).collect())
+    let org = redress_proto::org::OrgFile::parse(seed).map_err(|errors| {
+        anyhow::anyhow!(
+            "demo: the demo organisation does not read: {}",
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.at, e.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    Ok(org.staff.into_iter().map(|p| (p.id, p.name)).collect())
 }
 
 /// One timeline line: time since start, complaint (by number and customer), producing service,

@@ -78,6 +78,23 @@ fn ids_by_key(received: &[v1::Event]) -> std::collections::HashMap<String, Strin
         .collect()
 }
 
+/// Submits a confirmed complaint through gRPC; its acknowledgement.
+async fn submit(
+    client: &mut IntakeServiceClient<tonic::transport::Channel>,
+    key: &str,
+) -> v1::Acknowledgement {
+    client
+        .submit(authed(
+            AGENT,
+            v1::SubmitRequest {
+                details: Some(details(key, true)),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
 /// The registry's view of a complaint.
 async fn view(
     client: &mut IntakeServiceClient<tonic::transport::Channel>,
@@ -197,17 +214,7 @@ async fn feedback_satisfaction_a_reopened_closed_complaint_and_no_reclassifying_
     use v1::event::Payload;
     let bed = TestBed::start().await;
     let (_svc, mut client) = intake(&bed, &[]).await;
-    let id = client
-        .submit(authed(
-            AGENT,
-            v1::SubmitRequest {
-                details: Some(details("regression-1", true)),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .complaint_id;
+    let id = submit(&mut client, "regression-1").await.complaint_id;
 
     // Received, classified, confirmed. Feedback in which the customer was asked: dissatisfied,
     // then satisfied; one where the customer was not asked changes nothing.
@@ -300,17 +307,7 @@ async fn a_late_arriving_older_validity_decision_does_not_undo_a_later_reclassif
     use v1::event::Payload;
     let bed = TestBed::start().await;
     let (_svc, mut client) = intake(&bed, &[]).await;
-    let id = client
-        .submit(authed(
-            AGENT,
-            v1::SubmitRequest {
-                details: Some(details("order-1", true)),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .complaint_id;
+    let id = submit(&mut client, "order-1").await.complaint_id;
     client
         .reclassify(authed(
             AGENT,
@@ -375,16 +372,7 @@ async fn a_limit_met_before_a_reclassification_but_heard_of_after_keeps_its_due_
     use v1::event::Payload;
     let bed = TestBed::start().await;
     let (_svc, mut client) = intake(&bed, &[]).await;
-    let ack = client
-        .submit(authed(
-            AGENT,
-            v1::SubmitRequest {
-                details: Some(details("order-2", true)),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner();
+    let ack = submit(&mut client, "order-2").await;
     let id = ack.complaint_id.clone();
     let promised = ack.promises.clone().expect("promises");
     client
@@ -441,17 +429,7 @@ async fn the_timeline_names_people_from_the_organisation() {
     use v1::event::Payload;
     let bed = TestBed::start().await;
     let (_svc, mut client) = intake(&bed, &[]).await;
-    let id = client
-        .submit(authed(
-            AGENT,
-            v1::SubmitRequest {
-                details: Some(details("names-1", true)),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .complaint_id;
+    let id = submit(&mut client, "names-1").await.complaint_id;
     let staff = foreign(
         1,
         "routing",
