@@ -178,6 +178,41 @@ pub fn segments<'a, 'i, T>(
     out
 }
 
+/// A handler whose batches hold runs of events it applies together (a complaint's arrival steps,
+/// mostly): [`handle_in_runs`] takes a batch apart into runs of the events [`Runs::in_run`]
+/// picks, each applied by [`Runs::apply_run`], and the messages between, handled alone in their
+/// place, so each complaint's events keep their order.
+#[async_trait::async_trait]
+pub trait Runs: Handler {
+    /// Whether `event` may be applied in a run with its neighbours.
+    fn in_run(&self, event: &v1::Event) -> bool;
+
+    /// Applies a run, with the effect of handling each message in turn.
+    async fn apply_run(
+        &self,
+        conn: &mut PgConnection,
+        run: Vec<(&Incoming<'_>, &v1::Event)>,
+    ) -> Result<(), HandleError>;
+}
+
+/// A batch through [`Runs`]: runs applied together, every other message alone, in order. A
+/// [`Runs`] handler's `handle_batch` is this.
+pub async fn handle_in_runs<H: Runs + ?Sized>(
+    handler: &H,
+    conn: &mut PgConnection,
+    msgs: &[&Incoming<'_>],
+) -> Result<(), HandleError> {
+    for segment in segments(msgs, |m| {
+        m.event().ok().filter(|e| handler.in_run(e)).map(|e| (m, e))
+    }) {
+        match segment {
+            Segment::Run(run) => handler.apply_run(conn, run).await?,
+            Segment::Alone(msg) => handle_in_span(handler, conn, msg).await?,
+        }
+    }
+    Ok(())
+}
+
 /// Runs `handler` on one message in the message's span, so its logs and the events it writes
 /// belong to the message's trace.
 pub async fn handle_in_span<H: Handler + ?Sized>(

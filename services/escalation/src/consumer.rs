@@ -17,9 +17,7 @@ use redress_domain::sla::ClockKind;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use redress_platform::consumer::{
-    HandleError, Handler, Incoming, Segment, handle_in_span, segments,
-};
+use redress_platform::consumer::{HandleError, Handler, Incoming, Runs, handle_in_runs};
 use redress_platform::metrics::AfterCommit;
 use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
@@ -542,90 +540,27 @@ impl Handler for EventDoor {
 
     /// Runs of plain arrival facts (received — confirmed, without risk —, classified,
     /// confirmed, routed, assigned: most of the traffic) are applied a run at a time by
-    /// [`EventDoor::arrivals`]; any other message on its own, in its place.
+    /// [`EventDoor::apply_run`]; any other message on its own, in its place.
     async fn handle_batch(
         &self,
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        for segment in segments(msgs, |m| {
-            m.event().ok().filter(|e| plain_arrival(e)).map(|e| (m, e))
-        }) {
-            match segment {
-                Segment::Run(run) => self.arrivals(conn, run).await?,
-                Segment::Alone(msg) => handle_in_span(self, conn, msg).await?,
-            }
-        }
-        Ok(())
+        handle_in_runs(self, conn, msgs).await
     }
 }
 
-/// An event that only adds facts (and, when routed, may call a superior at once): no risk to
-/// escalate, no ledger entry but the complaint's date.
-fn plain_arrival(event: &v1::Event) -> bool {
-    if event.complaint_id.is_empty() || event.producer == "escalation" {
-        return false;
+#[async_trait::async_trait]
+impl Runs for EventDoor {
+    fn in_run(&self, event: &v1::Event) -> bool {
+        plain_arrival(event)
     }
-    match &event.payload {
-        Some(Payload::ComplaintReceived(r)) => {
-            let d = r.details.as_ref();
-            r.confirmed && !d.is_some_and(|d| d.group_complaint || d.media_risk)
-        }
-        Some(
-            Payload::ComplaintClassified(_)
-            | Payload::ComplaintConfirmed(_)
-            | Payload::ComplaintRouted(_)
-            | Payload::ComplaintAssigned(_),
-        ) => true,
-        _ => false,
-    }
-}
 
-/// The facts of several events about one complaint folded in order, as [`note`] records them
-/// one after the other, with the complaint's date as the ledger keeps it.
-#[derive(Default)]
-struct Folded {
-    complaint_id: String,
-    noted: bool,
-    number: String,
-    class: i32,
-    department_id: String,
-    department_manager_id: String,
-    assignee_id: String,
-    customer_type: i32,
-    /// The last receipt's time (a receipt dates the complaint).
-    received_at: Option<DateTime<Utc>>,
-    /// The first event's time (dates it while no receipt has).
-    first_at: Option<DateTime<Utc>>,
-}
-
-impl Folded {
-    fn add(&mut self, f: Facts<'_>) {
-        let later = |v: &mut String, new: &str| {
-            if !new.is_empty() {
-                *v = new.to_owned();
-            }
-        };
-        self.noted = true;
-        later(&mut self.number, f.number);
-        later(&mut self.department_id, f.department_id);
-        later(&mut self.department_manager_id, f.department_manager_id);
-        later(&mut self.assignee_id, f.assignee_id);
-        if f.class != 0 {
-            self.class = f.class;
-        }
-        if f.customer_type != 0 {
-            self.customer_type = f.customer_type;
-        }
-    }
-}
-
-impl EventDoor {
     /// Applies a run of plain arrivals as one, with the outcome of one at a time: each
     /// complaint's facts folded and recorded in one statement, its date in another, and a
     /// threatening or venting-anger customer's superior called at routing (DOMAIN §9), in the
     /// span of the routing's message.
-    async fn arrivals(
+    async fn apply_run(
         &self,
         conn: &mut PgConnection,
         run: Vec<(&Incoming<'_>, &v1::Event)>,
@@ -760,3 +695,65 @@ impl EventDoor {
         Ok(())
     }
 }
+
+/// An event that only adds facts (and, when routed, may call a superior at once): no risk to
+/// escalate, no ledger entry but the complaint's date.
+fn plain_arrival(event: &v1::Event) -> bool {
+    if event.complaint_id.is_empty() || event.producer == "escalation" {
+        return false;
+    }
+    match &event.payload {
+        Some(Payload::ComplaintReceived(r)) => {
+            let d = r.details.as_ref();
+            r.confirmed && !d.is_some_and(|d| d.group_complaint || d.media_risk)
+        }
+        Some(
+            Payload::ComplaintClassified(_)
+            | Payload::ComplaintConfirmed(_)
+            | Payload::ComplaintRouted(_)
+            | Payload::ComplaintAssigned(_),
+        ) => true,
+        _ => false,
+    }
+}
+
+/// The facts of several events about one complaint folded in order, as [`note`] records them
+/// one after the other, with the complaint's date as the ledger keeps it.
+#[derive(Default)]
+struct Folded {
+    complaint_id: String,
+    noted: bool,
+    number: String,
+    class: i32,
+    department_id: String,
+    department_manager_id: String,
+    assignee_id: String,
+    customer_type: i32,
+    /// The last receipt's time (a receipt dates the complaint).
+    received_at: Option<DateTime<Utc>>,
+    /// The first event's time (dates it while no receipt has).
+    first_at: Option<DateTime<Utc>>,
+}
+
+impl Folded {
+    fn add(&mut self, f: Facts<'_>) {
+        let later = |v: &mut String, new: &str| {
+            if !new.is_empty() {
+                *v = new.to_owned();
+            }
+        };
+        self.noted = true;
+        later(&mut self.number, f.number);
+        later(&mut self.department_id, f.department_id);
+        later(&mut self.department_manager_id, f.department_manager_id);
+        later(&mut self.assignee_id, f.assignee_id);
+        if f.class != 0 {
+            self.class = f.class;
+        }
+        if f.customer_type != 0 {
+            self.customer_type = f.customer_type;
+        }
+    }
+}
+
+impl EventDoor {}

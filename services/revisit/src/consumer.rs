@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_domain::{Clock, Policy};
-use redress_platform::consumer::{
-    HandleError, Handler, Incoming, Segment, handle_in_span, segments,
-};
+use redress_platform::consumer::{HandleError, Handler, Incoming, Runs, handle_in_runs};
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
@@ -92,67 +90,28 @@ impl Handler for Facts {
     }
 
     /// Runs of arrivals (received, routed, assigned: most of the traffic) are applied a run at
-    /// a time by [`Facts::arrivals`]; any other message on its own, in its place.
+    /// a time by [`Facts::apply_run`]; any other message on its own, in its place.
     async fn handle_batch(
         &self,
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        for segment in segments(msgs, |m| {
-            m.event().ok().filter(|e| arrival(e)).map(|e| (m, e))
-        }) {
-            match segment {
-                Segment::Run(run) => self.arrivals(conn, run).await?,
-                Segment::Alone(msg) => handle_in_span(self, conn, msg).await?,
-            }
-        }
-        Ok(())
+        handle_in_runs(self, conn, msgs).await
     }
 }
 
-/// A complaint's receipt, routing or assignment from another service.
-fn arrival(event: &v1::Event) -> bool {
-    !event.complaint_id.is_empty()
-        && !event.event_id.is_empty()
-        && event.producer != crate::SERVICE.name
-        && matches!(
-            event.payload,
-            Some(
-                Payload::ComplaintReceived(_)
-                    | Payload::ComplaintRouted(_)
-                    | Payload::ComplaintAssigned(_)
-            )
-        )
-}
+#[async_trait::async_trait]
+impl Runs for Facts {
+    fn in_run(&self, event: &v1::Event) -> bool {
+        arrival(event)
+    }
 
-/// One complaint's arrivals in a run, folded as [`apply`] stores them one after the other.
-#[derive(Default)]
-struct Folded {
-    complaint_id: String,
-    /// From the receipts: the first one's class and due time fill what is not known yet;
-    /// the last one's number, customer and summary stand.
-    received: bool,
-    number: String,
-    first_class: Option<&'static str>,
-    first_due: Option<DateTime<Utc>>,
-    customer_name: String,
-    customer_phone: String,
-    summary: String,
-    /// From routings and assignments: a later non-empty value replaces an earlier one.
-    department_id: String,
-    department_manager_id: String,
-    assignee_id: String,
-    /// The last event's index in the run (its message's span and id cause the plans).
-    last: usize,
-}
-
-impl Facts {
     /// Applies a run of arrivals as one, with the outcome of one at a time: each event
     /// recorded as applied (one statement), each complaint's row ensured (one), its receipts
     /// and its department folded and written (one each), and its revisits planned once from
     /// the facts that result — those with nothing to plan only get their next check (one
     /// statement for all).
-    async fn arrivals(
+    async fn apply_run(
         &self,
         conn: &mut PgConnection,
         run: Vec<(&Incoming<'_>, &v1::Event)>,
@@ -298,6 +257,44 @@ impl Facts {
         Ok(())
     }
 }
+
+/// A complaint's receipt, routing or assignment from another service.
+fn arrival(event: &v1::Event) -> bool {
+    !event.complaint_id.is_empty()
+        && !event.event_id.is_empty()
+        && event.producer != crate::SERVICE.name
+        && matches!(
+            event.payload,
+            Some(
+                Payload::ComplaintReceived(_)
+                    | Payload::ComplaintRouted(_)
+                    | Payload::ComplaintAssigned(_)
+            )
+        )
+}
+
+/// One complaint's arrivals in a run, folded as [`apply`] stores them one after the other.
+#[derive(Default)]
+struct Folded {
+    complaint_id: String,
+    /// From the receipts: the first one's class and due time fill what is not known yet;
+    /// the last one's number, customer and summary stand.
+    received: bool,
+    number: String,
+    first_class: Option<&'static str>,
+    first_due: Option<DateTime<Utc>>,
+    customer_name: String,
+    customer_phone: String,
+    summary: String,
+    /// From routings and assignments: a later non-empty value replaces an earlier one.
+    department_id: String,
+    department_manager_id: String,
+    assignee_id: String,
+    /// The last event's index in the run (its message's span and id cause the plans).
+    last: usize,
+}
+
+impl Facts {}
 
 /// What the revisit agent reads of the complaint: its business and description, 200
 /// characters at most.

@@ -17,9 +17,7 @@ use redress_domain::handling::{Command, Stage};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use redress_domain::Class;
-use redress_platform::consumer::{
-    HandleError, Handler, Incoming, Segment, handle_in_span, segments,
-};
+use redress_platform::consumer::{HandleError, Handler, Incoming, Runs, handle_in_runs};
 use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
@@ -126,24 +124,181 @@ impl Handler for IntakeEvents {
     }
 
     /// Runs of arrival steps (received, classified, confirmed: most of routing's traffic) are
-    /// applied a run at a time by [`IntakeEvents::arrivals`]; any other message is applied on
+    /// applied a run at a time by [`IntakeEvents::apply_run`]; any other message is applied on
     /// its own, in its place, so each complaint's events keep their order.
     async fn handle_batch(
         &self,
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        for segment in segments(msgs, |m| {
-            m.event()
-                .ok()
-                .filter(|e| is_arrival(e.payload.as_ref()))
-                .map(|e| (m, e))
-        }) {
-            match segment {
-                Segment::Run(run) => self.arrivals(conn, run).await?,
-                Segment::Alone(msg) => handle_in_span(self, conn, msg).await?,
+        handle_in_runs(self, conn, msgs).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Runs for IntakeEvents {
+    fn in_run(&self, event: &v1::Event) -> bool {
+        is_arrival(event.payload.as_ref())
+    }
+
+    /// Applies a run of arrival steps as one: every receipt in one statement, every
+    /// confirmation in another, then the complaints they completed routed and assigned
+    /// together — the rules read once, each department locked once ([`assignment::Desk`]),
+    /// the rows written back and the events appended in one statement each. The outcome is
+    /// the one of applying the steps one by one; each event is built in the span of the
+    /// message that completed its complaint, so it continues that message's trace.
+    async fn apply_run(
+        &self,
+        conn: &mut PgConnection,
+        run: Vec<(&Incoming<'_>, &v1::Event)>,
+    ) -> Result<(), HandleError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let mut receipts = Vec::new();
+        let mut confirmations = Vec::new();
+        // Per complaint, in the order first seen: the message that completes it here.
+        let mut completing: Vec<(String, usize)> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut received_seen = HashSet::new();
+        let mut confirmed_seen = HashSet::new();
+        for (i, (_, event)) in run.iter().enumerate() {
+            let at = event
+                .occurred_at
+                .as_ref()
+                .and_then(from_ts)
+                .unwrap_or_else(|| self.ctx.clock.now());
+            let id = &event.complaint_id;
+            let decisive = match event.payload.as_ref() {
+                Some(Payload::ComplaintReceived(r)) => {
+                    let arrival = Arrival::new(event, r, at)?;
+                    if received_seen.insert(id.clone()) {
+                        receipts.push(arrival);
+                    }
+                    true
+                }
+                Some(Payload::ComplaintConfirmed(_)) => {
+                    if confirmed_seen.insert(id.clone()) {
+                        confirmations.push((id.clone(), at));
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !decisive || id.is_empty() {
+                continue;
+            }
+            match seen.get(id) {
+                // A receipt already confirmed completes the complaint on its own; otherwise the
+                // later of its halves does.
+                Some(&k) => {
+                    let first = &run[completing[k].1].1;
+                    let done_early = matches!(first.payload.as_ref(),
+                        Some(Payload::ComplaintReceived(r)) if r.confirmed);
+                    if !done_early {
+                        completing[k].1 = i;
+                    }
+                }
+                None => {
+                    seen.insert(id.clone(), completing.len());
+                    completing.push((id.clone(), i));
+                }
             }
         }
+        insert_received(conn, &receipts).await?;
+        insert_confirmed(conn, &confirmations).await?;
+        if completing.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = completing.iter().map(|(id, _)| id.clone()).collect();
+        let mut ready: HashMap<String, commands::Record> = commands::load_ready(conn, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.complaint_id.clone(), r))
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let routes = org::Routes::load(conn).await?;
+        let mut plans = Vec::with_capacity(ready.len());
+        for (id, i) in &completing {
+            let Some(rec) = ready.remove(id) else {
+                continue;
+            };
+            let details = rec
+                .details
+                .as_ref()
+                .expect("load_ready keeps rows with details");
+            let Some(route) = routes.route(details) else {
+                return Err(HandleError::Transient(anyhow::anyhow!(
+                    "no routing rule matches, no default department is configured and no \
+                     department is marked as the complaint centre (service_centre)"
+                )));
+            };
+            plans.push((rec, route, *i));
+        }
+        let wanted: BTreeSet<String> = plans.iter().map(|(_, r, _)| r.0.clone()).collect();
+        let wanted: Vec<String> = wanted.into_iter().collect();
+        let departments = org::departments(conn, &wanted).await?;
+        let locked: BTreeSet<String> = departments.keys().cloned().collect();
+        let ctx = &self.ctx;
+        let mut desk = assignment::Desk::open(conn, &locked, ctx.weights, plans.len()).await?;
+        let now = ctx.clock.now();
+        let actor = PRODUCER.system_actor();
+        let mut saved = Vec::with_capacity(plans.len());
+        let mut outgoing = Vec::with_capacity(plans.len() * 2);
+        for (mut rec, (dept_id, rule, reason), i) in plans {
+            let (msg, event) = &run[i];
+            let Some(dept) = departments.get(&dept_id) else {
+                // As one at a time: a rule naming no known department is refused.
+                // Retried, not dead-lettered: the organisation may be corrected meanwhile.
+                return Err(HandleError::Transient(anyhow::Error::new(Error::invalid(
+                    "department_id",
+                    "names no known department",
+                ))));
+            };
+            let step = commands::Step {
+                dept,
+                actor: &actor,
+                now,
+            };
+            let senior = rec.prefers_senior();
+            let events = msg.span().in_scope(|| -> Result<Vec<v1::Event>, Error> {
+                let routed = step.route(
+                    ctx,
+                    &mut rec,
+                    Command::Route,
+                    &rule,
+                    &reason,
+                    &event.event_id,
+                )?;
+                let routed_id = routed.event_id.clone();
+                let mut events = vec![routed];
+                let class = Some(rec.class);
+                match desk.pick(&dept.id, class, senior) {
+                    Some(chosen) => {
+                        events.push(step.assign(ctx, &mut rec, chosen, senior, &routed_id)?)
+                    }
+                    None => step.nobody_available(&rec),
+                }
+                if reason == org::UNROUTABLE {
+                    events.push(unroutable(&rec, &events, now));
+                }
+                Ok(events)
+            });
+            let events = events?;
+            msg.span().in_scope(|| {
+                for e in &events {
+                    outgoing.push(ctx.outbox.message_for(e)?);
+                }
+                Ok::<_, redress_platform::outbox::AppendError>(())
+            })?;
+            saved.push(rec);
+        }
+        desk.close(conn).await?;
+        let refs: Vec<&commands::Record> = saved.iter().collect();
+        commands::save_many(conn, &refs, now).await?;
+        ctx.outbox.append_messages(conn, &outgoing).await?;
         Ok(())
     }
 }
@@ -420,167 +575,6 @@ impl IntakeEvents {
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
         insert_received(conn, &[Arrival::new(event, r, at)?]).await
-    }
-
-    /// Applies a run of arrival steps as one: every receipt in one statement, every
-    /// confirmation in another, then the complaints they completed routed and assigned
-    /// together — the rules read once, each department locked once ([`assignment::Desk`]),
-    /// the rows written back and the events appended in one statement each. The outcome is
-    /// the one of applying the steps one by one; each event is built in the span of the
-    /// message that completed its complaint, so it continues that message's trace.
-    async fn arrivals(
-        &self,
-        conn: &mut PgConnection,
-        run: Vec<(&Incoming<'_>, &v1::Event)>,
-    ) -> Result<(), HandleError> {
-        if run.is_empty() {
-            return Ok(());
-        }
-        let mut receipts = Vec::new();
-        let mut confirmations = Vec::new();
-        // Per complaint, in the order first seen: the message that completes it here.
-        let mut completing: Vec<(String, usize)> = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        let mut received_seen = HashSet::new();
-        let mut confirmed_seen = HashSet::new();
-        for (i, (_, event)) in run.iter().enumerate() {
-            let at = event
-                .occurred_at
-                .as_ref()
-                .and_then(from_ts)
-                .unwrap_or_else(|| self.ctx.clock.now());
-            let id = &event.complaint_id;
-            let decisive = match event.payload.as_ref() {
-                Some(Payload::ComplaintReceived(r)) => {
-                    let arrival = Arrival::new(event, r, at)?;
-                    if received_seen.insert(id.clone()) {
-                        receipts.push(arrival);
-                    }
-                    true
-                }
-                Some(Payload::ComplaintConfirmed(_)) => {
-                    if confirmed_seen.insert(id.clone()) {
-                        confirmations.push((id.clone(), at));
-                    }
-                    true
-                }
-                _ => false,
-            };
-            if !decisive || id.is_empty() {
-                continue;
-            }
-            match seen.get(id) {
-                // A receipt already confirmed completes the complaint on its own; otherwise the
-                // later of its halves does.
-                Some(&k) => {
-                    let first = &run[completing[k].1].1;
-                    let done_early = matches!(first.payload.as_ref(),
-                        Some(Payload::ComplaintReceived(r)) if r.confirmed);
-                    if !done_early {
-                        completing[k].1 = i;
-                    }
-                }
-                None => {
-                    seen.insert(id.clone(), completing.len());
-                    completing.push((id.clone(), i));
-                }
-            }
-        }
-        insert_received(conn, &receipts).await?;
-        insert_confirmed(conn, &confirmations).await?;
-        if completing.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<String> = completing.iter().map(|(id, _)| id.clone()).collect();
-        let mut ready: HashMap<String, commands::Record> = commands::load_ready(conn, &ids)
-            .await?
-            .into_iter()
-            .map(|r| (r.complaint_id.clone(), r))
-            .collect();
-        if ready.is_empty() {
-            return Ok(());
-        }
-        let routes = org::Routes::load(conn).await?;
-        let mut plans = Vec::with_capacity(ready.len());
-        for (id, i) in &completing {
-            let Some(rec) = ready.remove(id) else {
-                continue;
-            };
-            let details = rec
-                .details
-                .as_ref()
-                .expect("load_ready keeps rows with details");
-            let Some(route) = routes.route(details) else {
-                return Err(HandleError::Transient(anyhow::anyhow!(
-                    "no routing rule matches, no default department is configured and no \
-                     department is marked as the complaint centre (service_centre)"
-                )));
-            };
-            plans.push((rec, route, *i));
-        }
-        let wanted: BTreeSet<String> = plans.iter().map(|(_, r, _)| r.0.clone()).collect();
-        let wanted: Vec<String> = wanted.into_iter().collect();
-        let departments = org::departments(conn, &wanted).await?;
-        let locked: BTreeSet<String> = departments.keys().cloned().collect();
-        let ctx = &self.ctx;
-        let mut desk = assignment::Desk::open(conn, &locked, ctx.weights, plans.len()).await?;
-        let now = ctx.clock.now();
-        let actor = PRODUCER.system_actor();
-        let mut saved = Vec::with_capacity(plans.len());
-        let mut outgoing = Vec::with_capacity(plans.len() * 2);
-        for (mut rec, (dept_id, rule, reason), i) in plans {
-            let (msg, event) = &run[i];
-            let Some(dept) = departments.get(&dept_id) else {
-                // As one at a time: a rule naming no known department is refused.
-                // Retried, not dead-lettered: the organisation may be corrected meanwhile.
-                return Err(HandleError::Transient(anyhow::Error::new(Error::invalid(
-                    "department_id",
-                    "names no known department",
-                ))));
-            };
-            let step = commands::Step {
-                dept,
-                actor: &actor,
-                now,
-            };
-            let senior = rec.prefers_senior();
-            let events = msg.span().in_scope(|| -> Result<Vec<v1::Event>, Error> {
-                let routed = step.route(
-                    ctx,
-                    &mut rec,
-                    Command::Route,
-                    &rule,
-                    &reason,
-                    &event.event_id,
-                )?;
-                let routed_id = routed.event_id.clone();
-                let mut events = vec![routed];
-                let class = Some(rec.class);
-                match desk.pick(&dept.id, class, senior) {
-                    Some(chosen) => {
-                        events.push(step.assign(ctx, &mut rec, chosen, senior, &routed_id)?)
-                    }
-                    None => step.nobody_available(&rec),
-                }
-                if reason == org::UNROUTABLE {
-                    events.push(unroutable(&rec, &events, now));
-                }
-                Ok(events)
-            });
-            let events = events?;
-            msg.span().in_scope(|| {
-                for e in &events {
-                    outgoing.push(ctx.outbox.message_for(e)?);
-                }
-                Ok::<_, redress_platform::outbox::AppendError>(())
-            })?;
-            saved.push(rec);
-        }
-        desk.close(conn).await?;
-        let refs: Vec<&commands::Record> = saved.iter().collect();
-        commands::save_many(conn, &refs, now).await?;
-        ctx.outbox.append_messages(conn, &outgoing).await?;
-        Ok(())
     }
 
     /// Routes and assigns the complaint once both halves are in.
