@@ -7,6 +7,8 @@
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for `tonic-reflection`.
 //! - [`convert`]: domain vocabularies (class, clock, customer type…) to and from their wire
 //!   enums, declared once ([`Wire`]).
+//! - [`json`]: events in the proto3 JSON mapping, personal data masked, for the board's gateway.
+//! - [`catalogue`]: the AsyncAPI document of every subject, generated from the contracts.
 //! - [`org`]: the organisation file (departments, staff, routing rules) routing seeds from and
 //!   `redress org` applies and exports.
 //! - [`prost`], [`prost_types`] and [`tonic`] are re-exported so the whole workspace builds
@@ -15,8 +17,10 @@
 //! Every event payload has a dotted kind (`complaint.received`, `sla.overdue`, …), given by
 //! [`v1::event::Payload::kind`]: the suffix of the NATS subject it is published on.
 
+pub mod catalogue;
 pub mod convert;
 mod describe;
+pub mod json;
 pub mod org;
 mod personal;
 
