@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_domain::sla::{self, ClockKind, LimitClock};
-use redress_domain::{Class, Policy, Promises};
+use redress_domain::{Class, ComplaintId, Policy, Promises};
 use std::collections::{HashMap, HashSet};
 
 use redress_platform::consumer::{
@@ -62,7 +62,7 @@ impl Tracker {
     async fn pay_owed_fines(
         &self,
         conn: &mut PgConnection,
-        complaint_id: &str,
+        complaint_id: &ComplaintId,
         person: &str,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
@@ -84,7 +84,7 @@ impl Tracker {
             tracing::info!(clock = kind.as_str(), responsible = %person,
                 "lateness fine recorded once the responsible person was known");
             records.push(crate::envelope::PRODUCER.event(
-                complaint_id,
+                complaint_id.as_str(),
                 at,
                 &crate::envelope::PRODUCER.system_actor(),
                 &overdue_event_id,
@@ -114,7 +114,9 @@ impl Handler for Tracker {
         };
         let at = time(event.occurred_at.as_ref())
             .ok_or_else(|| HandleError::Permanent("event without a valid occurred_at".into()))?;
-        self.apply(conn, &event.complaint_id, payload, at).await?;
+        let id = ComplaintId::parse(&event.complaint_id)
+            .map_err(|e| HandleError::Permanent(e.to_string()))?;
+        self.apply(conn, &id, payload, at).await?;
         Ok(())
     }
 
@@ -140,26 +142,28 @@ impl Handler for Tracker {
 struct Arrival<'m, 'i> {
     msg: &'m Incoming<'i>,
     event: &'m v1::Event,
+    id: ComplaintId,
     at: DateTime<Utc>,
 }
 
 impl<'m, 'i> Arrival<'m, 'i> {
-    /// The message as an arrival event, if it is one the monitor can apply in a run.
+    /// The message as an arrival event, if it is one the monitor can apply in a run (one it
+    /// cannot, say with a malformed id, is handled alone and refused there).
     fn of(msg: &'m Incoming<'i>) -> Option<Self> {
         let event = msg.event().ok()?;
         let at = time(event.occurred_at.as_ref())?;
-        let arrival = !event.complaint_id.is_empty()
-            && matches!(
-                event.payload,
-                Some(
-                    Payload::ComplaintReceived(_)
-                        | Payload::ComplaintClassified(_)
-                        | Payload::ComplaintConfirmed(_)
-                        | Payload::ComplaintRouted(_)
-                        | Payload::ComplaintAssigned(_)
-                )
-            );
-        arrival.then_some(Arrival { msg, event, at })
+        let id = ComplaintId::parse(&event.complaint_id).ok()?;
+        let arrival = matches!(
+            event.payload,
+            Some(
+                Payload::ComplaintReceived(_)
+                    | Payload::ComplaintClassified(_)
+                    | Payload::ComplaintConfirmed(_)
+                    | Payload::ComplaintRouted(_)
+                    | Payload::ComplaintAssigned(_)
+            )
+        );
+        arrival.then_some(Arrival { msg, event, id, at })
     }
 }
 
@@ -182,7 +186,7 @@ impl Tracker {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        id: &str,
+        id: &ComplaintId,
         payload: &Payload,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
@@ -203,8 +207,8 @@ impl Tracker {
                     .await?;
                 // DOMAIN §9: a complaint taken unconfirmed must be confirmed within its limit.
                 if let Some(clock) = sla::confirmation_clock(&self.policy, at, r.confirmed) {
-                    store::insert_new(conn, &[StoredClock::new(id, "", clock)], &self.wakeup)
-                        .await?;
+                    let clock = StoredClock::new(id.as_str(), "", clock);
+                    store::insert_new(conn, &[clock], &self.wakeup).await?;
                 }
             }
             Payload::ComplaintConfirmed(c) => {
@@ -341,7 +345,7 @@ impl Tracker {
                 let policy = self.policy.clone();
                 // Revisit clocks are keyed by revisit id, which the reason does not carry: it
                 // applies to the complaint's open revisit clocks.
-                for key in self.keys(conn, id, kind).await? {
+                for key in store::keys(conn, id, kind).await? {
                     self.update(conn, id, kind, &key, |c| {
                         c.special_reason = s.reason.clone();
                         c.special_reason_by = s.approved_by.clone();
@@ -366,7 +370,7 @@ impl Tracker {
                         c
                     }
                     None => StoredClock::new(
-                        id,
+                        id.as_str(),
                         &r.revisit_id,
                         LimitClock::start(&self.policy, ClockKind::Revisit, at, due),
                     ),
@@ -416,7 +420,7 @@ impl Tracker {
         let mut meets: Vec<(usize, &str, DateTime<Utc>)> = Vec::new();
         let mut assigned: Vec<String> = Vec::new();
         for (i, a) in run.iter().enumerate() {
-            let id = a.event.complaint_id.as_str();
+            let id = a.id.as_str();
             let at = a.at;
             let facts = match &a.event.payload {
                 Some(Payload::ComplaintReceived(r)) => {
@@ -518,9 +522,9 @@ impl Tracker {
         if !owing.is_empty() {
             for a in &run {
                 if let Some(Payload::ComplaintAssigned(x)) = &a.event.payload
-                    && owing.contains(&a.event.complaint_id)
+                    && owing.contains(a.id.as_str())
                 {
-                    self.pay_owed_fines(conn, &a.event.complaint_id, &x.assignee_id, a.at)
+                    self.pay_owed_fines(conn, &a.id, &x.assignee_id, a.at)
                         .instrument(a.msg.span())
                         .await?;
                 }
@@ -534,12 +538,12 @@ impl Tracker {
     async fn start_intake_clocks(
         &self,
         conn: &mut PgConnection,
-        id: &str,
+        id: &ComplaintId,
         class: i32,
         promised: Option<&v1::Promises>,
         received_at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
-        let clocks = self.intake_clocks(id, class, promised, received_at)?;
+        let clocks = self.intake_clocks(id.as_str(), class, promised, received_at)?;
         store::insert_new(conn, &clocks, &self.wakeup).await?;
         Ok(())
     }
@@ -572,7 +576,7 @@ impl Tracker {
     async fn reclassify(
         &self,
         conn: &mut PgConnection,
-        id: &str,
+        id: &ComplaintId,
         to: i32,
         promised: Option<&v1::Promises>,
     ) -> Result<(), HandleError> {
@@ -621,7 +625,7 @@ impl Tracker {
     async fn reopen(
         &self,
         conn: &mut PgConnection,
-        id: &str,
+        id: &ComplaintId,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
         store::note(
@@ -657,26 +661,12 @@ impl Tracker {
         Ok(())
     }
 
-    /// The keys of a complaint's clocks of `kind` ("" for all but revisits).
-    async fn keys(
-        &self,
-        conn: &mut PgConnection,
-        id: &str,
-        kind: ClockKind,
-    ) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT key FROM clocks WHERE complaint_id = $1 AND kind = $2")
-            .bind(id)
-            .bind(kind.as_str())
-            .fetch_all(conn)
-            .await
-    }
-
     /// Changes one clock, if the monitor has it (an event about a clock it never started —
     /// say, for a complaint received before the monitor existed — changes nothing).
     async fn update(
         &self,
         conn: &mut PgConnection,
-        id: &str,
+        id: &ComplaintId,
         kind: ClockKind,
         key: &str,
         change: impl FnOnce(&mut StoredClock),

@@ -2,16 +2,19 @@
 //! a limit is hit and reports it overdue when missed — exactly once per clock, across
 //! redelivery, restarts and replicas — and records the accountability an overdue causes.
 //!
+//! - [`api`]: the gRPC door (status, at-risk and overdue lists, special reasons).
+//! - [`access`]: who may see clocks and who may excuse a missed limit.
 //! - [`consumer`]: the clocks, kept from the other services' events.
 //! - [`scheduler`]: sleeps until the earliest deadline; fires due clocks through the outbox.
-//! - [`store`]: the `complaints` and `clocks` tables.
 //! - [`gauges`]: how many clocks are warned and overdue now, for the metrics.
-//! - [`api`]: the gRPC door (status, at-risk and overdue lists, special reasons).
+//! - [`store`]: all the SQL, over the `complaints`, `clocks` and `owed_fines` tables.
 //! - [`envelope`]: event envelopes and protobuf conversions.
+//! - [`error`]: the platform's one error, as this service uses it.
 //!
 //! The rules themselves (when a clock warns, goes overdue, is met) are
 //! [`redress_domain::sla`].
 
+pub mod access;
 pub mod api;
 pub mod consumer;
 pub mod envelope;

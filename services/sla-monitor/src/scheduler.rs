@@ -21,11 +21,11 @@ use redress_platform::metrics::AfterCommit;
 use redress_platform::outbox::{AppendError, Outbox};
 use redress_platform::telemetry;
 use redress_proto::v1::{self, event::Payload};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::envelope::{PRODUCER, ts};
-use crate::store::{self, CLOCK_COLUMNS, Complaint, StoredClock, Wakeup};
+use crate::store::{self, Complaint, StoredClock, Wakeup};
 use redress_proto::Wire as _;
 use redress_proto::convert::class_letter_to_wire;
 
@@ -92,45 +92,32 @@ impl Scheduler {
 
     /// The earliest time any clock must be looked at.
     pub async fn earliest(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT next_fire_at FROM clocks WHERE next_fire_at IS NOT NULL
-             ORDER BY next_fire_at LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
+        store::earliest_fire_at(&self.pool).await
     }
 
     /// Takes up to one batch of clocks due at `now`, emits what each owes, and commits the
     /// clocks with their events. Returns how many clocks were taken.
     pub async fn fire_due(&self, now: DateTime<Utc>) -> Result<usize, anyhow::Error> {
         let mut tx = self.outbox.begin(&self.pool).await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CLOCK_COLUMNS}, p.number, p.class, p.department_id, p.acceptance_owner_id,
-                    p.handler_id, p.responsible_person_id, p.first_named_at,
-                    COALESCE(p.trace_parent, '') AS trace_parent
-             FROM clocks c LEFT JOIN complaints p ON p.complaint_id = c.complaint_id
-             WHERE c.next_fire_at <= $1
-             ORDER BY c.next_fire_at LIMIT $2
-             FOR UPDATE OF c SKIP LOCKED"
-        )))
-        .bind(now)
-        .bind(self.batch)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
+        let due = store::take_due(&mut tx, now, self.batch).await?;
+        if due.is_empty() {
             return Ok(0);
         }
-        let mut clocks = Vec::with_capacity(rows.len());
+        let taken = due.len();
+        let mut clocks = Vec::with_capacity(taken);
         let mut owed: Vec<(StoredClock, String, Complaint)> = Vec::new();
         let mut messages = Vec::new();
         let after_commit = AfterCommit::default();
-        for r in &rows {
-            let mut c = StoredClock::from_row(r)?;
-            let complaint = Complaint::from_row(r)?;
+        for store::Due {
+            clock: mut c,
+            complaint,
+            trace_parent,
+        } in due
+        {
             // The events continue the trace of the complaint that set the clock.
             let span = tracing::info_span!("sla.fire", complaint_id = %c.complaint_id,
                 clock = c.clock.kind.as_str(), trace_id = tracing::field::Empty);
-            telemetry::continue_trace(&span, r.try_get("trace_parent")?);
+            telemetry::continue_trace(&span, &trace_parent);
             span.in_scope(|| -> Result<(), AppendError> {
                 let mut events = Vec::new();
                 for emission in c.clock.fire(now, late_day()) {
@@ -179,7 +166,7 @@ impl Scheduler {
         self.outbox.append_messages(&mut tx, &messages).await?;
         tx.commit().await?;
         after_commit.committed();
-        Ok(rows.len())
+        Ok(taken)
     }
 
     /// The events of one emission (DOMAIN §4): a warning; or an overdue and, without a special

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use redress_domain::sla::{ClockKind, ClockState, LimitClock, late_day};
+use redress_domain::{Class, ComplaintId};
+use redress_platform::access::Reach;
+use redress_platform::pagination::Page;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgExecutor, Row};
 use tokio::sync::Notify;
 
 /// One stored clock: the domain clock and what the monitor keeps beside it.
@@ -28,6 +31,16 @@ pub struct StoredClock {
 pub const CLOCK_COLUMNS: &str = "c.complaint_id, c.kind, c.key, c.run, c.started_at, c.due_at, \
     c.warn_at, c.state, c.warned_at, c.overdue_days, c.met_at, c.agent_id, c.special_reason, \
     c.special_reason_by";
+
+/// The columns [`Complaint::from_row`] reads beside a clock, for `SELECT`s joining
+/// `complaints p` to `clocks c` (the complaint id is the clock's).
+const JOINED_COMPLAINT_COLUMNS: &str = "p.number, p.class, p.department_id, \
+    p.acceptance_owner_id, p.handler_id, p.responsible_person_id";
+
+/// A complaint's clocks in the order people read them (DOMAIN §4's order of the limits), so
+/// the status and the special-reason form list them alike.
+const DISPLAY_ORDER: &str = "array_position(ARRAY['acceptance','first_feedback','completion',
+    'intermediate_result','revisit'], c.kind), c.due_at, c.key";
 
 impl StoredClock {
     pub fn new(complaint_id: &str, key: &str, clock: LimitClock) -> Self {
@@ -259,7 +272,7 @@ impl ClockColumns {
 /// One clock, locked for update.
 pub async fn load(
     conn: &mut PgConnection,
-    complaint_id: &str,
+    complaint_id: &ComplaintId,
     kind: ClockKind,
     key: &str,
 ) -> Result<Option<StoredClock>, sqlx::Error> {
@@ -267,7 +280,7 @@ pub async fn load(
         "SELECT {CLOCK_COLUMNS} FROM clocks c
          WHERE c.complaint_id = $1 AND c.kind = $2 AND c.key = $3 FOR UPDATE"
     )))
-    .bind(complaint_id)
+    .bind(complaint_id.as_str())
     .bind(kind.as_str())
     .bind(key)
     .fetch_optional(conn)
@@ -298,14 +311,13 @@ pub async fn load_kind(
 /// Every clock of a complaint, locked for update, in display order.
 pub async fn load_all(
     conn: &mut PgConnection,
-    complaint_id: &str,
+    complaint_id: &ComplaintId,
 ) -> Result<Vec<StoredClock>, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {CLOCK_COLUMNS} FROM clocks c WHERE c.complaint_id = $1
-         ORDER BY array_position(ARRAY['acceptance','first_feedback','completion',
-            'intermediate_result','revisit'], c.kind), c.due_at, c.key FOR UPDATE"
+         ORDER BY {DISPLAY_ORDER} FOR UPDATE"
     )))
-    .bind(complaint_id)
+    .bind(complaint_id.as_str())
     .fetch_all(conn)
     .await?
     .iter()
@@ -437,14 +449,14 @@ pub async fn owing(
 /// (DOMAIN §7: only where a person is named).
 pub async fn take_owed_fines(
     conn: &mut PgConnection,
-    complaint_id: &str,
+    complaint_id: &ComplaintId,
     named_at: DateTime<Utc>,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
         "DELETE FROM owed_fines WHERE complaint_id = $1
          RETURNING kind, overdue_event_id, due_at",
     )
-    .bind(complaint_id)
+    .bind(complaint_id.as_str())
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -454,7 +466,8 @@ pub async fn take_owed_fines(
         .collect())
 }
 
-/// The complaint's row read under a share lock: waits for a writer of it to commit, and holds
+/// The complaint's row read under a share lock (by the scheduler, whose ids come from rows and
+/// need not be canonical: the benchmark fills the table with its own): waits for a writer of it to commit, and holds
 /// off the next until this transaction ends.
 pub async fn complaint_for_share(
     conn: &mut PgConnection,
@@ -474,14 +487,14 @@ pub async fn complaint_for_share(
 /// The complaint's row, if known.
 pub async fn complaint(
     conn: &mut PgConnection,
-    complaint_id: &str,
+    complaint_id: &ComplaintId,
 ) -> Result<Option<Complaint>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT complaint_id, number, class, department_id, acceptance_owner_id, handler_id,
                 responsible_person_id
          FROM complaints WHERE complaint_id = $1",
     )
-    .bind(complaint_id)
+    .bind(complaint_id.as_str())
     .fetch_optional(conn)
     .await?;
     row.as_ref().map(Complaint::from_row).transpose()
@@ -507,10 +520,10 @@ pub struct ComplaintFacts<'a> {
 /// event's trace is kept for the scheduler to continue.
 pub async fn note(
     conn: &mut PgConnection,
-    complaint_id: &str,
+    complaint_id: &ComplaintId,
     f: ComplaintFacts<'_>,
 ) -> Result<(), sqlx::Error> {
-    let mut noted = Noted::new(complaint_id);
+    let mut noted = Noted::new(complaint_id.as_str());
     noted.add(&f, redress_platform::telemetry::current_traceparent());
     note_many(conn, &[noted]).await
 }
@@ -625,6 +638,166 @@ pub async fn note_many(conn: &mut PgConnection, all: &[Noted]) -> Result<(), sql
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The keys of a complaint's clocks of `kind` ("" for all but revisits).
+pub async fn keys(
+    conn: &mut PgConnection,
+    complaint_id: &ComplaintId,
+    kind: ClockKind,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT key FROM clocks WHERE complaint_id = $1 AND kind = $2")
+        .bind(complaint_id.as_str())
+        .bind(kind.as_str())
+        .fetch_all(conn)
+        .await
+}
+
+/// Every clock of a complaint with what the monitor knows of the complaint, in display order;
+/// read without locks, for the status a caller asks for.
+pub async fn clocks_of(
+    conn: impl PgExecutor<'_>,
+    complaint_id: &ComplaintId,
+) -> Result<Vec<(StoredClock, Complaint)>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLOCK_COLUMNS}, {JOINED_COMPLAINT_COLUMNS}
+         FROM clocks c LEFT JOIN complaints p ON p.complaint_id = c.complaint_id
+         WHERE c.complaint_id = $1
+         ORDER BY {DISPLAY_ORDER}"
+    )))
+    .bind(complaint_id.as_str())
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(clock_and_complaint)
+    .collect()
+}
+
+/// Which clocks a list shows: one state, narrowed by the caller's filters (`None` narrows
+/// nothing) and by what the caller may see.
+pub struct ClockFilter<'a> {
+    pub state: ClockState,
+    pub department_id: Option<&'a str>,
+    pub class: Option<Class>,
+    /// Anybody the clock is held against: handler, responsible person, revisit agent, or the
+    /// acceptance owner of an acceptance clock.
+    pub person_id: Option<&'a str>,
+    pub reach: &'a Reach,
+}
+
+/// One page of the clocks `f` selects, earliest due first, keyset-paged on
+/// `(due_at, complaint_id, kind, key)` so a deep page costs what the first does. Fetches
+/// [`Page::fetch`] rows; the caller keeps the page with [`Page::finish`].
+pub async fn list(
+    conn: impl PgExecutor<'_>,
+    f: &ClockFilter<'_>,
+    page: &Page,
+) -> Result<Vec<(StoredClock, Complaint)>, sqlx::Error> {
+    let reach = f.reach.sql();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLOCK_COLUMNS}, {JOINED_COMPLAINT_COLUMNS}
+         FROM clocks c LEFT JOIN complaints p ON p.complaint_id = c.complaint_id
+         WHERE c.state = $1
+           AND ($2::text IS NULL OR p.department_id = $2)
+           AND ($3::text IS NULL OR p.class = $3)
+           AND ($4::text IS NULL OR p.handler_id = $4 OR p.responsible_person_id = $4
+                OR c.agent_id = $4 OR (c.kind = 'acceptance' AND p.acceptance_owner_id = $4))
+           AND ($5::timestamptz IS NULL
+                OR (c.due_at, c.complaint_id, c.kind, c.key) > ($5, $6, $7, $8))
+           AND ($10 OR p.department_id = ANY($11) OR p.handler_id = $12)
+         ORDER BY c.due_at, c.complaint_id, c.kind, c.key
+         LIMIT $9"
+    )))
+    .bind(f.state.as_str())
+    .bind(f.department_id)
+    .bind(f.class.map(Class::as_str))
+    .bind(f.person_id)
+    .bind(page.time(0))
+    .bind(page.text(1))
+    .bind(page.text(2))
+    .bind(page.text(3))
+    .bind(page.fetch())
+    .bind(reach.0)
+    .bind(reach.1)
+    .bind(reach.2)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(clock_and_complaint)
+    .collect()
+}
+
+fn clock_and_complaint(r: &PgRow) -> Result<(StoredClock, Complaint), sqlx::Error> {
+    Ok((StoredClock::from_row(r)?, Complaint::from_row(r)?))
+}
+
+/// The earliest time any clock must be looked at: one read of the partial index on
+/// `next_fire_at`, never a scan.
+pub async fn earliest_fire_at(
+    conn: impl PgExecutor<'_>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT next_fire_at FROM clocks WHERE next_fire_at IS NOT NULL
+         ORDER BY next_fire_at LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A clock due to fire, with its complaint and the trace of the event that set the clock (its
+/// events continue that trace).
+pub struct Due {
+    pub clock: StoredClock,
+    pub complaint: Complaint,
+    pub trace_parent: String,
+}
+
+/// Up to `batch` clocks due at `now`, earliest first, locked with `SKIP LOCKED` so replicas
+/// share the work without taking a clock twice.
+pub async fn take_due(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> Result<Vec<Due>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLOCK_COLUMNS}, {JOINED_COMPLAINT_COLUMNS}, p.first_named_at,
+                COALESCE(p.trace_parent, '') AS trace_parent
+         FROM clocks c LEFT JOIN complaints p ON p.complaint_id = c.complaint_id
+         WHERE c.next_fire_at <= $1
+         ORDER BY c.next_fire_at LIMIT $2
+         FOR UPDATE OF c SKIP LOCKED"
+    )))
+    .bind(now)
+    .bind(batch)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Due {
+            clock: StoredClock::from_row(r)?,
+            complaint: Complaint::from_row(r)?,
+            trace_parent: r.try_get("trace_parent")?,
+        })
+    })
+    .collect()
+}
+
+/// Clocks warned and not yet met or overdue, and clocks overdue and not yet met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub warned: i64,
+    pub overdue: i64,
+}
+
+/// Both counts in one round trip. The predicates repeat the partial indexes' `WHERE` exactly,
+/// so the planner can answer from them alone (public for the test that checks the plan).
+pub const COUNTS_SQL: &str = "SELECT (SELECT count(*) FROM clocks WHERE state = 'warned'),
+        (SELECT count(*) FROM clocks WHERE state = 'overdue')";
+
+/// Reads both counts.
+pub async fn counts(conn: impl PgExecutor<'_>) -> Result<Counts, sqlx::Error> {
+    let (warned, overdue): (i64, i64) = sqlx::query_as(COUNTS_SQL).fetch_one(conn).await?;
+    Ok(Counts { warned, overdue })
 }
 
 #[cfg(test)]

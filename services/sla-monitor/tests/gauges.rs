@@ -3,7 +3,7 @@
 //! come from the partial indexes `clocks_at_risk` and `clocks_overdue`.
 
 use redress_platform::db;
-use redress_sla_monitor::gauges::{self, Counts};
+use redress_sla_monitor::store::{self, Counts};
 use redress_test_support::TestDb;
 
 #[tokio::test]
@@ -37,7 +37,7 @@ async fn counts_come_from_the_partial_indexes_and_leave_running_clocks_out() {
         .expect("analyze");
 
     assert_eq!(
-        gauges::counts(&pool).await.expect("counts"),
+        store::counts(&pool).await.expect("counts"),
         Counts {
             warned: 3,
             overdue: 2
@@ -46,7 +46,7 @@ async fn counts_come_from_the_partial_indexes_and_leave_running_clocks_out() {
 
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "EXPLAIN {}",
-        gauges::COUNTS_SQL
+        store::COUNTS_SQL
     )))
     .fetch_all(&pool)
     .await
