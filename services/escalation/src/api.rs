@@ -420,8 +420,7 @@ impl EscalationService for Api {
         auth::require(&who, &[Role::DepartmentManager, Role::GeneralManager])?;
         let r = req.into_inner();
         let original = redress_domain::ComplaintId::parse(r.original_complaint_id.trim())
-            .map_err(|e| Error::invalid("original_complaint_id", &e.to_string()))?
-            .to_string();
+            .map_err(|e| Error::invalid("original_complaint_id", &e.to_string()))?;
         let finding = r.finding.trim();
         if finding.is_empty() {
             return Err(Error::invalid("finding", "is required").into());
@@ -431,14 +430,14 @@ impl EscalationService for Api {
             "SELECT person_id, class, department_id FROM repeats WHERE original_complaint_id = $1
              ORDER BY month LIMIT 1",
         )
-        .bind(&original)
+        .bind(original.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(Error::from)?;
         if let Some((_, _, department)) = &repeat
             && !access::acts_for_department(&who, Place::new(department, ""))
         {
-            return Err(access::outside(&who, &original));
+            return Err(access::outside(&who, original.as_str()));
         }
         let Some((person, class, _)) = repeat else {
             return Err(Error::FailedPrecondition(format!(

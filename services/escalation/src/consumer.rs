@@ -12,11 +12,12 @@
 //! - `complaint.repeat` → the top, with the business department told (DOMAIN §6).
 //! - `complaint.resolved` / `closed` → open escalations close; `reopened` → unresolved again.
 
-use redress_domain::escalation::{self as rules, Trigger};
-use redress_domain::sla::ClockKind;
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use redress_domain::ComplaintId;
+use redress_domain::escalation::{self as rules, Trigger};
+use redress_domain::sla::ClockKind;
+
 use redress_platform::consumer::{HandleError, Handler, Incoming, Runs, handle_in_runs};
 use redress_platform::metrics::AfterCommit;
 use redress_proto::Wire as _;
@@ -25,6 +26,8 @@ use sqlx::PgConnection;
 use tracing::Instrument;
 
 use crate::ladder::{Ladder, RaiseError, Step, trigger_for_reason};
+use crate::store::complaints::{self, Facts, Folded};
+use crate::store::escalations;
 
 /// Applies events.
 pub struct EventDoor {
@@ -39,65 +42,16 @@ impl From<RaiseError> for HandleError {
     }
 }
 
-/// Facts about a complaint an event carries; empty / 0 means "not said".
-#[derive(Default)]
-struct Facts<'a> {
-    number: &'a str,
-    class: i32,
-    department_id: &'a str,
-    department_manager_id: &'a str,
-    assignee_id: &'a str,
-    responsible_person_id: &'a str,
-    resolved: Option<bool>,
-    closed: Option<bool>,
-    customer_type: i32,
-}
-
-async fn note(conn: &mut PgConnection, complaint_id: &str, f: Facts<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO complaints (complaint_id, number, class, department_id,
-            department_manager_id, assignee_id, responsible_person_id, resolved, closed,
-            customer_type)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, false), COALESCE($9, false), $10)
-         ON CONFLICT (complaint_id) DO UPDATE SET
-            customer_type = CASE WHEN EXCLUDED.customer_type <> 0 THEN EXCLUDED.customer_type
-                ELSE complaints.customer_type END,
-            number = COALESCE(NULLIF(EXCLUDED.number, ''), complaints.number),
-            class = CASE WHEN EXCLUDED.class <> 0 THEN EXCLUDED.class ELSE complaints.class END,
-            department_id = COALESCE(NULLIF(EXCLUDED.department_id, ''), complaints.department_id),
-            department_manager_id = COALESCE(NULLIF(EXCLUDED.department_manager_id, ''),
-                complaints.department_manager_id),
-            assignee_id = COALESCE(NULLIF(EXCLUDED.assignee_id, ''), complaints.assignee_id),
-            responsible_person_id = COALESCE(NULLIF(EXCLUDED.responsible_person_id, ''),
-                complaints.responsible_person_id),
-            resolved = COALESCE($8, complaints.resolved),
-            closed = COALESCE($9, complaints.closed)",
-    )
-    .bind(complaint_id)
-    .bind(f.number)
-    .bind(f.class)
-    .bind(f.department_id)
-    .bind(f.department_manager_id)
-    .bind(f.assignee_id)
-    .bind(f.responsible_person_id)
-    .bind(f.resolved)
-    .bind(f.closed)
-    .bind(f.customer_type)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// DOMAIN §5: an escalation about a complaint resolved meanwhile closes without a decision.
-async fn close_open(conn: &mut PgConnection, complaint_id: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE escalations SET state = 'closed', resend_at = NULL, raise_at = NULL
-         WHERE complaint_id = $1 AND state IN ('raised', 'acknowledged')",
-    )
-    .bind(complaint_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The complaint an event is about, parsed once here so everything after works on a typed id;
+/// `None` for organisation events. A malformed id cannot name a complaint: retrying would not
+/// change that.
+fn complaint_of(event: &v1::Event) -> Result<Option<ComplaintId>, HandleError> {
+    if event.complaint_id.is_empty() {
+        return Ok(None);
+    }
+    ComplaintId::parse(&event.complaint_id)
+        .map(Some)
+        .map_err(|e| HandleError::Permanent(format!("complaint_id: {e}")))
 }
 
 fn class_name(class: i32) -> &'static str {
@@ -133,7 +87,7 @@ fn superior_at_once(customer_type: i32) -> Option<(Trigger, &'static str)> {
 
 /// What one cause asks of the ladder.
 struct Cause<'a> {
-    complaint_id: &'a str,
+    complaint_id: &'a ComplaintId,
     trigger: Trigger,
     /// Distinguishes causes of the same trigger on one complaint (the SLA clock); the step key
     /// is `<complaint>/<trigger>/<discriminator>/L<level>`.
@@ -157,11 +111,9 @@ impl EventDoor {
         let class = if c.class != 0 {
             c.class
         } else {
-            sqlx::query_scalar("SELECT class FROM complaints WHERE complaint_id = $1")
-                .bind(c.complaint_id)
-                .fetch_optional(&mut *conn)
+            complaints::known(conn, c.complaint_id)
                 .await?
-                .unwrap_or(0)
+                .map_or(0, |k| k.class)
         };
         let domain_class = redress_domain::Class::from_wire(class);
         let clock = ClockKind::from_wire(c.clock);
@@ -180,7 +132,7 @@ impl EventDoor {
                     conn,
                     after_commit,
                     Step {
-                        complaint_id: c.complaint_id.to_owned(),
+                        complaint_id: c.complaint_id.clone(),
                         level,
                         trigger,
                         step_key: format!(
@@ -212,22 +164,17 @@ impl EventDoor {
         &self,
         conn: &mut PgConnection,
         after_commit: &AfterCommit,
-        cid: &str,
+        cid: &ComplaintId,
         department_id: &str,
         causation_id: &str,
     ) -> Result<(), HandleError> {
-        let known: Option<(i32, String, i32)> = sqlx::query_as(
-            "SELECT customer_type, number, class FROM complaints WHERE complaint_id = $1",
-        )
-        .bind(cid)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some((customer_type, number, class)) = known else {
+        let Some(known) = complaints::known(conn, cid).await? else {
             return Ok(());
         };
-        let Some((trigger, words)) = superior_at_once(customer_type) else {
+        let Some((trigger, words)) = superior_at_once(known.customer_type) else {
             return Ok(());
         };
+        let (number, class) = (known.number, known.class);
         self.escalate(
             conn,
             after_commit,
@@ -257,49 +204,23 @@ impl Handler for EventDoor {
         let Some(payload) = event.payload.as_ref() else {
             return Err(HandleError::Permanent("event without payload".into()));
         };
-        let cid = event.complaint_id.as_str();
+        let complaint = complaint_of(event)?;
         let eid = event.event_id.as_str();
         match payload {
-            Payload::DepartmentUpserted(d) => {
-                sqlx::query(
-                    "INSERT INTO departments (department_id, name, manager_id, service_centre)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (department_id) DO UPDATE SET
-                        name = EXCLUDED.name, manager_id = EXCLUDED.manager_id,
-                        service_centre = EXCLUDED.service_centre",
-                )
-                .bind(&d.department_id)
-                .bind(&d.name)
-                .bind(&d.manager_id)
-                .bind(d.service_centre)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Payload::StaffUpserted(s) => {
-                sqlx::query(
-                    "INSERT INTO staff (staff_id, name, department_id, role, phone, email,
-                        on_leave, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-                     ON CONFLICT (staff_id) DO UPDATE SET name = EXCLUDED.name,
-                        department_id = EXCLUDED.department_id, role = EXCLUDED.role,
-                        phone = EXCLUDED.phone, email = EXCLUDED.email,
-                        on_leave = EXCLUDED.on_leave, updated_at = now()",
-                )
-                .bind(&s.staff_id)
-                .bind(&s.name)
-                .bind(&s.department_id)
-                .bind(s.role)
-                .bind(&s.phone)
-                .bind(&s.email)
-                .bind(s.on_leave)
-                .execute(&mut *conn)
-                .await?;
-            }
-            _ if cid.is_empty() => {}
+            Payload::DepartmentUpserted(d) => complaints::upsert_department(conn, d).await?,
+            Payload::StaffUpserted(s) => complaints::upsert_staff(conn, s).await?,
+            _ => {}
+        }
+        let Some(cid) = complaint.as_ref() else {
+            return Ok(());
+        };
+        match payload {
             Payload::ComplaintReceived(r) => {
                 let details = r.details.clone().unwrap_or_default();
-                note(
+                complaints::note(
                     conn,
                     cid,
-                    Facts {
+                    &Facts {
                         number: &r.complaint_number,
                         class: r.class,
                         customer_type: details.customer_type,
@@ -348,21 +269,21 @@ impl Handler for EventDoor {
                     class: c.class,
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
+                complaints::note(conn, cid, &f).await?;
             }
             Payload::ComplaintReclassified(c) => {
                 let f = Facts {
                     class: c.to_class,
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
+                complaints::note(conn, cid, &f).await?;
             }
             Payload::ValidityDecided(v) => {
                 let f = Facts {
                     class: v.class,
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
+                complaints::note(conn, cid, &f).await?;
             }
             Payload::ComplaintRouted(r) => {
                 let f = Facts {
@@ -371,7 +292,7 @@ impl Handler for EventDoor {
                     department_manager_id: &r.department_manager_id,
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
+                complaints::note(conn, cid, &f).await?;
                 // DOMAIN §9 "Superior at once": the routed department's manager.
                 self.superior_at_once(conn, msg.after_commit, cid, &r.department_id, eid)
                     .await?;
@@ -383,14 +304,14 @@ impl Handler for EventDoor {
                     assignee_id: &a.assignee_id,
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
+                complaints::note(conn, cid, &f).await?;
             }
             Payload::CauseRecorded(c) => {
                 let f = Facts {
                     responsible_person_id: &c.responsible_person_id,
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
+                complaints::note(conn, cid, &f).await?;
             }
             Payload::Resolved(r) => {
                 let f = Facts {
@@ -398,8 +319,8 @@ impl Handler for EventDoor {
                     resolved: Some(true),
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
-                close_open(conn, cid).await?;
+                complaints::note(conn, cid, &f).await?;
+                escalations::close_open(conn, cid, None).await?;
             }
             Payload::Closed(_) => {
                 let f = Facts {
@@ -407,8 +328,8 @@ impl Handler for EventDoor {
                     closed: Some(true),
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
-                close_open(conn, cid).await?;
+                complaints::note(conn, cid, &f).await?;
+                escalations::close_open(conn, cid, None).await?;
             }
             Payload::Reopened(_) => {
                 let f = Facts {
@@ -416,13 +337,13 @@ impl Handler for EventDoor {
                     closed: Some(false),
                     ..Facts::default()
                 };
-                note(conn, cid, f).await?;
+                complaints::note(conn, cid, &f).await?;
             }
             Payload::SlaOverdue(o) => {
-                note(
+                complaints::note(
                     conn,
                     cid,
-                    Facts {
+                    &Facts {
                         number: &o.complaint_number,
                         class: o.class,
                         department_id: &o.department_id,
@@ -499,10 +420,10 @@ impl Handler for EventDoor {
                 .await?;
             }
             Payload::RepeatComplaint(r) => {
-                note(
+                complaints::note(
                     conn,
                     cid,
-                    Facts {
+                    &Facts {
                         class: r.original_class,
                         department_id: &r.department_id,
                         ..Facts::default()
@@ -533,7 +454,7 @@ impl Handler for EventDoor {
             _ => {}
         }
         self.ledger
-            .apply(conn, event, payload, self.ladder.now())
+            .apply(conn, cid, event, payload, self.ladder.now())
             .await?;
         Ok(())
     }
@@ -570,16 +491,20 @@ impl Runs for EventDoor {
         }
         let now = self.ladder.now();
         let mut folded: Vec<Folded> = Vec::new();
-        let mut slot: HashMap<String, usize> = HashMap::new();
+        let mut slot: HashMap<ComplaintId, usize> = HashMap::new();
+        // Parsed once per event; `in_run` let only parseable ids into the run.
+        let mut ids = Vec::with_capacity(run.len());
         for (_, event) in &run {
-            let cid = &event.complaint_id;
+            let Some(cid) = complaint_of(event)? else {
+                return Err(HandleError::Permanent(
+                    "a run's event names no complaint".into(),
+                ));
+            };
             let k = *slot.entry(cid.clone()).or_insert_with(|| {
-                folded.push(Folded {
-                    complaint_id: cid.clone(),
-                    ..Default::default()
-                });
+                folded.push(Folded::new(cid.clone()));
                 folded.len() - 1
             });
+            ids.push(cid);
             let at = crate::envelope::from_ts(event.occurred_at.as_ref()).unwrap_or(now);
             let f = &mut folded[k];
             f.first_at.get_or_insert(at);
@@ -612,79 +537,29 @@ impl Runs for EventDoor {
                 _ => {}
             }
         }
-        // Rows locked in id order, as by every writer of several, so replicas never deadlock.
         folded.sort_by(|x, y| x.complaint_id.cmp(&y.complaint_id));
-        let noted: Vec<&Folded> = folded.iter().filter(|f| f.noted).collect();
-        macro_rules! column {
-            ($rows:expr, $f:expr) => {
-                $rows.iter().map($f).collect::<Vec<_>>()
-            };
-        }
-        if !noted.is_empty() {
-            sqlx::query(
-                "INSERT INTO complaints AS c (complaint_id, number, class, department_id,
-                    department_manager_id, assignee_id, customer_type)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::text[],
-                    $6::text[], $7::int[])
-                 ON CONFLICT (complaint_id) DO UPDATE SET
-                    customer_type = CASE WHEN EXCLUDED.customer_type <> 0
-                        THEN EXCLUDED.customer_type ELSE c.customer_type END,
-                    number = COALESCE(NULLIF(EXCLUDED.number, ''), c.number),
-                    class = CASE WHEN EXCLUDED.class <> 0 THEN EXCLUDED.class ELSE c.class END,
-                    department_id = COALESCE(NULLIF(EXCLUDED.department_id, ''), c.department_id),
-                    department_manager_id = COALESCE(NULLIF(EXCLUDED.department_manager_id, ''),
-                        c.department_manager_id),
-                    assignee_id = COALESCE(NULLIF(EXCLUDED.assignee_id, ''), c.assignee_id)",
-            )
-            .bind(column!(noted, |f| f.complaint_id.clone()))
-            .bind(column!(noted, |f| f.number.clone()))
-            .bind(column!(noted, |f| f.class))
-            .bind(column!(noted, |f| f.department_id.clone()))
-            .bind(column!(noted, |f| f.department_manager_id.clone()))
-            .bind(column!(noted, |f| f.assignee_id.clone()))
-            .bind(column!(noted, |f| f.customer_type))
-            .execute(&mut *conn)
-            .await?;
-        }
-        // The ledger's date of each complaint: its receipt, else the first event seen.
-        sqlx::query(
-            "UPDATE complaints c SET received_at = COALESCE(r.received_at, c.received_at, r.first_at)
-             FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[])
-                AS r(complaint_id, received_at, first_at)
-             WHERE c.complaint_id = r.complaint_id",
-        )
-        .bind(column!(folded, |f| f.complaint_id.clone()))
-        .bind(column!(folded, |f| f.received_at))
-        .bind(column!(folded, |f| f.first_at))
-        .execute(&mut *conn)
-        .await?;
+        complaints::note_run(conn, &folded).await?;
         // DOMAIN §9 "Superior at once": at routing, for the customer types that call for it.
-        let routed: Vec<String> = run
+        let routed: Vec<&ComplaintId> = run
             .iter()
-            .filter(|(_, e)| matches!(e.payload, Some(Payload::ComplaintRouted(_))))
-            .map(|(_, e)| e.complaint_id.clone())
+            .zip(&ids)
+            .filter(|((_, e), _)| matches!(e.payload, Some(Payload::ComplaintRouted(_))))
+            .map(|(_, id)| id)
             .collect();
         if routed.is_empty() {
             return Ok(());
         }
-        let types: HashMap<String, i32> = sqlx::query_as(
-            "SELECT complaint_id, customer_type FROM complaints WHERE complaint_id = ANY($1)",
-        )
-        .bind(&routed)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
-        for (msg, event) in &run {
+        let types = complaints::customer_types(conn, &routed).await?;
+        for ((msg, event), cid) in run.iter().zip(&ids) {
             if let Some(Payload::ComplaintRouted(r)) = &event.payload
                 && types
-                    .get(&event.complaint_id)
+                    .get(cid)
                     .is_some_and(|t| superior_at_once(*t).is_some())
             {
                 self.superior_at_once(
                     conn,
                     msg.after_commit,
-                    &event.complaint_id,
+                    cid,
                     &r.department_id,
                     &event.event_id,
                 )
@@ -697,9 +572,10 @@ impl Runs for EventDoor {
 }
 
 /// An event that only adds facts (and, when routed, may call a superior at once): no risk to
-/// escalate, no ledger entry but the complaint's date.
+/// escalate, no ledger entry but the complaint's date. One whose complaint id does not parse is
+/// left to [`Handler::handle`], to fail on its own rather than with its run.
 fn plain_arrival(event: &v1::Event) -> bool {
-    if event.complaint_id.is_empty() || event.producer == "escalation" {
+    if ComplaintId::parse(&event.complaint_id).is_err() || event.producer == "escalation" {
         return false;
     }
     match &event.payload {
@@ -717,24 +593,7 @@ fn plain_arrival(event: &v1::Event) -> bool {
     }
 }
 
-/// The facts of several events about one complaint folded in order, as [`note`] records them
-/// one after the other, with the complaint's date as the ledger keeps it.
-#[derive(Default)]
-struct Folded {
-    complaint_id: String,
-    noted: bool,
-    number: String,
-    class: i32,
-    department_id: String,
-    department_manager_id: String,
-    assignee_id: String,
-    customer_type: i32,
-    /// The last receipt's time (a receipt dates the complaint).
-    received_at: Option<DateTime<Utc>>,
-    /// The first event's time (dates it while no receipt has).
-    first_at: Option<DateTime<Utc>>,
-}
-
+/// Folds events' facts in order, as [`complaints::note`] records them one after the other.
 impl Folded {
     fn add(&mut self, f: Facts<'_>) {
         let later = |v: &mut String, new: &str| {
@@ -755,5 +614,3 @@ impl Folded {
         }
     }
 }
-
-impl EventDoor {}

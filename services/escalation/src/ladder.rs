@@ -12,22 +12,27 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redress_domain::escalation::{self as rules, Trigger};
-use redress_domain::{Clock, EscalationId, NotificationId, Policy};
+use redress_domain::{Clock, ComplaintId, EscalationId, NotificationId, Policy};
 use redress_platform::metrics::AfterCommit;
 use redress_platform::outbox::{Outbox, OutgoingMessage};
 use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use crate::envelope::{PRODUCER, ts};
 use crate::settings::Settings;
+use crate::store::escalations::{self, NewCause, NewEscalation};
+use crate::store::{complaints, notifications};
 
 /// Why a step could not be raised.
 #[derive(Debug, thiserror::Error)]
 pub enum RaiseError {
     /// Nobody holds the rung's role yet (routing's organisation events not seen); retried.
     #[error("no {role} known for complaint {complaint_id}")]
-    NoRecipient { role: String, complaint_id: String },
+    NoRecipient {
+        role: String,
+        complaint_id: ComplaintId,
+    },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -36,7 +41,7 @@ pub enum RaiseError {
 
 /// One step to raise.
 pub struct Step {
-    pub complaint_id: String,
+    pub complaint_id: ComplaintId,
     pub level: u32,
     pub trigger: Trigger,
     /// Unique name of the step: the same cause always yields the same key.
@@ -113,67 +118,29 @@ impl Ladder {
         &self,
         conn: &mut PgConnection,
         role: &str,
-        complaint_id: &str,
+        complaint_id: &ComplaintId,
         department_id: &str,
     ) -> Result<Option<Recipient>, sqlx::Error> {
         let id: Option<String> = match role {
-            // The complaint's department manager; before routing — no department yet — the
-            // complaint centre's manager: unconfirmed complaints belong to the centre (DOMAIN §9).
             "department_manager" => {
-                sqlx::query_scalar(
-                    "SELECT COALESCE(NULLIF(c.department_manager_id, ''),
-                        NULLIF(d.manager_id, ''),
-                        CASE WHEN COALESCE(NULLIF($2, ''), c.department_id, '') = '' THEN
-                            (SELECT manager_id FROM departments
-                             WHERE service_centre AND manager_id <> ''
-                             ORDER BY department_id LIMIT 1)
-                        END)
-                     FROM (SELECT $1::text AS complaint_id) k
-                     LEFT JOIN complaints c ON c.complaint_id = k.complaint_id
-                     LEFT JOIN departments d ON d.department_id =
-                         COALESCE(NULLIF($2, ''), c.department_id)",
-                )
-                .bind(complaint_id)
-                .bind(department_id)
-                .fetch_one(&mut *conn)
-                .await?
+                complaints::department_manager(conn, complaint_id, department_id).await?
             }
             "general_manager" => match &self.settings.general_manager_id {
                 Some(id) => Some(id.clone()),
-                None => {
-                    sqlx::query_scalar(
-                        "SELECT staff_id FROM staff WHERE role = $1 AND NOT on_leave
-                         ORDER BY updated_at DESC, staff_id LIMIT 1",
-                    )
-                    .bind(v1::Role::GeneralManager as i32)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                }
+                None => complaints::latest_with_role(conn, v1::Role::GeneralManager).await?,
             },
-            "service_centre_manager" => {
-                sqlx::query_scalar(
-                    "SELECT staff_id FROM staff WHERE role = $1 AND NOT on_leave
-                     UNION ALL SELECT manager_id FROM departments WHERE service_centre
-                     LIMIT 1",
-                )
-                .bind(v1::Role::ServiceCentreManager as i32)
-                .fetch_optional(&mut *conn)
-                .await?
-            }
+            "service_centre_manager" => complaints::service_centre_manager(conn).await?,
             _ => None,
         };
         let Some(id) = id.filter(|i| !i.is_empty()) else {
             return Ok(None);
         };
-        let row = sqlx::query("SELECT name, phone, email FROM staff WHERE staff_id = $1")
-            .bind(&id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(Some(match row {
-            Some(r) => Recipient {
-                name: r.try_get("name")?,
-                phone: r.try_get("phone")?,
-                email: r.try_get("email")?,
+        // Someone routing never described is still named, by id, and reached by the channels.
+        Ok(Some(match complaints::contact(conn, &id).await? {
+            Some(c) => Recipient {
+                name: c.name,
+                phone: c.phone,
+                email: c.email,
                 id,
             },
             None => Recipient {
@@ -197,37 +164,18 @@ impl Ladder {
     ) -> Result<Option<String>, RaiseError> {
         // One complaint's causes are raised one at a time, across replicas: two clocks missed
         // together must not both find "no escalation yet" and notify twice.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('escalation/' || $1))")
-            .bind(&step.complaint_id)
-            .execute(&mut *conn)
-            .await?;
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM escalation_causes WHERE step_key = $1)
-                OR EXISTS (SELECT 1 FROM escalations WHERE step_key = $1)",
-        )
-        .bind(&step.step_key)
-        .fetch_one(&mut *conn)
-        .await?;
-        if exists {
+        escalations::lock_complaint(conn, &step.complaint_id).await?;
+        if escalations::step_taken(conn, &step.step_key).await? {
             return Ok(None);
         }
         if self.join(conn, &step).await? {
             return Ok(None);
         }
-        let known = sqlx::query(
-            "SELECT number, class, department_id FROM complaints WHERE complaint_id = $1",
-        )
-        .bind(&step.complaint_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let (number, stored_class, stored_department) = match known {
-            Some(r) => (
-                r.try_get::<String, _>("number")?,
-                r.try_get::<i32, _>("class")?,
-                r.try_get::<String, _>("department_id")?,
-            ),
-            None => (String::new(), 0, String::new()),
-        };
+        let (number, stored_class, stored_department) =
+            match complaints::known(conn, &step.complaint_id).await? {
+                Some(k) => (k.number, k.class, k.department_id),
+                None => (String::new(), 0, String::new()),
+            };
         let class = if step.class != 0 {
             step.class
         } else {
@@ -258,33 +206,30 @@ impl Ladder {
         } else {
             None
         };
-        let inserted = sqlx::query(
-            "INSERT INTO escalations (escalation_id, step_key, complaint_id, complaint_number,
-                level, trigger, recipient_id, recipient_name, department_id, class, clock, state,
-                summary, raised_at, acknowledge_by, resend_at, raise_at, may_climb)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'raised',$12,$13,$14,$15,$16,$17)
-             ON CONFLICT (step_key) DO NOTHING",
+        let inserted = escalations::insert(
+            conn,
+            &NewEscalation {
+                escalation_id: &escalation_id,
+                step_key: &step.step_key,
+                complaint_id: &step.complaint_id,
+                complaint_number: &number,
+                level: step.level,
+                trigger: step.trigger.to_wire(),
+                recipient_id: &recipient.id,
+                recipient_name: &recipient.name,
+                department_id: &department_id,
+                class,
+                clock: step.clock,
+                summary: &step.summary,
+                raised_at: now,
+                acknowledge_by,
+                resend_at,
+                raise_at,
+                may_climb: step.may_climb,
+            },
         )
-        .bind(&escalation_id)
-        .bind(&step.step_key)
-        .bind(&step.complaint_id)
-        .bind(&number)
-        .bind(i32::try_from(step.level).unwrap_or(i32::MAX))
-        .bind(step.trigger.to_wire())
-        .bind(&recipient.id)
-        .bind(&recipient.name)
-        .bind(&department_id)
-        .bind(class)
-        .bind(step.clock)
-        .bind(&step.summary)
-        .bind(now)
-        .bind(acknowledge_by)
-        .bind(resend_at)
-        .bind(raise_at)
-        .bind(step.may_climb)
-        .execute(&mut *conn)
         .await?;
-        if inserted.rows_affected() == 0 {
+        if !inserted {
             return Ok(None);
         }
         self.add_cause(conn, &escalation_id, &step, now).await?;
@@ -303,7 +248,7 @@ impl Ladder {
         };
         let body = serde_json::json!({
             "escalation_id": escalation_id,
-            "complaint_id": step.complaint_id,
+            "complaint_id": step.complaint_id.as_str(),
             "complaint_number": number,
             "level": step.level,
             "role": role,
@@ -319,20 +264,18 @@ impl Ladder {
             "acknowledge_by": acknowledge_by.to_rfc3339(),
         });
         let notification_id = NotificationId::new().to_string();
-        sqlx::query(
-            "INSERT INTO notifications (notification_id, escalation_id, recipient_id, body,
-                created_at) VALUES ($1, $2, $3, $4, $5)",
+        notifications::insert(
+            conn,
+            &notification_id,
+            &escalation_id,
+            &recipient.id,
+            &body,
+            now,
         )
-        .bind(&notification_id)
-        .bind(&escalation_id)
-        .bind(&recipient.id)
-        .bind(&body)
-        .bind(now)
-        .execute(&mut *conn)
         .await?;
         let actor = PRODUCER.system_actor();
         let mut events = vec![PRODUCER.event(
-            &step.complaint_id,
+            step.complaint_id.as_str(),
             now,
             &actor,
             &step.causation_id,
@@ -378,25 +321,21 @@ impl Ladder {
             Trigger::SlaOverdue.to_wire(),
             Trigger::ClassAOverdue.to_wire(),
         ];
-        let found = sqlx::query(
-            "SELECT escalation_id, state IN ('raised', 'acknowledged') AS open
-             FROM escalations
-             WHERE complaint_id = $1 AND level = $2
-               AND (state IN ('raised', 'acknowledged') OR ($3 AND trigger = ANY($4)))
-             ORDER BY (state IN ('raised', 'acknowledged')) DESC, raised_at DESC
-             LIMIT 1 FOR UPDATE",
+        let found = escalations::joinable(
+            conn,
+            &step.complaint_id,
+            step.level,
+            any_missed_limit,
+            &missed_limit,
         )
-        .bind(&step.complaint_id)
-        .bind(i32::try_from(step.level).unwrap_or(i32::MAX))
-        .bind(any_missed_limit)
-        .bind(&missed_limit[..])
-        .fetch_optional(&mut *conn)
         .await?;
-        let Some(row) = found else {
+        let Some(escalations::Joinable {
+            escalation_id,
+            open,
+        }) = found
+        else {
             return Ok(false);
         };
-        let escalation_id: String = row.try_get("escalation_id")?;
-        let open: bool = row.try_get("open")?;
         let now = self.now();
         self.add_cause(conn, &escalation_id, step, now).await?;
         if step.may_climb && open {
@@ -405,14 +344,7 @@ impl Ladder {
             } else {
                 None
             };
-            sqlx::query(
-                "UPDATE escalations SET may_climb = true, raise_at = COALESCE(raise_at, $2)
-                 WHERE escalation_id = $1",
-            )
-            .bind(&escalation_id)
-            .bind(raise_at)
-            .execute(&mut *conn)
-            .await?;
+            escalations::let_climb(conn, &escalation_id, raise_at).await?;
         }
         tracing::info!(%escalation_id, complaint_id = %step.complaint_id, level = step.level,
             trigger = step.trigger.code(), "cause added to the complaint's escalation");
@@ -427,19 +359,18 @@ impl Ladder {
         step: &Step,
         at: DateTime<Utc>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO escalation_causes (step_key, escalation_id, trigger, clock, summary,
-                added_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (step_key) DO NOTHING",
+        escalations::add_cause(
+            conn,
+            &NewCause {
+                step_key: &step.step_key,
+                escalation_id,
+                trigger: step.trigger.to_wire(),
+                clock: step.clock,
+                summary: &step.summary,
+                added_at: at,
+            },
         )
-        .bind(&step.step_key)
-        .bind(escalation_id)
-        .bind(step.trigger.to_wire())
-        .bind(step.clock)
-        .bind(&step.summary)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// One send of a notification (`round` 1 the first, then re-sends): published on the
@@ -467,7 +398,7 @@ impl Ladder {
         );
         let message = OutgoingMessage {
             message_id: format!("{}-{}", s.notification_id, s.round),
-            complaint_id: s.complaint_id.to_owned(),
+            complaint_id: s.complaint_id.to_string(),
             subject: self
                 .outbox
                 .topology()
@@ -477,24 +408,15 @@ impl Ladder {
         };
         self.outbox.append_messages(conn, &[message]).await?;
         for channel in self.channels.iter() {
-            let queued = sqlx::query(
-                "INSERT INTO deliveries (notification_id, channel, round, next_attempt_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(s.notification_id)
-            .bind(channel)
-            .bind(i32::try_from(s.round).unwrap_or(i32::MAX))
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if queued == 1 {
+            let queued =
+                notifications::queue(conn, s.notification_id, channel, s.round, now).await?;
+            if queued {
                 let channel = channel.clone();
                 after_commit.defer(move || count_notification(channel, "pending"));
             }
         }
         Ok(vec![PRODUCER.event(
-            s.complaint_id,
+            s.complaint_id.as_str(),
             now,
             &PRODUCER.system_actor(),
             s.causation_id,
@@ -520,7 +442,7 @@ pub fn count_notification(channel: String, status: &'static str) {
 pub struct Send<'a> {
     pub notification_id: &'a str,
     pub escalation_id: &'a str,
-    pub complaint_id: &'a str,
+    pub complaint_id: &'a ComplaintId,
     pub recipient_id: &'a str,
     pub body: &'a serde_json::Value,
     pub round: u32,

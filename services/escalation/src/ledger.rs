@@ -17,32 +17,20 @@
 //! an event under another message id, or a second finding never books twice. See ADR 0014.
 
 use chrono::{DateTime, Utc};
-use redress_domain::{Class, Money, Policy, penalty};
-use redress_platform::outbox::Outbox;
-use redress_proto::Wire as _;
-use redress_proto::v1::{self, event::Payload};
-use sqlx::{PgConnection, Row};
-
-use crate::envelope::{PRODUCER, from_ts};
-use crate::error::Error;
 use redress_domain::accountability::{
     Payer, Reason, doubles_at_once, doubling_payer, missed_limit_payer,
 };
 use redress_domain::sla::ClockKind;
+use redress_domain::{Class, ComplaintId, Money, Policy, penalty};
+use redress_platform::outbox::Outbox;
+use redress_proto::Wire as _;
+use redress_proto::v1::{self, event::Payload};
+use sqlx::PgConnection;
 
-/// One entry to book.
-pub struct Entry {
-    pub complaint_id: String,
-    pub person_id: String,
-    pub reason: Reason,
-    pub day: u32,
-    pub department_id: String,
-    pub class: i32,
-    pub amount: Money,
-    pub month: String,
-    pub note: String,
-    pub source_event_id: String,
-}
+use crate::envelope::{PRODUCER, from_ts};
+use crate::error::Error;
+use crate::store::complaints;
+use crate::store::ledger::{self as store, Entry, Repeat};
 
 /// Books entries and emits what follows from them, on the caller's transaction.
 #[derive(Clone)]
@@ -75,35 +63,14 @@ impl Ledger {
         actor: &v1::Actor,
         publish: bool,
     ) -> Result<bool, Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO ledger_entries (complaint_id, person_id, reason, day, department_id,
-                class, amount_fen, month, counts, note, source_event_id, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&e.complaint_id)
-        .bind(&e.person_id)
-        .bind(e.reason.code())
-        .bind(i32::try_from(e.day).unwrap_or(i32::MAX))
-        .bind(&e.department_id)
-        .bind(e.class)
-        .bind(e.amount.fen())
-        .bind(&e.month)
-        .bind(e.reason.counts_toward_suspension())
-        .bind(&e.note)
-        .bind(&e.source_event_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
+        let inserted = store::book(conn, e, now).await?;
         if !inserted {
             return Ok(false);
         }
         let mut events = Vec::new();
         if publish {
             events.push(PRODUCER.event(
-                &e.complaint_id,
+                e.complaint_id.as_str(),
                 now,
                 actor,
                 &e.source_event_id,
@@ -138,42 +105,18 @@ impl Ledger {
         e: &Entry,
         now: DateTime<Utc>,
     ) -> Result<Option<v1::Event>, Error> {
-        let row = sqlx::query(
-            "INSERT INTO person_months (person_id, month, counted) VALUES ($1, $2, 1)
-             ON CONFLICT (person_id, month) DO UPDATE SET counted = person_months.counted + 1
-             RETURNING counted, suspended_at IS NOT NULL AS suspended",
-        )
-        .bind(&e.person_id)
-        .bind(&e.month)
-        .fetch_one(&mut *conn)
-        .await?;
-        let counted: i32 = row.try_get("counted")?;
-        let suspended: bool = row.try_get("suspended")?;
-        let counted = u32::try_from(counted).unwrap_or(0);
+        let store::PersonMonth { counted, suspended } =
+            store::count(conn, &e.person_id, &e.month).await?;
         if suspended || !penalty::suspension_due(&self.policy, counted) {
             return Ok(None);
         }
-        sqlx::query(
-            "UPDATE person_months SET suspended_at = $3 WHERE person_id = $1 AND month = $2",
-        )
-        .bind(&e.person_id)
-        .bind(&e.month)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        let complaint_ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT complaint_id FROM ledger_entries
-             WHERE person_id = $1 AND month = $2 AND counts ORDER BY complaint_id",
-        )
-        .bind(&e.person_id)
-        .bind(&e.month)
-        .fetch_all(&mut *conn)
-        .await?;
-        let department_id: Option<String> =
-            sqlx::query_scalar("SELECT department_id FROM staff WHERE staff_id = $1")
-                .bind(&e.person_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        store::suspend(conn, &e.person_id, &e.month, now).await?;
+        let complaint_ids = store::counted_complaints(conn, &e.person_id, &e.month)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let department_id = complaints::staff_department(conn, &e.person_id).await?;
         tracing::info!(person = %e.person_id, month = %e.month, counted, "staff suspended");
         Ok(Some(
             PRODUCER.event(
@@ -194,68 +137,56 @@ impl Ledger {
         ))
     }
 
-    /// Applies one event to the ledger, after the ladder has noted its facts in `complaints`.
+    /// Applies one event about complaint `cid` to the ledger, after the ladder has noted its
+    /// facts in `complaints`.
     pub async fn apply(
         &self,
         conn: &mut PgConnection,
+        cid: &ComplaintId,
         ev: &v1::Event,
         payload: &Payload,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let cid = ev.complaint_id.as_str();
-        if cid.is_empty() {
-            return Ok(());
-        }
         let at = from_ts(ev.occurred_at.as_ref()).unwrap_or(now);
         match payload {
-            Payload::ComplaintReceived(_) => {
-                sqlx::query("UPDATE complaints SET received_at = $2 WHERE complaint_id = $1")
-                    .bind(cid)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+            Payload::ComplaintReceived(_) => complaints::set_received_at(conn, cid, at).await?,
             Payload::CauseRecorded(c) => {
-                sqlx::query("UPDATE complaints SET responsibility = $2 WHERE complaint_id = $1")
-                    .bind(cid)
-                    .bind(c.responsibility)
-                    .execute(&mut *conn)
-                    .await?;
+                complaints::set_responsibility(conn, cid, c.responsibility).await?;
             }
             Payload::SlaOverdue(o) => {
-                sqlx::query(
-                    "INSERT INTO overdues (complaint_id, clock, day, department_id, month)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                store::record_overdue(
+                    conn,
+                    cid,
+                    o.clock,
+                    o.overdue_day,
+                    &o.department_id,
+                    &self.month(at),
                 )
-                .bind(cid)
-                .bind(o.clock)
-                .bind(i32::try_from(o.overdue_day).unwrap_or(i32::MAX))
-                .bind(&o.department_id)
-                .bind(self.month(at))
-                .execute(&mut *conn)
                 .await?;
                 self.missed_limit(conn, cid, &ev.event_id, now).await?;
             }
             Payload::AccountabilityRecorded(r) => {
-                self.recorded(conn, ev, r, at, now).await?;
+                self.recorded(conn, cid, ev, r, at, now).await?;
             }
             Payload::Resolved(_) | Payload::Closed(_) => {
                 self.complaint_fine(conn, cid, &ev.event_id, at, now)
                     .await?;
             }
             Payload::RepeatComplaint(r) => {
-                self.repeat(conn, cid, r, &ev.event_id, at, now).await?;
+                let original = match r.original_complaint_id.as_str() {
+                    "" => None,
+                    raw => Some(
+                        ComplaintId::parse(raw)
+                            .map_err(|e| Error::invalid("original_complaint_id", &e.to_string()))?,
+                    ),
+                };
+                self.repeat(conn, cid, original.as_ref(), r, &ev.event_id, at, now)
+                    .await?;
             }
             _ => {}
         }
         // Any complaint event: the first one seen dates the complaint until `received` does.
-        sqlx::query(
-            "UPDATE complaints SET received_at = $2 WHERE complaint_id = $1 AND received_at IS NULL",
-        )
-        .bind(cid)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+        complaints::date_if_undated(conn, cid, at).await?;
         Ok(())
     }
 
@@ -263,6 +194,7 @@ impl Ledger {
     async fn recorded(
         &self,
         conn: &mut PgConnection,
+        cid: &ComplaintId,
         ev: &v1::Event,
         r: &v1::AccountabilityRecorded,
         at: DateTime<Utc>,
@@ -270,7 +202,7 @@ impl Ledger {
     ) -> Result<(), Error> {
         let person_id = match missed_limit_payer(&r.person_id, ClockKind::from_wire(r.clock)) {
             Payer::Named(person) => person.to_owned(),
-            Payer::CentreManager => match self.centre_manager(conn).await? {
+            Payer::CentreManager => match complaints::centre_manager(conn).await? {
                 Some(manager) => manager,
                 None => return Ok(()),
             },
@@ -290,7 +222,7 @@ impl Ledger {
         };
         let entry = match r.reason() {
             v1::AccountabilityReason::Overdue => Entry {
-                complaint_id: ev.complaint_id.clone(),
+                complaint_id: cid.clone(),
                 person_id: person_id.clone(),
                 reason: Reason::Overdue,
                 day: 0,
@@ -302,7 +234,7 @@ impl Ledger {
                 source_event_id: ev.event_id.clone(),
             },
             v1::AccountabilityReason::LateAcceptance => Entry {
-                complaint_id: ev.complaint_id.clone(),
+                complaint_id: cid.clone(),
                 person_id: person_id.clone(),
                 reason: Reason::LateAcceptance,
                 // One record per started day late; `days` is which day this is.
@@ -321,47 +253,22 @@ impl Ledger {
         self.book(conn, &entry, now, &PRODUCER.system_actor(), false)
             .await?;
         if overdue {
-            self.missed_limit(conn, &ev.complaint_id, &ev.event_id, now)
-                .await?;
+            self.missed_limit(conn, cid, &ev.event_id, now).await?;
         }
         Ok(())
-    }
-
-    /// The complaint centre's manager: the manager of the department marked as the service
-    /// centre (routing's `department.upserted`), if known.
-    async fn centre_manager(&self, conn: &mut PgConnection) -> Result<Option<String>, Error> {
-        Ok(sqlx::query_scalar(
-            "SELECT manager_id FROM departments WHERE service_centre AND manager_id <> ''
-             ORDER BY department_id LIMIT 1",
-        )
-        .fetch_optional(&mut *conn)
-        .await?)
     }
 
     /// Marks a missed limit; an already-recorded repeat complaint about it is doubled now.
     async fn missed_limit(
         &self,
         conn: &mut PgConnection,
-        cid: &str,
+        cid: &ComplaintId,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO complaints (complaint_id, missed_limit) VALUES ($1, true)
-             ON CONFLICT (complaint_id) DO UPDATE SET missed_limit = true",
-        )
-        .bind(cid)
-        .execute(&mut *conn)
-        .await?;
-        let repeat: Option<(String, i32)> = sqlx::query_as(
-            "SELECT person_id, class FROM repeats WHERE original_complaint_id = $1
-             ORDER BY month LIMIT 1",
-        )
-        .bind(cid)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some((person, class)) = repeat {
-            self.double_missed(conn, cid, &person, class, source, now)
+        complaints::mark_missed_limit(conn, cid).await?;
+        if let Some(repeat) = store::first_repeat(conn, cid).await? {
+            self.double_missed(conn, cid, &repeat.person_id, repeat.class, source, now)
                 .await?;
         }
         Ok(())
@@ -372,49 +279,35 @@ impl Ledger {
     async fn complaint_fine(
         &self,
         conn: &mut PgConnection,
-        cid: &str,
+        cid: &ComplaintId,
         source: &str,
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let Some(row) = sqlx::query(
-            "SELECT c.class, c.responsible_person_id, c.assignee_id, c.responsibility,
-                    c.department_id, COALESCE(s.department_id, '') AS person_department
-             FROM complaints c
-             LEFT JOIN staff s ON s.staff_id = CASE WHEN c.responsible_person_id <> ''
-                THEN c.responsible_person_id ELSE c.assignee_id END
-             WHERE c.complaint_id = $1",
+        let Some(facts) = complaints::fine_facts(conn, cid).await? else {
+            return Ok(());
+        };
+        let Some(domain) = Class::from_wire(facts.class) else {
+            return Ok(());
+        };
+        let Some(person) = penalty::class_fine_person(
+            &facts.responsible_person_id,
+            customer_responsible(facts.responsibility),
         )
-        .bind(cid)
-        .fetch_optional(&mut *conn)
-        .await?
-        else {
+        .map(str::to_owned) else {
             return Ok(());
         };
-        let class: i32 = row.try_get("class")?;
-        let named: String = row.try_get("responsible_person_id")?;
-        let responsibility: i32 = row.try_get("responsibility")?;
-        let Some(domain) = Class::from_wire(class) else {
-            return Ok(());
-        };
-        let Some(person) = penalty::class_fine_person(&named, customer_responsible(responsibility))
-            .map(str::to_owned)
-        else {
-            return Ok(());
-        };
-        let person_department: String = row.try_get("person_department")?;
-        let department: String = row.try_get("department_id")?;
         let entry = Entry {
-            complaint_id: cid.to_owned(),
+            complaint_id: cid.clone(),
             person_id: person,
             reason: Reason::Complaint,
             day: 0,
-            department_id: if person_department.is_empty() {
-                department
+            department_id: if facts.person_department.is_empty() {
+                facts.department_id
             } else {
-                person_department
+                facts.person_department
             },
-            class,
+            class: facts.class,
             amount: penalty::complaint_penalty(&self.policy, domain, false),
             month: self.month(at),
             note: format!("class {domain:?} complaint"),
@@ -425,51 +318,46 @@ impl Ledger {
         Ok(())
     }
 
-    /// A repeat complaint: remembered for a neglect finding; doubled at once when the original
-    /// missed a limit (DOMAIN §9).
+    /// A repeat complaint `cid` about `original` (`None` when it names none): remembered for a
+    /// neglect finding; doubled at once when the original missed a limit (DOMAIN §9).
+    #[allow(clippy::too_many_arguments)]
     async fn repeat(
         &self,
         conn: &mut PgConnection,
-        cid: &str,
+        cid: &ComplaintId,
+        original: Option<&ComplaintId>,
         r: &v1::RepeatComplaint,
         source: &str,
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        if r.original_complaint_id.is_empty() {
+        let Some(original_id) = original else {
             return Ok(());
-        }
-        let original = sqlx::query(
-            "SELECT class, responsible_person_id, assignee_id, missed_limit
-             FROM complaints WHERE complaint_id = $1",
-        )
-        .bind(&r.original_complaint_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        };
         let (mut class, mut named_on_original, mut missed) =
             (r.original_class, String::new(), false);
-        if let Some(o) = original {
+        if let Some(o) = complaints::original(conn, original_id).await? {
             if class == 0 {
-                class = o.try_get("class")?;
+                class = o.class;
             }
-            named_on_original = o.try_get("responsible_person_id")?;
-            missed = o.try_get("missed_limit")?;
+            named_on_original = o.responsible_person_id;
+            missed = o.missed_limit;
         }
         let person = doubling_payer(&r.responsible_person_id, &named_on_original).to_owned();
-        sqlx::query(
-            "INSERT INTO repeats (original_complaint_id, repeat_complaint_id, department_id,
-                person_id, class, month) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        store::record_repeat(
+            conn,
+            original_id,
+            cid,
+            &Repeat {
+                person_id: person.clone(),
+                class,
+                department_id: r.department_id.clone(),
+            },
+            &self.month(at),
         )
-        .bind(&r.original_complaint_id)
-        .bind(cid)
-        .bind(&r.department_id)
-        .bind(&person)
-        .bind(class)
-        .bind(self.month(at))
-        .execute(&mut *conn)
         .await?;
         if doubles_at_once(missed, &person) {
-            self.double_missed(conn, &r.original_complaint_id, &person, class, source, now)
+            self.double_missed(conn, original_id, &person, class, source, now)
                 .await?;
         }
         Ok(())
@@ -479,7 +367,7 @@ impl Ledger {
     async fn double_missed(
         &self,
         conn: &mut PgConnection,
-        original: &str,
+        original: &ComplaintId,
         person: &str,
         class: i32,
         source: &str,
@@ -506,7 +394,7 @@ impl Ledger {
     pub async fn double(
         &self,
         conn: &mut PgConnection,
-        original: &str,
+        original: &ComplaintId,
         person: &str,
         class: i32,
         source: &str,
@@ -517,14 +405,10 @@ impl Ledger {
         let Some(domain) = Class::from_wire(class) else {
             return Ok((Money::ZERO, false));
         };
-        let department: Option<String> =
-            sqlx::query_scalar("SELECT department_id FROM staff WHERE staff_id = $1")
-                .bind(person)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let department = complaints::staff_department(conn, person).await?;
         let extra = penalty::repeat_extra(&self.policy, domain);
         let entry = Entry {
-            complaint_id: original.to_owned(),
+            complaint_id: original.clone(),
             person_id: person.to_owned(),
             reason: Reason::RepeatDoubling,
             day: 0,

@@ -2,16 +2,18 @@
 //! repeat complaints into escalations to named people — the department manager, then the
 //! general manager — with notifications that arrive once and are acted on.
 //!
+//! - [`api`]: the gRPC door (list, acknowledge, decide, business volume, report, neglect).
 //! - [`consumer`]: learns the organisation and each complaint from events; causes → steps.
 //! - [`ladder`]: raising one step: row, recipient, notification, events — exactly once.
-//! - [`channel`]: the delivery channels (HTTP webhook, log) behind one trait.
 //! - [`worker`]: delivery with retries, re-sends, and climbing for want of acknowledgement or
 //!   resolution; safe with several replicas.
+//! - [`channel`]: the delivery channels (HTTP webhook, log) behind one trait.
 //! - [`ledger`]: the accountability ledger (DOMAIN §7): fines, doublings, late acceptance,
 //!   suspensions.
 //! - [`report`]: the monthly complaint analysis, as fields and CSV.
-//! - [`api`]: the gRPC door (list, acknowledge, decide, business volume, report, neglect).
-//! - [`settings`]: the settings file (`REDRESS_ESCALATION_SETTINGS`).
+//! - [`store`]: the SQL of the event side (the gRPC door's still in [`api`] and [`report`]).
+//! - [`error`], [`envelope`], [`settings`]: the platform's error, this producer's events, the
+//!   settings file (`REDRESS_ESCALATION_SETTINGS`).
 
 pub mod api;
 pub mod channel;
@@ -22,6 +24,7 @@ pub mod ladder;
 pub mod ledger;
 pub mod report;
 pub mod settings;
+pub mod store;
 pub mod worker;
 
 use std::collections::HashMap;

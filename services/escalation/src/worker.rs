@@ -19,12 +19,14 @@ use std::time::Duration;
 use redress_domain::escalation::{self as rules, Trigger};
 use redress_platform::metrics::AfterCommit;
 use redress_proto::v1::{self, event::Payload};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Delivery};
 use crate::envelope::PRODUCER;
 use crate::ladder::{Ladder, Send, Step, count_notification};
+use crate::store::escalations::{self, Timer};
+use crate::store::notifications::{self, Attempt};
 
 /// The worker's parts.
 pub struct Worker {
@@ -186,21 +188,7 @@ impl Worker {
     pub async fn deliver(&self, channel_name: &str, limit: i64) -> anyhow::Result<Tally> {
         let now = self.ladder.now();
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT d.delivery_id, d.notification_id, d.channel, d.round, d.attempts, n.body,
-                    n.recipient_id, n.escalation_id, e.complaint_id
-             FROM deliveries d
-             JOIN notifications n ON n.notification_id = d.notification_id
-             JOIN escalations e ON e.escalation_id = n.escalation_id
-             WHERE d.status = 'pending' AND d.channel = $3 AND d.next_attempt_at <= $1
-             ORDER BY d.next_attempt_at LIMIT $2
-             FOR UPDATE OF d SKIP LOCKED",
-        )
-        .bind(now)
-        .bind(limit)
-        .bind(channel_name)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = notifications::due_deliveries(&mut tx, channel_name, now, limit).await?;
         struct Due {
             delivery_id: i64,
             notification_id: String,
@@ -208,25 +196,23 @@ impl Worker {
             bytes: Vec<u8>,
             recipient_id: String,
             escalation_id: String,
-            complaint_id: String,
+            complaint_id: redress_domain::ComplaintId,
         }
         let mut due = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let notification_id: String = row.try_get("notification_id")?;
-            let round: i32 = row.try_get("round")?;
-            let mut body: serde_json::Value = row.try_get("body")?;
+        for row in rows {
+            let mut body = row.body;
             if let Some(obj) = body.as_object_mut() {
-                obj.insert("notification_id".into(), notification_id.clone().into());
-                obj.insert("send".into(), round.into());
+                obj.insert("notification_id".into(), row.notification_id.clone().into());
+                obj.insert("send".into(), row.round.into());
             }
             due.push(Due {
-                delivery_id: row.try_get("delivery_id")?,
-                attempt: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0) + 1,
+                delivery_id: row.delivery_id,
+                attempt: u32::try_from(row.attempts).unwrap_or(0) + 1,
                 bytes: serde_json::to_vec(&body)?,
-                recipient_id: row.try_get("recipient_id")?,
-                escalation_id: row.try_get("escalation_id")?,
-                complaint_id: row.try_get("complaint_id")?,
-                notification_id,
+                recipient_id: row.recipient_id,
+                escalation_id: row.escalation_id,
+                complaint_id: row.complaint_id,
+                notification_id: row.notification_id,
             });
         }
         let channel = self.channels.get(channel_name);
@@ -270,18 +256,6 @@ impl Worker {
                 tally.failed += 1;
             }
             let at = self.ladder.now();
-            sqlx::query(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, at, ok, http_status, error)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(d.delivery_id)
-            .bind(i32::try_from(d.attempt).unwrap_or(i32::MAX))
-            .bind(at)
-            .bind(outcome.ok)
-            .bind(outcome.http_status)
-            .bind(&outcome.error)
-            .execute(&mut *tx)
-            .await?;
             let will_retry = !outcome.ok && d.attempt < max_attempts;
             let status = if outcome.ok {
                 "delivered"
@@ -291,18 +265,19 @@ impl Worker {
                 "failed"
             };
             let next = at + chrono::Duration::from_std(delay).unwrap_or_default();
-            sqlx::query(
-                "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4,
-                    last_error = $5, finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $6 END
-                 WHERE delivery_id = $1",
+            notifications::record_attempt(
+                &mut tx,
+                &Attempt {
+                    delivery_id: d.delivery_id,
+                    attempt: d.attempt,
+                    at,
+                    ok: outcome.ok,
+                    http_status: outcome.http_status,
+                    error: &outcome.error,
+                    status,
+                    next_attempt_at: next,
+                },
             )
-            .bind(d.delivery_id)
-            .bind(status)
-            .bind(i32::try_from(d.attempt).unwrap_or(i32::MAX))
-            .bind(next)
-            .bind(&outcome.error)
-            .bind(at)
-            .execute(&mut *tx)
             .await?;
             if status != "pending" {
                 let channel = channel_name.to_owned();
@@ -330,7 +305,13 @@ impl Worker {
                     escalation_id: d.escalation_id,
                 })
             };
-            events.push(PRODUCER.event(&d.complaint_id, at, &PRODUCER.system_actor(), "", payload));
+            events.push(PRODUCER.event(
+                d.complaint_id.as_str(),
+                at,
+                &PRODUCER.system_actor(),
+                "",
+                payload,
+            ));
         }
         self.ladder.outbox.append(&mut tx, &events).await?;
         tx.commit().await?;
@@ -342,48 +323,29 @@ impl Worker {
     pub async fn resend(&self) -> anyhow::Result<usize> {
         let now = self.ladder.now();
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT e.escalation_id, e.complaint_id, n.notification_id, n.recipient_id, n.body,
-                    n.sends
-             FROM escalations e JOIN notifications n ON n.escalation_id = e.escalation_id
-             WHERE e.state = 'raised' AND e.resend_at <= $1
-             ORDER BY e.resend_at LIMIT $2
-             FOR UPDATE OF e SKIP LOCKED",
-        )
-        .bind(now)
-        .bind(self.batch)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = notifications::due_resends(&mut tx, now, self.batch).await?;
         let mut events = Vec::new();
         let after_commit = AfterCommit::default();
         for row in &rows {
-            let escalation_id: String = row.try_get("escalation_id")?;
-            let complaint_id: String = row.try_get("complaint_id")?;
-            let notification_id: String = row.try_get("notification_id")?;
-            let recipient_id: String = row.try_get("recipient_id")?;
-            let body: serde_json::Value = row.try_get("body")?;
-            let round = u32::try_from(row.try_get::<i32, _>("sends")?).unwrap_or(1) + 1;
-            sqlx::query("UPDATE notifications SET sends = $2 WHERE notification_id = $1")
-                .bind(&notification_id)
-                .bind(i32::try_from(round).unwrap_or(i32::MAX))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE escalations SET resend_at = $2 WHERE escalation_id = $1")
-                .bind(&escalation_id)
-                .bind(rules::resend_at(&self.ladder.policy, now))
-                .execute(&mut *tx)
-                .await?;
+            let round = u32::try_from(row.sends).unwrap_or(1) + 1;
+            notifications::set_sends(&mut tx, &row.notification_id, round).await?;
+            escalations::set_resend_at(
+                &mut tx,
+                &row.escalation_id,
+                rules::resend_at(&self.ladder.policy, now),
+            )
+            .await?;
             events.extend(
                 self.ladder
                     .send(
                         &mut tx,
                         &after_commit,
                         &Send {
-                            notification_id: &notification_id,
-                            escalation_id: &escalation_id,
-                            complaint_id: &complaint_id,
-                            recipient_id: &recipient_id,
-                            body: &body,
+                            notification_id: &row.notification_id,
+                            escalation_id: &row.escalation_id,
+                            complaint_id: &row.complaint_id,
+                            recipient_id: &row.recipient_id,
+                            body: &row.body,
                             round,
                             causation_id: "",
                         },
@@ -400,67 +362,33 @@ impl Worker {
     /// DOMAIN §5 (policy `unacknowledged_raise_after`): an escalation nobody acknowledged by
     /// `acknowledge_by` is superseded by one at the next level.
     pub async fn raise_unacknowledged(&self) -> anyhow::Result<usize> {
-        let top = i32::try_from(rules::top_level(&self.ladder.policy)).unwrap_or(i32::MAX);
-        self.climb(
-            "state = 'raised' AND acknowledge_by <= $1 AND level < $3 AND may_climb",
-            top,
-            Trigger::Unacknowledged,
-        )
-        .await
+        self.climb(Timer::Unacknowledged, Trigger::Unacknowledged)
+            .await
     }
 
     /// DOMAIN §9: "still unresolved a set time later → general manager" (`l2_after`).
     pub async fn raise_unresolved(&self) -> anyhow::Result<usize> {
-        let top = i32::try_from(rules::top_level(&self.ladder.policy)).unwrap_or(i32::MAX);
-        self.climb(
-            "state IN ('raised', 'acknowledged') AND raise_at <= $1 AND level < $3",
-            top,
-            Trigger::UnresolvedAfterL1,
-        )
-        .await
+        self.climb(Timer::Unresolved, Trigger::UnresolvedAfterL1)
+            .await
     }
 
-    async fn climb(&self, condition: &str, top: i32, trigger: Trigger) -> anyhow::Result<usize> {
+    async fn climb(&self, timer: Timer, trigger: Trigger) -> anyhow::Result<usize> {
         let now = self.ladder.now();
+        let top = rules::top_level(&self.ladder.policy);
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT escalation_id, complaint_id, level, department_id, class, clock, summary
-             FROM escalations WHERE {condition}
-             ORDER BY raised_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-        )))
-        .bind(now)
-        .bind(self.batch)
-        .bind(top)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = escalations::due(&mut tx, timer, now, self.batch, top).await?;
+        let count = rows.len();
         let after_commit = AfterCommit::default();
-        for row in &rows {
-            let escalation_id: String = row.try_get("escalation_id")?;
-            let complaint_id: String = row.try_get("complaint_id")?;
-            let level = u32::try_from(row.try_get::<i32, _>("level")?).unwrap_or(1);
-            sqlx::query(
-                "UPDATE escalations SET state = 'superseded', resend_at = NULL, raise_at = NULL
-                 WHERE escalation_id = $1",
-            )
-            .bind(&escalation_id)
-            .execute(&mut *tx)
-            .await?;
+        for row in rows {
+            escalations::supersede(&mut tx, &row.escalation_id).await?;
+            let level = row.level;
             let Some(next) = rules::next_level(&self.ladder.policy, level) else {
                 continue;
             };
             // Someone at that level or above already has it open: nothing more to raise.
-            let covered: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM escalations WHERE complaint_id = $1
-                    AND level >= $2 AND state IN ('raised', 'acknowledged'))",
-            )
-            .bind(&complaint_id)
-            .bind(i32::try_from(next).unwrap_or(i32::MAX))
-            .fetch_one(&mut *tx)
-            .await?;
-            if covered {
+            if escalations::covered(&mut tx, &row.complaint_id, next).await? {
                 continue;
             }
-            let summary: String = row.try_get("summary")?;
             let why = match trigger {
                 Trigger::Unacknowledged => "not acknowledged in time",
                 _ => "still unresolved",
@@ -470,14 +398,14 @@ impl Worker {
                     &mut tx,
                     &after_commit,
                     Step {
-                        complaint_id,
+                        complaint_id: row.complaint_id,
                         level: next,
                         trigger,
-                        step_key: format!("{escalation_id}/{}/L{next}", trigger.code()),
-                        clock: row.try_get("clock")?,
-                        class: row.try_get("class")?,
-                        department_id: row.try_get("department_id")?,
-                        summary: format!("{summary} (Level {level} {why}.)"),
+                        step_key: format!("{}/{}/L{next}", row.escalation_id, trigger.code()),
+                        clock: row.clock,
+                        class: row.class,
+                        department_id: row.department_id,
+                        summary: format!("{} (Level {level} {why}.)", row.summary),
                         unresolved_timer: true,
                         may_climb: true,
                         causation_id: String::new(),
@@ -487,7 +415,7 @@ impl Worker {
         }
         tx.commit().await?;
         after_commit.committed();
-        Ok(rows.len())
+        Ok(count)
     }
 }
 
