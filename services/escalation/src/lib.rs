@@ -3,6 +3,7 @@
 //! general manager — with notifications that arrive once and are acted on.
 //!
 //! - [`api`]: the gRPC door (list, acknowledge, decide, business volume, report, neglect).
+//! - [`access`]: who may list, acknowledge and decide escalations and read or feed the ledger.
 //! - [`consumer`]: learns the organisation and each complaint from events; causes → steps.
 //! - [`ladder`]: raising one step: row, recipient, notification, events — exactly once.
 //! - [`worker`]: delivery with retries, re-sends, and climbing for want of acknowledgement or
@@ -10,11 +11,11 @@
 //! - [`channel`]: the delivery channels (HTTP webhook, log) behind one trait.
 //! - [`ledger`]: the accountability ledger (DOMAIN §7): fines, doublings, late acceptance,
 //!   suspensions.
-//! - [`report`]: the monthly complaint analysis, as fields and CSV.
-//! - [`store`]: the SQL of the event side (the gRPC door's still in [`api`] and [`report`]).
+//! - [`store`]: all of the service's SQL.
 //! - [`error`], [`envelope`], [`settings`]: the platform's error, this producer's events, the
 //!   settings file (`REDRESS_ESCALATION_SETTINGS`).
 
+pub mod access;
 pub mod api;
 pub mod channel;
 pub mod consumer;
@@ -22,7 +23,6 @@ pub mod envelope;
 pub mod error;
 pub mod ladder;
 pub mod ledger;
-pub mod report;
 pub mod settings;
 pub mod store;
 pub mod worker;

@@ -1,8 +1,11 @@
 //! Escalations and the causes each gathered. The ladder raises and joins them, the worker
-//! climbs them.
+//! climbs them, the gRPC door lists, acknowledges and decides them.
 
 use chrono::{DateTime, Utc};
 use redress_domain::ComplaintId;
+use redress_domain::escalation::State;
+use redress_platform::pagination::Page;
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::int;
@@ -172,6 +175,199 @@ pub async fn close_open(
     )
     .bind(id.as_str())
     .bind(except)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One cause as an escalation's record shows it.
+pub struct Cause {
+    pub trigger: i32,
+    pub clock: i32,
+    pub summary: String,
+    pub added_at: Option<DateTime<Utc>>,
+}
+
+/// An escalation as it stands, with whether its notification reached anyone.
+pub struct Escalation {
+    pub escalation_id: String,
+    pub complaint_id: ComplaintId,
+    pub complaint_number: String,
+    pub level: u32,
+    pub trigger: i32,
+    pub recipient_id: String,
+    pub department_id: String,
+    pub class: i32,
+    /// `None` for a state this version does not know.
+    pub state: Option<State>,
+    pub summary: String,
+    pub raised_at: DateTime<Utc>,
+    pub acknowledge_by: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub instructions: String,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decided_by: String,
+    pub decision: String,
+    pub delivered: bool,
+    /// Oldest first.
+    pub causes: Vec<Cause>,
+}
+
+const COLUMNS: &str = "e.escalation_id, e.complaint_id, e.complaint_number, e.level, e.trigger,
+    e.recipient_id, e.department_id, e.class, e.state, e.summary, e.raised_at, e.acknowledge_by,
+    e.acknowledged_at, e.instructions, e.decided_at, e.decided_by, e.decision,
+    EXISTS (SELECT 1 FROM notifications n JOIN deliveries d ON d.notification_id = n.notification_id
+            WHERE n.escalation_id = e.escalation_id AND d.status = 'delivered') AS delivered,
+    (SELECT COALESCE(jsonb_agg(jsonb_build_object('trigger', c.trigger, 'clock', c.clock,
+                'summary', c.summary, 'added_at', c.added_at) ORDER BY c.added_at, c.step_key),
+            '[]'::jsonb)
+     FROM escalation_causes c WHERE c.escalation_id = e.escalation_id) AS causes";
+
+/// The causes from the `causes` column (a JSON array, oldest first).
+fn causes(r: &PgRow) -> Result<Vec<Cause>, sqlx::Error> {
+    let json: serde_json::Value = r.try_get("causes")?;
+    let field = |c: &serde_json::Value, k: &str| c.get(k).cloned().unwrap_or_default();
+    Ok(json
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| Cause {
+            trigger: field(c, "trigger").as_i64().unwrap_or(0) as i32,
+            clock: field(c, "clock").as_i64().unwrap_or(0) as i32,
+            summary: field(c, "summary").as_str().unwrap_or_default().to_owned(),
+            added_at: field(c, "added_at")
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.to_utc()),
+        })
+        .collect())
+}
+
+fn escalation(r: &PgRow) -> Result<Escalation, sqlx::Error> {
+    Ok(Escalation {
+        escalation_id: r.try_get("escalation_id")?,
+        complaint_id: super::complaint_id(r, "complaint_id")?,
+        complaint_number: r.try_get("complaint_number")?,
+        level: u32::try_from(r.try_get::<i32, _>("level")?).unwrap_or(0),
+        trigger: r.try_get("trigger")?,
+        recipient_id: r.try_get("recipient_id")?,
+        department_id: r.try_get("department_id")?,
+        class: r.try_get("class")?,
+        state: State::parse(&r.try_get::<String, _>("state")?),
+        summary: r.try_get("summary")?,
+        raised_at: r.try_get("raised_at")?,
+        acknowledge_by: r.try_get("acknowledge_by")?,
+        acknowledged_at: r.try_get("acknowledged_at")?,
+        instructions: r.try_get("instructions")?,
+        decided_at: r.try_get("decided_at")?,
+        decided_by: r.try_get("decided_by")?,
+        decision: r.try_get("decision")?,
+        delivered: r.try_get("delivered")?,
+        causes: causes(r)?,
+    })
+}
+
+/// The escalation, locked until the transaction ends when `lock`; `None` when unknown.
+pub async fn get(
+    conn: &mut PgConnection,
+    escalation_id: &str,
+    lock: bool,
+) -> sqlx::Result<Option<Escalation>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM escalations e WHERE e.escalation_id = $1{}",
+        if lock { " FOR UPDATE OF e" } else { "" }
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(escalation_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(escalation)
+        .transpose()
+}
+
+/// Which escalations a list shows; an empty text filters nothing.
+pub struct Filter<'a> {
+    pub recipient_id: &'a str,
+    pub department_id: &'a str,
+    pub state: Option<State>,
+    pub complaint_id: &'a str,
+    /// The caller's reach ([`redress_platform::access::Reach::sql`]): all, or these
+    /// departments and what is addressed to this actor.
+    pub all: bool,
+    pub departments: &'a [String],
+    pub actor: Option<&'a str>,
+}
+
+/// One page of escalations, newest first (keys: raised at, escalation id), one row more than
+/// the page holds so the pager knows whether another follows.
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &Filter<'_>,
+    page: &Page,
+) -> sqlx::Result<Vec<Escalation>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM escalations e
+         WHERE ($1 = '' OR e.recipient_id = $1) AND ($2 = '' OR e.department_id = $2)
+           AND ($3::text IS NULL OR e.state = $3) AND ($4 = '' OR e.complaint_id = $4)
+           AND ($7 OR e.department_id = ANY($8) OR e.recipient_id = $9)
+           AND ($6::timestamptz IS NULL OR (e.raised_at, e.escalation_id) < ($6, $10))
+         ORDER BY e.raised_at DESC, e.escalation_id DESC LIMIT $5"
+    )))
+    .bind(f.recipient_id)
+    .bind(f.department_id)
+    .bind(f.state.map(|s| s.code()))
+    .bind(f.complaint_id)
+    .bind(page.fetch())
+    .bind(page.time(0))
+    .bind(f.all)
+    .bind(f.departments)
+    .bind(f.actor)
+    .bind(page.text(1))
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(escalation)
+    .collect()
+}
+
+/// Marks the escalation acknowledged, which ends its re-sends.
+pub async fn acknowledge(
+    conn: &mut PgConnection,
+    escalation_id: &str,
+    at: DateTime<Utc>,
+    instructions: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE escalations SET state = 'acknowledged', acknowledged_at = $2,
+            instructions = $3, resend_at = NULL WHERE escalation_id = $1",
+    )
+    .bind(escalation_id)
+    .bind(at)
+    .bind(instructions)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the escalation decided (and acknowledged, if it was not), which ends its timers.
+pub async fn decide(
+    conn: &mut PgConnection,
+    escalation_id: &str,
+    at: DateTime<Utc>,
+    by: &str,
+    decision: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE escalations SET state = 'decided', decided_at = $2, decided_by = $3,
+            decision = $4, resend_at = NULL, raise_at = NULL,
+            acknowledged_at = COALESCE(acknowledged_at, $2) WHERE escalation_id = $1",
+    )
+    .bind(escalation_id)
+    .bind(at)
+    .bind(by)
+    .bind(decision)
     .execute(conn)
     .await?;
     Ok(())

@@ -184,3 +184,36 @@ pub async fn record_repeat(
     .await?;
     Ok(())
 }
+
+/// Sets a department's business volume for the month; the volume it replaces, if any. The row
+/// stays locked until the transaction ends, so two operators' answers do not cross.
+pub async fn set_business_volume(
+    conn: &mut PgConnection,
+    department_id: &str,
+    month: &str,
+    volume: i64,
+    by: &str,
+    at: DateTime<Utc>,
+) -> sqlx::Result<Option<i64>> {
+    let previous: Option<i64> = sqlx::query_scalar(
+        "SELECT volume FROM business_volumes WHERE department_id = $1 AND month = $2
+         FOR UPDATE",
+    )
+    .bind(department_id)
+    .bind(month)
+    .fetch_optional(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO business_volumes (department_id, month, volume, set_by, set_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (department_id, month) DO UPDATE SET
+            volume = EXCLUDED.volume, set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at",
+    )
+    .bind(department_id)
+    .bind(month)
+    .bind(volume)
+    .bind(by)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(previous)
+}

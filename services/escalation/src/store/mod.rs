@@ -7,11 +7,13 @@
 //! - [`escalations`]: escalations and their causes.
 //! - [`notifications`]: notifications, their deliveries per channel and every attempt.
 //! - [`ledger`]: ledger entries, person-months, overdues, repeats, business volumes.
+//! - [`report`]: the monthly tallies.
 
 pub mod complaints;
 pub mod escalations;
 pub mod ledger;
 pub mod notifications;
+pub mod report;
 
 use redress_domain::ComplaintId;
 use sqlx::Row;

@@ -1,14 +1,40 @@
 //! The monthly complaint analysis (DOMAIN §7, §8): per department the complaints, business
 //! volume, complaint rate T and the department head's penalty band; per person the complaints
-//! counted, penalties and suspension — as structured fields and as CSV.
-
-use std::collections::BTreeMap;
+//! counted, penalties and suspension — as structured fields and as CSV, so the same figures
+//! reach a screen and a spreadsheet.
 
 use redress_domain::{Policy, RateBand, penalty};
+use redress_platform::auth::Identity;
 use redress_proto::v1;
-use sqlx::{PgPool, Row};
+use sqlx::PgConnection;
+use tonic::Status;
 
+use super::Api;
+use crate::access;
 use crate::error::Error;
+use crate::store::report as store;
+
+impl Api {
+    pub(super) async fn report(
+        &self,
+        who: &Identity,
+        r: v1::MonthlyReportRequest,
+    ) -> Result<v1::MonthlyReportResponse, Status> {
+        let department = r.department_id.trim();
+        access::may_report(who, department)?;
+        let format = v1::ReportFormat::try_from(r.format)
+            .map_err(|_| Error::invalid("format", "unknown format"))?;
+        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
+        Ok(monthly(
+            &mut conn,
+            &self.ladder.policy,
+            &r.month,
+            department,
+            format == v1::ReportFormat::Csv,
+        )
+        .await?)
+    }
+}
 
 /// `12345` basis points as `123.45%`.
 fn percent(bp: u64) -> String {
@@ -57,47 +83,9 @@ fn band(policy: &Policy, b: &RateBand) -> Option<v1::PenaltyBand> {
     })
 }
 
-#[derive(Default)]
-struct Dept {
-    name: String,
-    complaints: i64,
-    volume: i64,
-    overdue: i64,
-    escalations: i64,
-    repeats: i64,
-}
-
-/// What a tally's query binds: the month's text (`$1`), or its instants (`$1`, `$2`).
-enum By<'a> {
-    Month(&'a str),
-    Instants(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
-}
-
-/// Adds `(department, count)` rows to one column of the department lines.
-async fn tally(
-    pool: &PgPool,
-    sql: &'static str,
-    by: By<'_>,
-    depts: &mut BTreeMap<String, Dept>,
-    set: fn(&mut Dept, i64),
-) -> Result<(), Error> {
-    let q = sqlx::query(sql);
-    let q = match by {
-        By::Month(m) => q.bind(m.to_owned()),
-        By::Instants(a, b) => q.bind(a).bind(b),
-    };
-    let rows = q.fetch_all(pool).await?;
-    for r in rows {
-        let d: String = r.try_get(0)?;
-        let n: i64 = r.try_get(1)?;
-        set(depts.entry(d).or_default(), n);
-    }
-    Ok(())
-}
-
 /// Builds the report for `month` (`YYYY-MM`), optionally for one department.
 pub async fn monthly(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     policy: &Policy,
     month: &str,
     department: &str,
@@ -105,65 +93,7 @@ pub async fn monthly(
 ) -> Result<v1::MonthlyReportResponse, Error> {
     let bounds = penalty::month_bounds(policy, month)
         .ok_or_else(|| Error::invalid("month", "must be a month written YYYY-MM"))?;
-    let mut depts: BTreeMap<String, Dept> = BTreeMap::new();
-    tally(
-        pool,
-        "SELECT department_id, count(*) FROM complaints
-         WHERE received_at >= $1 AND received_at < $2
-           AND department_id <> '' GROUP BY 1",
-        By::Instants(bounds.0, bounds.1),
-        &mut depts,
-        |d, n| d.complaints = n,
-    )
-    .await?;
-    tally(
-        pool,
-        "SELECT department_id, volume FROM business_volumes
-         WHERE month = $1",
-        By::Month(month),
-        &mut depts,
-        |d, n| d.volume = n,
-    )
-    .await?;
-    tally(
-        pool,
-        "SELECT department_id, count(*) FROM overdues
-         WHERE month = $1
-           AND department_id <> '' GROUP BY 1",
-        By::Month(month),
-        &mut depts,
-        |d, n| d.overdue = n,
-    )
-    .await?;
-    tally(
-        pool,
-        "SELECT department_id, count(*) FROM escalations
-         WHERE raised_at >= $1 AND raised_at < $2
-           AND department_id <> '' GROUP BY 1",
-        By::Instants(bounds.0, bounds.1),
-        &mut depts,
-        |d, n| d.escalations = n,
-    )
-    .await?;
-    tally(
-        pool,
-        "SELECT department_id, count(*) FROM repeats
-         WHERE month = $1
-           AND department_id <> '' GROUP BY 1",
-        By::Month(month),
-        &mut depts,
-        |d, n| d.repeats = n,
-    )
-    .await?;
-    for r in sqlx::query("SELECT department_id, name FROM departments")
-        .fetch_all(pool)
-        .await?
-    {
-        let id: String = r.try_get(0)?;
-        if let Some(d) = depts.get_mut(&id) {
-            d.name = r.try_get(1)?;
-        }
-    }
+    let depts = store::departments(conn, month, bounds).await?;
     let u32_of = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
     let u64_of = |n: i64| u64::try_from(n).unwrap_or(0);
     let departments: Vec<v1::DepartmentMonthly> = depts
@@ -186,36 +116,19 @@ pub async fn monthly(
             }
         })
         .collect();
-    let people = sqlx::query(
-        "SELECT l.person_id, COALESCE(max(s.name), '') AS name,
-                COALESCE(max(s.department_id), max(l.department_id)) AS department_id,
-                count(*) FILTER (WHERE l.counts) AS complaints,
-                sum(l.amount_fen)::BIGINT AS penalties,
-                bool_or(pm.suspended_at IS NOT NULL) AS suspended
-         FROM ledger_entries l
-         LEFT JOIN staff s ON s.staff_id = l.person_id
-         LEFT JOIN person_months pm ON pm.person_id = l.person_id AND pm.month = l.month
-         WHERE l.month = $1
-         GROUP BY l.person_id ORDER BY l.person_id",
-    )
-    .bind(month)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(v1::PersonMonthly {
-            person_id: r.try_get("person_id")?,
-            name: r.try_get("name")?,
-            department_id: r.try_get("department_id")?,
-            complaints: u32_of(r.try_get("complaints")?),
-            penalties_fen: r.try_get("penalties")?,
-            suspended: r.try_get::<Option<bool>, _>("suspended")?.unwrap_or(false),
+    let people = store::people(conn, month)
+        .await?
+        .into_iter()
+        .map(|p| v1::PersonMonthly {
+            person_id: p.person_id,
+            name: p.name,
+            department_id: p.department_id,
+            complaints: u32_of(p.complaints),
+            penalties_fen: p.penalties_fen,
+            suspended: p.suspended,
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?
-    .into_iter()
-    .filter(|p| department.is_empty() || p.department_id == department)
-    .collect();
+        .filter(|p| department.is_empty() || p.department_id == department)
+        .collect();
     let mut report = v1::MonthlyReportResponse {
         month: month.to_owned(),
         departments,
