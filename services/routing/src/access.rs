@@ -1,15 +1,16 @@
 //! Who may act on a complaint in routing (docs/access.md): "a handler acts only on complaints
 //! assigned to them, a manager on their department's"; the general manager on all;
 //! customer-service agents where the centre coordinates (DOMAIN §3); the complaint centre
-//! closes. The gRPC door asks here before any command.
+//! closes. The gRPC door asks here before any command; the organisation's data comes from
+//! [`crate::store::organisation`], so the decisions read without SQL.
 
 use redress_platform::access::{Place, Reach};
 use redress_platform::auth::{Identity, Role};
-use redress_proto::v1;
 use sqlx::PgConnection;
 
 use crate::commands::Record;
 use crate::error::Error;
+use crate::store::organisation as store;
 
 /// Who may act on a complaint, besides the general manager.
 #[derive(Clone, Copy)]
@@ -41,19 +42,6 @@ pub const MANAGER: Allow = Allow {
     agent: false,
 };
 
-/// Whether `who` manages `department` (named its manager, or a department manager on its staff).
-pub async fn manages(conn: &mut PgConnection, who: &str, department: &str) -> Result<bool, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM departments WHERE department_id = $1 AND manager_id = $2)
-             OR EXISTS (SELECT 1 FROM staff WHERE staff_id = $2 AND department_id = $1 AND role = $3)",
-    )
-    .bind(department)
-    .bind(who)
-    .bind(v1::Role::DepartmentManager as i32)
-    .fetch_one(conn)
-    .await?)
-}
-
 /// Whether `who` may act on `rec` as `allow` says; refused naming the person and the complaint.
 pub async fn authorize(
     conn: &mut PgConnection,
@@ -69,7 +57,7 @@ pub async fn authorize(
         Role::Handler | Role::DepartmentManager if !in_reach => false,
         Role::Handler => allow.assignee && rec.assignee_id == who.actor_id,
         Role::DepartmentManager => {
-            (allow.manager && manages(conn, &who.actor_id, &rec.department_id).await?)
+            (allow.manager && store::manages(conn, &who.actor_id, &rec.department_id).await?)
                 || (allow.assignee && rec.assignee_id == who.actor_id)
         }
         Role::CustomerServiceAgent => allow.agent,
@@ -92,17 +80,8 @@ pub async fn may_close(conn: &mut PgConnection, who: &Identity, rec: &Record) ->
     let ok = match who.role {
         Role::GeneralManager | Role::Operator => true,
         Role::DepartmentManager => {
-            manages(conn, &who.actor_id, &rec.department_id).await?
-                || sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM departments d WHERE d.service_centre
-                         AND (d.manager_id = $1 OR EXISTS (SELECT 1 FROM staff s
-                              WHERE s.staff_id = $1 AND s.department_id = d.department_id
-                                AND s.role = $2)))",
-                )
-                .bind(&who.actor_id)
-                .bind(v1::Role::DepartmentManager as i32)
-                .fetch_one(&mut *conn)
-                .await?
+            store::manages(conn, &who.actor_id, &rec.department_id).await?
+                || store::manages_service_centre(conn, &who.actor_id).await?
         }
         Role::Handler | Role::CustomerServiceAgent | Role::Integration => false,
     };
@@ -113,5 +92,25 @@ pub async fn may_close(conn: &mut PgConnection, who: &Identity, rec: &Record) ->
             "{} ({}) may not close complaint {}: the complaint centre closes complaints",
             who.actor_id, who.role, rec.complaint_id
         )))
+    }
+}
+
+/// Who may complete a department's share of a complaint: its owner or the manager of its
+/// department — who need not otherwise reach the complaint, since the share is theirs — or
+/// whoever may act on the complaint as the centre coordinates it.
+pub async fn may_complete_share(
+    conn: &mut PgConnection,
+    who: &Identity,
+    rec: &Record,
+    share_department: &str,
+    share_owner: &str,
+) -> Result<(), Error> {
+    let own = share_owner == who.actor_id
+        || (who.role == Role::DepartmentManager
+            && store::manages(conn, &who.actor_id, share_department).await?);
+    if own {
+        Ok(())
+    } else {
+        authorize(conn, who, rec, CENTRE).await
     }
 }

@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 
 use redress_domain::Class;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
+
+use crate::store::assignment as store;
 
 /// Weight of one open complaint of each class in a handler's load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,56 +89,6 @@ pub fn choose(candidates: &[Candidate], prefer_senior: bool) -> Option<&Candidat
     })
 }
 
-/// Takes the department's assignment lock until the transaction ends.
-pub async fn lock_department(
-    conn: &mut PgConnection,
-    department_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('routing-dept:' || $1))")
-        .bind(department_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The available handlers of a department with their open weighted load, read from the
-/// per-class counters the database keeps with every handling row (migration
-/// `handler_load`): a few rows per handler, however many complaints are open. Call under
-/// [`lock_department`].
-pub async fn candidates(
-    conn: &mut PgConnection,
-    department_id: &str,
-    w: Weights,
-) -> Result<Vec<Candidate>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT s.staff_id, s.name, s.seniority, s.last_assigned,
-            COALESCE((SELECT SUM(l.open_count
-                        * CASE l.class WHEN 'A' THEN $2 WHEN 'B' THEN $3 WHEN 'C' THEN $4 ELSE $5 END)
-                      FROM handler_load l WHERE l.staff_id = s.staff_id), 0)::BIGINT AS load
-         FROM staff s
-         WHERE s.department_id = $1 AND s.role = $6 AND NOT s.on_leave AND NOT s.suspended",
-    )
-    .bind(department_id)
-    .bind(w.a)
-    .bind(w.b)
-    .bind(w.c)
-    .bind(w.d)
-    .bind(redress_proto::v1::Role::Handler as i32)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Candidate {
-                staff_id: r.try_get("staff_id")?,
-                name: r.try_get("name")?,
-                load: r.try_get("load")?,
-                seniority: r.try_get("seniority")?,
-                last_assigned: r.try_get("last_assigned")?,
-            })
-        })
-        .collect()
-}
-
 /// Chooses and books a handler in the department: `None` when nobody is available.
 pub async fn pick(
     conn: &mut PgConnection,
@@ -144,15 +96,12 @@ pub async fn pick(
     w: Weights,
     prefer_senior: bool,
 ) -> Result<Option<Candidate>, sqlx::Error> {
-    lock_department(conn, department_id).await?;
-    let all = candidates(conn, department_id, w).await?;
+    store::lock_department(conn, department_id).await?;
+    let all = store::candidates(conn, department_id, w).await?;
     let Some(chosen) = choose(&all, prefer_senior).cloned() else {
         return Ok(None);
     };
-    sqlx::query("UPDATE staff SET last_assigned = nextval('assignment_seq') WHERE staff_id = $1")
-        .bind(&chosen.staff_id)
-        .execute(conn)
-        .await?;
+    store::book(conn, &chosen.staff_id).await?;
     Ok(Some(chosen))
 }
 
@@ -178,15 +127,10 @@ impl Desk {
     ) -> Result<Self, sqlx::Error> {
         let mut candidates = HashMap::new();
         for dept in departments {
-            lock_department(conn, dept).await?;
-            candidates.insert(dept.clone(), self::candidates(conn, dept, w).await?);
+            store::lock_department(conn, dept).await?;
+            candidates.insert(dept.clone(), store::candidates(conn, dept, w).await?);
         }
-        let order: Vec<i64> = sqlx::query_scalar(
-            "SELECT nextval('assignment_seq') FROM generate_series(1, $1::int) ORDER BY 1",
-        )
-        .bind(i32::try_from(picks).unwrap_or(i32::MAX))
-        .fetch_all(conn)
-        .await?;
+        let order = store::reserve_order(conn, picks).await?;
         Ok(Desk {
             weights: w,
             candidates,
@@ -224,16 +168,7 @@ impl Desk {
             return Ok(());
         }
         let (ids, order): (Vec<String>, Vec<i64>) = self.booked.into_iter().unzip();
-        sqlx::query(
-            "UPDATE staff s SET last_assigned = b.n
-             FROM UNNEST($1::text[], $2::bigint[]) AS b(staff_id, n)
-             WHERE s.staff_id = b.staff_id",
-        )
-        .bind(ids)
-        .bind(order)
-        .execute(conn)
-        .await?;
-        Ok(())
+        store::write_order(conn, ids, order).await
     }
 }
 
@@ -243,7 +178,7 @@ pub async fn loads(
     department_id: &str,
     w: Weights,
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
-    Ok(candidates(conn, department_id, w)
+    Ok(store::candidates(conn, department_id, w)
         .await?
         .into_iter()
         .map(|c| (c.staff_id, c.load))

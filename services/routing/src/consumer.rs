@@ -16,7 +16,7 @@ use prost::Message as _;
 use redress_domain::handling::{Command, Stage};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use redress_domain::Class;
+use redress_domain::{Class, ComplaintId};
 use redress_platform::consumer::{HandleError, Handler, Incoming, Runs, handle_in_runs};
 use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
@@ -25,6 +25,8 @@ use sqlx::PgConnection;
 use crate::commands::{self, Ctx};
 use crate::envelope::{PRODUCER, from_ts};
 use crate::error::Error;
+use crate::store::handling::{self as store, Arrival};
+use crate::store::organisation;
 use crate::{assignment, org};
 
 /// The consumer.
@@ -32,12 +34,23 @@ pub struct IntakeEvents {
     pub ctx: Ctx,
 }
 
-/// The stored letter of an event's class; an event without one is refused (a guess would
-/// set the wrong limits and fines).
-fn class_letter(c: i32, kind: &str) -> Result<&'static str, HandleError> {
-    Class::from_wire(c)
-        .map(Class::as_str)
-        .ok_or_else(|| HandleError::Permanent(format!("{kind} without a class")))
+/// An event's class; an event without one is refused (a guess would set the wrong limits and
+/// fines).
+fn class_of(c: i32, kind: &str) -> Result<Class, HandleError> {
+    Class::from_wire(c).ok_or_else(|| HandleError::Permanent(format!("{kind} without a class")))
+}
+
+/// The complaint an event is about, parsed once at the door so that everything after it holds
+/// a [`ComplaintId`]; an event about no complaint (or a malformed one) can never be applied.
+fn complaint_of(event: &v1::Event) -> Result<ComplaintId, HandleError> {
+    let kind = event.kind().unwrap_or("event");
+    if event.complaint_id.is_empty() {
+        return Err(HandleError::Permanent(format!(
+            "{kind} without complaint id"
+        )));
+    }
+    ComplaintId::parse(&event.complaint_id)
+        .map_err(|e| HandleError::Permanent(format!("{kind}: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -55,7 +68,7 @@ impl Handler for IntakeEvents {
                 self.maybe_route(conn, event).await
             }
             Some(Payload::ComplaintConfirmed(_)) => {
-                insert_confirmed(conn, &[(event.complaint_id.clone(), at)]).await?;
+                store::insert_confirmed(conn, &[(complaint_of(event)?, at)]).await?;
                 self.maybe_route(conn, event).await
             }
             Some(Payload::ComplaintReclassified(r)) => {
@@ -64,28 +77,14 @@ impl Handler for IntakeEvents {
                     .as_ref()
                     .and_then(|p| p.completion_due.as_ref())
                     .and_then(from_ts);
-                // Applied before `complaint.received` (out of order), it leaves a row that
-                // `received` completes without overwriting the class.
-                sqlx::query(
-                    "INSERT INTO handling (complaint_id, stage, class, completion_due,
-                        reclassified_at, updated_at)
-                     VALUES ($1, 'awaiting_confirmation', $2, $3, $4, $4)
-                     ON CONFLICT (complaint_id) DO UPDATE SET class = EXCLUDED.class,
-                        completion_due = COALESCE(EXCLUDED.completion_due, handling.completion_due),
-                        reclassified_at = EXCLUDED.reclassified_at
-                     WHERE handling.reclassified_at IS NULL
-                        OR handling.reclassified_at <= EXCLUDED.reclassified_at",
-                )
-                .bind(&event.complaint_id)
-                .bind(class_letter(r.to_class, "complaint.reclassified")?)
-                .bind(due)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
+                let class = class_of(r.to_class, "complaint.reclassified")?;
+                store::reclassify(conn, &complaint_of(event)?, class, due, at).await?;
                 Ok(())
             }
             Some(Payload::StaffSuspended(s)) => {
-                org::suspend(conn, &s.person_id).await?;
+                // DOMAIN §7: three complaints in a month; no new assignments until an operator
+                // lifts the suspension.
+                organisation::suspend(conn, &s.person_id).await?;
                 Ok(())
             }
             Some(Payload::Reopened(_)) => self.reopened(conn, event, at).await,
@@ -158,8 +157,8 @@ impl Runs for IntakeEvents {
         let mut receipts = Vec::new();
         let mut confirmations = Vec::new();
         // Per complaint, in the order first seen: the message that completes it here.
-        let mut completing: Vec<(String, usize)> = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut completing: Vec<(ComplaintId, usize)> = Vec::new();
+        let mut seen: HashMap<ComplaintId, usize> = HashMap::new();
         let mut received_seen = HashSet::new();
         let mut confirmed_seen = HashSet::new();
         for (i, (_, event)) in run.iter().enumerate() {
@@ -168,27 +167,25 @@ impl Runs for IntakeEvents {
                 .as_ref()
                 .and_then(from_ts)
                 .unwrap_or_else(|| self.ctx.clock.now());
-            let id = &event.complaint_id;
-            let decisive = match event.payload.as_ref() {
+            let id = match event.payload.as_ref() {
                 Some(Payload::ComplaintReceived(r)) => {
-                    let arrival = Arrival::new(event, r, at)?;
+                    let arrival = arrival(event, r, at)?;
+                    let id = arrival.complaint_id.clone();
                     if received_seen.insert(id.clone()) {
                         receipts.push(arrival);
                     }
-                    true
+                    id
                 }
                 Some(Payload::ComplaintConfirmed(_)) => {
+                    let id = complaint_of(event)?;
                     if confirmed_seen.insert(id.clone()) {
                         confirmations.push((id.clone(), at));
                     }
-                    true
+                    id
                 }
-                _ => false,
+                _ => continue,
             };
-            if !decisive || id.is_empty() {
-                continue;
-            }
-            match seen.get(id) {
+            match seen.get(&id) {
                 // A receipt already confirmed completes the complaint on its own; otherwise the
                 // later of its halves does.
                 Some(&k) => {
@@ -205,13 +202,13 @@ impl Runs for IntakeEvents {
                 }
             }
         }
-        insert_received(conn, &receipts).await?;
-        insert_confirmed(conn, &confirmations).await?;
+        store::insert_received(conn, &receipts).await?;
+        store::insert_confirmed(conn, &confirmations).await?;
         if completing.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = completing.iter().map(|(id, _)| id.clone()).collect();
-        let mut ready: HashMap<String, commands::Record> = commands::load_ready(conn, &ids)
+        let ids: Vec<ComplaintId> = completing.iter().map(|(id, _)| id.clone()).collect();
+        let mut ready: HashMap<ComplaintId, commands::Record> = commands::load_ready(conn, &ids)
             .await?
             .into_iter()
             .map(|r| (r.complaint_id.clone(), r))
@@ -239,7 +236,7 @@ impl Runs for IntakeEvents {
         }
         let wanted: BTreeSet<String> = plans.iter().map(|(_, r, _)| r.0.clone()).collect();
         let wanted: Vec<String> = wanted.into_iter().collect();
-        let departments = org::departments(conn, &wanted).await?;
+        let departments = organisation::departments(conn, &wanted).await?;
         let locked: BTreeSet<String> = departments.keys().cloned().collect();
         let ctx = &self.ctx;
         let mut desk = assignment::Desk::open(conn, &locked, ctx.weights, plans.len()).await?;
@@ -297,7 +294,7 @@ impl Runs for IntakeEvents {
         }
         desk.close(conn).await?;
         let refs: Vec<&commands::Record> = saved.iter().collect();
-        commands::save_many(conn, &refs, now).await?;
+        store::save_many(conn, &refs, now).await?;
         ctx.outbox.append_messages(conn, &outgoing).await?;
         Ok(())
     }
@@ -317,153 +314,48 @@ fn is_arrival(p: Option<&Payload>) -> bool {
     )
 }
 
-/// What `complaint.received` tells routing, as one row of `handling`.
-struct Arrival {
-    complaint_id: String,
-    confirmed: bool,
-    number: String,
-    class: &'static str,
-    details: Vec<u8>,
-    actions: serde_json::Value,
-    category: String,
-    group_complaint: bool,
-    customers_affected: i32,
-    media_risk: bool,
-    customer_name: String,
-    customer_type: i32,
-    received_at: DateTime<Utc>,
-    completion_due: Option<DateTime<Utc>>,
-}
-
-impl Arrival {
-    fn new(
-        event: &v1::Event,
-        r: &v1::ComplaintReceived,
-        at: DateTime<Utc>,
-    ) -> Result<Self, HandleError> {
-        let Some(details) = r.details.as_ref() else {
-            return Err(HandleError::Permanent(
-                "complaint.received without details".into(),
-            ));
-        };
-        if event.complaint_id.is_empty() {
-            return Err(HandleError::Permanent(
-                "complaint.received without complaint id".into(),
-            ));
-        }
-        let actions = r
-            .guidance
+/// What `complaint.received` tells routing, as one row of `handling`; a receipt without the
+/// complaint's details or class can never be routed, so it is refused rather than stored.
+fn arrival(
+    event: &v1::Event,
+    r: &v1::ComplaintReceived,
+    at: DateTime<Utc>,
+) -> Result<Arrival, HandleError> {
+    let Some(details) = r.details.as_ref() else {
+        return Err(HandleError::Permanent(
+            "complaint.received without details".into(),
+        ));
+    };
+    let complaint_id = complaint_of(event)?;
+    let actions = r
+        .guidance
+        .as_ref()
+        .map(|g| g.actions.clone())
+        .unwrap_or_default();
+    Ok(Arrival {
+        complaint_id,
+        confirmed: r.confirmed,
+        number: r.complaint_number.clone(),
+        class: class_of(r.class, "complaint.received")?,
+        details: details.encode_to_vec(),
+        actions: serde_json::Value::from(actions),
+        category: details.category.clone(),
+        group_complaint: details.group_complaint,
+        customers_affected: i32::try_from(details.customers_affected.max(1)).unwrap_or(i32::MAX),
+        media_risk: details.media_risk,
+        customer_name: details
+            .customer
             .as_ref()
-            .map(|g| g.actions.clone())
-            .unwrap_or_default();
-        Ok(Arrival {
-            complaint_id: event.complaint_id.clone(),
-            confirmed: r.confirmed,
-            number: r.complaint_number.clone(),
-            class: class_letter(r.class, "complaint.received")?,
-            details: details.encode_to_vec(),
-            actions: serde_json::Value::from(actions),
-            category: details.category.clone(),
-            group_complaint: details.group_complaint,
-            customers_affected: i32::try_from(details.customers_affected.max(1))
-                .unwrap_or(i32::MAX),
-            media_risk: details.media_risk,
-            customer_name: details
-                .customer
-                .as_ref()
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            customer_type: details.customer_type,
-            received_at: at,
-            completion_due: r
-                .promises
-                .as_ref()
-                .and_then(|p| p.completion_due.as_ref())
-                .and_then(from_ts),
-        })
-    }
-}
-
-/// Records what intake received, one statement for all (each complaint once in `rows`); a
-/// complaint already received keeps its row. A reclassification applied before the receipt
-/// (out of order) keeps its class and due time.
-async fn insert_received(conn: &mut PgConnection, rows: &[Arrival]) -> Result<(), HandleError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    macro_rules! column {
-        ($f:expr) => {
-            rows.iter().map($f).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(
-        "INSERT INTO handling (complaint_id, stage, received, confirmed, number, class, details,
-            guidance_actions, category, group_complaint, customers_affected, media_risk,
-            customer_name, customer_type, received_at, completion_due, updated_at)
-         SELECT r.complaint_id, 'awaiting_confirmation', true, r.confirmed, r.number, r.class,
-            r.details, ARRAY(SELECT jsonb_array_elements_text(r.actions)), r.category,
-            r.group_complaint, r.customers_affected, r.media_risk, r.customer_name,
-            r.customer_type, r.received_at, r.completion_due, r.received_at
-         FROM UNNEST($1::text[], $2::bool[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[],
-                     $7::text[], $8::bool[], $9::int[], $10::bool[], $11::text[], $12::int[],
-                     $13::timestamptz[], $14::timestamptz[])
-            AS r(complaint_id, confirmed, number, class, details, actions, category,
-                 group_complaint, customers_affected, media_risk, customer_name, customer_type,
-                 received_at, completion_due)
-         ON CONFLICT (complaint_id) DO UPDATE SET received = true,
-            confirmed = handling.confirmed OR EXCLUDED.confirmed, number = EXCLUDED.number,
-            class = CASE WHEN handling.reclassified_at IS NULL THEN EXCLUDED.class
-                         ELSE handling.class END,
-            details = EXCLUDED.details,
-            guidance_actions = EXCLUDED.guidance_actions, category = EXCLUDED.category,
-            group_complaint = EXCLUDED.group_complaint,
-            customers_affected = EXCLUDED.customers_affected, media_risk = EXCLUDED.media_risk,
-            customer_name = EXCLUDED.customer_name, customer_type = EXCLUDED.customer_type,
-            received_at = EXCLUDED.received_at,
-            completion_due = CASE WHEN handling.reclassified_at IS NULL
-                                  THEN EXCLUDED.completion_due
-                                  ELSE COALESCE(handling.completion_due, EXCLUDED.completion_due) END
-         WHERE NOT handling.received",
-    )
-    .bind(column!(|r| r.complaint_id.clone()))
-    .bind(column!(|r| r.confirmed))
-    .bind(column!(|r| r.number.clone()))
-    .bind(column!(|r| r.class))
-    .bind(column!(|r| r.details.clone()))
-    .bind(column!(|r| r.actions.clone()))
-    .bind(column!(|r| r.category.clone()))
-    .bind(column!(|r| r.group_complaint))
-    .bind(column!(|r| r.customers_affected))
-    .bind(column!(|r| r.media_risk))
-    .bind(column!(|r| r.customer_name.clone()))
-    .bind(column!(|r| r.customer_type))
-    .bind(column!(|r| r.received_at))
-    .bind(column!(|r| r.completion_due))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Marks complaints confirmed (each once in `rows`, with when), one statement for all.
-async fn insert_confirmed(
-    conn: &mut PgConnection,
-    rows: &[(String, DateTime<Utc>)],
-) -> Result<(), HandleError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let (ids, at): (Vec<String>, Vec<DateTime<Utc>>) = rows.iter().cloned().unzip();
-    sqlx::query(
-        "INSERT INTO handling (complaint_id, stage, confirmed, updated_at)
-         SELECT id, 'awaiting_confirmation', true, at
-         FROM UNNEST($1::text[], $2::timestamptz[]) AS c(id, at)
-         ON CONFLICT (complaint_id) DO UPDATE SET confirmed = true",
-    )
-    .bind(ids)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
+        customer_type: details.customer_type,
+        received_at: at,
+        completion_due: r
+            .promises
+            .as_ref()
+            .and_then(|p| p.completion_due.as_ref())
+            .and_then(from_ts),
+    })
 }
 
 /// The request that tells the complaint centre's manager a complaint no rule could place waits
@@ -482,8 +374,8 @@ fn unroutable(rec: &commands::Record, events: &[v1::Event], now: DateTime<Utc>) 
     if let Payload::EscalationRequested(r) = &mut request {
         r.target_level = 1; // the centre's manager, not the general manager
     }
-    crate::envelope::PRODUCER.event(
-        &rec.complaint_id,
+    PRODUCER.event(
+        rec.complaint_id.as_str(),
         now,
         &PRODUCER.system_actor(),
         &causation,
@@ -502,7 +394,7 @@ impl IntakeEvents {
         event: &v1::Event,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
-        let Some(mut rec) = commands::load(conn, &event.complaint_id).await? else {
+        let Some(mut rec) = store::read(conn, &complaint_of(event)?, true).await? else {
             return Ok(());
         };
         if !matches!(rec.stage, Stage::Resolved | Stage::Closed) {
@@ -514,7 +406,7 @@ impl IntakeEvents {
         }
         commands::apply(&self.ctx, &mut rec, Command::Reopen)?;
         rec.closed_at = None;
-        commands::save(conn, &rec, at).await?;
+        store::save(conn, &rec, at).await?;
         Ok(())
     }
 
@@ -532,7 +424,7 @@ impl IntakeEvents {
         revisit_id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
-        let Some(mut rec) = commands::load(conn, &event.complaint_id).await? else {
+        let Some(mut rec) = store::read(conn, &complaint_of(event)?, true).await? else {
             return Ok(());
         };
         if satisfied.is_some() {
@@ -557,7 +449,7 @@ impl IntakeEvents {
         if satisfied.is_none() && events.is_empty() {
             return Ok(());
         }
-        commands::save(conn, &rec, at).await?;
+        store::save(conn, &rec, at).await?;
         self.ctx
             .outbox
             .append(conn, &events)
@@ -574,7 +466,7 @@ impl IntakeEvents {
         r: &v1::ComplaintReceived,
         at: DateTime<Utc>,
     ) -> Result<(), HandleError> {
-        insert_received(conn, &[Arrival::new(event, r, at)?]).await
+        Ok(store::insert_received(conn, &[arrival(event, r, at)?]).await?)
     }
 
     /// Routes and assigns the complaint once both halves are in.
@@ -584,15 +476,11 @@ impl IntakeEvents {
         event: &v1::Event,
     ) -> Result<(), HandleError> {
         let ctx = &self.ctx;
-        let Some(mut rec) = commands::load(conn, &event.complaint_id).await? else {
+        let id = complaint_of(event)?;
+        let Some(mut rec) = store::read(conn, &id, true).await? else {
             return Ok(());
         };
-        let ready: (bool, bool) =
-            sqlx::query_as("SELECT received, confirmed FROM handling WHERE complaint_id = $1")
-                .bind(&event.complaint_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        if ready != (true, true) || rec.stage != Stage::AwaitingConfirmation {
+        if !store::halves(conn, &id).await?.complete() || rec.stage != Stage::AwaitingConfirmation {
             return Ok(());
         }
         let Some(details) = rec.details.clone() else {

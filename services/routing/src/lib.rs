@@ -2,14 +2,18 @@
 //! business department, gives it a handler at once, and records the department's handling
 //! until the customer accepts — or the complaint goes up to the general manager.
 //!
-//! - [`org`]: departments, staff and routing rules (gRPC admin and a seed file).
-//! - [`assignment`]: who gets a complaint — least open load weighted by class, round robin.
-//! - [`consumer`]: the consumer of intake's (and escalation's) events: route and assign.
+//! - [`api`]: the gRPC door, split by concern (organisation, queue, handling).
+//! - [`consumer`]: the consumer of intake's (and escalation's, revisit's) events: route and
+//!   assign, follow suspensions, reopenings and revisits.
 //! - [`commands`]: the handling commands, each through the domain's state machine
 //!   ([`redress_domain::handling`]) with its events in the same transaction.
 //! - [`access`]: who may act on a complaint (the role checks the gRPC door asks).
-//! - [`api`]: the gRPC door.
+//! - [`org`]: the organisation's rules — what a valid department, member of staff or rule set
+//!   is, where a complaint goes — and the seed file.
+//! - [`assignment`]: who gets a complaint — least open load weighted by class, round robin.
+//! - [`store`]: all of the service's SQL, as named statements on the caller's transaction.
 //! - [`envelope`]: the events this service publishes and their timestamps.
+//! - [`error`]: the platform's one error, as this service returns it.
 
 pub mod access;
 pub mod api;
@@ -19,6 +23,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod org;
+pub mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
