@@ -1015,3 +1015,71 @@ async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_
         );
     }
 }
+
+/// Complaint ids are parsed where an event is decoded: one that names no complaint is set
+/// aside as a dead letter, once, and the arrivals around it in the same backlog are applied as
+/// if it were not there.
+#[tokio::test]
+async fn an_event_naming_no_complaint_is_dead_lettered_and_its_neighbours_are_applied() {
+    let bed = TestBed::start().await;
+    let (_receiver, url) = Receiver::start().await;
+    let mut first = start(&bed, &url, "").await;
+    first.svc.terminate(WAIT).await.expect("stopped");
+    organisation(&bed).await;
+
+    let classified = |class: v1::Class| {
+        Payload::ComplaintClassified(v1::ComplaintClassified {
+            class: class as i32,
+            ..Default::default()
+        })
+    };
+    let before = redress_domain::ComplaintId::new().to_string();
+    let after = redress_domain::ComplaintId::new().to_string();
+    publish(&bed, &envelope(&before, "intake", classified(v1::Class::B))).await;
+    publish(
+        &bed,
+        &envelope("cmp_not-an-id", "intake", classified(v1::Class::A)),
+    )
+    .await;
+    publish(&bed, &envelope(&after, "intake", classified(v1::Class::C))).await;
+
+    let _svc = start_with(&bed, &url, "", &[("REDRESS_CONSUMER_BATCH", "128")]).await;
+    let dead = bed
+        .read_stream(
+            &format!("{}_DEADLETTER", bed.prefix.to_uppercase()),
+            &format!("{}.deadletter.>", bed.prefix),
+            1,
+            WAIT,
+        )
+        .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].subject.as_str(),
+        format!("{}.deadletter.escalation-ladder", bed.prefix)
+    );
+    let reason = dead[0]
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Redress-Dead-Letter-Reason"))
+        .map(|r| r.as_str().to_owned())
+        .unwrap_or_default();
+    assert!(reason.contains("cmp_not-an-id"), "{reason}");
+
+    let mut conn = bed.db.connect().await;
+    let classes = poll(
+        WAIT,
+        async || {
+            sqlx::query_as::<_, (String, i32)>(
+                "SELECT complaint_id, class FROM escalation.complaints ORDER BY complaint_id",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+        },
+        |rows| rows.len() >= 2,
+    )
+    .await;
+    let mut expected = vec![(before, v1::Class::B as i32), (after, v1::Class::C as i32)];
+    expected.sort();
+    assert_eq!(classes, expected, "the malformed id recorded nothing");
+}
