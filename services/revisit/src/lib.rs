@@ -3,21 +3,23 @@
 //! to the business department, and turns a dissatisfied customer who complains again into a
 //! repeat complaint.
 //!
+//! - [`api`]: the gRPC door (commands; the work list and the revisit-rate report).
+//! - [`access`]: who may make, sign and record revisits, and whose customers they see.
 //! - [`consumer`]: what the other services' events tell about a complaint → plans.
-//! - [`planner`]: stores the domain's plans (`redress_domain::revisit`), and the background tick
-//!   for customers still waiting past the promised time.
+//! - [`planner`]: turns the domain's plans (`redress_domain::revisit`) into revisits and
+//!   events, and the background tick for customers still waiting past the promised time.
 //! - [`work`]: claim, record the outcome (retries, satisfaction, repeat complaint), sign off.
-//! - [`queries`]: the agents' work list and the revisit-rate report.
-//! - [`api`]: the gRPC door.
+//! - [`store`]: all the SQL, by table group (complaints, revisits).
 //! - [`envelope`]: the events this service publishes, timestamps, revisit states.
+//! - [`error`]: the platform's one error, as this service uses it.
 
+pub mod access;
 pub mod api;
 pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod planner;
-pub mod queries;
-pub mod view;
+pub mod store;
 pub mod work;
 
 use std::sync::Arc;

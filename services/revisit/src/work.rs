@@ -12,15 +12,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use redress_domain::revisit::{self, RevisitKind};
-use redress_domain::{Clock, Policy, RevisitId};
+use redress_domain::revisit;
+use redress_domain::{Clock, ComplaintId, Policy, RevisitId};
 use redress_platform::outbox::Outbox;
 use redress_proto::v1::{self, event::Payload};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use crate::envelope::{PRODUCER, ts};
 use crate::error::Error;
-use crate::{consumer, planner, view};
+use crate::store::{self, Locked};
+use crate::{access, consumer, planner};
 use redress_proto::Wire as _;
 use redress_proto::convert::class_letter_to_wire;
 
@@ -41,35 +42,18 @@ pub fn revisit_id(raw: &str) -> Result<String, Error> {
         .map_err(|e| Error::invalid("revisit_id", &e.to_string()))
 }
 
-/// The locked row of a revisit: its state, agent, complaint and what the commands check.
-struct Locked {
-    state: String,
-    agent_id: Option<String>,
-    complaint_id: String,
-    kind: RevisitKind,
-    attempts: u32,
-    new_issues: bool,
+/// A revisit locked for update; refused as not found when there is none.
+async fn lock(conn: &mut PgConnection, id: &str) -> Result<Locked, Error> {
+    store::lock(conn, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("revisit {id}")))
 }
 
-async fn lock(conn: &mut PgConnection, id: &str) -> Result<Locked, Error> {
-    let row = sqlx::query(
-        "SELECT state, agent_id, complaint_id, kind, attempts, new_issues
-         FROM revisits WHERE revisit_id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| Error::NotFound(format!("revisit {id}")))?;
-    let kind: String = row.try_get("kind")?;
-    Ok(Locked {
-        state: row.try_get("state")?,
-        agent_id: row.try_get("agent_id")?,
-        complaint_id: row.try_get("complaint_id")?,
-        kind: RevisitKind::parse(&kind)
-            .ok_or_else(|| Error::Internal(format!("stored kind {kind}")))?,
-        attempts: u32::try_from(row.try_get::<i32, _>("attempts")?).unwrap_or(0),
-        new_issues: row.try_get("new_issues")?,
-    })
+/// A revisit as every command answers with it.
+async fn shown(conn: &mut PgConnection, id: &str) -> Result<v1::Revisit, Error> {
+    store::revisit(conn, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("revisit {id}")))
 }
 
 /// What a reached revisit recorded, checked.
@@ -143,7 +127,7 @@ impl Work {
         let r = lock(conn, id).await?;
         match r.state.as_str() {
             "claimed" if r.agent_id.as_deref() == Some(actor.id.as_str()) => {
-                return view::get(conn, id).await;
+                return shown(conn, id).await;
             }
             "claimed" => {
                 return Err(Error::AlreadyExists(format!(
@@ -158,23 +142,15 @@ impl Work {
                 )));
             }
         }
-        sqlx::query("SELECT 1 FROM revisits WHERE revisit_id = $1 AND call_at IS NULL")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .map_or(Ok(()), |_| {
-                Err(Error::FailedPrecondition(format!(
-                    "revisit {id} is unreached and its attempts are used up"
-                )))
-            })?;
+        if r.no_call {
+            return Err(Error::FailedPrecondition(format!(
+                "revisit {id} is unreached and its attempts are used up"
+            )));
+        }
         let now = self.clock.now();
-        sqlx::query("UPDATE revisits SET state = 'claimed', agent_id = $2 WHERE revisit_id = $1")
-            .bind(id)
-            .bind(&actor.id)
-            .execute(&mut *conn)
-            .await?;
+        store::claim(conn, id, &actor.id).await?;
         let e = PRODUCER.event(
-            &r.complaint_id,
+            r.complaint_id.as_str(),
             now,
             actor,
             "",
@@ -184,7 +160,7 @@ impl Work {
             }),
         );
         self.outbox.append(conn, &[e]).await?;
-        view::get(conn, id).await
+        shown(conn, id).await
     }
 
     /// Records an attempt or an outcome. Returns the revisit and whether a repeat complaint was
@@ -209,20 +185,10 @@ impl Work {
                 r.state
             )));
         }
-        if r.agent_id.as_deref() != Some(actor.id.as_str()) {
-            return Err(Error::PermissionDenied(format!(
-                "revisit {id} is claimed by another agent"
-            )));
-        }
+        access::may_record_outcome(&r, id, actor)?;
         let now = self.clock.now();
-        let c = sqlx::query(
-            "SELECT department_id, class, responsible_person_id, resolved_at
-             FROM complaints WHERE complaint_id = $1 FOR UPDATE",
-        )
-        .bind(&r.complaint_id)
-        .fetch_one(&mut *conn)
-        .await?;
-        let department: String = c.try_get("department_id")?;
+        let c = store::outcome_context(conn, &r.complaint_id).await?;
+        let department = c.department_id.clone();
         let mut completed = v1::RevisitCompleted {
             revisit_id: id.to_owned(),
             reached: req.reached,
@@ -234,26 +200,7 @@ impl Work {
         let Some(o) = outcome else {
             return self.unreached(conn, id, &r, completed, actor, now).await;
         };
-        sqlx::query(
-            "UPDATE revisits SET state = 'completed', call_at = NULL, reached = true,
-                satisfied = $2, feelings = $3, remaining_dissatisfaction = $4, opinions = $5,
-                appointed_answer_at = $6, method = $7, new_issues = $8, complains_again = $9,
-                repeat_reason = $10, completed_at = $11
-             WHERE revisit_id = $1",
-        )
-        .bind(id)
-        .bind(o.satisfied)
-        .bind(&o.feelings)
-        .bind(&o.remaining_dissatisfaction)
-        .bind(&o.opinions)
-        .bind(o.appointed_answer_at)
-        .bind(o.method.as_str_name())
-        .bind(o.new_issues)
-        .bind(o.complains_again)
-        .bind(&o.repeat_reason)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        store::complete(conn, id, &o, now).await?;
         completed.satisfied = o.satisfied;
         completed.feelings = o.feelings.clone();
         completed.remaining_dissatisfaction = o.remaining_dissatisfaction.clone();
@@ -262,7 +209,7 @@ impl Work {
         completed.method = o.method as i32;
         completed.new_issues = o.new_issues;
         let done = PRODUCER.event(
-            &r.complaint_id,
+            r.complaint_id.as_str(),
             now,
             actor,
             "",
@@ -279,7 +226,7 @@ impl Work {
             format!("dissatisfied: {}", o.remaining_dissatisfaction)
         };
         let reported = PRODUCER.event(
-            &r.complaint_id,
+            r.complaint_id.as_str(),
             now,
             actor,
             &done.event_id,
@@ -292,34 +239,27 @@ impl Work {
         );
         let mut events = vec![done, reported];
         if o.complains_again {
-            let class: Option<String> = c.try_get("class")?;
-            let resolved_at: Option<DateTime<Utc>> = c.try_get("resolved_at")?;
             let cause = events[0].event_id.clone();
             let repeat = PRODUCER.event(
-                &r.complaint_id,
+                r.complaint_id.as_str(),
                 now,
                 actor,
                 &cause,
                 Payload::RepeatComplaint(v1::RepeatComplaint {
-                    original_complaint_id: r.complaint_id.clone(),
+                    original_complaint_id: r.complaint_id.to_string(),
                     revisit_id: id.to_owned(),
                     reason: o.repeat_reason.clone(),
                     department_id: department,
-                    responsible_person_id: c.try_get("responsible_person_id")?,
-                    original_class: class_letter_to_wire(class.as_deref().unwrap_or_default()),
+                    responsible_person_id: c.responsible_person_id,
+                    original_class: class_letter_to_wire(c.class.as_deref().unwrap_or_default()),
                 }),
             );
-            sqlx::query(
-                "UPDATE complaints SET repeat_count = repeat_count + 1 WHERE complaint_id = $1",
-            )
-            .bind(&r.complaint_id)
-            .execute(&mut *conn)
-            .await?;
-            if resolved_at.is_some() {
+            store::count_repeat(conn, &r.complaint_id).await?;
+            if c.resolved_at.is_some() {
                 // Resolved, so it is reopened as the repeat complaint; an open complaint is
                 // still being handled and only records the repeat.
                 events.push(PRODUCER.event(
-                    &r.complaint_id,
+                    r.complaint_id.as_str(),
                     now,
                     actor,
                     &repeat.event_id,
@@ -343,7 +283,7 @@ impl Work {
             .await?;
         }
         self.outbox.append(conn, &events).await?;
-        Ok((view::get(conn, id).await?, o.complains_again))
+        Ok((shown(conn, id).await?, o.complains_again))
     }
 
     /// DOMAIN §6 practice: an unreached customer is tried again at another time of day, up to
@@ -359,19 +299,9 @@ impl Work {
     ) -> Result<(v1::Revisit, bool), Error> {
         let attempts = r.attempts + 1;
         let next = revisit::next_attempt(&self.policy, attempts, now);
-        // The retry is open to whichever agent is on duty then.
-        sqlx::query(
-            "UPDATE revisits SET state = 'unreached', agent_id = NULL, attempts = $2,
-                call_at = $3, reached = false
-             WHERE revisit_id = $1",
-        )
-        .bind(id)
-        .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
-        .bind(next)
-        .execute(&mut *conn)
-        .await?;
+        store::unreached(conn, id, attempts, next).await?;
         let done = PRODUCER.event(
-            &r.complaint_id,
+            r.complaint_id.as_str(),
             now,
             actor,
             "",
@@ -394,7 +324,7 @@ impl Work {
         }
         events.insert(0, done);
         self.outbox.append(conn, &events).await?;
-        Ok((view::get(conn, id).await?, false))
+        Ok((shown(conn, id).await?, false))
     }
 
     /// The department manager gives the result of the issues the revisit raised and signs the
@@ -423,31 +353,12 @@ impl Work {
         if result.chars().count() > MAX_TEXT {
             return Err(Error::invalid("result", "is too long"));
         }
-        let manager: String = sqlx::query_scalar(
-            "SELECT department_manager_id FROM complaints WHERE complaint_id = $1",
-        )
-        .bind(&r.complaint_id)
-        .fetch_one(&mut *conn)
-        .await?;
-        if !may_sign_any && !manager.is_empty() && manager != actor.id {
-            return Err(Error::PermissionDenied(format!(
-                "only the department's manager ({manager}) signs this revisit sheet"
-            )));
-        }
+        let manager = store::department_manager_of(conn, &r.complaint_id).await?;
+        access::may_sign(&manager, actor, may_sign_any)?;
         let now = self.clock.now();
-        sqlx::query(
-            "UPDATE revisits SET state = 'signed_off', signed_by = $2, sign_off_result = $3,
-                signed_at = $4
-             WHERE revisit_id = $1",
-        )
-        .bind(id)
-        .bind(&actor.id)
-        .bind(result.trim())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        store::sign_off(conn, id, &actor.id, result.trim(), now).await?;
         let e = PRODUCER.event(
-            &r.complaint_id,
+            r.complaint_id.as_str(),
             now,
             actor,
             "",
@@ -458,7 +369,7 @@ impl Work {
             }),
         );
         self.outbox.append(conn, &[e]).await?;
-        view::get(conn, id).await
+        shown(conn, id).await
     }
 
     /// Records on-site service and plans the follow-up within a week. The same service (same
@@ -466,7 +377,7 @@ impl Work {
     pub async fn record_on_site(
         &self,
         conn: &mut PgConnection,
-        complaint_id: &str,
+        complaint_id: &ComplaintId,
         served_at: Option<DateTime<Utc>>,
         actor: &v1::Actor,
     ) -> Result<v1::Revisit, Error> {
@@ -475,47 +386,13 @@ impl Work {
         if served_at > now + Duration::minutes(5) {
             return Err(Error::invalid("served_at", "is in the future"));
         }
-        planner::ensure_complaint(conn, complaint_id).await?;
-        let fresh = sqlx::query(
-            "INSERT INTO on_site_services (complaint_id, served_at, recorded_by)
-             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(complaint_id)
-        .bind(served_at)
-        .bind(&actor.id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
-        if fresh {
-            sqlx::query(
-                "UPDATE complaints SET on_site_services = on_site_services + 1,
-                    on_site_at = GREATEST(on_site_at, $2)
-                 WHERE complaint_id = $1",
-            )
-            .bind(complaint_id)
-            .bind(served_at)
-            .execute(&mut *conn)
-            .await?;
+        store::ensure_complaint(conn, complaint_id).await?;
+        if store::record_on_site_service(conn, complaint_id, served_at, &actor.id).await? {
             planner::plan_complaint(conn, &self.outbox, &self.policy, complaint_id, now, "")
                 .await?;
         }
-        let sequence: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM on_site_services WHERE complaint_id = $1 AND served_at <= $2",
-        )
-        .bind(complaint_id)
-        .bind(served_at)
-        .fetch_one(&mut *conn)
-        .await?;
-        let id: String = sqlx::query_scalar(
-            "SELECT revisit_id FROM revisits WHERE complaint_id = $1 AND kind = $2
-             ORDER BY (sequence = $3) DESC, sequence DESC LIMIT 1",
-        )
-        .bind(complaint_id)
-        .bind(RevisitKind::AfterOnSiteService.as_str())
-        .bind(i32::try_from(sequence).unwrap_or(i32::MAX))
-        .fetch_one(&mut *conn)
-        .await?;
-        view::get(conn, &id).await
+        let sequence = store::on_site_sequence(conn, complaint_id, served_at).await?;
+        let id = store::on_site_follow_up(conn, complaint_id, sequence).await?;
+        shown(conn, &id).await
     }
 }
