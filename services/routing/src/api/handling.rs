@@ -4,8 +4,8 @@
 //! A refused command changes nothing.
 
 use chrono::Duration;
-use redress_domain::TaskId;
 use redress_domain::handling::{Command, Effect};
+use redress_domain::{ComplaintId, TaskId};
 use redress_platform::access::{self, Place, Reach};
 use redress_platform::auth::Identity;
 use redress_proto::v1::{self, event::Payload};
@@ -22,12 +22,12 @@ use crate::store::{self, organisation, subtasks};
 async fn simple<T>(
     api: &Api,
     who: &Identity,
-    raw_id: &str,
+    id: &ComplaintId,
     allow: Allow,
     command: Command,
     change: impl FnOnce(&mut Record, &[Effect]) -> (Payload, T),
 ) -> Result<T, Error> {
-    let (tx, mut rec) = api.start(who, raw_id, allow).await?;
+    let (tx, mut rec) = api.start(who, id, allow).await?;
     let effects = commands::apply(&api.ctx, &mut rec, command)?;
     let (payload, out) = change(&mut rec, &effects);
     let now = api.now();
@@ -41,7 +41,9 @@ pub(super) async fn accept(
     who: &Identity,
     r: v1::AcceptComplaintRequest,
 ) -> Result<v1::AcceptComplaintResponse, Error> {
-    let (tx, mut rec) = api.start(who, &r.complaint_id, HANDLING).await?;
+    let (tx, mut rec) = api
+        .start(who, &complaint(&r.complaint_id)?, HANDLING)
+        .await?;
     if let Some(at) = rec.accepted_at {
         // Accepting twice is harmless: the first time stands.
         return Ok(v1::AcceptComplaintResponse {
@@ -81,7 +83,7 @@ pub(super) async fn decide_validity(
     simple(
         api,
         who,
-        &r.complaint_id,
+        &complaint(&r.complaint_id)?,
         HANDLING,
         Command::DecideValidity { valid: r.valid },
         |rec, _| {
@@ -139,7 +141,7 @@ pub(super) async fn record_cause(
     simple(
         api,
         who,
-        &r.complaint_id,
+        &complaint(&r.complaint_id)?,
         HANDLING,
         Command::RecordCause { accountable },
         |rec, _| {
@@ -184,7 +186,7 @@ pub(super) async fn give_feedback(
     simple(
         api,
         who,
-        &r.complaint_id,
+        &complaint(&r.complaint_id)?,
         CENTRE,
         Command::GiveFeedback {
             satisfaction: satisfied.is_some(),
@@ -240,7 +242,7 @@ pub(super) async fn report_intermediate_result(
     simple(
         api,
         who,
-        &r.complaint_id,
+        &complaint(&r.complaint_id)?,
         HANDLING,
         Command::ReportIntermediate,
         |_, _| {
@@ -273,7 +275,7 @@ pub(super) async fn propose_resolution(
     simple(
         api,
         who,
-        &r.complaint_id,
+        &complaint(&r.complaint_id)?,
         HANDLING,
         Command::ProposeResolution,
         |rec, _| {
@@ -298,7 +300,7 @@ pub(super) async fn record_customer_response(
     r: v1::RecordCustomerResponseRequest,
 ) -> Result<v1::RecordCustomerResponseResponse, Error> {
     let reason = text("reason", &r.reason, !r.accepted)?;
-    let (tx, mut rec) = api.start(who, &r.complaint_id, CENTRE).await?;
+    let (tx, mut rec) = api.start(who, &complaint(&r.complaint_id)?, CENTRE).await?;
     let effects = commands::apply(
         &api.ctx,
         &mut rec,
@@ -349,7 +351,7 @@ pub(super) async fn resolve(
     simple(
         api,
         who,
-        &r.complaint_id,
+        &complaint(&r.complaint_id)?,
         HANDLING,
         Command::Resolve {
             names_person: person.is_some(),
@@ -404,7 +406,7 @@ pub(super) async fn declare_cannot_settle(
     simple(
         api,
         who,
-        &r.complaint_id,
+        &complaint(&r.complaint_id)?,
         MANAGER,
         Command::DeclareCannotSettle,
         |rec, _| {
@@ -428,7 +430,7 @@ pub(super) async fn create_sub_task(
         .as_ref()
         .and_then(from_ts)
         .ok_or_else(|| Error::invalid("due_at", "is required"))?;
-    let (mut tx, mut rec) = api.start(who, &r.complaint_id, CENTRE).await?;
+    let (mut tx, mut rec) = api.start(who, &complaint(&r.complaint_id)?, CENTRE).await?;
     let dept = organisation::department(&mut tx, r.department_id.trim())
         .await?
         .ok_or_else(|| Error::invalid("department_id", "names no known department"))?;

@@ -45,7 +45,8 @@ fn text(field: &str, value: &str, required: bool) -> Result<String, Error> {
 }
 
 /// The complaint a request names, typed from here on; a malformed id is refused naming the
-/// field, before any transaction starts.
+/// field. Each RPC parses it where it used to check it, so a request with several faults is
+/// refused for the same one as before.
 fn complaint(raw: &str) -> Result<ComplaintId, Error> {
     let id = request::complaint_id(raw)?;
     ComplaintId::parse(&id).map_err(|e| Error::invalid("complaint_id", &e.to_string()))
@@ -65,10 +66,10 @@ impl Api {
     async fn start(
         &self,
         who: &Identity,
-        raw_id: &str,
+        id: &ComplaintId,
         allow: Allow,
     ) -> Result<(Writes, Record), Error> {
-        let (mut tx, rec) = commands::begin(&self.ctx, &complaint(raw_id)?).await?;
+        let (mut tx, rec) = commands::begin(&self.ctx, id).await?;
         authorize(&mut tx, who, &rec, allow).await?;
         Ok((tx, rec))
     }

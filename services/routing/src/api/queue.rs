@@ -2,6 +2,7 @@
 //! the department or the centre reroutes it to another (assigned there at once), and everyone
 //! works from queues in priority order.
 
+use redress_domain::ComplaintId;
 use redress_domain::handling::Command;
 use redress_platform::access::{Place, Reach, Sight};
 use redress_platform::auth::Identity;
@@ -9,7 +10,7 @@ use redress_platform::pagination::Page;
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 
-use super::{Api, text};
+use super::{Api, complaint, text};
 use crate::access::{Allow, MANAGER};
 use crate::commands;
 use crate::envelope::{PRODUCER, ts};
@@ -46,12 +47,12 @@ struct Given {
 async fn give_to(
     api: &Api,
     who: &Identity,
-    raw_id: &str,
+    id: &ComplaintId,
     staff_id: &str,
     reason: &str,
     command: Command,
 ) -> Result<Given, Error> {
-    let (mut tx, mut rec) = api.start(who, raw_id, MANAGER).await?;
+    let (mut tx, mut rec) = api.start(who, id, MANAGER).await?;
     let person = handler_in(&mut tx, staff_id).await?;
     if person.department_id != rec.department_id {
         return Err(Error::invalid(
@@ -105,8 +106,8 @@ pub(super) async fn assign(
     } else {
         reason
     };
-    let (complaint, to) = (&r.complaint_id, &r.staff_id);
-    let given = give_to(api, who, complaint, to, &reason, Command::Assign).await?;
+    let id = complaint(&r.complaint_id)?;
+    let given = give_to(api, who, &id, &r.staff_id, &reason, Command::Assign).await?;
     Ok(v1::AssignResponse {
         department_id: given.department_id,
         assignee_id: given.assignee_id,
@@ -120,8 +121,8 @@ pub(super) async fn reassign(
 ) -> Result<v1::ReassignResponse, Error> {
     // Taking a complaint from someone is answerable: the reason is required.
     let reason = text("reason", &r.reason, true)?;
-    let (complaint, to) = (&r.complaint_id, &r.staff_id);
-    let given = give_to(api, who, complaint, to, &reason, Command::Reassign).await?;
+    let id = complaint(&r.complaint_id)?;
+    let given = give_to(api, who, &id, &r.staff_id, &reason, Command::Reassign).await?;
     Ok(v1::ReassignResponse {
         department_id: given.department_id,
         assignee_id: given.assignee_id,
@@ -145,7 +146,7 @@ pub(super) async fn reroute(
         manager: true,
         agent: true,
     };
-    let (mut tx, mut rec) = api.start(who, &r.complaint_id, allow).await?;
+    let (mut tx, mut rec) = api.start(who, &complaint(&r.complaint_id)?, allow).await?;
     if r.department_id == rec.department_id {
         return Err(Error::invalid("department_id", "is already responsible"));
     }
