@@ -2,18 +2,24 @@
 //! staff, records them fully, classifies them A/B/C/D, tells the customer what to expect, and
 //! keeps the registry staff and dashboards read.
 //!
+//! - [`api`]: the gRPC door (commands; one complaint and the list).
+//! - [`access`]: who may confirm and reclassify, who sees which complaints and their customer.
+//! - [`consumer`]: the JetStream door (`<prefix>.intake.submit`).
+//! - [`registry`]: complaint summaries and timelines built from every service's events.
 //! - [`submission`]: what arrives (protobuf or JSON) → the domain's validated record.
 //! - [`recording`]: record / confirm / reclassify, each with its events, exactly once.
-//! - [`consumer`]: the JetStream door (`<prefix>.intake.submit`).
-//! - [`api`]: the gRPC door and queries.
-//! - [`registry`]: complaint summaries and timelines built from every service's events.
+//! - [`store`]: all the SQL, by table group (complaints, registry).
+//! - [`envelope`]: intake as the producer of events.
+//! - [`error`]: the platform's one error, as this service uses it.
 
+pub mod access;
 pub mod api;
 pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod recording;
 pub mod registry;
+pub mod store;
 pub mod submission;
 
 use std::sync::Arc;

@@ -15,10 +15,11 @@ use redress_domain::{
 use redress_platform::outbox::Outbox;
 use redress_proto::Wire as _;
 use redress_proto::v1::{self, event::Payload};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use crate::envelope::PRODUCER;
 use crate::error::Error;
+use crate::store;
 use crate::submission::{normalised_details, ts};
 
 /// Intake's rules bound to its policy, clock and outbox.
@@ -145,21 +146,15 @@ impl Recorder {
     pub async fn confirm(
         &self,
         conn: &mut PgConnection,
-        complaint_id: &str,
+        complaint_id: &ComplaintId,
         confirmation: &v1::Confirmation,
         actor: &v1::Actor,
     ) -> Result<v1::ConfirmResponse, Error> {
-        let row = sqlx::query(
-            "SELECT confirmed, acknowledgement FROM complaints WHERE complaint_id = $1 FOR UPDATE",
-        )
-        .bind(complaint_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
-        let confirmed: bool = row.try_get("confirmed")?;
-        let ack =
-            v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
-                .map_err(|e| Error::Internal(e.to_string()))?;
+        let (confirmed, ack) = store::lock_confirmation(conn, complaint_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
+        let ack = v1::Acknowledgement::decode(ack.as_slice())
+            .map_err(|e| Error::Internal(e.to_string()))?;
         if confirmed {
             return Ok(v1::ConfirmResponse {
                 already_confirmed: true,
@@ -196,13 +191,9 @@ impl Recorder {
         if confirmation.note.chars().count() > self.policy.fields.description {
             return Err(Error::invalid("confirmation.note", "is too long"));
         }
-        sqlx::query("UPDATE complaints SET confirmed = true, status = CASE WHEN status = 'received' THEN 'confirmed' ELSE status END, updated_at = $2 WHERE complaint_id = $1")
-            .bind(complaint_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        store::mark_confirmed(conn, complaint_id, now).await?;
         let e = PRODUCER.event(
-            complaint_id,
+            complaint_id.as_str(),
             at,
             actor,
             "",
@@ -227,22 +218,16 @@ impl Recorder {
     pub async fn reclassify(
         &self,
         conn: &mut PgConnection,
-        complaint_id: &str,
+        complaint_id: &ComplaintId,
         to: Class,
         reason: &str,
         actor: &v1::Actor,
     ) -> Result<v1::ReclassifyResponse, Error> {
-        let row = sqlx::query(
-            "SELECT class, received_at, status FROM complaints WHERE complaint_id = $1 FOR UPDATE",
-        )
-        .bind(complaint_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
-        let from = Class::parse(row.try_get::<String, _>("class")?.as_str())
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let received_at: DateTime<Utc> = row.try_get("received_at")?;
-        if row.try_get::<String, _>("status")? == "closed" {
+        let (class, received_at, status) = store::lock_class(conn, complaint_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
+        let from = Class::parse(class.as_str()).map_err(|e| Error::Internal(e.to_string()))?;
+        if status == "closed" {
             return Err(Error::FailedPrecondition(format!(
                 "complaint {complaint_id} is closed: only a repeat complaint reopens it"
             )));
@@ -255,14 +240,9 @@ impl Recorder {
         let promises = redress_domain::promises(&self.policy, to, received_at);
         let promises_pb = promises_proto(&self.policy, to, &promises);
         let now = self.now();
-        sqlx::query("UPDATE complaints SET class = $2, updated_at = $3 WHERE complaint_id = $1")
-            .bind(complaint_id)
-            .bind(to.as_str())
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+        store::set_class(conn, complaint_id, to.as_str(), now).await?;
         let e = PRODUCER.event(
-            complaint_id,
+            complaint_id.as_str(),
             now,
             actor,
             "",
@@ -352,6 +332,29 @@ impl Draft {
     pub fn key(&self) -> (&str, &str) {
         (&self.record.source.system, &self.record.source.external_id)
     }
+
+    /// The row the draft is recorded as.
+    fn row(&self) -> store::NewComplaint {
+        let r = &self.record;
+        store::NewComplaint {
+            complaint_id: self.ack.complaint_id.clone(),
+            source_system: r.source.system.clone(),
+            external_id: r.source.external_id.clone(),
+            details: self.details.encode_to_vec(),
+            acknowledgement: self.ack.encode_to_vec(),
+            class: self.class.as_str().to_owned(),
+            status: if r.is_confirmed() {
+                "confirmed"
+            } else {
+                "received"
+            },
+            channel: r.channel.as_str().to_owned(),
+            category: r.category.clone().unwrap_or_default(),
+            confirmed: r.is_confirmed(),
+            received_at: r.received_at,
+            number_prefix: format!("RD{}-", r.received_at.format("%Y%m%d")),
+        }
+    }
 }
 
 /// Inserts the drafts' rows in one statement. For each draft, in order: its complaint number,
@@ -361,83 +364,8 @@ pub async fn insert_new(
     conn: &mut PgConnection,
     drafts: &[Draft],
 ) -> Result<Vec<Option<String>>, Error> {
-    let n = drafts.len();
-    let (mut ids, mut systems, mut externals, mut details, mut acks) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (
-        mut classes,
-        mut statuses,
-        mut channels,
-        mut categories,
-        mut confirmed,
-        mut received,
-        mut prefixes,
-    ) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for d in drafts {
-        let r = &d.record;
-        ids.push(d.ack.complaint_id.clone());
-        systems.push(r.source.system.clone());
-        externals.push(r.source.external_id.clone());
-        details.push(d.details.encode_to_vec());
-        acks.push(d.ack.encode_to_vec());
-        classes.push(d.class.as_str().to_owned());
-        statuses.push(
-            if r.is_confirmed() {
-                "confirmed"
-            } else {
-                "received"
-            }
-            .to_owned(),
-        );
-        channels.push(r.channel.as_str().to_owned());
-        categories.push(r.category.clone().unwrap_or_default());
-        confirmed.push(r.is_confirmed());
-        received.push(r.received_at);
-        prefixes.push(format!("RD{}-", r.received_at.format("%Y%m%d")));
-    }
-    // WITH ORDINALITY keeps the drafts' order, so numbers follow arrival and a repeated key
-    // within the call keeps its first draft.
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "INSERT INTO complaints (complaint_id, number, source_system, external_id, details,
-            acknowledgement, class, status, channel, category, confirmed, received_at, updated_at)
-         SELECT id, prefix || lpad(nextval('complaint_number_seq')::text, 6, '0'), sys, ext, det,
-            ack, cls, st, ch, cat, conf, rec, rec
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[],
-            $7::text[], $8::text[], $9::text[], $10::bool[], $11::timestamptz[], $12::text[])
-            WITH ORDINALITY AS t(id, sys, ext, det, ack, cls, st, ch, cat, conf, rec, prefix, i)
-         ORDER BY i
-         ON CONFLICT (source_system, external_id) DO NOTHING
-         RETURNING complaint_id, number",
-    )
-    .bind(&ids)
-    .bind(&systems)
-    .bind(&externals)
-    .bind(&details)
-    .bind(&acks)
-    .bind(&classes)
-    .bind(&statuses)
-    .bind(&channels)
-    .bind(&categories)
-    .bind(&confirmed)
-    .bind(&received)
-    .bind(&prefixes)
-    .fetch_all(conn)
-    .await?;
-    let mut numbers: std::collections::HashMap<String, String> = rows.into_iter().collect();
-    Ok(ids.iter().map(|id| numbers.remove(id)).collect())
+    let rows: Vec<store::NewComplaint> = drafts.iter().map(Draft::row).collect();
+    Ok(store::insert_new(conn, &rows).await?)
 }
 
 /// The acknowledgement stored under a submission key, marked as a duplicate.
@@ -446,14 +374,7 @@ async fn find_by_key(
     system: &str,
     external_id: &str,
 ) -> Result<Option<v1::Acknowledgement>, Error> {
-    let row: Option<(Vec<u8>, String)> = sqlx::query_as(
-        "SELECT acknowledgement, number FROM complaints WHERE source_system = $1 AND external_id = $2",
-    )
-    .bind(system)
-    .bind(external_id)
-    .fetch_optional(conn)
-    .await?;
-    match row {
+    match store::ack_by_key(conn, system, external_id).await? {
         None => Ok(None),
         Some((bytes, number)) => {
             let mut ack = stored_ack(&bytes, number)?;

@@ -23,16 +23,14 @@ use prost::Message as _;
 use redress_domain::limits::{self, LimitChange, LimitsInForce};
 use redress_domain::sla::ClockKind;
 use redress_domain::{Class, Policy, Promises};
-use redress_platform::access::Reach;
 use redress_platform::consumer::{HandleError, Handler, Incoming};
-use redress_platform::pagination::{Key, Kind, Page};
 use redress_proto::v1::{self, event::Payload};
+use sqlx::PgConnection;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::Error;
 use crate::recording::promises_proto;
-use crate::submission::ts;
+use crate::store::{self, SummaryChange};
 use redress_proto::Wire as _;
 
 /// Applies events to the registry, with the policy the limits follow from.
@@ -73,7 +71,7 @@ impl<'a> Entry<'a> {
     async fn apply(&self, conn: &mut PgConnection, policy: &Policy) -> Result<(), sqlx::Error> {
         let payload = self.payload;
         if let Some(change) = self.summary_change() {
-            apply_summaries(conn, &[change]).await?;
+            store::apply_summaries(conn, &[change]).await?;
         }
         if let Some((change, reasons)) = view_change(payload, self.occurred_at) {
             apply_to_limits(
@@ -87,15 +85,7 @@ impl<'a> Entry<'a> {
             .await?;
         }
         if let Some(satisfied) = satisfaction(payload) {
-            sqlx::query("UPDATE complaints SET satisfaction = $2 WHERE complaint_id = $1")
-                .bind(&self.event.complaint_id)
-                .bind(if satisfied {
-                    "satisfied"
-                } else {
-                    "dissatisfied"
-                })
-                .execute(&mut *conn)
-                .await?;
+            store::set_satisfaction(conn, &self.event.complaint_id, satisfied).await?;
         }
         Ok(())
     }
@@ -190,13 +180,13 @@ async fn apply_events(
             continue;
         }
         for wave in waves.drain(..) {
-            apply_summaries(conn, &wave).await?;
+            store::apply_summaries(conn, &wave).await?;
         }
         pending.clear();
         entry.apply(conn, policy).await?;
     }
     for wave in waves {
-        apply_summaries(conn, &wave).await?;
+        store::apply_summaries(conn, &wave).await?;
     }
     Ok(Ok(()))
 }
@@ -213,19 +203,7 @@ async fn remember_names(conn: &mut PgConnection, events: &[v1::Event]) -> Result
             names.insert(&s.staff_id, &s.name);
         }
     }
-    if names.is_empty() {
-        return Ok(());
-    }
-    let (ids, names): (Vec<&str>, Vec<&str>) = names.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO staff_names (staff_id, name) SELECT * FROM UNNEST($1::text[], $2::text[])
-         ON CONFLICT (staff_id) DO UPDATE SET name = EXCLUDED.name",
-    )
-    .bind(ids)
-    .bind(names)
-    .execute(conn)
-    .await?;
-    Ok(())
+    store::remember_names(conn, &names).await
 }
 
 /// The known names of the people the entries mention, by staff id (one query, and none when
@@ -249,12 +227,7 @@ async fn names_of(
     }
     ids.sort_unstable();
     ids.dedup();
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT staff_id, name FROM staff_names WHERE staff_id = ANY($1)")
-            .bind(ids)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.into_iter().collect())
+    store::names_of(conn, &ids).await
 }
 
 /// Adds the entries' timeline rows in one statement (a row already there is left as it is).
@@ -266,46 +239,24 @@ async fn insert_timeline(
         return Ok(());
     }
     let names = names_of(&mut *conn, entries).await?;
-    let mut complaints = Vec::with_capacity(entries.len());
-    let mut ids = Vec::with_capacity(entries.len());
-    let mut kinds = Vec::with_capacity(entries.len());
-    let mut times = Vec::with_capacity(entries.len());
-    let mut actor_ids = Vec::with_capacity(entries.len());
-    let mut actor_names = Vec::with_capacity(entries.len());
-    let mut actor_roles = Vec::with_capacity(entries.len());
-    let mut summaries = Vec::with_capacity(entries.len());
-    let mut producers = Vec::with_capacity(entries.len());
-    for e in entries {
-        let actor = e.event.actor.clone().unwrap_or_default();
-        complaints.push(e.event.complaint_id.clone());
-        ids.push(e.event.event_id.clone());
-        kinds.push(e.payload.kind().to_owned());
-        times.push(e.occurred_at);
-        actor_ids.push(actor.id);
-        actor_names.push(actor.display_name);
-        actor_roles.push(actor.role);
-        summaries.push(summary(e.payload, &names));
-        producers.push(e.event.producer.clone());
-    }
-    sqlx::query(
-        "INSERT INTO timeline (complaint_id, event_id, kind, occurred_at, actor_id, actor_name,
-            actor_role, summary, source_service)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-            $6::text[], $7::int4[], $8::text[], $9::text[])
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(complaints)
-    .bind(ids)
-    .bind(kinds)
-    .bind(times)
-    .bind(actor_ids)
-    .bind(actor_names)
-    .bind(actor_roles)
-    .bind(summaries)
-    .bind(producers)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let rows: Vec<store::TimelineRow> = entries
+        .iter()
+        .map(|e| {
+            let actor = e.event.actor.clone().unwrap_or_default();
+            store::TimelineRow {
+                complaint_id: e.event.complaint_id.clone(),
+                event_id: e.event.event_id.clone(),
+                kind: e.payload.kind().to_owned(),
+                occurred_at: e.occurred_at,
+                actor_id: actor.id,
+                actor_name: actor.display_name,
+                actor_role: actor.role,
+                summary: summary(e.payload, &names),
+                source_service: e.event.producer.clone(),
+            }
+        })
+        .collect();
+    store::insert_timeline(conn, &rows).await
 }
 
 /// A message's event.
@@ -336,19 +287,6 @@ impl Handler for Registry {
             .await?
             .map_err(HandleError::Permanent)
     }
-}
-
-/// A change to a complaint's summary columns.
-struct SummaryChange<'a> {
-    complaint_id: &'a str,
-    status: Option<&'static str>,
-    department: Option<&'a str>,
-    assignee: Option<&'a str>,
-    overdue: Option<bool>,
-    at: DateTime<Utc>,
-    /// The stages the status may move from, comma-separated; empty for any.
-    only_from: &'static str,
-    clear_assignee: bool,
 }
 
 /// Keeps the summary columns current. Events may arrive before intake's own row exists (they
@@ -425,49 +363,6 @@ fn summary_change<'a>(
         only_from,
         clear_assignee,
     })
-}
-
-/// Applies summary changes, each complaint at most once in `changes`, in one statement.
-/// Status only moves forward in time: an older event delivered late does not overwrite it.
-async fn apply_summaries(
-    conn: &mut PgConnection,
-    changes: &[SummaryChange<'_>],
-) -> Result<(), sqlx::Error> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    macro_rules! column {
-        ($f:expr) => {
-            changes.iter().map($f).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(
-        "UPDATE complaints c SET
-            status = CASE WHEN r.status IS NOT NULL AND c.updated_at <= r.at
-                AND (r.only_from = '' OR c.status = ANY(string_to_array(r.only_from, ',')))
-                THEN r.status ELSE c.status END,
-            department_id = COALESCE(r.department_id, c.department_id),
-            assignee_id = CASE WHEN r.clear_assignee AND c.updated_at <= r.at THEN NULL
-                ELSE COALESCE(r.assignee_id, c.assignee_id) END,
-            overdue = COALESCE(r.overdue, c.overdue),
-            updated_at = GREATEST(c.updated_at, r.at)
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[],
-                     $6::timestamptz[], $7::text[], $8::bool[])
-            AS r(complaint_id, status, department_id, assignee_id, overdue, at, only_from,
-                 clear_assignee)
-         WHERE c.complaint_id = r.complaint_id",
-    )
-    .bind(column!(|c| c.complaint_id))
-    .bind(column!(|c| c.status))
-    .bind(column!(|c| c.department))
-    .bind(column!(|c| c.assignee))
-    .bind(column!(|c| c.overdue))
-    .bind(column!(|c| c.at))
-    .bind(column!(|c| c.only_from))
-    .bind(column!(|c| c.clear_assignee))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// What an event changes in the limits in force, and the reasons it gives for a new class.
@@ -558,63 +453,36 @@ async fn apply_to_limits(
     reasons: Option<Vec<String>>,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let Some(row) = sqlx::query(
-        "SELECT acknowledgement, received_at, limits, class_set_at FROM complaints
-         WHERE complaint_id = $1 FOR UPDATE",
-    )
-    .bind(complaint_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
+    let Some(row) = store::lock_limits(conn, complaint_id).await? else {
         return Ok(());
     };
     // Of two class changes the later one wins, whatever order they arrive in: intake writes
     // its own reclassification at once, while a validity decision made earlier in routing may
     // still be on its way (seen under load by the consistency test).
-    let class_set_at: Option<DateTime<Utc>> = row.try_get("class_set_at")?;
-    if change.sets_class() && class_set_at.is_some_and(|set| at < set) {
+    if change.sets_class() && row.class_set_at.is_some_and(|set| at < set) {
         return Ok(());
     }
-    let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
+    let ack = v1::Acknowledgement::decode(row.acknowledgement.as_slice())
         .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    let mut limits = stored_limits(
-        policy,
-        row.try_get("limits")?,
-        &ack,
-        row.try_get("received_at")?,
-    )
-    .map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let mut limits = stored_limits(policy, row.limits, &ack, row.received_at)
+        .map_err(|e| sqlx::Error::Decode(e.into()))?;
     let sets_class = change.sets_class();
     limits.apply_at(policy, change, at);
-    sqlx::query(
-        "UPDATE complaints SET class = $2, limits = $3,
-            classification_reasons = COALESCE($4, classification_reasons),
-            class_set_at = CASE WHEN $5 THEN $6 ELSE class_set_at END
-         WHERE complaint_id = $1",
-    )
-    .bind(complaint_id)
-    .bind(limits.class.as_str())
-    .bind(Json(&limits))
-    .bind(reasons)
-    .bind(sets_class)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    store::save_limits(conn, complaint_id, &limits, reasons, sets_class, at).await
 }
 
 /// The current class, reasons and promises of a row (as acknowledged until changed).
-fn current(
+pub(crate) fn current(
     policy: &Policy,
-    row: &sqlx::postgres::PgRow,
+    row: &store::ComplaintRow,
     ack: &v1::Acknowledgement,
 ) -> Result<(Class, Vec<String>, Option<v1::Promises>), Error> {
-    let class = Class::parse(row.try_get::<String, _>("class")?.as_str())
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let class = Class::parse(row.class.as_str()).map_err(|e| Error::Internal(e.to_string()))?;
     let reasons = row
-        .try_get::<Option<Vec<String>>, _>("classification_reasons")?
+        .classification_reasons
+        .clone()
         .unwrap_or_else(|| ack.classification_reasons.clone());
-    let promises = match row.try_get::<Option<Json<LimitsInForce>>, _>("limits")? {
+    let promises = match &row.limits {
         Some(Json(l)) => Some(promises_proto(policy, l.class, &l.promises)),
         None => ack.promises.clone(),
     };
@@ -643,237 +511,4 @@ fn to_micros(mut p: v1::Promises) -> v1::Promises {
 /// registry knows it, else by id.
 pub fn summary(payload: &Payload, names: &HashMap<String, String>) -> String {
     payload.describe_naming(&|id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned()))
-}
-
-/// `GetComplaint`: the record, its state and its whole timeline.
-/// The id of the complaint with this number, if any.
-pub async fn id_of_number(pool: &PgPool, number: &str) -> Result<Option<String>, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT complaint_id FROM complaints WHERE number = $1")
-            .bind(number)
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
-pub async fn get(
-    pool: &PgPool,
-    policy: &Policy,
-    complaint_id: &str,
-) -> Result<v1::ComplaintView, Error> {
-    // One snapshot for the row and its timeline, so the status matches the entries shown.
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let row = sqlx::query(
-        "SELECT complaint_id, number, details, acknowledgement, class, status, department_id,
-                assignee_id, overdue, confirmed, received_at, satisfaction,
-                classification_reasons, limits
-         FROM complaints WHERE complaint_id = $1",
-    )
-    .bind(complaint_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| Error::NotFound(format!("complaint {complaint_id}")))?;
-    let details = v1::ComplaintDetails::decode(row.try_get::<Vec<u8>, _>("details")?.as_slice())
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let ack = v1::Acknowledgement::decode(row.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let (class, reasons, promises) = current(policy, &row, &ack)?;
-    let timeline = sqlx::query(
-        "SELECT event_id, kind, occurred_at, actor_id, actor_name, actor_role, summary, source_service
-         FROM timeline WHERE complaint_id = $1 ORDER BY occurred_at, seq",
-    )
-    .bind(complaint_id)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| -> Result<v1::TimelineEntry, sqlx::Error> {
-        Ok(v1::TimelineEntry {
-            event_id: r.try_get("event_id")?,
-            kind: r.try_get("kind")?,
-            occurred_at: Some(ts(r.try_get("occurred_at")?)),
-            actor: Some(v1::Actor {
-                id: r.try_get("actor_id")?,
-                display_name: r.try_get("actor_name")?,
-                role: r.try_get("actor_role")?,
-            }),
-            summary: r.try_get("summary")?,
-            source_service: r.try_get("source_service")?,
-        })
-    })
-    .collect::<Result<Vec<_>, _>>()?;
-    Ok(v1::ComplaintView {
-        complaint_id: row.try_get("complaint_id")?,
-        number: row.try_get("number")?,
-        details: Some(details),
-        class: class.to_wire(),
-        status: row.try_get("status")?,
-        department_id: row
-            .try_get::<Option<String>, _>("department_id")?
-            .unwrap_or_default(),
-        assignee_id: row
-            .try_get::<Option<String>, _>("assignee_id")?
-            .unwrap_or_default(),
-        overdue: row.try_get("overdue")?,
-        promises,
-        confirmed: row.try_get("confirmed")?,
-        timeline,
-        classification_reasons: reasons,
-        guidance: ack.guidance,
-        received_at: Some(ts(row.try_get("received_at")?)),
-        satisfaction: row.try_get("satisfaction")?,
-    })
-}
-
-/// Largest page `ListComplaints` returns.
-pub const MAX_PAGE: u32 = 200;
-
-/// A complaint's department and assignee, for access checks before a command (`NotFound` when
-/// there is no such complaint).
-pub async fn place(pool: &PgPool, id: &str) -> Result<(String, String), Error> {
-    let row: Option<(Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT department_id, assignee_id FROM complaints WHERE complaint_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let (department, assignee) = row.ok_or_else(|| Error::NotFound(format!("complaint {id}")))?;
-    Ok((department.unwrap_or_default(), assignee.unwrap_or_default()))
-}
-
-/// `ListComplaints`: newest first, filtered, keyset-paginated on `(received_at, complaint_id)`
-/// so page 1,000 costs what page 1 costs.
-pub async fn list(
-    pool: &PgPool,
-    policy: &Policy,
-    req: &v1::ListComplaintsRequest,
-    reach: &Reach,
-) -> Result<v1::ListComplaintsResponse, Error> {
-    let page = Page::read(req.page.as_ref(), MAX_PAGE, &[Kind::Time, Kind::Text])?;
-    let class = match v1::Class::try_from(req.class) {
-        Ok(v1::Class::Unspecified) => None,
-        Ok(c) => Some(c.as_str_name().trim_start_matches("CLASS_").to_owned()),
-        Err(_) => return Err(Error::invalid("class", "unknown class")),
-    };
-    let channel = match v1::Channel::try_from(req.channel) {
-        Ok(v1::Channel::Unspecified) => None,
-        Ok(c) => Some(
-            c.as_str_name()
-                .trim_start_matches("CHANNEL_")
-                .to_ascii_lowercase(),
-        ),
-        Err(_) => return Err(Error::invalid("channel", "unknown channel")),
-    };
-    let time =
-        |t: &Option<prost_types::Timestamp>, field: &str| -> Result<Option<DateTime<Utc>>, Error> {
-            t.as_ref()
-                .map(|t| {
-                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-                        .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
-                })
-                .transpose()
-        };
-    let from = time(&req.received_from, "received_from")?;
-    let to = time(&req.received_to, "received_to")?;
-    // Only the filters given become predicates, so each one can use its index and the cursor
-    // is an index condition: page 1,000 reads what page 1 reads.
-    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "SELECT complaint_id, number, details, acknowledgement, class, status, channel,
-                department_id, assignee_id, overdue, received_at, category,
-                classification_reasons, limits
-         FROM complaints WHERE true",
-    );
-    if let (false, departments, actor) = reach.sql() {
-        q.push(" AND (department_id = ANY(")
-            .push_bind(departments.to_vec())
-            .push(")")
-            .push(" OR assignee_id = ")
-            .push_bind(actor.map(str::to_owned))
-            .push(")");
-    }
-    if !req.status.is_empty() {
-        q.push(" AND status = ").push_bind(&req.status);
-    }
-    if let Some(class) = class {
-        q.push(" AND class = ").push_bind(class);
-    }
-    if !req.department_id.is_empty() {
-        q.push(" AND department_id = ")
-            .push_bind(&req.department_id);
-    }
-    if let Some(channel) = channel {
-        q.push(" AND channel = ").push_bind(channel);
-    }
-    match req.overdue {
-        Some(true) => {
-            q.push(" AND overdue");
-        }
-        Some(false) => {
-            q.push(" AND NOT overdue");
-        }
-        None => {}
-    }
-    if let Some(from) = from {
-        q.push(" AND received_at >= ").push_bind(from);
-    }
-    if let Some(to) = to {
-        q.push(" AND received_at < ").push_bind(to);
-    }
-    if page.is_continued() {
-        q.push(" AND (received_at, complaint_id) < (")
-            .push_bind(page.time(0))
-            .push(", ")
-            .push_bind(page.text(1))
-            .push(")");
-    }
-    q.push(" ORDER BY received_at DESC, complaint_id DESC LIMIT ")
-        .push_bind(page.fetch());
-    let (rows, next_page_token) = page.finish(q.build().fetch_all(pool).await?, |r| {
-        Ok::<_, sqlx::Error>(vec![
-            Key::Time(r.try_get("received_at")?),
-            Key::Text(r.try_get("complaint_id")?),
-        ])
-    })?;
-    let mut complaints = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let details = v1::ComplaintDetails::decode(r.try_get::<Vec<u8>, _>("details")?.as_slice())
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let ack =
-            v1::Acknowledgement::decode(r.try_get::<Vec<u8>, _>("acknowledgement")?.as_slice())
-                .map_err(|e| Error::Internal(e.to_string()))?;
-        let (class, _, promises) = current(policy, r, &ack)?;
-        let channel: String = r.try_get("channel")?;
-        complaints.push(v1::ComplaintSummary {
-            complaint_id: r.try_get("complaint_id")?,
-            number: r.try_get("number")?,
-            class: class.to_wire(),
-            status: r.try_get("status")?,
-            channel: v1::Channel::from_str_name(&format!(
-                "CHANNEL_{}",
-                channel.to_ascii_uppercase()
-            ))
-            .unwrap_or(v1::Channel::Unspecified) as i32,
-            customer_name: details
-                .customer
-                .as_ref()
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            department_id: r
-                .try_get::<Option<String>, _>("department_id")?
-                .unwrap_or_default(),
-            assignee_id: r
-                .try_get::<Option<String>, _>("assignee_id")?
-                .unwrap_or_default(),
-            overdue: r.try_get("overdue")?,
-            received_at: Some(ts(r.try_get("received_at")?)),
-            completion_due: promises.and_then(|p| p.completion_due),
-            category: r.try_get("category")?,
-            description_excerpt: details.description.chars().take(80).collect(),
-        });
-    }
-    Ok(v1::ListComplaintsResponse {
-        complaints,
-        next_page_token,
-    })
 }
