@@ -1845,3 +1845,59 @@ async fn a_backlog_is_routed_in_batches_with_the_outcome_of_one_at_a_time() {
     let logs = r.svc.logs();
     assert!(!logs.contains("batch failed"), "{logs}");
 }
+
+/// Complaint ids are parsed where an event is decoded: a receipt or a confirmation naming no
+/// complaint is set aside as a dead letter, once each, and the arrivals around it in the same
+/// backlog are routed as if it were not there.
+#[tokio::test]
+async fn an_arrival_naming_no_complaint_is_dead_lettered_and_its_neighbours_are_routed() {
+    let bed = TestBed::start().await;
+    // A first start makes the streams; the backlog then waits for the second.
+    let mut first = routing(&bed, SEED).await;
+    first.svc.terminate(10 * SECOND).await.expect("stopped");
+    let before = new_id();
+    let after = new_id();
+    let malformed = "cmp_not-an-id";
+    publish(&bed, &received(&before, &Complaint::default())).await;
+    publish(&bed, &confirmed(&before)).await;
+    publish(&bed, &received(malformed, &Complaint::default())).await;
+    publish(&bed, &confirmed(malformed)).await;
+    publish(&bed, &received(&after, &Complaint::default())).await;
+    publish(&bed, &confirmed(&after)).await;
+
+    let mut r = routing_with(&bed, SEED, &[("REDRESS_CONSUMER_BATCH", "128")]).await;
+    assert_eq!(
+        wait_stage(&mut r, &before, "assigned").await.department_id,
+        "billing"
+    );
+    assert_eq!(
+        wait_stage(&mut r, &after, "assigned").await.department_id,
+        "billing"
+    );
+    let dead = bed
+        .read_stream(
+            &format!("{}_DEADLETTER", bed.prefix.to_uppercase()),
+            &format!("{}.deadletter.>", bed.prefix),
+            2,
+            10 * SECOND,
+        )
+        .await;
+    assert_eq!(dead.len(), 2);
+    for d in &dead {
+        assert_eq!(
+            d.subject.as_str(),
+            format!("{}.deadletter.routing-intake-events", bed.prefix)
+        );
+        let reason = d
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Redress-Dead-Letter-Reason"))
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default();
+        assert!(reason.contains(malformed), "{reason}");
+    }
+    assert!(
+        handling(&mut r, malformed).await.is_none(),
+        "the malformed id has no handling"
+    );
+}
