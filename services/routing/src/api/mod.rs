@@ -2,10 +2,10 @@
 //! concern it belongs to, so this file shows the whole surface at a glance. Every command on a
 //! complaint asks [`crate::access`] whether the caller may act on it before anything changes.
 //!
-//! - [`organisation`]: departments, staff and routing rules; operators change them (the one
+//! - `organisation`: departments, staff and routing rules; operators change them (the one
 //!   role check made here, at the door), anyone signed in reads them.
-//! - [`queue`]: who has a complaint — assign, reassign, reroute — and the queues to work from.
-//! - [`handling`]: the department's handling, from acceptance to closing (DOMAIN §3, §5, §9).
+//! - `queue`: who has a complaint — assign, reassign, reroute — and the queues to work from.
+//! - `handling`: the department's handling, from acceptance to closing (DOMAIN §3, §5, §9).
 
 mod handling;
 mod organisation;
@@ -45,8 +45,8 @@ fn text(field: &str, value: &str, required: bool) -> Result<String, Error> {
 }
 
 /// The complaint a request names, typed from here on; a malformed id is refused naming the
-/// field. Each RPC parses it where it used to check it, so a request with several faults is
-/// refused for the same one as before.
+/// field. Each RPC parses it after checking its own fields and before taking the row lock, so
+/// a faulty request is refused without waiting on a busy complaint.
 fn complaint(raw: &str) -> Result<ComplaintId, Error> {
     let id = request::complaint_id(raw)?;
     ComplaintId::parse(&id).map_err(|e| Error::invalid("complaint_id", &e.to_string()))

@@ -76,7 +76,8 @@ pub async fn reserve_order(conn: &mut PgConnection, count: usize) -> Result<Vec<
     .await
 }
 
-/// Writes the round-robin order of several handlers in one statement.
+/// Writes the round-robin order of several handlers in one statement, as a batch books many
+/// at once ([`reserve_order`]).
 pub async fn write_order(
     conn: &mut PgConnection,
     staff_ids: Vec<String>,

@@ -37,8 +37,8 @@ fn i32_of(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-/// A row read through `record_query!`. Stored values the service could not have written (an unknown
-/// stage or class, undecodable details) are internal errors, not guesses.
+/// A row read through `record_query!`. Stored values the service could not have written (an
+/// unknown stage or class, undecodable details) are internal errors, not guesses.
 fn record_from_row(r: &PgRow) -> Result<Record, Error> {
     let id: String = r.try_get("complaint_id")?;
     let stage: String = r.try_get("stage")?;

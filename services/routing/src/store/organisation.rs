@@ -40,7 +40,6 @@ fn staff_from_row(r: &PgRow) -> Result<v1::Staff, sqlx::Error> {
     })
 }
 
-/// One department.
 pub async fn department(
     conn: &mut PgConnection,
     id: &str,
@@ -53,7 +52,7 @@ pub async fn department(
         .transpose()
 }
 
-/// The departments among `ids`, by id.
+/// The departments among `ids`, by id, so that a batch looks each one up once.
 pub async fn departments(
     conn: &mut PgConnection,
     ids: &[String],
@@ -164,7 +163,6 @@ pub async fn manages_service_centre(
     .await
 }
 
-/// One member of staff.
 pub async fn staff(conn: &mut PgConnection, id: &str) -> Result<Option<v1::Staff>, sqlx::Error> {
     sqlx::query("SELECT * FROM staff WHERE staff_id = $1")
         .bind(id)
@@ -242,7 +240,8 @@ pub async fn upsert_staff(
     .await
 }
 
-/// Marks a person suspended.
+/// Marks a person suspended. Only escalation's event sets it; lifting it is an operator's
+/// deliberate upsert ([`upsert_staff`]).
 pub async fn suspend(conn: &mut PgConnection, person_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE staff SET suspended = true WHERE staff_id = $1")
         .bind(person_id)
@@ -251,7 +250,6 @@ pub async fn suspend(conn: &mut PgConnection, person_id: &str) -> Result<(), sql
     Ok(())
 }
 
-/// The settings row.
 pub async fn settings(conn: &mut PgConnection) -> Result<Settings, sqlx::Error> {
     let row = sqlx::query("SELECT default_department_id, version FROM routing_settings")
         .fetch_one(conn)
