@@ -103,6 +103,26 @@ async fn a_complaint_travels_through_all_five_services() {
         !to_manager.is_empty(),
         "a notification on the manager's subject"
     );
+    // The body carries exactly the fields the event catalogue documents
+    // (docs/events/asyncapi.json), no more and no fewer.
+    let body: serde_json::Value =
+        serde_json::from_slice(&to_manager[0].payload).expect("notification is JSON");
+    let mut sent: Vec<&str> = body
+        .as_object()
+        .expect("notification is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut documented: Vec<&str> = redress_proto::catalogue::NOTIFICATION_FIELDS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    sent.sort_unstable();
+    documented.sort_unstable();
+    assert_eq!(
+        sent, documented,
+        "notification fields against the catalogue"
+    );
 
     // The handler takes it up and resolves it with the customer's agreement.
     let mut routing_client = RoutingServiceClient::new(bed.channel(routing).await);

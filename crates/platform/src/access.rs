@@ -60,7 +60,8 @@ impl Reach {
             Role::GeneralManager
             | Role::CustomerServiceAgent
             | Role::Operator
-            | Role::Integration => Reach::All,
+            | Role::Integration
+            | Role::Viewer => Reach::All,
             Role::DepartmentManager | Role::Handler => Reach::Staff {
                 departments: who.departments.clone(),
                 actor: who.actor_id.clone(),
@@ -108,7 +109,7 @@ impl Sight {
             Role::GeneralManager | Role::CustomerServiceAgent => true,
             Role::DepartmentManager => Reach::of(who).covers(place),
             Role::Handler => place.assignee == Some(who.actor_id.as_str()),
-            Role::Operator | Role::Integration => false,
+            Role::Operator | Role::Integration | Role::Viewer => false,
         };
         if full { Sight::Full } else { Sight::Masked }
     }
@@ -142,7 +143,7 @@ pub fn acts_for_department(who: &Identity, place: Place<'_>) -> bool {
     match who.role {
         Role::GeneralManager => true,
         Role::DepartmentManager | Role::Handler => Reach::of(who).covers(place),
-        Role::CustomerServiceAgent | Role::Operator | Role::Integration => false,
+        Role::CustomerServiceAgent | Role::Operator | Role::Integration | Role::Viewer => false,
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Platform {
     background: JoinSet<()>,
     background_stop: CancellationToken,
     metrics_addr: Option<SocketAddr>,
+    /// Further ports the service listens on (the board's HTTP), named in the ready file.
+    listening: Vec<(&'static str, SocketAddr)>,
 }
 
 impl Platform {
@@ -144,6 +146,7 @@ impl Platform {
             background: JoinSet::new(),
             background_stop: CancellationToken::new(),
             metrics_addr,
+            listening: Vec::new(),
         })
     }
 
@@ -194,6 +197,12 @@ impl Platform {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.background.spawn(work(self.background_stop.clone()));
+    }
+
+    /// Names another address the service listens on, for the ready file (`{"http": …}`), so a
+    /// launcher that asked for port 0 learns which port it got.
+    pub fn listening_on(&mut self, name: &'static str, addr: SocketAddr) {
+        self.listening.push((name, addr));
     }
 
     /// Serves gRPC (the given services plus health and reflection) and runs the outbox relay
@@ -291,7 +300,7 @@ impl Platform {
         };
 
         if let Some(path) = &self.args.ready_file {
-            write_ready_file(path, grpc_addr, self.metrics_addr)?;
+            write_ready_file(path, grpc_addr, self.metrics_addr, &self.listening)?;
         }
         tracing::info!(service = self.service.name, %grpc_addr, metrics = ?self.metrics_addr, "ready");
 
@@ -330,12 +339,16 @@ fn write_ready_file(
     path: &PathBuf,
     grpc: SocketAddr,
     metrics: Option<SocketAddr>,
+    listening: &[(&'static str, SocketAddr)],
 ) -> anyhow::Result<()> {
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "grpc": grpc.to_string(),
         "metrics": metrics.map(|m| m.to_string()),
         "pid": std::process::id(),
     });
+    for (name, addr) in listening {
+        body[*name] = serde_json::Value::String(addr.to_string());
+    }
     // Write then rename, so a reader never sees half a file.
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, body.to_string())?;

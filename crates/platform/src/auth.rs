@@ -25,6 +25,8 @@ pub enum Role {
     Integration,
     /// An operator: administration and reports.
     Operator,
+    /// Reads only (a wall screen, a dashboard): every complaint, customers masked, no command.
+    Viewer,
 }
 
 impl Role {
@@ -36,6 +38,7 @@ impl Role {
             Role::GeneralManager => "general_manager",
             Role::Integration => "integration",
             Role::Operator => "operator",
+            Role::Viewer => "viewer",
         }
     }
 
@@ -49,6 +52,7 @@ impl Role {
             Role::GeneralManager => P::GeneralManager,
             Role::Integration => P::Integration,
             Role::Operator => P::Operator,
+            Role::Viewer => P::Viewer,
         }
     }
 }
@@ -63,6 +67,7 @@ impl FromStr for Role {
             "general_manager" => Role::GeneralManager,
             "integration" => Role::Integration,
             "operator" | "admin" => Role::Operator,
+            "viewer" | "wallboard" => Role::Viewer,
             other => return Err(format!("unknown role {other:?}")),
         })
     }

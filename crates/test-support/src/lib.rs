@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod clock;
 mod db;
 mod nats;
@@ -19,7 +20,9 @@ mod poll;
 pub mod ports;
 mod postgres;
 mod process;
+pub mod sse;
 
+pub use browser::Browser;
 pub use clock::ClockControl;
 pub use db::TestDb;
 pub use nats::{NatsCluster, NatsServer};
@@ -46,7 +49,8 @@ test-manager-token=manager-1:department_manager@d-1+dept-network+dept-billing+de
 test-handler2-token=handler-2:handler@d-2:Handler Two,\
 test-manager2-token=manager-2:department_manager@d-2:Manager Two,\
 test-gm-token=gm-1:general_manager:General Manager,\
-test-integration-token=callcentre:integration:Call Centre";
+test-integration-token=callcentre:integration:Call Centre,\
+test-viewer-token=wall-1:viewer:Wall Screen";
 
 /// The value of the series named exactly `series` (name and labels) on a Prometheus page, or 0
 /// when the page does not have it.

@@ -11,6 +11,8 @@ pub struct ServiceProcess {
     pub name: String,
     pub grpc_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// Other addresses the service named in its ready file (the board's `http`).
+    pub listening: std::collections::BTreeMap<String, SocketAddr>,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -53,6 +55,7 @@ impl ServiceProcess {
             name: binary.to_owned(),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: None,
+            listening: Default::default(),
             child,
             dir,
         };
@@ -65,6 +68,12 @@ impl ServiceProcess {
                     .and_then(|s| s.parse().ok())
                     .expect("grpc addr");
                 p.metrics_addr = v["metrics"].as_str().and_then(|s| s.parse().ok());
+                if let Some(all) = v.as_object() {
+                    p.listening = all
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.parse().ok()?)))
+                        .collect();
+                }
                 return p;
             }
             if let Ok(Some(status)) = p.child.try_wait() {

@@ -7,6 +7,18 @@ use redress_platform::auth::{self, Identity, Role};
 use redress_proto::v1;
 use tonic::Status;
 
+/// Who takes a complaint in: everyone who works on complaints or sends them (the call centre,
+/// counters, departments that receive letters, integrations) — not the read-only viewer of a
+/// wall screen or a dashboard.
+pub const SUBMIT: &[Role] = &[
+    Role::CustomerServiceAgent,
+    Role::Integration,
+    Role::Handler,
+    Role::DepartmentManager,
+    Role::GeneralManager,
+    Role::Operator,
+];
+
 /// Who confirms a complaint with the customer, and which of them only for their department's
 /// complaints (the complaint centre and the call centre confirm any).
 pub const CONFIRM: Scope = Scope {

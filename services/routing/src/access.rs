@@ -61,7 +61,7 @@ pub async fn authorize(
                 || (allow.assignee && rec.assignee_id == who.actor_id)
         }
         Role::CustomerServiceAgent => allow.agent,
-        Role::Integration | Role::Operator => false,
+        Role::Integration | Role::Operator | Role::Viewer => false,
     };
     if ok {
         Ok(())
@@ -83,7 +83,7 @@ pub async fn may_close(conn: &mut PgConnection, who: &Identity, rec: &Record) ->
             store::manages(conn, &who.actor_id, &rec.department_id).await?
                 || store::manages_service_centre(conn, &who.actor_id).await?
         }
-        Role::Handler | Role::CustomerServiceAgent | Role::Integration => false,
+        Role::Handler | Role::CustomerServiceAgent | Role::Integration | Role::Viewer => false,
     };
     if ok {
         Ok(())

@@ -43,6 +43,7 @@ impl Api {
         who: &Identity,
         req: v1::SubmitRequest,
     ) -> Result<v1::Acknowledgement, Status> {
+        redress_platform::auth::require(who, access::SUBMIT)?;
         let details = req
             .details
             .ok_or_else(|| Error::invalid("details", "is required"))?;

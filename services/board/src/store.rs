@@ -1,0 +1,449 @@
+//! All of the board's SQL: folding events into the projection, and reading the wallboard.
+//!
+//! Every write is an upsert that sets only what its event knows, so events of one complaint
+//! written by different services may arrive in any order without one erasing another; the
+//! stage only moves forward (a reopening is the one way back).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::fold::{Change, Stage};
+
+/// Applies one folded change of one complaint (or of the organisation).
+pub async fn apply(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx::Error> {
+    match change {
+        Change::Nothing => {}
+        Change::Received {
+            complaint_id,
+            number,
+            class,
+            at,
+            completion_due,
+        } => {
+            sqlx::query(
+                "INSERT INTO complaints (complaint_id, complaint_number, class, received_at,
+                    completion_due)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (complaint_id) DO UPDATE SET complaint_number = EXCLUDED.complaint_number,
+                    class = CASE WHEN complaints.class = '' THEN EXCLUDED.class ELSE complaints.class END,
+                    received_at = EXCLUDED.received_at,
+                    completion_due = COALESCE(complaints.completion_due, EXCLUDED.completion_due),
+                    updated_at = now()",
+            )
+            .bind(complaint_id)
+            .bind(number)
+            .bind(class)
+            .bind(at)
+            .bind(completion_due)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Class {
+            complaint_id,
+            class,
+            completion_due,
+        } => {
+            sqlx::query(
+                "INSERT INTO complaints (complaint_id, class, completion_due) VALUES ($1, $2, $3)
+                 ON CONFLICT (complaint_id) DO UPDATE SET class = EXCLUDED.class,
+                    completion_due = COALESCE(EXCLUDED.completion_due, complaints.completion_due),
+                    updated_at = now()",
+            )
+            .bind(complaint_id)
+            .bind(class)
+            .bind(completion_due)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Stage {
+            complaint_id,
+            stage,
+            department_id,
+            handler,
+        } => {
+            let (handler_id, handler_name) = handler.clone().unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO complaints (complaint_id, stage, stage_rank, department_id, handler_id,
+                    handler_name)
+                 VALUES ($1, $2, $3, COALESCE($4, ''), $5, $6)
+                 ON CONFLICT (complaint_id) DO UPDATE SET
+                    stage = CASE WHEN $7 OR $3 >= complaints.stage_rank THEN $2 ELSE complaints.stage END,
+                    stage_rank = CASE WHEN $7 OR $3 >= complaints.stage_rank THEN $3
+                                 ELSE complaints.stage_rank END,
+                    department_id = COALESCE($4, complaints.department_id),
+                    handler_id = CASE WHEN $8 THEN $5 ELSE complaints.handler_id END,
+                    handler_name = CASE WHEN $8 THEN $6 ELSE complaints.handler_name END,
+                    -- A reopened complaint starts its clocks again: its old lateness is history.
+                    risk_clock = CASE WHEN $7 THEN NULL ELSE complaints.risk_clock END,
+                    risk_due = CASE WHEN $7 THEN NULL ELSE complaints.risk_due END,
+                    overdue_clock = CASE WHEN $7 THEN NULL ELSE complaints.overdue_clock END,
+                    overdue_since = CASE WHEN $7 THEN NULL ELSE complaints.overdue_since END,
+                    updated_at = now()",
+            )
+            .bind(complaint_id)
+            .bind(stage.name())
+            .bind(stage.rank())
+            .bind(department_id)
+            .bind(handler_id)
+            .bind(handler_name)
+            .bind(*stage == Stage::Reopened)
+            .bind(handler.is_some())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Warning {
+            complaint_id,
+            clock,
+            due_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO complaints (complaint_id, risk_clock, risk_due) VALUES ($1, $2, $3)
+                 ON CONFLICT (complaint_id) DO UPDATE SET risk_clock = EXCLUDED.risk_clock,
+                    risk_due = EXCLUDED.risk_due, updated_at = now()
+                 WHERE complaints.stage_rank < 5",
+            )
+            .bind(complaint_id)
+            .bind(clock)
+            .bind(due_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Overdue {
+            complaint_id,
+            clock,
+            due_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO complaints (complaint_id, overdue_clock, overdue_since) VALUES ($1, $2, $3)
+                 ON CONFLICT (complaint_id) DO UPDATE SET
+                    overdue_clock = CASE WHEN complaints.overdue_since IS NULL
+                        OR EXCLUDED.overdue_since < complaints.overdue_since
+                        THEN EXCLUDED.overdue_clock ELSE complaints.overdue_clock END,
+                    overdue_since = LEAST(complaints.overdue_since, EXCLUDED.overdue_since),
+                    risk_clock = CASE WHEN complaints.risk_clock = EXCLUDED.overdue_clock
+                        THEN NULL ELSE complaints.risk_clock END,
+                    risk_due = CASE WHEN complaints.risk_clock = EXCLUDED.overdue_clock
+                        THEN NULL ELSE complaints.risk_due END,
+                    updated_at = now()
+                 WHERE complaints.stage_rank < 5",
+            )
+            .bind(complaint_id)
+            .bind(clock)
+            .bind(due_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::EscalationRaised(e) => {
+            sqlx::query(
+                "INSERT INTO escalations (escalation_id, complaint_id, level, recipient_id,
+                    recipient_name, department_id, summary, raised_at, acknowledge_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (escalation_id) DO NOTHING",
+            )
+            .bind(&e.escalation_id)
+            .bind(&e.complaint_id)
+            .bind(e.level)
+            .bind(&e.recipient_id)
+            .bind(&e.recipient_name)
+            .bind(&e.department_id)
+            .bind(&e.summary)
+            .bind(e.raised_at)
+            .bind(e.acknowledge_by)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::EscalationAnswered { escalation_id, at } => {
+            sqlx::query(
+                "UPDATE escalations SET acknowledged_at = COALESCE(acknowledged_at, $2)
+                 WHERE escalation_id = $1",
+            )
+            .bind(escalation_id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::RevisitScheduled {
+            revisit_id,
+            complaint_id,
+            department_id,
+            due_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO revisits (revisit_id, complaint_id, department_id, due_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (revisit_id) DO UPDATE SET due_at = EXCLUDED.due_at",
+            )
+            .bind(revisit_id)
+            .bind(complaint_id)
+            .bind(department_id)
+            .bind(due_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::RevisitCompleted {
+            revisit_id,
+            at,
+            reached,
+            satisfied,
+        } => {
+            sqlx::query(
+                "UPDATE revisits SET completed_at = $2, reached = $3, satisfied = $4
+                 WHERE revisit_id = $1 AND completed_at IS NULL",
+            )
+            .bind(revisit_id)
+            .bind(at)
+            .bind(reached)
+            .bind(satisfied)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Department { id, name } => {
+            sqlx::query(
+                "INSERT INTO departments (department_id, name) VALUES ($1, $2)
+                 ON CONFLICT (department_id) DO UPDATE SET name = EXCLUDED.name",
+            )
+            .bind(id)
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Which complaints a reader sees: every one, or those of some departments and those assigned
+/// to one person (`redress_platform::access::Reach`, as SQL).
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub all: bool,
+    pub departments: Vec<String>,
+    pub actor: Option<String>,
+}
+
+/// Open complaints of one department, class and stage.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Count {
+    pub department_id: String,
+    pub department_name: String,
+    pub class: String,
+    pub stage: String,
+    pub open: i64,
+}
+
+/// One complaint on a list of the board.
+#[derive(Debug, Serialize)]
+pub struct Line {
+    pub complaint_id: String,
+    pub complaint_number: String,
+    pub class: String,
+    pub department_id: String,
+    pub department_name: String,
+    pub handler_name: String,
+    pub stage: String,
+    pub clock: String,
+    /// When the limit falls (at risk) or fell (overdue).
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// An escalation nobody has acknowledged yet.
+#[derive(Debug, Serialize)]
+pub struct Waiting {
+    pub escalation_id: String,
+    pub complaint_id: String,
+    pub complaint_number: String,
+    pub level: i32,
+    pub recipient_name: String,
+    pub department_name: String,
+    pub summary: String,
+    pub raised_at: DateTime<Utc>,
+    pub acknowledge_by: Option<DateTime<Utc>>,
+}
+
+/// Today's revisits.
+#[derive(Debug, Serialize, Default)]
+pub struct Revisits {
+    pub due_today: i64,
+    pub done_today: i64,
+    pub reached_today: i64,
+    pub satisfied_today: i64,
+}
+
+const SCOPE: &str = "($1 OR c.department_id = ANY($2) OR c.handler_id = $3)";
+
+pub async fn counts(pool: &PgPool, scope: &Scope) -> Result<Vec<Count>, sqlx::Error> {
+    // Only constant fragments of this file are formatted in; every value is bound.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT c.department_id, COALESCE(d.name, c.department_id) AS department_name, c.class,
+                c.stage, count(*) AS open
+         FROM complaints c LEFT JOIN departments d USING (department_id)
+         WHERE c.stage_rank < 5 AND {SCOPE}
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4"
+    )))
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(&scope.actor)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Count {
+                department_id: r.try_get("department_id")?,
+                department_name: r.try_get("department_name")?,
+                class: r.try_get("class")?,
+                stage: r.try_get("stage")?,
+                open: r.try_get("open")?,
+            })
+        })
+        .collect()
+}
+
+/// Open complaints warned about and not yet late, the nearest limit first.
+pub async fn at_risk(pool: &PgPool, scope: &Scope, limit: i64) -> Result<Vec<Line>, sqlx::Error> {
+    lines(
+        pool,
+        scope,
+        "c.risk_due IS NOT NULL AND c.overdue_since IS NULL",
+        "c.risk_clock",
+        "c.risk_due",
+        limit,
+    )
+    .await
+}
+
+/// Open complaints past a limit, the longest late first.
+pub async fn overdue(pool: &PgPool, scope: &Scope, limit: i64) -> Result<Vec<Line>, sqlx::Error> {
+    lines(
+        pool,
+        scope,
+        "c.overdue_since IS NOT NULL",
+        "c.overdue_clock",
+        "c.overdue_since",
+        limit,
+    )
+    .await
+}
+
+async fn lines(
+    pool: &PgPool,
+    scope: &Scope,
+    filter: &str,
+    clock: &str,
+    due: &str,
+    limit: i64,
+) -> Result<Vec<Line>, sqlx::Error> {
+    // `filter`, `clock` and `due` are constants of this file; every value is bound.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT c.complaint_id, c.complaint_number, c.class, c.department_id,
+                COALESCE(d.name, c.department_id) AS department_name, c.handler_name, c.stage,
+                COALESCE({clock}, '') AS clock, {due} AS due_at
+         FROM complaints c LEFT JOIN departments d USING (department_id)
+         WHERE c.stage_rank < 5 AND {filter} AND {SCOPE}
+         ORDER BY {due} LIMIT $4"
+    )))
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(&scope.actor)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Line {
+                complaint_id: r.try_get("complaint_id")?,
+                complaint_number: r.try_get("complaint_number")?,
+                class: r.try_get("class")?,
+                department_id: r.try_get("department_id")?,
+                department_name: r.try_get("department_name")?,
+                handler_name: r.try_get("handler_name")?,
+                stage: r.try_get("stage")?,
+                clock: r.try_get("clock")?,
+                due_at: r.try_get("due_at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn waiting_escalations(
+    pool: &PgPool,
+    scope: &Scope,
+    limit: i64,
+) -> Result<Vec<Waiting>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT e.escalation_id, e.complaint_id, COALESCE(c.complaint_number, '') AS complaint_number,
+                e.level, e.recipient_name, COALESCE(d.name, e.department_id) AS department_name,
+                e.summary, e.raised_at, e.acknowledge_by
+         FROM escalations e
+         LEFT JOIN complaints c USING (complaint_id)
+         LEFT JOIN departments d ON d.department_id = e.department_id
+         WHERE e.acknowledged_at IS NULL
+           AND ($1 OR e.department_id = ANY($2) OR e.recipient_id = $3)
+         ORDER BY e.raised_at LIMIT $4",
+    )
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(&scope.actor)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Waiting {
+                escalation_id: r.try_get("escalation_id")?,
+                complaint_id: r.try_get("complaint_id")?,
+                complaint_number: r.try_get("complaint_number")?,
+                level: r.try_get("level")?,
+                recipient_name: r.try_get("recipient_name")?,
+                department_name: r.try_get("department_name")?,
+                summary: r.try_get("summary")?,
+                raised_at: r.try_get("raised_at")?,
+                acknowledge_by: r.try_get("acknowledge_by")?,
+            })
+        })
+        .collect()
+}
+
+/// Revisits due on the day `[from, to)`, and how many of them were made.
+pub async fn revisits(
+    pool: &PgPool,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Revisits, sqlx::Error> {
+    let r = sqlx::query(
+        "SELECT count(*) AS due,
+                count(*) FILTER (WHERE completed_at IS NOT NULL) AS done,
+                count(*) FILTER (WHERE reached) AS reached,
+                count(*) FILTER (WHERE satisfied) AS satisfied
+         FROM revisits WHERE due_at >= $3 AND due_at < $4
+           AND ($1 OR department_id = ANY($2))",
+    )
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(from)
+    .bind(to)
+    .fetch_one(pool)
+    .await?;
+    Ok(Revisits {
+        due_today: r.try_get("due")?,
+        done_today: r.try_get("done")?,
+        reached_today: r.try_get("reached")?,
+        satisfied_today: r.try_get("satisfied")?,
+    })
+}
+
+/// The department and handler of a complaint, for filtering and scoping events that do not
+/// name them.
+pub async fn place_of(
+    pool: &PgPool,
+    complaint_id: &str,
+) -> Result<Option<(String, String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT department_id, handler_id, class FROM complaints WHERE complaint_id = $1",
+    )
+    .bind(complaint_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .transpose()
+}

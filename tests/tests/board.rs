@@ -1,0 +1,362 @@
+//! The live operations board on the whole system: the five services and the board as
+//! processes on real NATS JetStream and PostgreSQL.
+//!
+//! - The event gateway: Server-Sent Events in JSON, refused without a token, filtered by kind,
+//!   department and class, the customer masked for those who may not see them, and resumed
+//!   after `Last-Event-ID` from JetStream.
+//! - The wallboard in a real headless Chromium: a complaint submitted over gRPC appears, goes
+//!   at risk, then overdue, its escalation appears — and all of it is still there after a
+//!   reload and after the board service restarts. A screenshot is kept for CI's artifacts.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
+use redress_test_support::sse::{SseClient, SseEvent, SseResponse};
+use redress_test_support::{Browser, ServiceProcess, TestBed, authed, poll, workspace_root};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start_board(bed: &TestBed) -> (ServiceProcess, SocketAddr) {
+    let board = bed
+        .spawn(
+            "redress-board",
+            &[("REDRESS_BOARD_HTTP_ADDR", "127.0.0.1:0")],
+        )
+        .await;
+    let http = *board
+        .listening
+        .get("http")
+        .expect("the board names its HTTP address");
+    (board, http)
+}
+
+async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseClient {
+    match SseClient::connect(addr, path, headers).await {
+        SseResponse::Stream(s) => s,
+        SseResponse::Refused { status, body } => panic!("{path}: refused {status}: {body}"),
+    }
+}
+
+async fn submit(bed: &TestBed, stack: &common::Stack, external_id: &str) -> v1::Acknowledgement {
+    let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
+    intake
+        .submit(authed(
+            "test-agent-token",
+            v1::SubmitRequest {
+                details: Some(common::complaint(external_id)),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
+/// Events until one of `kind` about `complaint` arrives (or none within the wait).
+async fn until_kind(
+    s: &mut SseClient,
+    kind: &str,
+    complaint: &str,
+) -> Option<(SseEvent, serde_json::Value)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let e = s.next(WAIT).await?;
+        let v: serde_json::Value = serde_json::from_str(&e.data).expect("event data is JSON");
+        if v["kind"] == kind && v["complaint_id"] == complaint {
+            return Some((e, v));
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn the_gateway_streams_events_as_json_filtered_masked_and_resumable() {
+    let bed = TestBed::start().await;
+    let stack = common::start(&bed, &[]).await;
+    let (_board, http) = start_board(&bed).await;
+
+    // No token, an unknown token, a bad filter: refused, naming what is wrong.
+    for (path, headers, status, field) in [
+        ("/events", vec![], 401, "access_token"),
+        (
+            "/events",
+            vec![("Authorization", "Bearer nope")],
+            401,
+            "access_token",
+        ),
+        (
+            "/events?class=E&access_token=test-gm-token",
+            vec![],
+            400,
+            "class",
+        ),
+        (
+            "/events?kind=complaint.nonsense&access_token=test-gm-token",
+            vec![],
+            400,
+            "kind",
+        ),
+        (
+            "/events?access_token=test-gm-token",
+            vec![("Last-Event-ID", "x")],
+            400,
+            "Last-Event-ID",
+        ),
+    ] {
+        match SseClient::connect(http, path, &headers).await {
+            SseResponse::Refused { status: got, body } => {
+                assert_eq!(got, status, "{path}: {body}");
+                assert!(body.contains(field), "{path}: {body} names {field}");
+            }
+            SseResponse::Stream(_) => panic!("{path} was not refused"),
+        }
+    }
+
+    // Who may see the customer sees them; a wall screen (the read-only viewer role) sees them
+    // masked.
+    let mut agent = open(
+        http,
+        "/events?kind=complaint&access_token=test-agent-token",
+        &[],
+    )
+    .await;
+    let mut viewer = open(
+        http,
+        "/events?kind=complaint.received",
+        &[("Authorization", "Bearer test-viewer-token")],
+    )
+    .await;
+    let mut other_department = open(
+        http,
+        "/events?department=dept-billing&access_token=test-gm-token",
+        &[],
+    )
+    .await;
+    let mut sla_only = open(
+        http,
+        "/events?kind=sla&class=C&access_token=test-gm-token",
+        &[],
+    )
+    .await;
+
+    let ack = submit(&bed, &stack, "board-sse-1").await;
+    let id = ack.complaint_id.clone();
+    let phone = common::complaint("board-sse-1")
+        .customer
+        .expect("customer")
+        .phone;
+
+    let (received, json) = until_kind(&mut agent, "complaint.received", &id)
+        .await
+        .expect("the agent's stream carries the complaint");
+    assert_eq!(
+        json["event"]["complaintReceived"]["complaintNumber"],
+        ack.complaint_number
+    );
+    // Intake keeps the number in international form: shown in full to the agent.
+    let full = json["event"]["complaintReceived"]["details"]["customer"]["phone"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(full.ends_with(&phone) && !full.contains('*'), "{full}");
+    let seq: u64 = received
+        .id
+        .as_deref()
+        .expect("id")
+        .parse()
+        .expect("id is a sequence");
+    assert_eq!(json["seq"], seq);
+    assert!(
+        json["text"].as_str().is_some_and(|t| !t.is_empty()),
+        "{json}"
+    );
+
+    let (_, masked) = until_kind(&mut viewer, "complaint.received", &id)
+        .await
+        .expect("the viewer's stream carries it too");
+    let shown = masked["event"]["complaintReceived"]["details"]["customer"]["phone"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !shown.contains(&phone) && shown.contains('*'),
+        "masked for the wall screen (viewer): {shown}"
+    );
+
+    // The kind filter: the agent asked for complaint.* and gets the assignment too.
+    let (_, assigned) = until_kind(&mut agent, "complaint.assigned", &id)
+        .await
+        .expect("assigned");
+    assert_eq!(assigned["department"], "dept-network");
+
+    // With the policy of seconds it warns; the sla-only stream sees it, the other
+    // department's stream sees nothing of this complaint.
+    let (_, warning) = until_kind(&mut sla_only, "sla.warning", &id)
+        .await
+        .expect("warning");
+    assert_eq!(warning["class"], "C");
+    let mut leaked = Vec::new();
+    while let Some(e) = other_department.next(Duration::from_millis(500)).await {
+        leaked.push(e.data);
+    }
+    assert!(
+        leaked.iter().all(|d| !d.contains(&id)),
+        "dept-billing's stream carried dept-network's complaint: {leaked:?}"
+    );
+
+    // The viewer reads; it may not change anything over gRPC.
+    let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
+    let refused = intake
+        .submit(authed(
+            "test-viewer-token",
+            v1::SubmitRequest {
+                details: Some(common::complaint("board-sse-viewer")),
+            },
+        ))
+        .await
+        .expect_err("a viewer may not submit");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    // Resuming after the received event: everything since comes back from JetStream, in order,
+    // starting right after it, although it was published before this client connected.
+    let mut resumed = open(
+        http,
+        "/events?kind=complaint&access_token=test-agent-token",
+        &[("Last-Event-ID", &seq.to_string())],
+    )
+    .await;
+    let first = resumed.next(WAIT).await.expect("a replayed event");
+    let first_seq: u64 = first.id.as_deref().expect("id").parse().expect("seq");
+    assert!(first_seq > seq, "resumes after {seq}, got {first_seq}");
+    let (_, again) = until_kind(&mut resumed, "complaint.assigned", &id)
+        .await
+        .or_else(|| {
+            let v: serde_json::Value = serde_json::from_str(&first.data).ok()?;
+            (v["kind"] == "complaint.assigned").then(|| (first.clone(), v))
+        })
+        .expect("the assignment is replayed");
+    assert_eq!(again["complaint_id"], id.as_str());
+}
+
+fn artifact(name: &str) -> PathBuf {
+    std::env::var_os("REDRESS_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/artifacts"))
+        .join(name)
+}
+
+#[tokio::test]
+async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_a_real_browser() {
+    let bed = TestBed::start().await;
+    // A completion limit long enough to see the complaint at risk before it is overdue.
+    let policy = common::POLICY.replace(
+        "A = \"4s\"\nB = \"4s\"\nC = \"4s\"\nD = \"4s\"",
+        "A = \"12s\"\nB = \"12s\"\nC = \"12s\"\nD = \"12s\"",
+    );
+    let stack = common::start_with(&bed, &policy, common::SEED, &[]).await;
+    let (mut board, http) = start_board(&bed).await;
+    let browser = Browser::start().await;
+    let page = format!("http://{http}/?access_token=test-viewer-token");
+    browser.goto(&page).await;
+    let live = poll(
+        WAIT,
+        async || browser.text("#status").await,
+        |s| s == "live",
+    )
+    .await;
+    assert_eq!(live, "live", "the page connects to the event stream");
+
+    let ack = submit(&bed, &stack, "board-browser-1").await;
+    let number = ack.complaint_number.clone();
+
+    // It appears in the open counts and, at half its limit, on the at-risk list with a countdown.
+    let open = poll(
+        WAIT,
+        async || browser.text("#counts").await,
+        |t| t.contains("Network Operations"),
+    )
+    .await;
+    assert!(open.contains("Network Operations"), "open counts: {open}");
+    let at_risk = poll(
+        WAIT,
+        async || browser.text("#at-risk").await,
+        |t| t.contains(&number),
+    )
+    .await;
+    assert!(at_risk.contains(&number), "at risk: {at_risk}");
+    assert!(
+        at_risk.contains("left") || at_risk.contains("ago"),
+        "a countdown: {at_risk}"
+    );
+    browser.screenshot(&artifact("board-at-risk.png")).await;
+
+    // Past its limit: overdue with how late, and the department manager's escalation waiting.
+    let overdue = poll(
+        WAIT,
+        async || browser.text("#overdue").await,
+        |t| t.contains(&number),
+    )
+    .await;
+    assert!(
+        overdue.contains(&number) && overdue.contains("late"),
+        "overdue: {overdue}"
+    );
+    let waiting = poll(
+        WAIT,
+        async || browser.text("#escalations").await,
+        |t| t.contains("Manager One"),
+    )
+    .await;
+    assert!(
+        waiting.contains(&number) && waiting.contains("Manager One"),
+        "escalations: {waiting}"
+    );
+    let ticker = browser.text("#ticker").await;
+    assert!(!ticker.is_empty(), "the ticker tells the events in words");
+    browser.screenshot(&artifact("board.png")).await;
+
+    // A reload shows the same board (read back from the projection).
+    browser.reload().await;
+    let overdue = poll(
+        WAIT,
+        async || browser.text("#overdue").await,
+        |t| t.contains(&number),
+    )
+    .await;
+    assert!(overdue.contains(&number), "after a reload: {overdue}");
+
+    // The board service restarts: the page reconnects by itself and the state is still there.
+    board.kill();
+    drop(board);
+    let (_board, http_again) = {
+        let b = bed
+            .spawn(
+                "redress-board",
+                &[("REDRESS_BOARD_HTTP_ADDR", &http.to_string())],
+            )
+            .await;
+        let addr = *b.listening.get("http").expect("http");
+        (b, addr)
+    };
+    assert_eq!(http_again, http);
+    let back = poll(
+        WAIT,
+        async || browser.text("#status").await,
+        |s| s == "live",
+    )
+    .await;
+    assert_eq!(back, "live", "the page reconnected after the restart");
+    let overdue = poll(
+        WAIT,
+        async || browser.text("#overdue").await,
+        |t| t.contains(&number),
+    )
+    .await;
+    assert!(
+        overdue.contains(&number),
+        "after the board restarted: {overdue}"
+    );
+}
