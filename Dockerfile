@@ -5,7 +5,7 @@
 #   docker build --build-arg SERVICE=redress-intake -t redress-intake:dev .
 #
 # SERVICE picks the binary the image runs (its ENTRYPOINT): redress-intake, redress-routing,
-# redress-sla-monitor, redress-escalation, redress-revisit, or redress (the CLI).
+# redress-sla-monitor, redress-escalation, redress-revisit, redress-board, or redress (the CLI).
 #
 # Why one image per service (ARG SERVICE) rather than one image holding every binary with a
 # `command:` per service: the services are deployed, versioned and rolled back separately
@@ -53,7 +53,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     cargo build --release --locked --workspace --bins \
  && mkdir -p /out \
- && for bin in redress redress-intake redress-routing redress-sla-monitor redress-escalation redress-revisit; do \
+ && for bin in redress redress-intake redress-routing redress-sla-monitor redress-escalation redress-revisit redress-board; do \
         cp "target/release/${bin}" /out/ || exit 1; \
     done
 
@@ -93,8 +93,8 @@ COPY --from=builder /out/redress /usr/local/bin/redress
 
 ARG SERVICE=redress-intake
 RUN case "${SERVICE}" in \
-      redress|redress-intake|redress-routing|redress-sla-monitor|redress-escalation|redress-revisit) ;; \
-      *) echo "unknown SERVICE '${SERVICE}': use redress-intake, redress-routing, redress-sla-monitor, redress-escalation, redress-revisit or redress" >&2; exit 1 ;; \
+      redress|redress-intake|redress-routing|redress-sla-monitor|redress-escalation|redress-revisit|redress-board) ;; \
+      *) echo "unknown SERVICE '${SERVICE}': use redress-intake, redress-routing, redress-sla-monitor, redress-escalation, redress-revisit, redress-board or redress" >&2; exit 1 ;; \
     esac
 COPY --from=builder /out/${SERVICE} /usr/local/bin/${SERVICE}
 # A fixed entrypoint name, since an exec-form ENTRYPOINT cannot expand ${SERVICE}.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the pinned tools the project needs (idempotent, no root needed): the Rust toolchain
-# rust-toolchain.toml names, and into .tools/ a current nats-server (the Debian one, 2.9.10, is too
-# old: see docs/adr/0002).
+# Installs the pinned tools the project needs (idempotent): the Rust toolchain
+# rust-toolchain.toml names; Debian's chromium and chromium-driver for the board's browser tests
+# (as root, with apt-get; elsewhere it says what to install); and into .tools/ a current
+# nats-server (the Debian one, 2.9.10, is too old: see docs/adr/0002).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,18 @@ ensure_rust_toolchain() {
   fi
 }
 ensure_rust_toolchain
+
+# A real browser for tests/tests/board.rs (headless Chromium driven through chromedriver).
+ensure_browser() {
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's chromium and chromium-driver (browser tests)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+  else
+    echo "browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver" >&2
+  fi
+}
+ensure_browser
 
 NATS_VERSION="${NATS_VERSION:-2.15.1}"
 bin=.tools/nats/bin/nats-server

@@ -32,10 +32,11 @@ SERVICES = {
     "sla-monitor": (50053, 9103, "sla_monitor"),
     "escalation": (50054, 9104, "escalation"),
     "revisit": (50055, 9105, "revisit"),
+    "board": (50056, 9106, "board"),
 }
 AUTOSCALED = {"intake", "routing"}
 BINARIES = ["redress"] + [f"redress-{s}" for s in SERVICES]
-ROLES = {"handler", "department_manager", "customer_service_agent", "general_manager", "integration", "operator"}
+ROLES = {"handler", "department_manager", "customer_service_agent", "general_manager", "integration", "operator", "viewer"}
 NAMESPACE = "redress"
 POLICY_PATH = "/etc/redress/policy.toml"
 # Settings every service must receive in Kubernetes and in compose.

@@ -56,6 +56,8 @@ pub struct Ready {
     pub name: &'static str,
     pub grpc: String,
     pub metrics: Option<String>,
+    /// The board's HTTP address (the wallboard and the event gateway).
+    pub http: Option<String>,
 }
 
 /// Why [`Supervisor::watch`] returned.
@@ -207,6 +209,7 @@ impl Supervisor {
                         name: service.name,
                         grpc,
                         metrics,
+                        http: read_http(&service.ready_file),
                     });
                 }
             }
@@ -377,6 +380,13 @@ fn read_ready(path: &Path) -> Option<(String, Option<String>, Option<u32>)> {
         .and_then(|p| p.as_u64())
         .and_then(|p| u32::try_from(p).ok());
     Some((grpc, metrics, pid))
+}
+
+/// The HTTP address a service named in its ready file (the board), if any.
+fn read_http(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(v.get("http")?.as_str()?.to_owned())
 }
 
 /// Copies a child's output line by line: to the terminal under its prefix, to its log file

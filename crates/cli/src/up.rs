@@ -19,9 +19,19 @@ use crate::demo;
 use crate::infra::{self, NatsOptions};
 use crate::signals::Signals;
 
-/// The services, in start order. Their default ports follow this order: gRPC 50051–50055,
-/// metrics 9101–9105.
-const SERVICES: [&str; 5] = ["intake", "routing", "sla-monitor", "escalation", "revisit"];
+/// The services, in start order. Their default ports follow this order: gRPC 50051–50056,
+/// metrics 9101–9106; the board also serves HTTP on 8080 (the wallboard, the event gateway).
+const SERVICES: [&str; 6] = [
+    "intake",
+    "routing",
+    "sla-monitor",
+    "escalation",
+    "revisit",
+    "board",
+];
+
+/// The board's default HTTP port, moved by `--port-offset` like the others.
+const BOARD_HTTP_PORT: u32 = 8080;
 
 /// First default gRPC and metrics ports (the services' own defaults), for `--port-offset`.
 const GRPC_BASE_PORT: u32 = 50051;
@@ -35,7 +45,8 @@ dev-agent-token=agent-1:customer_service_agent:Agent One,\
 dev-handler-token=handler-1:handler@dept-network:Handler One,\
 dev-manager-token=manager-1:department_manager@dept-network+dept-billing:Manager One,\
 dev-gm-token=gm-1:general_manager:General Manager,\
-dev-integration-token=callcentre:integration:Call Centre";
+dev-integration-token=callcentre:integration:Call Centre,\
+dev-viewer-token=wall-1:viewer:Wall Screen";
 
 /// Start NATS (if needed), check PostgreSQL, run the five services, stop all on Ctrl-C.
 #[derive(Debug, Args)]
@@ -263,6 +274,7 @@ async fn supervise(
              \x20 dev-manager-token      department_manager      (manager-1, dept-network and dept-billing)\n\
              \x20 dev-gm-token           general_manager         (gm-1)\n\
              \x20 dev-integration-token  integration             (callcentre)\n\
+             \x20 dev-viewer-token       viewer, reads only      (wall-1: the wallboard)\n\
              \x20 gRPC calls send `authorization: Bearer <token>`",
         );
     } else {
@@ -301,6 +313,15 @@ async fn supervise(
         if let Some((grpc, metrics)) = plan.ports.as_ref().and_then(|p| p.get(i)) {
             env.push(("REDRESS_GRPC_ADDR".to_owned(), grpc.clone()));
             env.push(("REDRESS_METRICS_ADDR".to_owned(), metrics.clone()));
+        }
+        if *name == "board"
+            && let Some(offset) = args.port_offset
+        {
+            let port = BOARD_HTTP_PORT + u32::from(offset);
+            env.push((
+                "REDRESS_BOARD_HTTP_ADDR".to_owned(),
+                format!("127.0.0.1:{port}"),
+            ));
         }
         // The services' logs are read through a pipe; tell them not to colour when we don't.
         if !console.colour() && std::env::var_os("NO_COLOR").is_none() {
@@ -398,7 +419,7 @@ fn write_cli_env(data_dir: &Path, ready: &[Ready], dev_tokens: bool) -> Result<P
         "# Written by `redress up`: where this system's services listen. The redress command\n\
          # reads it from .redress/cli.env, or from REDRESS_ENV_FILE; flags and variables win.\n",
     );
-    for r in ready {
+    for r in ready.iter().filter(|r| r.name != "board") {
         let var = match r.name {
             "sla-monitor" => "REDRESS_SLA_ADDR".to_owned(),
             name => format!("REDRESS_{}_ADDR", name.to_ascii_uppercase()),
@@ -423,6 +444,12 @@ fn print_table(console: &Console, ready: &[Ready], summary: &[(&str, &str)], dat
             .as_deref()
             .map_or_else(|| "off".to_owned(), |m| format!("http://{m}/metrics"));
         text += &format!("  {:<12} {:<22} {}\n", r.name, r.grpc, metrics);
+    }
+    if let Some(http) = ready.iter().find_map(|r| r.http.as_deref()) {
+        text += &format!(
+            "\n  {:<12} http://{http}/?access_token=<a token; dev-viewer-token locally>\n  {:<12} http://{http}/events (Server-Sent Events; docs/events)\n",
+            "wallboard", "events"
+        );
     }
     text += "\n";
     for (what, desc) in summary {
@@ -513,6 +540,11 @@ fn taken_ports(offset: Option<u16>) -> Vec<(u16, String)> {
                 taken.push((port, format!("{port} ({name} {what})")));
             }
         }
+    }
+    if let Ok(port) = u16::try_from(BOARD_HTTP_PORT + offset)
+        && std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+    {
+        taken.push((port, format!("{port} (board HTTP)")));
     }
     taken
 }
@@ -633,13 +665,18 @@ mod tests {
             plan[4],
             ("127.0.0.1:50155".to_owned(), "127.0.0.1:9205".to_owned())
         );
+        assert_eq!(
+            plan[5],
+            ("127.0.0.1:50156".to_owned(), "127.0.0.1:9206".to_owned()),
+            "the board follows the five"
+        );
         assert!(port_plan(Some(20000)).is_err());
     }
 
     #[test]
     fn dev_tokens_have_one_entry_per_role() {
         let entries: Vec<&str> = DEV_AUTH_TOKENS.split(',').collect();
-        assert_eq!(entries.len(), 6);
+        assert_eq!(entries.len(), 7);
         for e in entries {
             let (token, who) = e.split_once('=').unwrap();
             assert!(token.len() >= 8, "{token}");

@@ -20,7 +20,7 @@ pub struct Browser {
     base: String,
     session: String,
     http: reqwest::Client,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -73,7 +73,7 @@ impl Browser {
                             base,
                             session: session.to_owned(),
                             http,
-                            _profile: profile,
+                            profile,
                         };
                     }
                     last_error = v.to_string();
@@ -154,18 +154,32 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Ending the session stops Chromium; then the driver.
+        // Ending the session stops Chromium. The request is made on a runtime and client of
+        // its own (the test's runtime may be gone, and its pooled connections with it).
         let url = self.url("");
-        let http = self.http.clone();
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map(|rt| rt.block_on(async { http.delete(url).send().await }))
+                .map(|rt| {
+                    rt.block_on(async {
+                        reqwest::Client::new()
+                            .delete(url)
+                            .timeout(Duration::from_secs(10))
+                            .send()
+                            .await
+                    })
+                })
         })
         .join();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // Whatever is left of this browser (its profile directory is in every process's
+        // command line) goes too: a leaked Chromium would load the machine for the next tests.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!("--user-data-dir={}", self.profile.path().display()))
+            .status();
     }
 }
 
