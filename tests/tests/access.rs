@@ -94,7 +94,7 @@ fn allowed<T>(r: Result<T, tonic::Status>) -> Got {
 }
 
 /// The roles of the matrix and their test tokens.
-const ROLES: [(&str, &str); 8] = [
+const ROLES: [(&str, &str); 9] = [
     ("general manager", "test-gm-token"),
     ("agent", "test-agent-token"),
     ("operator", "test-operator-token"),
@@ -103,6 +103,7 @@ const ROLES: [(&str, &str); 8] = [
     ("handler-1 of dept-network", "test-handler-token"),
     ("manager of d-2", "test-manager2-token"),
     ("handler-2 of d-2", "test-handler2-token"),
+    ("viewer (a wall screen)", "test-viewer-token"),
 ];
 
 struct Clients {
@@ -518,6 +519,24 @@ async fn every_role_sees_and_does_what_the_access_matrix_says() {
                 ("ListEscalations", both(Yes)),
                 ("ListDueRevisits", both(Masked)),
                 ("Confirm", both(Yes)),
+                ("Reclassify", both(No)),
+                ("AcceptComplaint", both(No)),
+                ("RecordSpecialReason", both(No)),
+                ("Acknowledge", both(No)),
+            ],
+        ),
+        (
+            "viewer (a wall screen)",
+            vec![
+                ("GetComplaint", both(Masked)),
+                ("ListComplaints", both(Masked)),
+                ("GetHandling", both(Yes)),
+                ("ListQueue", both(Masked)),
+                ("GetSlaStatus", both(Yes)),
+                ("ListOverdue", both(Yes)),
+                ("ListEscalations", both(Yes)),
+                ("ListDueRevisits", both(Masked)),
+                ("Confirm", both(No)),
                 ("Reclassify", both(No)),
                 ("AcceptComplaint", both(No)),
                 ("RecordSpecialReason", both(No)),
