@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod barrier;
 mod browser;
 mod clock;
 mod db;
@@ -22,6 +23,7 @@ mod postgres;
 mod process;
 pub mod sse;
 
+pub use barrier::{DEAD_LETTER_REASON, dead_letter_reason};
 pub use browser::Browser;
 pub use clock::ClockControl;
 pub use db::TestDb;
@@ -199,19 +201,7 @@ impl TestBed {
     /// `<prefix>.events.<kind>` with `Nats-Msg-Id` = the event id. How a test plays another
     /// service's part.
     pub async fn publish_event(&self, event: &v1::Event) {
-        let kind = event.kind().expect("event with a payload");
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, event.event_id.as_str());
-        self.js
-            .publish_with_headers(
-                format!("{}.events.{kind}", self.prefix),
-                headers,
-                event.encode_to_vec().into(),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("stored");
+        self.publish_event_as(event, &event.event_id).await;
     }
 
     /// Connects a gRPC channel to a service.

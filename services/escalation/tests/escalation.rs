@@ -10,11 +10,8 @@ use std::time::Duration;
 
 use redress_escalation::channel::signature;
 use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient, event::Payload};
-use redress_test_support::{ServiceProcess, TestBed, authed, metric, poll};
+use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, metric, poll};
 use tonic::Code;
-
-mod common;
-use common::publish_as;
 
 const WAIT: Duration = Duration::from_secs(20);
 const SECRET: &str = "test-webhook-secret";
@@ -142,7 +139,7 @@ fn envelope(complaint_id: &str, producer: &str, payload: Payload) -> v1::Event {
 }
 
 async fn publish(bed: &TestBed, e: &v1::Event) {
-    publish_as(bed, e, &e.event_id.clone()).await;
+    bed.publish_event(e).await;
 }
 
 /// Routing's organisation: department d-1 managed by manager-1, general manager gm-1.
@@ -345,7 +342,7 @@ async fn overdue_goes_to_the_department_manager_signed_and_once_under_redelivery
     // Redelivery: the same event again under its id (JetStream drops it) and under another
     // message id (the consumer sees it as new) → still one escalation and one notification.
     publish(&bed, &late).await;
-    publish_as(&bed, &late, "redelivered-overdue").await;
+    bed.publish_event_as(&late, "redelivered-overdue").await;
     // A later complaint's overdue is the barrier: once it is escalated, the copies before it
     // were processed.
     let barrier = complaint(&bed, v1::Class::C, false, false).await;
@@ -556,13 +553,12 @@ async fn unacknowledged_is_resent_then_raised_and_acknowledgement_stops_it() {
     publish(&bed, &overdue(&cid, v1::Class::C)).await;
 
     // Re-sent: a second send of the same notification reaches the receiver.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !receiver.bodies().iter().any(|b| b["send"] == 2)
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let bodies = receiver.bodies();
+    let bodies = poll(
+        WAIT,
+        async || receiver.bodies(),
+        |bodies| bodies.iter().any(|b| b["send"] == 2),
+    )
+    .await;
     let first = bodies.iter().find(|b| b["send"] == 1).expect("first send");
     let second = bodies.iter().find(|b| b["send"] == 2).expect("re-sent");
     assert_eq!(first["notification_id"], second["notification_id"]);
@@ -763,7 +759,7 @@ async fn two_replicas_send_exactly_one_notification_per_step() {
         let cid = complaint(&bed, v1::Class::A, false, false).await;
         let late = overdue(&cid, v1::Class::A);
         publish(&bed, &late).await;
-        publish_as(&bed, &late, &format!("copy-{cid}")).await;
+        bed.publish_event_as(&late, &format!("copy-{cid}")).await;
         ids.push(cid);
     }
     for cid in &ids {
@@ -1044,25 +1040,13 @@ async fn an_event_naming_no_complaint_is_dead_lettered_and_its_neighbours_are_ap
     publish(&bed, &envelope(&after, "intake", classified(v1::Class::C))).await;
 
     let _svc = start_with(&bed, &url, "", &[("REDRESS_CONSUMER_BATCH", "128")]).await;
-    let dead = bed
-        .read_stream(
-            &format!("{}_DEADLETTER", bed.prefix.to_uppercase()),
-            &format!("{}.deadletter.>", bed.prefix),
-            1,
-            WAIT,
-        )
-        .await;
+    let dead = bed.dead_letters(1, WAIT).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(
         dead[0].subject.as_str(),
         format!("{}.deadletter.escalation-ladder", bed.prefix)
     );
-    let reason = dead[0]
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Redress-Dead-Letter-Reason"))
-        .map(|r| r.as_str().to_owned())
-        .unwrap_or_default();
+    let reason = dead_letter_reason(&dead[0]);
     assert!(reason.contains("cmp_not-an-id"), "{reason}");
 
     let mut conn = bed.db.connect().await;

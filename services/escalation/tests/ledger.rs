@@ -10,9 +10,6 @@ use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient
 use redress_test_support::{ServiceProcess, TestBed, authed, poll};
 use tonic::Code;
 
-mod common;
-use common::publish_as;
-
 const WAIT: Duration = Duration::from_secs(30);
 const MONTH: &str = "2026-03";
 /// 2026-03-10 12:00 +08:00.
@@ -57,7 +54,7 @@ async fn publish(bed: &TestBed, e: &v1::Event, copy: bool) {
     } else {
         e.event_id.clone()
     };
-    publish_as(bed, e, &id).await;
+    bed.publish_event_as(e, &id).await;
 }
 
 /// A complaint of `class` received and routed to `dept`, handled by `handler`; returns its id.
