@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use prost::Message as _;
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric, poll};
+use redress_test_support::{
+    ServiceProcess, TestBed, authed, dead_letter_reason, eventually, metric, poll,
+};
 use tonic::Code;
 
 const AGENT: &str = "test-agent-token";
@@ -320,7 +322,8 @@ async fn grpc_rejections_name_every_field_and_store_nothing() {
     assert_eq!(status.code(), Code::Unauthenticated);
 
     assert_eq!(complaint_count(&bed).await, 0);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every call has returned: whatever they committed is relayed once the outbox is empty.
+    bed.outbox_flushed("intake", 10 * SECOND).await;
     assert!(
         bed.events("complaint.>", 0, Duration::ZERO)
             .await
@@ -333,16 +336,7 @@ async fn publish_submission(bed: &TestBed, content_type: Option<&str>, body: Vec
     if let Some(ct) = content_type {
         headers.insert("Content-Type", ct);
     }
-    bed.js
-        .publish_with_headers(
-            format!("{}.intake.submit", bed.prefix),
-            headers,
-            body.into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+    bed.submit_on_bus(headers, body).await;
 }
 
 #[tokio::test]
@@ -421,7 +415,9 @@ async fn bus_accepts_protobuf_and_json_alike() {
         json.to_string().into_bytes(),
     )
     .await;
-    tokio::time::sleep(2 * SECOND).await;
+    // Handled and acknowledged, and whatever it wrote relayed: the counts below are final.
+    bed.consumed("intake-submissions", 10 * SECOND).await;
+    bed.outbox_flushed("intake", 10 * SECOND).await;
     assert_eq!(complaint_count(&bed).await, 2);
     assert_eq!(bed.events("complaint.received", 2, SECOND).await.len(), 2);
 }
@@ -538,7 +534,8 @@ async fn fifty_concurrent_duplicates_make_one_complaint() {
             .all(|a| &a.complaint_id == id && a.complaint_number == acks[0].complaint_number)
     );
     assert_eq!(complaint_count(&bed).await, 1);
-    tokio::time::sleep(SECOND).await;
+    // Every call has returned: once the outbox is empty, every event they made is on the stream.
+    bed.outbox_flushed("intake", 10 * SECOND).await;
     assert_eq!(
         bed.events("complaint.received", 1, 5 * SECOND).await.len(),
         1
@@ -571,16 +568,8 @@ async fn a_backlog_is_recorded_in_batches_with_the_outcome_of_one_at_a_time() {
         "traceparent",
         format!("00-{trace_id}-b7ad6b7169203331-01").as_str(),
     );
-    bed.js
-        .publish_with_headers(
-            format!("{}.intake.submit", bed.prefix),
-            headers,
-            body(details("burst-traced")).into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+    bed.submit_on_bus(headers, body(details("burst-traced")))
+        .await;
     // Twins next to each other, so within one batch.
     for _ in 0..2 {
         publish_submission(&bed, None, body(details("burst-twin"))).await;
@@ -596,11 +585,15 @@ async fn a_backlog_is_recorded_in_batches_with_the_outcome_of_one_at_a_time() {
     .await;
     let received = bed.events("complaint.received", 202, 30 * SECOND).await;
     let rejected = bed.events("complaint.rejected", 50, 10 * SECOND).await;
-    tokio::time::sleep(SECOND).await;
+    // The whole backlog handled and acknowledged, and its events relayed: nothing more comes.
+    bed.consumed("intake-submissions", 30 * SECOND).await;
+    bed.outbox_flushed("intake", 10 * SECOND).await;
     assert_eq!(complaint_count(&bed).await, 202);
     assert_eq!(received.len(), 202, "one complaint.received per complaint");
     assert_eq!(
-        bed.events("complaint.received", 203, SECOND).await.len(),
+        bed.events("complaint.received", 0, Duration::ZERO)
+            .await
+            .len(),
         202,
         "and no more"
     );
@@ -1028,28 +1021,15 @@ async fn restart_between_receive_and_ack_yields_one_complaint() {
     assert_eq!(complaint_count(&bed).await, 1);
     // The message was never acknowledged: JetStream redelivers it to the restarted service.
     let (_svc, _client) = intake(&bed, &[("REDRESS_ACK_WAIT_SECS", "1")]).await;
-    let consumer_done = async {
-        eventually("the submission acknowledged", 10 * SECOND, async || {
-            let mut c: async_nats::jetstream::consumer::PullConsumer = bed
-                .js
-                .get_consumer_from_stream("intake-submissions", "T_INTAKE")
-                .await
-                .expect("consumer");
-            let info = c.info().await.expect("info");
-            (info.num_pending == 0
-                && info.num_ack_pending == 0
-                && info.delivered.stream_sequence >= 1)
-                .then_some(info.num_redelivered)
-        })
-        .await
-    };
-    consumer_done.await;
+    let info = bed.consumed("intake-submissions", 10 * SECOND).await;
+    assert!(info.delivered.stream_sequence >= 1, "{info:?}");
     assert_eq!(
         complaint_count(&bed).await,
         1,
         "the redelivery changed nothing"
     );
-    tokio::time::sleep(SECOND).await;
+    // Acknowledged above; once the outbox is empty every event it made is on the stream.
+    bed.outbox_flushed("intake", 10 * SECOND).await;
     assert_eq!(
         bed.events("complaint.received", 1, 5 * SECOND).await.len(),
         1
@@ -1075,22 +1055,10 @@ async fn poison_event_is_dead_lettered_and_the_registry_moves_on() {
     let ack = submit(&mut client, details("after-poison"))
         .await
         .expect("submit");
-    let dead = bed
-        .read_stream(
-            &format!("{}_DEADLETTER", bed.prefix.to_uppercase()),
-            &format!("{}.deadletter.>", bed.prefix),
-            1,
-            10 * SECOND,
-        )
-        .await;
+    let dead = bed.dead_letters(1, 10 * SECOND).await;
     assert_eq!(dead.len(), 1);
-    let h = dead[0].headers.as_ref().expect("headers");
-    assert!(
-        h.get("Redress-Dead-Letter-Reason")
-            .expect("reason")
-            .as_str()
-            .contains("not an Event")
-    );
+    let reason = dead_letter_reason(&dead[0]);
+    assert!(reason.contains("not an Event"), "{reason:?}");
     assert_eq!(dead[0].subject.as_str(), "t.deadletter.intake-registry");
     // Later events are still applied.
     eventually(

@@ -51,17 +51,8 @@ async fn intake(
 }
 
 async fn publish_submission(bed: &TestBed, d: v1::ComplaintDetails) {
-    bed.js
-        .publish(
-            format!("{}.intake.submit", bed.prefix),
-            v1::SubmitRequest { details: Some(d) }
-                .encode_to_vec()
-                .into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+    let body = v1::SubmitRequest { details: Some(d) }.encode_to_vec();
+    bed.submit_on_bus(async_nats::HeaderMap::new(), body).await;
 }
 
 /// The complaint ids of the `complaint.received` events, by the submission's external id.
