@@ -359,4 +359,70 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
         overdue.contains(&number),
         "after the board restarted: {overdue}"
     );
+
+    // The reports: today's complaint log with its charts, the month by category, the year by
+    // department, and the same as CSV.
+    browser
+        .goto(&format!(
+            "http://{http}/reports?access_token=test-viewer-token"
+        ))
+        .await;
+    let log = poll(
+        WAIT,
+        async || browser.text("#daily-log").await,
+        |t| t.contains(&number),
+    )
+    .await;
+    assert!(
+        log.contains(&number) && log.contains("Network Operations"),
+        "daily log: {log}"
+    );
+    let bars = browser
+        .eval("return document.querySelectorAll('svg rect.bar').length;")
+        .await;
+    assert!(bars.as_u64().unwrap_or(0) >= 2, "charts drawn: {bars}");
+    browser.screenshot(&artifact("reports-daily.png")).await;
+    browser
+        .eval("document.querySelector('[data-report=monthly]').click(); return true;")
+        .await;
+    let monthly = poll(
+        WAIT,
+        async || browser.text("#report").await,
+        |t| t.contains("By category"),
+    )
+    .await;
+    assert!(
+        monthly.contains("network_quality") && monthly.contains("hotline"),
+        "monthly: {monthly}"
+    );
+    browser
+        .eval("document.querySelector('[data-report=yearly]').click(); return true;")
+        .await;
+    let yearly = poll(
+        WAIT,
+        async || browser.text("#report").await,
+        |t| t.contains("Network Operations"),
+    )
+    .await;
+    assert!(yearly.contains("Network Operations"), "yearly: {yearly}");
+    let csv = browser
+        .eval(
+            "return fetch('/api/reports/daily?format=csv&access_token=test-viewer-token')\
+             .then(r => r.text());",
+        )
+        .await;
+    let csv = csv.as_str().unwrap_or_default();
+    assert!(csv.starts_with("number,received_at,class"), "{csv}");
+    assert!(csv.contains(&number), "{csv}");
+    let refused = browser
+        .eval(
+            "return fetch('/api/reports/monthly?period=13-2026&access_token=test-viewer-token')\
+             .then(r => r.status + ' ' + r.headers.get('content-type'));",
+        )
+        .await;
+    assert_eq!(
+        refused.as_str(),
+        Some("400 application/json"),
+        "a bad period is refused"
+    );
 }

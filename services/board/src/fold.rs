@@ -43,6 +43,20 @@ impl Stage {
     }
 }
 
+/// What a complaint is about, for the reports: channel, category, customer type, business.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub channel: String,
+    pub category: String,
+    pub customer_type: String,
+    pub business: String,
+}
+
+/// A wire enum's name without its prefix, lower case (`CHANNEL_HOTLINE` → `hotline`).
+fn short(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_ascii_lowercase()
+}
+
 /// An escalation as the board lists it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Raised {
@@ -67,6 +81,8 @@ pub enum Change {
         class: String,
         at: DateTime<Utc>,
         completion_due: Option<DateTime<Utc>>,
+        /// What the reports break complaints down by.
+        facts: Facts,
     },
     Class {
         complaint_id: String,
@@ -79,6 +95,14 @@ pub enum Change {
         department_id: Option<String>,
         /// Id and name, when the event names the handler.
         handler: Option<(String, String)>,
+    },
+    /// Resolved or closed: when, and (closed) whether the customer was satisfied.
+    Finished {
+        complaint_id: String,
+        stage: Stage,
+        department_id: Option<String>,
+        at: DateTime<Utc>,
+        satisfied: Option<bool>,
     },
     Warning {
         complaint_id: String,
@@ -156,13 +180,26 @@ pub fn fold(event: &v1::Event) -> Change {
     let completion =
         |p: &Option<v1::Promises>| p.as_ref().and_then(|p| instant(p.completion_due.as_ref()));
     match payload {
-        Payload::ComplaintReceived(r) => Change::Received {
-            complaint_id: id,
-            number: r.complaint_number.clone(),
-            class: class_letter(r.class),
-            at,
-            completion_due: completion(&r.promises),
-        },
+        Payload::ComplaintReceived(r) => {
+            let d = r.details.clone().unwrap_or_default();
+            Change::Received {
+                complaint_id: id,
+                number: r.complaint_number.clone(),
+                class: class_letter(r.class),
+                at,
+                completion_due: completion(&r.promises),
+                facts: Facts {
+                    channel: v1::Channel::try_from(d.channel)
+                        .map(|c| short(c.as_str_name(), "CHANNEL_"))
+                        .unwrap_or_default(),
+                    category: d.category,
+                    customer_type: v1::CustomerType::try_from(d.customer_type)
+                        .map(|c| short(c.as_str_name(), "CUSTOMER_TYPE_"))
+                        .unwrap_or_default(),
+                    business: d.business,
+                },
+            }
+        }
         Payload::ComplaintClassified(c) => Change::Class {
             complaint_id: id,
             class: class_letter(c.class),
@@ -185,8 +222,20 @@ pub fn fold(event: &v1::Event) -> Change {
             Some((a.assignee_id.clone(), a.assignee_name.clone())),
         ),
         Payload::AcceptedByDepartment(a) => stage(Stage::Accepted, &a.department_id, None),
-        Payload::Resolved(r) => stage(Stage::Resolved, &r.department_id, None),
-        Payload::Closed(_) => stage(Stage::Closed, "", None),
+        Payload::Resolved(r) => Change::Finished {
+            complaint_id: id,
+            stage: Stage::Resolved,
+            department_id: (!r.department_id.is_empty()).then(|| r.department_id.clone()),
+            at,
+            satisfied: None,
+        },
+        Payload::Closed(c) => Change::Finished {
+            complaint_id: id,
+            stage: Stage::Closed,
+            department_id: None,
+            at,
+            satisfied: Some(c.satisfied),
+        },
         Payload::Reopened(_) => stage(Stage::Reopened, "", None),
         Payload::SlaWarning(w) => Change::Warning {
             complaint_id: id,

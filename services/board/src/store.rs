@@ -20,15 +20,18 @@ pub async fn apply(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx:
             class,
             at,
             completion_due,
+            facts,
         } => {
             sqlx::query(
                 "INSERT INTO complaints (complaint_id, complaint_number, class, received_at,
-                    completion_due)
-                 VALUES ($1, $2, $3, $4, $5)
+                    completion_due, channel, category, customer_type, business)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (complaint_id) DO UPDATE SET complaint_number = EXCLUDED.complaint_number,
                     class = CASE WHEN complaints.class = '' THEN EXCLUDED.class ELSE complaints.class END,
                     received_at = EXCLUDED.received_at,
                     completion_due = COALESCE(complaints.completion_due, EXCLUDED.completion_due),
+                    channel = EXCLUDED.channel, category = EXCLUDED.category,
+                    customer_type = EXCLUDED.customer_type, business = EXCLUDED.business,
                     updated_at = now()",
             )
             .bind(complaint_id)
@@ -36,6 +39,40 @@ pub async fn apply(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx:
             .bind(class)
             .bind(at)
             .bind(completion_due)
+            .bind(&facts.channel)
+            .bind(&facts.category)
+            .bind(&facts.customer_type)
+            .bind(&facts.business)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Finished {
+            complaint_id,
+            stage,
+            department_id,
+            at,
+            satisfied,
+        } => {
+            sqlx::query(
+                "INSERT INTO complaints (complaint_id, stage, stage_rank, department_id,
+                    resolved_at, closed_at, satisfied)
+                 VALUES ($1, $2, $3, COALESCE($4, ''),
+                    CASE WHEN $2 = 'resolved' THEN $5 END, CASE WHEN $2 = 'closed' THEN $5 END, $6)
+                 ON CONFLICT (complaint_id) DO UPDATE SET
+                    stage = CASE WHEN $3 >= complaints.stage_rank THEN $2 ELSE complaints.stage END,
+                    stage_rank = GREATEST($3, complaints.stage_rank),
+                    department_id = COALESCE($4, complaints.department_id),
+                    resolved_at = CASE WHEN $2 = 'resolved' THEN $5 ELSE complaints.resolved_at END,
+                    closed_at = CASE WHEN $2 = 'closed' THEN $5 ELSE complaints.closed_at END,
+                    satisfied = COALESCE($6, complaints.satisfied),
+                    updated_at = now()",
+            )
+            .bind(complaint_id)
+            .bind(stage.name())
+            .bind(stage.rank())
+            .bind(department_id)
+            .bind(at)
+            .bind(satisfied)
             .execute(&mut *conn)
             .await?;
         }
@@ -115,12 +152,14 @@ pub async fn apply(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx:
             due_at,
         } => {
             sqlx::query(
-                "INSERT INTO complaints (complaint_id, overdue_clock, overdue_since) VALUES ($1, $2, $3)
+                "INSERT INTO complaints (complaint_id, overdue_clock, overdue_since, ever_overdue)
+                 VALUES ($1, $2, $3, true)
                  ON CONFLICT (complaint_id) DO UPDATE SET
                     overdue_clock = CASE WHEN complaints.overdue_since IS NULL
                         OR EXCLUDED.overdue_since < complaints.overdue_since
                         THEN EXCLUDED.overdue_clock ELSE complaints.overdue_clock END,
                     overdue_since = LEAST(complaints.overdue_since, EXCLUDED.overdue_since),
+                    ever_overdue = true,
                     risk_clock = CASE WHEN complaints.risk_clock = EXCLUDED.overdue_clock
                         THEN NULL ELSE complaints.risk_clock END,
                     risk_due = CASE WHEN complaints.risk_clock = EXCLUDED.overdue_clock
@@ -298,12 +337,14 @@ pub async fn counts(pool: &PgPool, scope: &Scope) -> Result<Vec<Count>, sqlx::Er
         .collect()
 }
 
-/// Open complaints warned about and not yet late, the nearest limit first.
+/// Open complaints with a clock warned about and not yet late, the nearest limit first.
 pub async fn at_risk(pool: &PgPool, scope: &Scope, limit: i64) -> Result<Vec<Line>, sqlx::Error> {
     lines(
         pool,
         scope,
-        "c.risk_due IS NOT NULL AND c.overdue_since IS NULL",
+        // A clock at risk shows even when another clock of the complaint is already late
+        // (a missed intermediate result does not make the completion limit less near).
+        "c.risk_due IS NOT NULL",
         "c.risk_clock",
         "c.risk_due",
         limit,
@@ -446,4 +487,200 @@ pub async fn place_of(
     .await?;
     row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .transpose()
+}
+
+// --- reports (DOMAIN §8) --------------------------------------------------------------------
+
+/// One line of the supervisor's daily complaint log.
+#[derive(Debug, Serialize)]
+pub struct LogLine {
+    pub complaint_number: String,
+    pub received_at: Option<DateTime<Utc>>,
+    pub class: String,
+    pub channel: String,
+    pub category: String,
+    pub customer_type: String,
+    pub business: String,
+    pub department_name: String,
+    pub handler_name: String,
+    pub stage: String,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub satisfied: Option<bool>,
+}
+
+/// The complaints received in `[from, to)`, in order.
+pub async fn received_between(
+    pool: &PgPool,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<LogLine>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.complaint_number, c.received_at, c.class, c.channel, c.category,
+                c.customer_type, c.business, COALESCE(d.name, c.department_id) AS department_name,
+                c.handler_name, c.stage, c.resolved_at, c.ever_overdue, c.satisfied
+         FROM complaints c LEFT JOIN departments d USING (department_id)
+         WHERE c.received_at >= $4 AND c.received_at < $5
+           AND ($1 OR c.department_id = ANY($2) OR c.handler_id = $3)
+         ORDER BY c.received_at, c.complaint_id",
+    )
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(&scope.actor)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LogLine {
+                complaint_number: r.try_get("complaint_number")?,
+                received_at: r.try_get("received_at")?,
+                class: r.try_get("class")?,
+                channel: r.try_get("channel")?,
+                category: r.try_get("category")?,
+                customer_type: r.try_get("customer_type")?,
+                business: r.try_get("business")?,
+                department_name: r.try_get("department_name")?,
+                handler_name: r.try_get("handler_name")?,
+                stage: r.try_get("stage")?,
+                resolved_at: r.try_get("resolved_at")?,
+                overdue: r.try_get("ever_overdue")?,
+                satisfied: r.try_get("satisfied")?,
+            })
+        })
+        .collect()
+}
+
+/// What a report breaks complaints down by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dimension {
+    Class,
+    Department,
+    Category,
+    Channel,
+    CustomerType,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 5] = [
+        Dimension::Class,
+        Dimension::Department,
+        Dimension::Category,
+        Dimension::Channel,
+        Dimension::CustomerType,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Class => "class",
+            Dimension::Department => "department",
+            Dimension::Category => "category",
+            Dimension::Channel => "channel",
+            Dimension::CustomerType => "customer_type",
+        }
+    }
+
+    /// The SQL expression of the dimension: a constant of this file, never input.
+    fn column(self) -> &'static str {
+        match self {
+            Dimension::Class => "c.class",
+            Dimension::Department => {
+                "COALESCE(d.name, NULLIF(c.department_id, ''), 'complaint centre')"
+            }
+            Dimension::Category => "c.category",
+            Dimension::Channel => "c.channel",
+            Dimension::CustomerType => "c.customer_type",
+        }
+    }
+}
+
+/// Complaints of one value of a dimension, in a period.
+#[derive(Debug, Serialize)]
+pub struct Tally {
+    pub key: String,
+    pub received: i64,
+    pub resolved: i64,
+    pub overdue: i64,
+    pub satisfied: i64,
+    pub dissatisfied: i64,
+}
+
+/// The complaints received in `[from, to)` by `dimension`.
+pub async fn breakdown(
+    pool: &PgPool,
+    scope: &Scope,
+    dimension: Dimension,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Tally>, sqlx::Error> {
+    // `dimension.column()` is a constant of this file; every value is bound.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} AS key, count(*) AS received,
+                count(*) FILTER (WHERE c.resolved_at IS NOT NULL) AS resolved,
+                count(*) FILTER (WHERE c.ever_overdue) AS overdue,
+                count(*) FILTER (WHERE c.satisfied) AS satisfied,
+                count(*) FILTER (WHERE c.satisfied = false) AS dissatisfied
+         FROM complaints c LEFT JOIN departments d USING (department_id)
+         WHERE c.received_at >= $4 AND c.received_at < $5
+           AND ($1 OR c.department_id = ANY($2) OR c.handler_id = $3)
+         GROUP BY 1 ORDER BY 2 DESC, 1",
+        dimension.column()
+    )))
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(&scope.actor)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(tally).collect()
+}
+
+fn tally(r: &sqlx::postgres::PgRow) -> Result<Tally, sqlx::Error> {
+    Ok(Tally {
+        key: r.try_get("key")?,
+        received: r.try_get("received")?,
+        resolved: r.try_get("resolved")?,
+        overdue: r.try_get("overdue")?,
+        satisfied: r.try_get("satisfied")?,
+        dissatisfied: r.try_get("dissatisfied")?,
+    })
+}
+
+/// One period (a month, local time `offset_secs` east of UTC) of `[from, to)`, and optionally
+/// one department, for trends and the yearly department report.
+pub async fn by_month(
+    pool: &PgPool,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    offset_secs: i32,
+) -> Result<Vec<(String, String, Tally)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT to_char(date_trunc('month', c.received_at + make_interval(secs => $6)), 'YYYY-MM')
+                    AS month,
+                COALESCE(d.name, NULLIF(c.department_id, ''), 'complaint centre') AS key,
+                count(*) AS received,
+                count(*) FILTER (WHERE c.resolved_at IS NOT NULL) AS resolved,
+                count(*) FILTER (WHERE c.ever_overdue) AS overdue,
+                count(*) FILTER (WHERE c.satisfied) AS satisfied,
+                count(*) FILTER (WHERE c.satisfied = false) AS dissatisfied
+         FROM complaints c LEFT JOIN departments d USING (department_id)
+         WHERE c.received_at >= $4 AND c.received_at < $5
+           AND ($1 OR c.department_id = ANY($2) OR c.handler_id = $3)
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(&scope.actor)
+    .bind(from)
+    .bind(to)
+    .bind(f64::from(offset_secs))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("month")?, r.try_get("key")?, tally(r)?)))
+        .collect()
 }

@@ -5,12 +5,14 @@
 //! | `/`            | the wallboard (plain HTML, JS and CSS served by this binary) |
 //! | `/api/board`   | the wallboard's state now, as JSON                          |
 //! | `/events`      | every event as Server-Sent Events, filterable, resumable    |
+//! | `/reports`     | the policy's reports with charts (`/api/reports/{daily,monthly,yearly}`, JSON or CSV) |
 //! | `/healthz`     | `ok` while the process runs                                 |
 //!
 //! Every path but `/`, its assets and `/healthz` needs a bearer token (header, or
 //! `access_token` in the query for `EventSource`).
 
 mod events;
+mod reports;
 mod snapshot;
 
 use std::sync::Arc;
@@ -53,6 +55,17 @@ pub fn router(board: Board) -> Router {
             "/board.css",
             get(|| async { page("text/css; charset=utf-8", STYLE) }),
         )
+        .route(
+            "/reports",
+            get(|| async { page("text/html; charset=utf-8", REPORTS) }),
+        )
+        .route(
+            "/reports.js",
+            get(|| async { page("text/javascript; charset=utf-8", REPORTS_SCRIPT) }),
+        )
+        .route("/api/reports/daily", get(reports::daily))
+        .route("/api/reports/monthly", get(reports::monthly))
+        .route("/api/reports/yearly", get(reports::yearly))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/board", get(snapshot::board))
         .route("/events", get(events::stream))
@@ -62,6 +75,8 @@ pub fn router(board: Board) -> Router {
 const INDEX: &str = include_str!("../../web/index.html");
 const SCRIPT: &str = include_str!("../../web/board.js");
 const STYLE: &str = include_str!("../../web/board.css");
+const REPORTS: &str = include_str!("../../web/reports.html");
+const REPORTS_SCRIPT: &str = include_str!("../../web/reports.js");
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
     (

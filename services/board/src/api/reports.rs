@@ -1,0 +1,409 @@
+//! The policy's reports (DOMAIN §8), read from the projection: the supervisor's daily complaint
+//! log, the monthly complaint analysis (by class, department, category, channel and customer
+//! type, with the trend of the months before), and the yearly department report. JSON for the
+//! board's report page and for tools; `format=csv` for spreadsheets.
+//!
+//! Days, months and years are those of the policy's calendar time zone.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Datelike as _, Months, NaiveDate, TimeZone as _, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Board, Refusal, caller};
+use crate::access;
+use crate::store::{self, Dimension, LogLine, Tally};
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    access_token: Option<String>,
+    /// `YYYY-MM-DD` (daily), `YYYY-MM` (monthly), `YYYY` (yearly); today's by default.
+    period: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+fn format(p: &Params) -> Result<Format, Refusal> {
+    match p.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Format::Json),
+        "csv" => Ok(Format::Csv),
+        other => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            Some("format"),
+            &format!("format {other:?} is not json or csv"),
+        )),
+    }
+}
+
+/// The first instant of a local date, in UTC.
+fn start_of(board: &Board, date: NaiveDate) -> DateTime<Utc> {
+    let zone = board.policy.calendar.timezone;
+    date.and_hms_opt(0, 0, 0)
+        .and_then(|t| zone.from_local_datetime(&t).single())
+        .map_or_else(
+            || Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default()),
+            |t| t.with_timezone(&Utc),
+        )
+}
+
+fn today(board: &Board) -> NaiveDate {
+    board
+        .clock
+        .now()
+        .with_timezone(&board.policy.calendar.timezone)
+        .date_naive()
+}
+
+fn period_error(expected: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::BAD_REQUEST,
+        Some("period"),
+        &format!("period must be {expected}"),
+    )
+}
+
+fn csv_cell(value: &str) -> String {
+    if value.contains([',', '"', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+fn csv(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
+    let mut text = header_row.join(",");
+    text.push('\n');
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
+        text.push_str(&cells.join(","));
+        text.push('\n');
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.csv\""),
+            ),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+fn tally_cells(t: &Tally) -> Vec<String> {
+    vec![
+        t.received.to_string(),
+        t.resolved.to_string(),
+        t.overdue.to_string(),
+        t.satisfied.to_string(),
+        t.dissatisfied.to_string(),
+    ]
+}
+
+const TALLY_HEADER: [&str; 5] = [
+    "received",
+    "resolved",
+    "overdue",
+    "satisfied",
+    "dissatisfied",
+];
+
+fn unavailable(e: &sqlx::Error) -> Response {
+    tracing::warn!(error = %e, "board report");
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "the board's store is not reachable; retry",
+    )
+    .into_response()
+}
+
+#[derive(Serialize)]
+struct Daily {
+    date: NaiveDate,
+    complaints: Vec<LogLine>,
+    by_class: Vec<Tally>,
+    by_department: Vec<Tally>,
+}
+
+/// `GET /api/reports/daily?period=YYYY-MM-DD`: the supervisor's daily complaint log.
+pub async fn daily(
+    State(board): State<Board>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    let (who, format) = match caller(&board, &headers, params.access_token.as_deref())
+        .and_then(|who| Ok((who, format(&params)?)))
+    {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let date = match params.period.as_deref() {
+        None => today(&board),
+        Some(p) => match NaiveDate::parse_from_str(p, "%Y-%m-%d") {
+            Ok(d) => d,
+            Err(_) => return period_error("a date, YYYY-MM-DD").into_response(),
+        },
+    };
+    let scope = access::scope(&who);
+    let (from, to) = (
+        start_of(&board, date),
+        start_of(&board, date + chrono::Days::new(1)),
+    );
+    let read = async {
+        Ok::<_, sqlx::Error>(Daily {
+            date,
+            complaints: store::received_between(&board.pool, &scope, from, to).await?,
+            by_class: store::breakdown(&board.pool, &scope, Dimension::Class, from, to).await?,
+            by_department: store::breakdown(&board.pool, &scope, Dimension::Department, from, to)
+                .await?,
+        })
+    };
+    let report = match read.await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e),
+    };
+    if format == Format::Json {
+        return Json(report).into_response();
+    }
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let rows = report
+        .complaints
+        .iter()
+        .map(|l| {
+            vec![
+                l.complaint_number.clone(),
+                time(l.received_at),
+                l.class.clone(),
+                l.channel.clone(),
+                l.category.clone(),
+                l.customer_type.clone(),
+                l.business.clone(),
+                l.department_name.clone(),
+                l.handler_name.clone(),
+                l.stage.clone(),
+                time(l.resolved_at),
+                l.overdue.to_string(),
+                l.satisfied.map(|s| s.to_string()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    csv(
+        &format!("complaints-{date}"),
+        &[
+            "number",
+            "received_at",
+            "class",
+            "channel",
+            "category",
+            "customer_type",
+            "business",
+            "department",
+            "handler",
+            "stage",
+            "resolved_at",
+            "overdue",
+            "satisfied",
+        ],
+        rows,
+    )
+}
+
+#[derive(Serialize)]
+struct Breakdown {
+    dimension: &'static str,
+    tallies: Vec<Tally>,
+}
+
+#[derive(Serialize)]
+struct Trend {
+    month: String,
+    received: i64,
+    resolved: i64,
+    overdue: i64,
+}
+
+#[derive(Serialize)]
+struct Monthly {
+    month: String,
+    breakdowns: Vec<Breakdown>,
+    /// This month and the five before it.
+    trend: Vec<Trend>,
+}
+
+fn month_of(period: Option<&str>, board: &Board) -> Result<NaiveDate, Refusal> {
+    match period {
+        None => Ok(today(board).with_day(1).unwrap_or_default()),
+        Some(p) => NaiveDate::parse_from_str(&format!("{p}-01"), "%Y-%m-%d")
+            .map_err(|_| period_error("a month, YYYY-MM")),
+    }
+}
+
+/// `GET /api/reports/monthly?period=YYYY-MM`: the monthly complaint analysis.
+pub async fn monthly(
+    State(board): State<Board>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    let (who, format, first) = match caller(&board, &headers, params.access_token.as_deref())
+        .and_then(|who| {
+            Ok((
+                who,
+                format(&params)?,
+                month_of(params.period.as_deref(), &board)?,
+            ))
+        }) {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let scope = access::scope(&who);
+    let next = first + Months::new(1);
+    let (from, to) = (start_of(&board, first), start_of(&board, next));
+    let trend_from = start_of(&board, first - Months::new(5));
+    let offset = board.policy.calendar.timezone.local_minus_utc();
+    let read = async {
+        let mut breakdowns = Vec::new();
+        for dimension in Dimension::ALL {
+            breakdowns.push(Breakdown {
+                dimension: dimension.name(),
+                tallies: store::breakdown(&board.pool, &scope, dimension, from, to).await?,
+            });
+        }
+        let mut trend: Vec<Trend> = Vec::new();
+        for (month, _, t) in store::by_month(&board.pool, &scope, trend_from, to, offset).await? {
+            match trend.last_mut() {
+                Some(last) if last.month == month => {
+                    last.received += t.received;
+                    last.resolved += t.resolved;
+                    last.overdue += t.overdue;
+                }
+                _ => trend.push(Trend {
+                    month,
+                    received: t.received,
+                    resolved: t.resolved,
+                    overdue: t.overdue,
+                }),
+            }
+        }
+        Ok::<_, sqlx::Error>(Monthly {
+            month: first.format("%Y-%m").to_string(),
+            breakdowns,
+            trend,
+        })
+    };
+    let report = match read.await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e),
+    };
+    if format == Format::Json {
+        return Json(report).into_response();
+    }
+    let mut rows = Vec::new();
+    for b in &report.breakdowns {
+        for t in &b.tallies {
+            let mut row = vec![b.dimension.to_owned(), t.key.clone()];
+            row.extend(tally_cells(t));
+            rows.push(row);
+        }
+    }
+    let mut header_row = vec!["dimension", "value"];
+    header_row.extend(TALLY_HEADER);
+    csv(&format!("complaints-{}", report.month), &header_row, rows)
+}
+
+#[derive(Serialize)]
+struct DepartmentYear {
+    department: String,
+    months: Vec<MonthTally>,
+}
+
+#[derive(Serialize)]
+struct MonthTally {
+    month: String,
+    #[serde(flatten)]
+    tally: Tally,
+}
+
+#[derive(Serialize)]
+struct Yearly {
+    year: i32,
+    departments: Vec<DepartmentYear>,
+}
+
+/// `GET /api/reports/yearly?period=YYYY`: each department's complaints month by month.
+pub async fn yearly(
+    State(board): State<Board>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    let (who, format) = match caller(&board, &headers, params.access_token.as_deref())
+        .and_then(|who| Ok((who, format(&params)?)))
+    {
+        Ok(v) => v,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let year = match params.period.as_deref() {
+        None => today(&board).year(),
+        Some(p) => match p.parse::<i32>() {
+            Ok(y) if (2000..=2200).contains(&y) => y,
+            _ => return period_error("a year, YYYY").into_response(),
+        },
+    };
+    let (Some(first), Some(next)) = (
+        NaiveDate::from_ymd_opt(year, 1, 1),
+        NaiveDate::from_ymd_opt(year + 1, 1, 1),
+    ) else {
+        return period_error("a year, YYYY").into_response();
+    };
+    let scope = access::scope(&who);
+    let offset = board.policy.calendar.timezone.local_minus_utc();
+    let rows = match store::by_month(
+        &board.pool,
+        &scope,
+        start_of(&board, first),
+        start_of(&board, next),
+        offset,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e),
+    };
+    if format == Format::Csv {
+        let mut header_row = vec!["month", "department"];
+        header_row.extend(TALLY_HEADER);
+        let rows = rows
+            .iter()
+            .map(|(month, department, t)| {
+                let mut row = vec![month.clone(), department.clone()];
+                row.extend(tally_cells(t));
+                row
+            })
+            .collect();
+        return csv(&format!("departments-{year}"), &header_row, rows);
+    }
+    let mut departments: Vec<DepartmentYear> = Vec::new();
+    for (month, department, tally) in rows {
+        let entry = match departments.iter_mut().find(|d| d.department == department) {
+            Some(d) => d,
+            None => {
+                departments.push(DepartmentYear {
+                    department: department.clone(),
+                    months: Vec::new(),
+                });
+                departments.last_mut().expect("just pushed")
+            }
+        };
+        entry.months.push(MonthTally { month, tally });
+    }
+    Json(Yearly { year, departments }).into_response()
+}
