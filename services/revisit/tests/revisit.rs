@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use redress_proto::v1::{self, event::Payload, revisit_service_client::RevisitServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric, poll};
+use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -14,6 +13,8 @@ const AGENT: &str = "test-agent-token"; // agent-1
 const OPERATOR: &str = "test-operator-token"; // ops, also makes revisits
 const MANAGER: &str = "test-manager-token"; // manager-1
 const SECOND: Duration = Duration::from_secs(1);
+/// How long a test waits for the events it expects.
+const WAIT: Duration = Duration::from_secs(20);
 
 type Client = RevisitServiceClient<Channel>;
 
@@ -92,23 +93,6 @@ fn envelope(complaint: &str, event_id: &str, producer: &str, payload: Payload) -
     }
 }
 
-/// Publishes `event` as its producer would, under message id `msg_id`.
-async fn publish_as(bed: &TestBed, event: &v1::Event, msg_id: &str) {
-    let kind = event.payload.as_ref().expect("payload").kind();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-    bed.js
-        .publish_with_headers(
-            format!("{}.events.{kind}", bed.prefix),
-            headers,
-            event.encode_to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
-}
-
 async fn publish(bed: &TestBed, complaint: &str, producer: &str, payload: Payload) -> v1::Event {
     let e = envelope(
         complaint,
@@ -116,7 +100,7 @@ async fn publish(bed: &TestBed, complaint: &str, producer: &str, payload: Payloa
         producer,
         payload,
     );
-    publish_as(bed, &e, &e.event_id).await;
+    bed.publish_event(&e).await;
     e
 }
 
@@ -198,22 +182,6 @@ async fn rows(
         .expect("rows");
         (got.len() >= n).then_some(got)
     })
-    .await
-}
-
-/// Events of `kind` about `complaint`, waiting for at least `n`.
-async fn events_of(bed: &TestBed, kind: &str, complaint: &str, n: usize) -> Vec<v1::Event> {
-    poll(
-        20 * SECOND,
-        async || {
-            bed.events(kind, 0, SECOND / 10)
-                .await
-                .into_iter()
-                .filter(|e| e.complaint_id == complaint)
-                .collect::<Vec<_>>()
-        },
-        |got| got.len() >= n,
-    )
     .await
 }
 
@@ -348,10 +316,10 @@ async fn plans_a_revisit_for_each_trigger() {
     assert_eq!(r[0].1, 1);
     assert_eq!(r[0].2, ts_round(overdue_due) + policy.revisit.waiting_every);
 
-    let scheduled = events_of(&bed, "revisit.scheduled", &general, 3).await;
+    let scheduled = bed.events_of("revisit.scheduled", &general, 3, WAIT).await;
     assert_eq!(scheduled.len(), 3);
     assert!(scheduled.iter().all(|e| e.producer == "revisit"));
-    let scheduled = events_of(&bed, "revisit.scheduled", &serious, 1).await;
+    let scheduled = bed.events_of("revisit.scheduled", &serious, 1, WAIT).await;
     let Some(Payload::RevisitScheduled(s)) = &scheduled[0].payload else {
         panic!("payload")
     };
@@ -407,7 +375,7 @@ async fn unreached_customer_is_retried_then_listed_as_never_reached() {
     assert_eq!(r.attempts, 1);
     assert!(r.agent_id.is_empty(), "the retry is open to any agent");
     // The retry is scheduled an hour later (policy), and is on the work list.
-    let scheduled = events_of(&bed, "revisit.scheduled", &id, 2).await;
+    let scheduled = bed.events_of("revisit.scheduled", &id, 2, WAIT).await;
     let Some(Payload::RevisitScheduled(retry)) = &scheduled[1].payload else {
         panic!("payload")
     };
@@ -440,9 +408,12 @@ async fn unreached_customer_is_retried_then_listed_as_never_reached() {
         .expect_err("exhausted");
     assert_eq!(again.code(), Code::FailedPrecondition);
     assert!(again.message().contains("unreached"), "{}", again.message());
-    let completed = events_of(&bed, "revisit.completed", &id, 2).await;
+    let completed = bed.events_of("revisit.completed", &id, 2, WAIT).await;
     assert_eq!(completed.len(), 2);
-    assert_eq!(events_of(&bed, "revisit.scheduled", &id, 2).await.len(), 2);
+    assert_eq!(
+        bed.events_of("revisit.scheduled", &id, 2, WAIT).await.len(),
+        2
+    );
 
     let report = client
         .revisit_rate_report(authed(MANAGER, v1::RevisitRateReportRequest::default()))
@@ -471,7 +442,9 @@ async fn dissatisfied_is_not_a_repeat_but_complaining_again_reopens_as_repeat_co
         .expect("outcome");
     assert!(!resp.repeat_complaint);
     assert_eq!(resp.revisit.as_ref().expect("r").satisfied, Some(false));
-    let reported = events_of(&bed, "complaint.satisfaction_reported", &quiet, 1).await;
+    let reported = bed
+        .events_of("complaint.satisfaction_reported", &quiet, 1, WAIT)
+        .await;
     let Some(Payload::SatisfactionReported(s)) = &reported[0].payload else {
         panic!("payload")
     };
@@ -516,7 +489,7 @@ async fn dissatisfied_is_not_a_repeat_but_complaining_again_reopens_as_repeat_co
     let resp = outcome(&mut client, AGENT, again).await.expect("repeat");
     assert!(resp.repeat_complaint);
 
-    let repeats = events_of(&bed, "complaint.repeat", &repeat, 1).await;
+    let repeats = bed.events_of("complaint.repeat", &repeat, 1, WAIT).await;
     assert_eq!(repeats.len(), 1);
     let Some(Payload::RepeatComplaint(rc)) = &repeats[0].payload else {
         panic!("payload")
@@ -527,7 +500,7 @@ async fn dissatisfied_is_not_a_repeat_but_complaining_again_reopens_as_repeat_co
     assert_eq!(rc.responsible_person_id, "staff-77");
     assert_eq!(rc.original_class(), v1::Class::B);
     assert!(rc.reason.contains("drops"));
-    let reopened = events_of(&bed, "complaint.reopened", &repeat, 1).await;
+    let reopened = bed.events_of("complaint.reopened", &repeat, 1, WAIT).await;
     let Some(Payload::Reopened(ro)) = &reopened[0].payload else {
         panic!("payload")
     };
@@ -535,12 +508,12 @@ async fn dissatisfied_is_not_a_repeat_but_complaining_again_reopens_as_repeat_co
     assert_eq!(ro.revisit_id, rvt2);
     // "Dissatisfied" stays apart from "repeat": the quiet complaint has neither event.
     assert!(
-        events_of(&bed, "complaint.repeat", &quiet, 0)
+        bed.events_of("complaint.repeat", &quiet, 0, WAIT)
             .await
             .is_empty()
     );
     assert!(
-        events_of(&bed, "complaint.reopened", &quiet, 0)
+        bed.events_of("complaint.reopened", &quiet, 0, WAIT)
             .await
             .is_empty()
     );
@@ -569,7 +542,7 @@ async fn dissatisfied_is_not_a_repeat_but_complaining_again_reopens_as_repeat_co
         .expect("revisit");
     assert_eq!(signed.state(), v1::RevisitState::SignedOff);
     assert_eq!(
-        events_of(&bed, "revisit.signed_off", &repeat, 1)
+        bed.events_of("revisit.signed_off", &repeat, 1, WAIT)
             .await
             .len(),
         1
@@ -598,9 +571,9 @@ async fn the_same_event_redelivered_under_another_message_id_plans_once() {
         "routing",
         resolved(Utc::now()),
     );
-    publish_as(&bed, &e, &e.event_id).await;
-    publish_as(&bed, &e, &e.event_id).await; // platform dedup (same Nats-Msg-Id)
-    publish_as(&bed, &e, "another-message-id-1").await; // past dedup: same payload event id
+    bed.publish_event_as(&e, &e.event_id).await;
+    bed.publish_event_as(&e, &e.event_id).await; // platform dedup (same Nats-Msg-Id)
+    bed.publish_event_as(&e, "another-message-id-1").await; // past dedup: same payload event id
     rows(&bed, &id, 1).await;
     // Another event after them proves the three were consumed.
     let marker =
@@ -610,14 +583,17 @@ async fn the_same_event_redelivered_under_another_message_id_plans_once() {
     // And again after a restart.
     svc.terminate(10 * SECOND).await;
     let (_svc2, _client2, _policy2) = revisit(&bed).await;
-    publish_as(&bed, &e, "another-message-id-2").await;
+    bed.publish_event_as(&e, "another-message-id-2").await;
     let marker2 =
         received_and_routed(&bed, v1::Class::B, Utc::now() + chrono::Duration::days(3)).await;
     publish(&bed, &marker2, "routing", resolved(Utc::now())).await;
     rows(&bed, &marker2, 1).await;
 
     assert_eq!(rows(&bed, &id, 1).await.len(), 1);
-    assert_eq!(events_of(&bed, "revisit.scheduled", &id, 1).await.len(), 1);
+    assert_eq!(
+        bed.events_of("revisit.scheduled", &id, 1, WAIT).await.len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -662,8 +638,12 @@ async fn exactly_one_of_racing_agents_claims_a_revisit() {
         .await
         .expect_err("loser");
     assert_eq!(err.code(), Code::PermissionDenied);
-    tokio::time::sleep(SECOND).await;
-    assert_eq!(events_of(&bed, "revisit.claimed", &id, 1).await.len(), 1);
+    // Every call has returned: once the outbox is empty, every event they made is on the stream.
+    bed.outbox_flushed("revisit", WAIT).await;
+    assert_eq!(
+        bed.events_of("revisit.claimed", &id, 1, WAIT).await.len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -768,7 +748,8 @@ async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_
         )
         .await;
         if i == 7 {
-            publish_as(&bed, &assigned, "assigned-again-under-another-id").await;
+            bed.publish_event_as(&assigned, "assigned-again-under-another-id")
+                .await;
         }
         if i % 5 == 0 {
             waiting.push(id);
