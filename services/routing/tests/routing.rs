@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use prost::Message as _;
 use redress_proto::v1::{self, event::Payload, routing_service_client::RoutingServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed, metric, poll};
+use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, metric, poll};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -134,22 +134,6 @@ fn envelope(complaint_id: &str, payload: Payload) -> v1::Event {
     }
 }
 
-async fn publish(bed: &TestBed, e: &v1::Event) {
-    let kind = e.payload.as_ref().expect("payload").kind();
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", e.event_id.as_str());
-    bed.js
-        .publish_with_headers(
-            format!("{}.events.{kind}", bed.prefix),
-            headers,
-            e.encode_to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
-}
-
 struct Complaint {
     category: &'static str,
     channel: v1::Channel,
@@ -231,9 +215,9 @@ fn new_id() -> String {
 /// Publishes a complaint as intake would (received, then confirmed) and returns its id.
 async fn arrive(bed: &TestBed, c: &Complaint) -> String {
     let id = new_id();
-    publish(bed, &received(&id, c)).await;
+    bed.publish_event(&received(&id, c)).await;
     if c.confirmed {
-        publish(bed, &confirmed(&id)).await;
+        bed.publish_event(&confirmed(&id)).await;
     }
     id
 }
@@ -339,34 +323,28 @@ async fn routing_waits_for_confirmation_in_either_order() {
     let bed = TestBed::start().await;
     let mut r = routing(&bed, SEED).await;
     let id = new_id();
-    publish(
-        &bed,
-        &received(
-            &id,
-            &Complaint {
-                confirmed: false,
-                ..Default::default()
-            },
-        ),
-    )
+    bed.publish_event(&received(
+        &id,
+        &Complaint {
+            confirmed: false,
+            ..Default::default()
+        },
+    ))
     .await;
     wait_stage(&mut r, &id, "awaiting_confirmation").await;
-    publish(&bed, &confirmed(&id)).await;
+    bed.publish_event(&confirmed(&id)).await;
     wait_stage(&mut r, &id, "assigned").await;
 
     // Confirmed arriving before received (two replicas, or a late delivery).
     let early = new_id();
-    publish(&bed, &confirmed(&early)).await;
-    publish(
-        &bed,
-        &received(
-            &early,
-            &Complaint {
-                confirmed: false,
-                ..Default::default()
-            },
-        ),
-    )
+    bed.publish_event(&confirmed(&early)).await;
+    bed.publish_event(&received(
+        &early,
+        &Complaint {
+            confirmed: false,
+            ..Default::default()
+        },
+    ))
     .await;
     wait_stage(&mut r, &early, "assigned").await;
 }
@@ -379,16 +357,16 @@ async fn redelivered_received_and_confirmed_events_assign_once() {
     let rec = received(&id, &Complaint::default());
     let conf = confirmed(&id);
     for _ in 0..3 {
-        publish(&bed, &rec).await;
-        publish(&bed, &conf).await;
+        bed.publish_event(&rec).await;
+        bed.publish_event(&conf).await;
     }
     // The same events again under new message ids (an upstream replay): still one assignment.
     let mut rec2 = rec.clone();
     rec2.event_id = redress_domain::EventId::new().to_string();
     let mut conf2 = conf.clone();
     conf2.event_id = redress_domain::EventId::new().to_string();
-    publish(&bed, &rec2).await;
-    publish(&bed, &conf2).await;
+    bed.publish_event(&rec2).await;
+    bed.publish_event(&conf2).await;
     wait_stage(&mut r, &id, "assigned").await;
     // A marker complaint published afterwards: once it is assigned, everything before is applied.
     let marker = arrive(&bed, &Complaint::default()).await;
@@ -476,19 +454,16 @@ async fn thousand_complaints_over_seven_handlers_stay_balanced_skipping_unavaila
     }
     let mut r = routing(&bed, &seed).await;
     // Escalation suspends one of them (DOMAIN §7).
-    publish(
-        &bed,
-        &envelope(
-            "",
-            Payload::StaffSuspended(v1::StaffSuspended {
-                person_id: "susp".into(),
-                month: "2026-01".into(),
-                count: 3,
-                department_id: "bulk".into(),
-                complaint_ids: vec![],
-            }),
-        ),
-    )
+    bed.publish_event(&envelope(
+        "",
+        Payload::StaffSuspended(v1::StaffSuspended {
+            person_id: "susp".into(),
+            month: "2026-01".into(),
+            count: 3,
+            department_id: "bulk".into(),
+            complaint_ids: vec![],
+        }),
+    ))
     .await;
     let classes = [v1::Class::A, v1::Class::B, v1::Class::C, v1::Class::D];
     let mut last = String::new();
@@ -504,10 +479,10 @@ async fn thousand_complaints_over_seven_handlers_stay_balanced_skipping_unavaila
             if let Some(Payload::ComplaintReceived(p)) = recv.payload.as_mut() {
                 p.confirmed = false;
             }
-            publish(&bed, &recv).await;
-            publish(&bed, &confirmed(&id)).await;
+            bed.publish_event(&recv).await;
+            bed.publish_event(&confirmed(&id)).await;
         } else {
-            publish(&bed, &recv).await;
+            bed.publish_event(&recv).await;
         }
         last = id;
     }
@@ -1066,10 +1041,11 @@ async fn a_reclassification_applied_before_receipt_is_kept() {
         }
         e
     };
-    publish(&bed, &reclassified(v1::Class::A, 10)).await;
+    bed.publish_event(&reclassified(v1::Class::A, 10)).await;
     // An older reclassification delivered late changes nothing.
-    publish(&bed, &reclassified(v1::Class::B, 60)).await;
-    publish(&bed, &received(&id, &Complaint::default())).await;
+    bed.publish_event(&reclassified(v1::Class::B, 60)).await;
+    bed.publish_event(&received(&id, &Complaint::default()))
+        .await;
     let h = wait_stage(&mut r, &id, "assigned").await;
     assert_eq!(h.class, v1::Class::A as i32, "{h:?}");
 }
@@ -1098,11 +1074,11 @@ async fn a_reopened_complaint_returns_to_its_handler() {
         e.producer = "revisit".into();
         e
     };
-    publish(&bed, &reopened(&other)).await;
+    bed.publish_event(&reopened(&other)).await;
 
     let event = reopened(&id);
-    publish(&bed, &event).await;
-    publish(&bed, &event).await; // redelivered: applied once
+    bed.publish_event(&event).await;
+    bed.publish_event(&event).await; // redelivered: applied once
     let h = wait_stage(&mut r, &id, "reopened").await;
     assert_eq!(h.assignee_id, "handler-1", "the same handler");
 
@@ -1119,18 +1095,15 @@ async fn a_reopened_complaint_returns_to_its_handler() {
         "the two published (the copy deduplicated); routing follows, it announces none"
     );
     // A reclassification of an assigned complaint moves its weight between classes.
-    publish(
-        &bed,
-        &envelope(
-            &other,
-            Payload::ComplaintReclassified(v1::ComplaintReclassified {
-                from_class: v1::Class::C as i32,
-                to_class: v1::Class::A as i32,
-                reason: "the media called".into(),
-                promises: None,
-            }),
-        ),
-    )
+    bed.publish_event(&envelope(
+        &other,
+        Payload::ComplaintReclassified(v1::ComplaintReclassified {
+            from_class: v1::Class::C as i32,
+            to_class: v1::Class::A as i32,
+            reason: "the media called".into(),
+            promises: None,
+        }),
+    ))
     .await;
     let class = poll(
         5 * SECOND,
@@ -1560,7 +1533,7 @@ async fn the_complaint_centre_closes_a_resolved_complaint_and_a_repeat_reopens_i
         }),
     );
     e.producer = "revisit".into();
-    publish(&bed, &e).await;
+    bed.publish_event(&e).await;
     let h = wait_stage(&mut r, &id, "reopened").await;
     assert_eq!(h.assignee_id, "handler-1");
     assert!(h.closed_at.is_none());
@@ -1624,34 +1597,38 @@ async fn a_satisfied_revisit_or_a_sign_off_closes_a_resolved_complaint_once() {
     let open = billing_complaint(&bed, &mut r).await;
 
     let e = revisit_completed(&satisfied, "rvt_1", true);
-    publish(&bed, &e).await;
-    publish(&bed, &e).await; // redelivered
-    publish(&bed, &revisit_completed(&satisfied, "rvt_2", true)).await; // a later revisit
-    publish(&bed, &revisit_completed(&open, "rvt_3", true)).await;
-    publish(&bed, &revisit_completed(&dissatisfied, "rvt_4", false)).await;
+    bed.publish_event(&e).await;
+    bed.publish_event(&e).await; // redelivered
+    bed.publish_event(&revisit_completed(&satisfied, "rvt_2", true))
+        .await; // a later revisit
+    bed.publish_event(&revisit_completed(&open, "rvt_3", true))
+        .await;
+    bed.publish_event(&revisit_completed(&dissatisfied, "rvt_4", false))
+        .await;
 
     let h = wait_stage(&mut r, &satisfied, "closed").await;
     assert_eq!(h.satisfied, Some(true));
-    // The dissatisfied customer's complaint waits for the manager's sign-off.
-    tokio::time::sleep(2 * SECOND).await;
+    // The dissatisfied customer's complaint waits for the manager's sign-off: every revisit
+    // event published above has been handled by now.
+    bed.consumed("routing-intake-events", 10 * SECOND).await;
     let d = handling(&mut r, &dissatisfied).await.expect("h");
     assert_eq!((d.stage.as_str(), d.satisfied), ("resolved", Some(false)));
     assert_eq!(handling(&mut r, &open).await.expect("h").stage, "assigned");
-    publish(
-        &bed,
-        &revisit_event(
-            &dissatisfied,
-            Payload::RevisitSignedOff(v1::RevisitSignedOff {
-                revisit_id: "rvt_4".into(),
-                manager_id: "manager-1".into(),
-                result: "explained the refund date".into(),
-            }),
-        ),
-    )
+    bed.publish_event(&revisit_event(
+        &dissatisfied,
+        Payload::RevisitSignedOff(v1::RevisitSignedOff {
+            revisit_id: "rvt_4".into(),
+            manager_id: "manager-1".into(),
+            result: "explained the refund date".into(),
+        }),
+    ))
     .await;
     wait_stage(&mut r, &dissatisfied, "closed").await;
 
-    let events = bed.events("complaint.closed", 3, 3 * SECOND).await;
+    // Everything handled and relayed: the closings below are all there will be.
+    bed.consumed("routing-intake-events", 10 * SECOND).await;
+    bed.outbox_flushed("routing", 10 * SECOND).await;
+    let events = bed.events("complaint.closed", 0, Duration::ZERO).await;
     assert_eq!(events.len(), 2, "{events:?}");
     let c = closed_events(&events, &satisfied);
     assert_eq!(c.len(), 1, "closed once");
@@ -1721,7 +1698,7 @@ async fn a_backlog_is_routed_in_batches_with_the_outcome_of_one_at_a_time() {
                         .await
                         .expect("ack");
                 } else {
-                    publish(&bed, &recv).await;
+                    bed.publish_event(&recv).await;
                 }
                 let classified = envelope(
                     &id,
@@ -1730,42 +1707,40 @@ async fn a_backlog_is_routed_in_batches_with_the_outcome_of_one_at_a_time() {
                         ..Default::default()
                     }),
                 );
-                publish(&bed, &classified).await;
-                publish(&bed, &confirmed(&id)).await;
+                bed.publish_event(&classified).await;
+                bed.publish_event(&confirmed(&id)).await;
             }
             // Taken unconfirmed, confirmed later.
             1 => {
                 c.confirmed = false;
-                publish(&bed, &received(&id, &c)).await;
-                publish(&bed, &confirmed(&id)).await;
+                bed.publish_event(&received(&id, &c)).await;
+                bed.publish_event(&confirmed(&id)).await;
             }
             // The confirmation applied before the receipt.
             _ => {
                 c.confirmed = false;
-                publish(&bed, &confirmed(&id)).await;
-                publish(&bed, &received(&id, &c)).await;
+                bed.publish_event(&confirmed(&id)).await;
+                bed.publish_event(&received(&id, &c)).await;
             }
         }
         ids.push(id);
     }
     // A reclassification in the middle of the run: applied on its own, in its place.
     let reclassified_id = ids[40].clone();
-    publish(
-        &bed,
-        &envelope(
-            &reclassified_id,
-            Payload::ComplaintReclassified(v1::ComplaintReclassified {
-                from_class: v1::Class::C as i32,
-                to_class: v1::Class::A as i32,
-                reason: "the media called".into(),
-                promises: None,
-            }),
-        ),
-    )
+    bed.publish_event(&envelope(
+        &reclassified_id,
+        Payload::ComplaintReclassified(v1::ComplaintReclassified {
+            from_class: v1::Class::C as i32,
+            to_class: v1::Class::A as i32,
+            reason: "the media called".into(),
+            promises: None,
+        }),
+    ))
     .await;
     for _ in 150..160 {
         let id = new_id();
-        publish(&bed, &received(&id, &Complaint::default())).await;
+        bed.publish_event(&received(&id, &Complaint::default()))
+            .await;
         expected.insert(id.clone(), "billing");
         ids.push(id);
     }
@@ -1858,12 +1833,15 @@ async fn an_arrival_naming_no_complaint_is_dead_lettered_and_its_neighbours_are_
     let before = new_id();
     let after = new_id();
     let malformed = "cmp_not-an-id";
-    publish(&bed, &received(&before, &Complaint::default())).await;
-    publish(&bed, &confirmed(&before)).await;
-    publish(&bed, &received(malformed, &Complaint::default())).await;
-    publish(&bed, &confirmed(malformed)).await;
-    publish(&bed, &received(&after, &Complaint::default())).await;
-    publish(&bed, &confirmed(&after)).await;
+    bed.publish_event(&received(&before, &Complaint::default()))
+        .await;
+    bed.publish_event(&confirmed(&before)).await;
+    bed.publish_event(&received(malformed, &Complaint::default()))
+        .await;
+    bed.publish_event(&confirmed(malformed)).await;
+    bed.publish_event(&received(&after, &Complaint::default()))
+        .await;
+    bed.publish_event(&confirmed(&after)).await;
 
     let mut r = routing_with(&bed, SEED, &[("REDRESS_CONSUMER_BATCH", "128")]).await;
     assert_eq!(
@@ -1874,26 +1852,14 @@ async fn an_arrival_naming_no_complaint_is_dead_lettered_and_its_neighbours_are_
         wait_stage(&mut r, &after, "assigned").await.department_id,
         "billing"
     );
-    let dead = bed
-        .read_stream(
-            &format!("{}_DEADLETTER", bed.prefix.to_uppercase()),
-            &format!("{}.deadletter.>", bed.prefix),
-            2,
-            10 * SECOND,
-        )
-        .await;
+    let dead = bed.dead_letters(2, 10 * SECOND).await;
     assert_eq!(dead.len(), 2);
     for d in &dead {
         assert_eq!(
             d.subject.as_str(),
             format!("{}.deadletter.routing-intake-events", bed.prefix)
         );
-        let reason = d
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Redress-Dead-Letter-Reason"))
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default();
+        let reason = dead_letter_reason(d);
         assert!(reason.contains(malformed), "{reason}");
     }
     assert!(
