@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use redress_domain::{ComplaintId, EventId};
 use redress_proto::v1::{
     self, event::Payload, sla_monitor_service_client::SlaMonitorServiceClient,
@@ -103,19 +102,7 @@ async fn publish_at(bed: &TestBed, complaint_id: &str, at: DateTime<Utc>, payloa
         producer: "test".into(),
         payload: Some(payload),
     };
-    let kind = e.payload.as_ref().expect("payload").kind();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", e.event_id.as_str());
-    bed.js
-        .publish_with_headers(
-            format!("t.events.{kind}"),
-            headers,
-            e.encode_to_vec().into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+    bed.publish_event(&e).await;
 }
 
 async fn publish(bed: &TestBed, complaint_id: &str, payload: Payload) {
@@ -189,20 +176,28 @@ fn of(events: &[v1::Event], id: &str) -> Vec<v1::Event> {
         .collect()
 }
 
-/// Events of one complaint, waiting until at least `n` arrived.
-async fn events_of(
-    bed: &TestBed,
-    kind: &str,
-    id: &str,
-    n: usize,
-    timeout: Duration,
-) -> Vec<v1::Event> {
-    poll(
-        timeout,
-        async || of(&bed.events(kind, 0, SECOND).await, id),
-        |got| got.len() >= n,
-    )
-    .await
+/// Waits until the monitor has handled every event published so far, no clock of `ids` (of
+/// `kind`, when given) is due to fire within the next minute, and its outbox is relayed: the SLA
+/// events about them on the stream are then all there will be, without a fixed wait.
+async fn settled(bed: &TestBed, ids: &[&str], kind: Option<&str>) {
+    bed.consumed("sla-monitor-clocks", 30 * SECOND).await;
+    let ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+    let mut conn = bed.db.connect().await;
+    eventually("the clocks to have nothing due", 30 * SECOND, async || {
+        let due: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sla_monitor.clocks
+              WHERE complaint_id = ANY($1) AND ($2::TEXT IS NULL OR kind = $2)
+                AND next_fire_at < now() + interval '1 minute'",
+        )
+        .bind(&ids)
+        .bind(kind)
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+        (due == 0).then_some(())
+    })
+    .await;
+    bed.outbox_flushed("sla_monitor", 10 * SECOND).await;
 }
 
 const ALL_FOUR: [v1::SlaClock; 4] = [
@@ -433,7 +428,7 @@ async fn reclassification_moves_resolution_stops_and_reopening_restarts() {
         publish(&bed, &done, p).await;
     }
 
-    let overdue = events_of(&bed, "sla.overdue", &moved, 4, 15 * SECOND).await;
+    let overdue = bed.events_of("sla.overdue", &moved, 4, 15 * SECOND).await;
     let completion = overdue
         .iter()
         .find(|e| {
@@ -446,8 +441,8 @@ async fn reclassification_moves_resolution_stops_and_reopening_restarts() {
     };
     assert!(((time(&o.due_at) - moved_at).num_milliseconds() - 3000).abs() <= 1);
 
-    // Past every limit of `done` by now; none of its clocks fired.
-    tokio::time::sleep(2 * SECOND).await;
+    // Resolved in time: none of its clocks fired, and none is left to fire.
+    settled(&bed, &[&done], None).await;
     let all = bed.events("sla.>", 0, SECOND).await;
     assert!(of(&all, &done).is_empty(), "{:?}", of(&all, &done));
 
@@ -460,7 +455,7 @@ async fn reclassification_moves_resolution_stops_and_reopening_restarts() {
         Payload::Reopened(v1::Reopened::default()),
     )
     .await;
-    let overdue = events_of(&bed, "sla.overdue", &done, 2, 15 * SECOND).await;
+    let overdue = bed.events_of("sla.overdue", &done, 2, 15 * SECOND).await;
     let again = per_clock(&overdue);
     assert_eq!(again.len(), 2, "{again:?}");
     let c = &again[&(done.clone(), v1::SlaClock::Completion as i32)];
@@ -580,13 +575,16 @@ async fn two_replicas_and_a_restart_emit_every_warning_and_overdue_exactly_once(
             first.kill();
             first = monitor(&bed, &policy).await;
         }
+        // Paced so that arrivals and their clocks straddle the kill and the restart: the
+        // spacing is the scenario, there is nothing to await.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let expected = ids.len() * 4;
     let overdue = bed.events("sla.overdue", expected, 40 * SECOND).await;
     let warnings = bed.events("sla.warning", expected, 10 * SECOND).await;
-    // Give any duplicate the chance to show up.
-    tokio::time::sleep(2 * SECOND).await;
+    // Every clock fired and every emission relayed: a duplicate would be on the stream now.
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    settled(&bed, &all, None).await;
     let overdue_again = bed.events("sla.overdue", expected, SECOND).await;
     let warnings_again = bed.events("sla.warning", expected, SECOND).await;
     assert_eq!(overdue.len(), expected, "{}", first.logs());
@@ -827,13 +825,18 @@ async fn an_unconfirmed_complaint_runs_a_confirmation_clock_until_confirmed_or_r
     .await;
     route_and_assign(&bed, &routed).await;
 
-    let overdue = events_of(&bed, "sla.overdue", &late, 2, 15 * SECOND).await;
+    let overdue = bed.events_of("sla.overdue", &late, 2, 15 * SECOND).await;
     assert!(
         !confirmation_events(&overdue, &late).is_empty(),
         "the late complaint's confirmation went overdue: {overdue:?}"
     );
-    // Past every confirmation limit, and the scheduler's time to act on it.
-    tokio::time::sleep(2 * SECOND).await;
+    // No confirmation clock left to fire, and every emission relayed.
+    settled(
+        &bed,
+        &[&late, &confirmed, &routed, &at_receipt],
+        Some("confirmation"),
+    )
+    .await;
     let all = bed.events(">", 0, SECOND).await;
     let late_events = confirmation_events(&all, &late);
     let kinds: Vec<_> = late_events
@@ -943,8 +946,9 @@ async fn a_late_heard_assignment_still_gets_its_lateness_fine_once() {
         .await;
     }
     let records = bed.events("accountability.recorded", 1, 10 * SECOND).await;
-    // Give a wrong second record (or one for the late assignment) time to appear.
-    tokio::time::sleep(2 * SECOND).await;
+    // Both assignments handled, no clock left to fire, every emission relayed: a wrong second
+    // record (or one for the late assignment) would be on the stream now.
+    settled(&bed, &[&in_time, &too_late], None).await;
     let records = if records.is_empty() {
         records
     } else {
@@ -1185,7 +1189,7 @@ async fn the_real_eight_hour_limit_warns_and_goes_overdue_as_the_clock_is_moved(
         async || {
             completion(
                 "warning",
-                &events_of(&bed, "sla.warning", &id, 1, SECOND).await,
+                &bed.events_of("sla.warning", &id, 1, SECOND).await,
             )
         },
         |w| !w.is_empty(),
@@ -1198,7 +1202,7 @@ async fn the_real_eight_hour_limit_warns_and_goes_overdue_as_the_clock_is_moved(
     );
     let overdue_so_far = completion(
         "overdue",
-        &events_of(&bed, "sla.overdue", &id, 0, Duration::ZERO).await,
+        &bed.events_of("sla.overdue", &id, 0, Duration::ZERO).await,
     );
     assert!(
         overdue_so_far.is_empty(),
@@ -1212,7 +1216,7 @@ async fn the_real_eight_hour_limit_warns_and_goes_overdue_as_the_clock_is_moved(
         async || {
             completion(
                 "overdue",
-                &events_of(&bed, "sla.overdue", &id, 1, SECOND).await,
+                &bed.events_of("sla.overdue", &id, 1, SECOND).await,
             )
         },
         |o| !o.is_empty(),
