@@ -261,7 +261,7 @@ pub struct Scope {
 }
 
 /// Open complaints of one department, class and stage.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Count {
     pub department_id: String,
     pub department_name: String,
@@ -271,7 +271,7 @@ pub struct Count {
 }
 
 /// One complaint on a list of the board.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Line {
     pub complaint_id: String,
     pub complaint_number: String,
@@ -286,7 +286,7 @@ pub struct Line {
 }
 
 /// An escalation nobody has acknowledged yet.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Waiting {
     pub escalation_id: String,
     pub complaint_id: String,
@@ -308,33 +308,34 @@ pub struct Revisits {
     pub satisfied_today: i64,
 }
 
+/// The scope as SQL over `complaints c`; its values are `$1`–`$3`, bound by [`Scope::bind`].
 const SCOPE: &str = "($1 OR c.department_id = ANY($2) OR c.handler_id = $3)";
+
+impl Scope {
+    /// Binds `$1`–`$3` of [`SCOPE`].
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.all)
+            .bind(&self.departments)
+            .bind(&self.actor)
+    }
+}
 
 pub async fn counts(pool: &PgPool, scope: &Scope) -> Result<Vec<Count>, sqlx::Error> {
     // Only constant fragments of this file are formatted in; every value is bound.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT c.department_id, COALESCE(d.name, c.department_id) AS department_name, c.class,
+    scope
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT c.department_id, COALESCE(d.name, c.department_id) AS department_name, c.class,
                 c.stage, count(*) AS open
          FROM complaints c LEFT JOIN departments d USING (department_id)
          WHERE c.stage_rank < 5 AND {SCOPE}
          GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4"
-    )))
-    .bind(scope.all)
-    .bind(&scope.departments)
-    .bind(&scope.actor)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Count {
-                department_id: r.try_get("department_id")?,
-                department_name: r.try_get("department_name")?,
-                class: r.try_get("class")?,
-                stage: r.try_get("stage")?,
-                open: r.try_get("open")?,
-            })
-        })
-        .collect()
+        ))))
+        .fetch_all(pool)
+        .await
 }
 
 /// Open complaints with a clock warned about and not yet late, the nearest limit first.
@@ -374,35 +375,18 @@ async fn lines(
     limit: i64,
 ) -> Result<Vec<Line>, sqlx::Error> {
     // `filter`, `clock` and `due` are constants of this file; every value is bound.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT c.complaint_id, c.complaint_number, c.class, c.department_id,
+    scope
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT c.complaint_id, c.complaint_number, c.class, c.department_id,
                 COALESCE(d.name, c.department_id) AS department_name, c.handler_name, c.stage,
                 COALESCE({clock}, '') AS clock, {due} AS due_at
          FROM complaints c LEFT JOIN departments d USING (department_id)
          WHERE c.stage_rank < 5 AND {filter} AND {SCOPE}
          ORDER BY {due} LIMIT $4"
-    )))
-    .bind(scope.all)
-    .bind(&scope.departments)
-    .bind(&scope.actor)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Line {
-                complaint_id: r.try_get("complaint_id")?,
-                complaint_number: r.try_get("complaint_number")?,
-                class: r.try_get("class")?,
-                department_id: r.try_get("department_id")?,
-                department_name: r.try_get("department_name")?,
-                handler_name: r.try_get("handler_name")?,
-                stage: r.try_get("stage")?,
-                clock: r.try_get("clock")?,
-                due_at: r.try_get("due_at")?,
-            })
-        })
-        .collect()
+        ))))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }
 
 pub async fn waiting_escalations(
@@ -410,7 +394,8 @@ pub async fn waiting_escalations(
     scope: &Scope,
     limit: i64,
 ) -> Result<Vec<Waiting>, sqlx::Error> {
-    let rows = sqlx::query(
+    scope
+    .bind(sqlx::query_as(
         "SELECT e.escalation_id, e.complaint_id, COALESCE(c.complaint_number, '') AS complaint_number,
                 e.level, e.recipient_name, COALESCE(d.name, e.department_id) AS department_name,
                 e.summary, e.raised_at, e.acknowledge_by
@@ -420,28 +405,10 @@ pub async fn waiting_escalations(
          WHERE e.acknowledged_at IS NULL
            AND ($1 OR e.department_id = ANY($2) OR e.recipient_id = $3)
          ORDER BY e.raised_at LIMIT $4",
-    )
-    .bind(scope.all)
-    .bind(&scope.departments)
-    .bind(&scope.actor)
+    ))
     .bind(limit)
     .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Waiting {
-                escalation_id: r.try_get("escalation_id")?,
-                complaint_id: r.try_get("complaint_id")?,
-                complaint_number: r.try_get("complaint_number")?,
-                level: r.try_get("level")?,
-                recipient_name: r.try_get("recipient_name")?,
-                department_name: r.try_get("department_name")?,
-                summary: r.try_get("summary")?,
-                raised_at: r.try_get("raised_at")?,
-                acknowledge_by: r.try_get("acknowledge_by")?,
-            })
-        })
-        .collect()
+    .await
 }
 
 /// Revisits due on the day `[from, to)`, and how many of them were made.
@@ -492,7 +459,7 @@ pub async fn place_of(
 // --- reports (DOMAIN §8) --------------------------------------------------------------------
 
 /// One line of the supervisor's daily complaint log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct LogLine {
     pub complaint_number: String,
     pub received_at: Option<DateTime<Utc>>,
@@ -516,41 +483,20 @@ pub async fn received_between(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<LogLine>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT c.complaint_number, c.received_at, c.class, c.channel, c.category,
+    scope
+        .bind(sqlx::query_as(
+            "SELECT c.complaint_number, c.received_at, c.class, c.channel, c.category,
                 c.customer_type, c.business, COALESCE(d.name, c.department_id) AS department_name,
-                c.handler_name, c.stage, c.resolved_at, c.ever_overdue, c.satisfied
+                c.handler_name, c.stage, c.resolved_at, c.ever_overdue AS overdue, c.satisfied
          FROM complaints c LEFT JOIN departments d USING (department_id)
          WHERE c.received_at >= $4 AND c.received_at < $5
            AND ($1 OR c.department_id = ANY($2) OR c.handler_id = $3)
          ORDER BY c.received_at, c.complaint_id",
-    )
-    .bind(scope.all)
-    .bind(&scope.departments)
-    .bind(&scope.actor)
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(LogLine {
-                complaint_number: r.try_get("complaint_number")?,
-                received_at: r.try_get("received_at")?,
-                class: r.try_get("class")?,
-                channel: r.try_get("channel")?,
-                category: r.try_get("category")?,
-                customer_type: r.try_get("customer_type")?,
-                business: r.try_get("business")?,
-                department_name: r.try_get("department_name")?,
-                handler_name: r.try_get("handler_name")?,
-                stage: r.try_get("stage")?,
-                resolved_at: r.try_get("resolved_at")?,
-                overdue: r.try_get("ever_overdue")?,
-                satisfied: r.try_get("satisfied")?,
-            })
-        })
-        .collect()
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await
 }
 
 /// What a report breaks complaints down by.
@@ -597,7 +543,7 @@ impl Dimension {
 }
 
 /// Complaints of one value of a dimension, in a period.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Tally {
     pub key: String,
     pub received: i64,
@@ -607,6 +553,22 @@ pub struct Tally {
     pub dissatisfied: i64,
 }
 
+/// A [`Tally`] of one month (`YYYY-MM`, local time).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct MonthTally {
+    pub month: String,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// The counts of a [`Tally`], as SQL over `complaints c`.
+const TALLY: &str = "count(*) AS received,
+    count(*) FILTER (WHERE c.resolved_at IS NOT NULL) AS resolved,
+    count(*) FILTER (WHERE c.ever_overdue) AS overdue,
+    count(*) FILTER (WHERE c.satisfied) AS satisfied,
+    count(*) FILTER (WHERE c.satisfied = false) AS dissatisfied";
+
 /// The complaints received in `[from, to)` by `dimension`.
 pub async fn breakdown(
     pool: &PgPool,
@@ -615,72 +577,44 @@ pub async fn breakdown(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Tally>, sqlx::Error> {
-    // `dimension.column()` is a constant of this file; every value is bound.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} AS key, count(*) AS received,
-                count(*) FILTER (WHERE c.resolved_at IS NOT NULL) AS resolved,
-                count(*) FILTER (WHERE c.ever_overdue) AS overdue,
-                count(*) FILTER (WHERE c.satisfied) AS satisfied,
-                count(*) FILTER (WHERE c.satisfied = false) AS dissatisfied
+    // `dimension.column()` and TALLY are constants of this file; every value is bound.
+    let sql = format!(
+        "SELECT {} AS key, {TALLY}
          FROM complaints c LEFT JOIN departments d USING (department_id)
-         WHERE c.received_at >= $4 AND c.received_at < $5
-           AND ($1 OR c.department_id = ANY($2) OR c.handler_id = $3)
+         WHERE c.received_at >= $4 AND c.received_at < $5 AND {SCOPE}
          GROUP BY 1 ORDER BY 2 DESC, 1",
         dimension.column()
-    )))
-    .bind(scope.all)
-    .bind(&scope.departments)
-    .bind(&scope.actor)
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(tally).collect()
+    );
+    scope
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(sql)))
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await
 }
 
-fn tally(r: &sqlx::postgres::PgRow) -> Result<Tally, sqlx::Error> {
-    Ok(Tally {
-        key: r.try_get("key")?,
-        received: r.try_get("received")?,
-        resolved: r.try_get("resolved")?,
-        overdue: r.try_get("overdue")?,
-        satisfied: r.try_get("satisfied")?,
-        dissatisfied: r.try_get("dissatisfied")?,
-    })
-}
-
-/// One period (a month, local time `offset_secs` east of UTC) of `[from, to)`, and optionally
-/// one department, for trends and the yearly department report.
+/// The complaints received in `[from, to)` by month (local time, `offset_secs` east of UTC)
+/// and department: trends and the yearly department report.
 pub async fn by_month(
     pool: &PgPool,
     scope: &Scope,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     offset_secs: i32,
-) -> Result<Vec<(String, String, Tally)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT to_char(date_trunc('month', c.received_at + make_interval(secs => $6)), 'YYYY-MM')
-                    AS month,
-                COALESCE(d.name, NULLIF(c.department_id, ''), 'complaint centre') AS key,
-                count(*) AS received,
-                count(*) FILTER (WHERE c.resolved_at IS NOT NULL) AS resolved,
-                count(*) FILTER (WHERE c.ever_overdue) AS overdue,
-                count(*) FILTER (WHERE c.satisfied) AS satisfied,
-                count(*) FILTER (WHERE c.satisfied = false) AS dissatisfied
+) -> Result<Vec<MonthTally>, sqlx::Error> {
+    let sql = format!(
+        "SELECT to_char(date_trunc('month', c.received_at + make_interval(secs => $6)),
+                    'YYYY-MM') AS month,
+                COALESCE(d.name, NULLIF(c.department_id, ''), 'complaint centre') AS key, {TALLY}
          FROM complaints c LEFT JOIN departments d USING (department_id)
-         WHERE c.received_at >= $4 AND c.received_at < $5
-           AND ($1 OR c.department_id = ANY($2) OR c.handler_id = $3)
-         GROUP BY 1, 2 ORDER BY 1, 2",
-    )
-    .bind(scope.all)
-    .bind(&scope.departments)
-    .bind(&scope.actor)
-    .bind(from)
-    .bind(to)
-    .bind(f64::from(offset_secs))
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("month")?, r.try_get("key")?, tally(r)?)))
-        .collect()
+         WHERE c.received_at >= $4 AND c.received_at < $5 AND {SCOPE}
+         GROUP BY 1, 2 ORDER BY 1, 2"
+    );
+    scope
+        .bind(sqlx::query_as(sqlx::AssertSqlSafe(sql)))
+        .bind(from)
+        .bind(to)
+        .bind(f64::from(offset_secs))
+        .fetch_all(pool)
+        .await
 }

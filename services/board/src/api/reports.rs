@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Board, Refusal, caller};
 use crate::access;
-use crate::store::{self, Dimension, LogLine, Tally};
+use crate::store::{self, Dimension, LogLine, MonthTally, Tally};
 
 #[derive(Debug, Deserialize)]
 pub struct Params {
@@ -279,7 +279,9 @@ pub async fn monthly(
             });
         }
         let mut trend: Vec<Trend> = Vec::new();
-        for (month, _, t) in store::by_month(&board.pool, &scope, trend_from, to, offset).await? {
+        for MonthTally { month, tally: t } in
+            store::by_month(&board.pool, &scope, trend_from, to, offset).await?
+        {
             match trend.last_mut() {
                 Some(last) if last.month == month => {
                     last.received += t.received;
@@ -324,13 +326,6 @@ pub async fn monthly(
 struct DepartmentYear {
     department: String,
     months: Vec<MonthTally>,
-}
-
-#[derive(Serialize)]
-struct MonthTally {
-    month: String,
-    #[serde(flatten)]
-    tally: Tally,
 }
 
 #[derive(Serialize)]
@@ -383,27 +378,23 @@ pub async fn yearly(
         header_row.extend(TALLY_HEADER);
         let rows = rows
             .iter()
-            .map(|(month, department, t)| {
-                let mut row = vec![month.clone(), department.clone()];
-                row.extend(tally_cells(t));
+            .map(|m| {
+                let mut row = vec![m.month.clone(), m.tally.key.clone()];
+                row.extend(tally_cells(&m.tally));
                 row
             })
             .collect();
         return csv(&format!("departments-{year}"), &header_row, rows);
     }
     let mut departments: Vec<DepartmentYear> = Vec::new();
-    for (month, department, tally) in rows {
-        let entry = match departments.iter_mut().find(|d| d.department == department) {
-            Some(d) => d,
-            None => {
-                departments.push(DepartmentYear {
-                    department: department.clone(),
-                    months: Vec::new(),
-                });
-                departments.last_mut().expect("just pushed")
-            }
-        };
-        entry.months.push(MonthTally { month, tally });
+    for m in rows {
+        match departments.iter_mut().find(|d| d.department == m.tally.key) {
+            Some(d) => d.months.push(m),
+            None => departments.push(DepartmentYear {
+                department: m.tally.key.clone(),
+                months: vec![m],
+            }),
+        }
     }
     Json(Yearly { year, departments }).into_response()
 }
