@@ -28,8 +28,23 @@ impl TestBed {
     /// Publishes `event` on `<prefix>.events.<kind>` under message id `msg_id`: another id than
     /// the event's is a re-publication JetStream cannot deduplicate (a consumer must).
     pub async fn publish_event_as(&self, event: &v1::Event, msg_id: &str) {
+        self.publish_with(event, msg_id, async_nats::HeaderMap::new())
+            .await;
+    }
+
+    /// Publishes `event` as [`TestBed::publish_event`] does, with `headers` besides (a
+    /// `traceparent`, …).
+    pub async fn publish_event_with(&self, event: &v1::Event, headers: async_nats::HeaderMap) {
+        self.publish_with(event, &event.event_id, headers).await;
+    }
+
+    async fn publish_with(
+        &self,
+        event: &v1::Event,
+        msg_id: &str,
+        mut headers: async_nats::HeaderMap,
+    ) {
         let kind = event.kind().expect("event with a payload");
-        let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
         self.js
             .publish_with_headers(

@@ -1682,21 +1682,11 @@ async fn a_backlog_is_routed_in_batches_with_the_outcome_of_one_at_a_time() {
                 let recv = received(&id, &c);
                 if i == 3 {
                     let mut headers = HeaderMap::new();
-                    headers.insert("Nats-Msg-Id", recv.event_id.as_str());
                     headers.insert(
                         "traceparent",
                         format!("00-{trace_id}-00f067aa0ba902b7-01").as_str(),
                     );
-                    bed.js
-                        .publish_with_headers(
-                            format!("{}.events.complaint.received", bed.prefix),
-                            headers,
-                            recv.encode_to_vec().into(),
-                        )
-                        .await
-                        .expect("publish")
-                        .await
-                        .expect("ack");
+                    bed.publish_event_with(&recv, headers).await;
                 } else {
                     bed.publish_event(&recv).await;
                 }
