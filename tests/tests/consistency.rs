@@ -320,7 +320,8 @@ impl Clients {
         let mut last = self.caught_up(id, model, trail).await.still();
         let mut same = 0;
         while same < 2 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // The poll interval of a stability check (three equal reads in a row), not a wait.
+            tokio::time::sleep(redress_test_support::EVERY).await;
             let now = self.caught_up(id, model, trail).await.still();
             same = if now == last { same + 1 } else { 0 };
             last = now;

@@ -17,7 +17,7 @@ use redress_proto::v1::{
     intake_service_client::IntakeServiceClient,
     sla_monitor_service_client::SlaMonitorServiceClient,
 };
-use redress_test_support::{TestBed, authed, poll};
+use redress_test_support::{TestBed, authed};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -79,22 +79,6 @@ async fn submit(bed: &TestBed, stack: &common::Stack, details: v1::ComplaintDeta
         .complaint_id
 }
 
-/// The events of `kind` about complaint `id` once at least `n` of them are there (or `WAIT`).
-async fn events_of(bed: &TestBed, kind: &str, id: &str, n: usize) -> Vec<v1::Event> {
-    poll(
-        WAIT,
-        async || {
-            bed.events(kind, 0, Duration::ZERO)
-                .await
-                .into_iter()
-                .filter(|e| e.complaint_id == id)
-                .collect::<Vec<_>>()
-        },
-        |got| got.len() >= n,
-    )
-    .await
-}
-
 fn raised(e: &v1::Event) -> &v1::EscalationRaised {
     match &e.payload {
         Some(Payload::EscalationRaised(r)) => r,
@@ -114,7 +98,7 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
     let id = submit(&bed, &stack, common::complaint("late-1")).await;
 
     // Nobody acts: first feedback (2 s), intermediate result (3 s) and completion (6 s) are missed.
-    let overdue = events_of(&bed, "sla.overdue", &id, 3).await;
+    let overdue = bed.events_of("sla.overdue", &id, 3, WAIT).await;
     let completion = overdue
         .iter()
         .find(|e| {
@@ -124,7 +108,7 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
         .unwrap_or_else(|| panic!("completion overdue among {overdue:?}"));
 
     // The general manager, once, the set time (3 s) after the completion limit was missed.
-    let escalations = events_of(&bed, "escalation.raised", &id, 2).await;
+    let escalations = bed.events_of("escalation.raised", &id, 2, WAIT).await;
     let to_gm: Vec<_> = escalations
         .iter()
         .filter(|e| raised(e).recipient_id == "gm-1")
@@ -141,9 +125,10 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
         v1::EscalationTrigger::UnresolvedAfterL1
     );
 
-    // Give any duplicate the time to show.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let escalations = events_of(&bed, "escalation.raised", &id, 2).await;
+    // Everything that came of the missed limits handled and relayed, no step due for a while
+    // (acceptance warns at 30 s): a duplicate would be on the stream now.
+    common::settled(&bed, &[&id], Duration::from_secs(10)).await;
+    let escalations = bed.events_of("escalation.raised", &id, 2, WAIT).await;
     let to_manager: Vec<_> = escalations
         .iter()
         .filter(|e| raised(e).recipient_id == "manager-1")
@@ -156,7 +141,8 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
     assert_eq!(escalations.len(), 2, "{escalations:?}");
 
     // One lateness fine: the completion limit's class-D record, nothing for the others.
-    let records: Vec<_> = events_of(&bed, "accountability.recorded", &id, 1)
+    let records: Vec<_> = bed
+        .events_of("accountability.recorded", &id, 1, WAIT)
         .await
         .into_iter()
         .filter_map(|e| match e.payload {
@@ -209,7 +195,7 @@ async fn a_threatening_customer_reaches_the_manager_and_the_general_manager_at_o
         },
     )
     .await;
-    let escalations = events_of(&bed, "escalation.raised", &id, 2).await;
+    let escalations = bed.events_of("escalation.raised", &id, 2, WAIT).await;
     let mut got: Vec<_> = escalations
         .iter()
         .map(|e| (raised(e).recipient_id.clone(), raised(e).trigger()))
@@ -244,7 +230,7 @@ async fn a_late_unconfirmed_complaint_goes_to_the_complaint_centres_manager() {
         },
     )
     .await;
-    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    let escalations = bed.events_of("escalation.raised", &id, 1, WAIT).await;
     assert!(
         escalations
             .iter()
@@ -328,13 +314,13 @@ async fn a_complaint_left_unconfirmed_past_its_limit_goes_to_the_centres_manager
     let stack = common::start_with(&bed, CONFIRMATION_POLICY, &seed(), &[]).await;
     let id = unconfirmed(&bed, &stack, "unconfirmed-late").await;
 
-    let overdue = events_of(&bed, "sla.overdue", &id, 1).await;
+    let overdue = bed.events_of("sla.overdue", &id, 1, WAIT).await;
     assert_eq!(
         overdue_clocks(&overdue),
         vec![v1::SlaClock::Confirmation],
         "{overdue:?}"
     );
-    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    let escalations = bed.events_of("escalation.raised", &id, 1, WAIT).await;
     assert_eq!(escalations.len(), 1, "{escalations:?}");
     let r = raised(&escalations[0]);
     assert_eq!(r.recipient_id, "centre-1", "{r:?}");
@@ -350,8 +336,9 @@ async fn a_complaint_left_unconfirmed_past_its_limit_goes_to_the_centres_manager
 
     // Past l2_after and the unacknowledged raise time: still only the centre's manager, and no
     // accountability record (a missed confirmation is not fined).
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    // Settled: nothing due within 10 s (past both), everything that came of it relayed.
+    common::settled(&bed, &[&id], Duration::from_secs(10)).await;
+    let escalations = bed.events_of("escalation.raised", &id, 1, WAIT).await;
     assert!(
         escalations
             .iter()
@@ -359,7 +346,7 @@ async fn a_complaint_left_unconfirmed_past_its_limit_goes_to_the_centres_manager
         "nobody but the centre's manager: {escalations:?}"
     );
     assert_eq!(escalations.len(), 1, "{escalations:?}");
-    let records = events_of(&bed, "accountability.recorded", &id, 0).await;
+    let records = bed.events_of("accountability.recorded", &id, 0, WAIT).await;
     assert!(records.is_empty(), "{records:?}");
 
     // The centre manager's escalation lists the missed confirmation.
@@ -406,12 +393,12 @@ async fn a_complaint_confirmed_in_time_or_at_receipt_has_no_confirmation_overdue
         .expect("confirm");
 
     // Routed once confirmed; by then the clock is met.
-    events_of(&bed, "complaint.routed", &id, 1).await;
-    // Well past the 2 s limit.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let overdue = events_of(&bed, "sla.overdue", &id, 0).await;
+    bed.events_of("complaint.routed", &id, 1, WAIT).await;
+    // Settled past the 2 s limit: no clock due within 10 s, everything that came of it relayed.
+    common::settled(&bed, &[&id, &at_receipt], Duration::from_secs(10)).await;
+    let overdue = bed.events_of("sla.overdue", &id, 0, WAIT).await;
     assert!(overdue.is_empty(), "{overdue:?}");
-    let escalations = events_of(&bed, "escalation.raised", &id, 0).await;
+    let escalations = bed.events_of("escalation.raised", &id, 0, WAIT).await;
     assert!(escalations.is_empty(), "{escalations:?}");
     let clock = confirmation_clock(&bed, &stack, &id)
         .await
@@ -419,7 +406,7 @@ async fn a_complaint_confirmed_in_time_or_at_receipt_has_no_confirmation_overdue
     assert_eq!(clock.state(), v1::ClockState::Met, "{clock:?}");
 
     assert_eq!(confirmation_clock(&bed, &stack, &at_receipt).await, None);
-    let overdue = events_of(&bed, "sla.overdue", &at_receipt, 0).await;
+    let overdue = bed.events_of("sla.overdue", &at_receipt, 0, WAIT).await;
     assert!(overdue.is_empty(), "{overdue:?}");
 }
 
@@ -447,12 +434,12 @@ async fn a_complaint_no_rule_routes_waits_with_the_complaint_centre_whose_manage
         },
     )
     .await;
-    let routed = events_of(&bed, "complaint.routed", &id, 1).await;
+    let routed = bed.events_of("complaint.routed", &id, 1, WAIT).await;
     let Some(Payload::ComplaintRouted(r)) = routed.first().and_then(|e| e.payload.as_ref()) else {
         panic!("routed to the centre, not dead-lettered: {routed:?}")
     };
     assert_eq!(r.department_id, "dept-centre");
-    let escalations = events_of(&bed, "escalation.raised", &id, 1).await;
+    let escalations = bed.events_of("escalation.raised", &id, 1, WAIT).await;
     assert!(
         escalations
             .iter()

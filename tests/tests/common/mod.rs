@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use redress_proto::v1;
-use redress_test_support::{ServiceProcess, TestBed};
+use redress_test_support::{ServiceProcess, TestBed, eventually};
 
 /// Limits of seconds, so a test sees warnings, overdues and escalations without waiting hours.
 pub const POLICY: &str = r#"
@@ -150,4 +152,73 @@ pub async fn start_with(bed: &TestBed, policy: &str, seed: &str, extra: &[(&str,
         revisit: spawn("redress-revisit", with(&[])).await,
         _dir: dir,
     }
+}
+
+/// The barrier for "nothing more comes of it" (issue 16), instead of a fixed wait: follows the
+/// complaints `ids` down the pipeline — each consumer has acknowledged everything, no SLA clock
+/// and no climb of their escalations is due within `horizon` (past the limits the test is
+/// about, short of those it is not), each outbox is relayed — so the events about them on the
+/// stream are all there will be until then.
+pub async fn settled(bed: &TestBed, ids: &[&str], horizon: Duration) {
+    const WITHIN: Duration = Duration::from_secs(30);
+    let ids: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+    bed.outbox_flushed("intake", WITHIN).await;
+    bed.consumed("routing-intake-events", WITHIN).await;
+    bed.outbox_flushed("routing", WITHIN).await;
+    bed.consumed("sla-monitor-clocks", WITHIN).await;
+    nothing_due(
+        bed,
+        &ids,
+        horizon,
+        "the SLA clocks",
+        "SELECT count(*) FROM sla_monitor.clocks WHERE complaint_id = ANY($1)
+            AND next_fire_at < now() + make_interval(secs => $2)",
+    )
+    .await;
+    bed.outbox_flushed("sla_monitor", WITHIN).await;
+    bed.consumed("escalation-ladder", WITHIN).await;
+    nothing_due(
+        bed,
+        &ids,
+        horizon,
+        "the escalation ladder",
+        // The ladder's two timers as its worker reads them, below the top of the default
+        // two-level ladder.
+        "SELECT count(*) FROM escalation.escalations WHERE complaint_id = ANY($1) AND level < 2
+            AND ((state = 'raised' AND may_climb
+                  AND acknowledge_by < now() + make_interval(secs => $2))
+              OR (state IN ('raised', 'acknowledged')
+                  AND raise_at < now() + make_interval(secs => $2)))",
+    )
+    .await;
+    bed.outbox_flushed("escalation", WITHIN).await;
+    bed.consumed("revisit-facts", WITHIN).await;
+    bed.outbox_flushed("revisit", WITHIN).await;
+    bed.consumed("intake-registry", WITHIN).await;
+    bed.outbox_flushed("intake", WITHIN).await;
+}
+
+/// Waits until `sql` (counting what of `ids` is due before now + `horizon`) gives 0.
+async fn nothing_due(
+    bed: &TestBed,
+    ids: &[String],
+    horizon: Duration,
+    what: &str,
+    sql: &'static str,
+) {
+    let mut conn = bed.db.connect().await;
+    eventually(
+        &format!("{what} to have nothing due"),
+        Duration::from_secs(30),
+        async || {
+            let due: i64 = sqlx::query_scalar(sql)
+                .bind(ids)
+                .bind(horizon.as_secs_f64())
+                .fetch_one(&mut conn)
+                .await
+                .ok()?;
+            (due == 0).then_some(())
+        },
+    )
+    .await;
 }
