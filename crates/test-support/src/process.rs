@@ -132,6 +132,22 @@ impl ServiceProcess {
         .await
     }
 
+    /// What the service's metrics say of its consumer `consumer` (`intake-submissions`, …) once
+    /// it has consumed at least `at_least` messages (or `within` has passed): how many, in how
+    /// many batches, and the page for the caller's assertion messages.
+    pub async fn consumed(&self, consumer: &str, at_least: f64, within: Duration) -> Consumed {
+        let series = format!("redress_messages_consumed_total{{consumer=\"{consumer}\"}}");
+        let page = self.metrics_when(&series, at_least, within).await;
+        Consumed {
+            messages: metric(&page, &series),
+            batches: metric(
+                &page,
+                &format!("redress_batch_seconds_count{{consumer=\"{consumer}\"}}"),
+            ),
+            page,
+        }
+    }
+
     /// SIGKILL: the crash case, nothing gets to clean up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -168,4 +184,15 @@ impl Drop for ServiceProcess {
         }
         self.kill();
     }
+}
+
+/// A consumer's counts as [`ServiceProcess::consumed`] read them.
+#[derive(Debug)]
+pub struct Consumed {
+    /// Messages consumed (`redress_messages_consumed_total`).
+    pub messages: f64,
+    /// Batches handled (`redress_batch_seconds_count`).
+    pub batches: f64,
+    /// The whole Prometheus page.
+    pub page: String,
 }

@@ -118,24 +118,12 @@ async fn start_with(
 }
 
 fn envelope(complaint_id: &str, producer: &str, payload: Payload) -> v1::Event {
-    v1::Event {
-        event_id: redress_domain::EventId::new().to_string(),
-        complaint_id: complaint_id.into(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: chrono::Utc::now().timestamp(),
-            nanos: 0,
-        }),
-        actor: Some(v1::Actor {
-            id: producer.into(),
-            display_name: producer.into(),
-            role: v1::Role::System as i32,
-        }),
-        schema_version: 1,
-        correlation_id: complaint_id.into(),
-        causation_id: String::new(),
-        producer: producer.into(),
-        payload: Some(payload),
-    }
+    let now = prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp(),
+        nanos: 0,
+    };
+    let id = redress_domain::EventId::new().to_string();
+    redress_test_support::envelope(id, complaint_id, producer, now, payload)
 }
 
 async fn publish(bed: &TestBed, e: &v1::Event) {

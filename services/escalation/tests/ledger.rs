@@ -26,24 +26,12 @@ async fn start(bed: &TestBed) -> (ServiceProcess, Client) {
 }
 
 fn envelope(cid: &str, at: i64, producer: &str, payload: Payload) -> v1::Event {
-    v1::Event {
-        event_id: redress_domain::EventId::new().to_string(),
-        complaint_id: cid.into(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: at,
-            nanos: 0,
-        }),
-        actor: Some(v1::Actor {
-            id: producer.into(),
-            display_name: producer.into(),
-            role: v1::Role::System as i32,
-        }),
-        schema_version: 1,
-        correlation_id: cid.into(),
-        causation_id: String::new(),
-        producer: producer.into(),
-        payload: Some(payload),
-    }
+    let at = prost_types::Timestamp {
+        seconds: at,
+        nanos: 0,
+    };
+    let id = redress_domain::EventId::new().to_string();
+    redress_test_support::envelope(id, cid, producer, at, payload)
 }
 
 /// Publishes as the producing service would, with the event id as message id; `copy` publishes

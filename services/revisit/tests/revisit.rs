@@ -77,20 +77,13 @@ fn complaint_id() -> String {
 }
 
 fn envelope(complaint: &str, event_id: &str, producer: &str, payload: Payload) -> v1::Event {
-    v1::Event {
-        event_id: event_id.to_owned(),
-        complaint_id: complaint.to_owned(),
-        occurred_at: Some(ts(Utc::now())),
-        actor: Some(v1::Actor {
-            id: producer.into(),
-            display_name: producer.into(),
-            role: v1::Role::System as i32,
-        }),
-        schema_version: 1,
-        producer: producer.into(),
-        payload: Some(payload),
-        ..Default::default()
-    }
+    redress_test_support::envelope(
+        event_id.to_owned(),
+        complaint,
+        producer,
+        ts(Utc::now()),
+        payload,
+    )
 }
 
 async fn publish(bed: &TestBed, complaint: &str, producer: &str, payload: Payload) -> v1::Event {

@@ -117,21 +117,14 @@ async fn routing_with(bed: &TestBed, seed: &str, env: &[(&str, &str)]) -> Routin
     }
 }
 
+/// An event as intake would publish it, now.
 fn envelope(complaint_id: &str, payload: Payload) -> v1::Event {
-    v1::Event {
-        event_id: redress_domain::EventId::new().to_string(),
-        complaint_id: complaint_id.to_owned(),
-        occurred_at: Some(prost_types::Timestamp {
-            seconds: chrono::Utc::now().timestamp(),
-            nanos: 0,
-        }),
-        actor: Some(v1::Actor::default()),
-        schema_version: 1,
-        correlation_id: complaint_id.to_owned(),
-        causation_id: String::new(),
-        producer: "intake".to_owned(),
-        payload: Some(payload),
-    }
+    let now = prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp(),
+        nanos: 0,
+    };
+    let id = redress_domain::EventId::new().to_string();
+    redress_test_support::envelope(id, complaint_id, "intake", now, payload)
 }
 
 struct Complaint {

@@ -10,7 +10,7 @@ use redress_proto::v1::{
     self, event::Payload, sla_monitor_service_client::SlaMonitorServiceClient,
 };
 use redress_test_support::{
-    ClockControl, ServiceProcess, TestBed, authed, eventually, metric, poll,
+    ClockControl, ServiceProcess, TestBed, authed, envelope, eventually, metric, poll,
 };
 use tonic::Code;
 
@@ -87,21 +87,13 @@ fn time(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
 
 /// Publishes an event as another service would, at `at`.
 async fn publish_at(bed: &TestBed, complaint_id: &str, at: DateTime<Utc>, payload: Payload) {
-    let e = v1::Event {
-        event_id: EventId::new().to_string(),
-        complaint_id: complaint_id.to_owned(),
-        occurred_at: Some(ts(at)),
-        actor: Some(v1::Actor {
-            id: "test".into(),
-            display_name: "Test".into(),
-            role: v1::Role::System as i32,
-        }),
-        schema_version: redress_proto::SCHEMA_VERSION,
-        correlation_id: complaint_id.to_owned(),
-        causation_id: String::new(),
-        producer: "test".into(),
-        payload: Some(payload),
-    };
+    let e = envelope(
+        EventId::new().to_string(),
+        complaint_id,
+        "test",
+        ts(at),
+        payload,
+    );
     bed.publish_event(&e).await;
 }
 
