@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use redress_escalation::channel::signature;
 use redress_proto::v1::{self, escalation_service_client::EscalationServiceClient, event::Payload};
-use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, metric, poll};
+use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, poll};
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -960,15 +960,14 @@ async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_
         assert_eq!(rungs, [(1, "manager-1"), (2, "gm-1")], "{cid}");
     }
     // Organisation (1 + 3) and 60 × 5 arrivals, then the service's own escalation events.
-    let consumed = "redress_messages_consumed_total{consumer=\"escalation-ladder\"}";
-    let page = svc.svc.metrics_when(consumed, 304.0, WAIT).await;
-    let n = metric(&page, consumed);
-    assert!(n >= 304.0, "{page}");
-    let batches = metric(
-        &page,
-        "redress_batch_seconds_count{consumer=\"escalation-ladder\"}",
+    let c = svc.svc.consumed("escalation-ladder", 304.0, WAIT).await;
+    assert!(c.messages >= 304.0, "{}", c.page);
+    assert!(
+        c.batches < c.messages / 4.0,
+        "{} batches for {} messages",
+        c.batches,
+        c.messages
     );
-    assert!(batches < n / 4.0, "{batches} batches for {n} messages");
     assert!(
         !svc.svc.logs().contains("batch failed"),
         "{}",

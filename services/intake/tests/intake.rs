@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
-use redress_test_support::{
-    ServiceProcess, TestBed, authed, dead_letter_reason, eventually, metric, poll,
-};
+use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, eventually, poll};
 use tonic::Code;
 
 const AGENT: &str = "test-agent-token";
@@ -639,19 +637,13 @@ async fn a_backlog_is_recorded_in_batches_with_the_outcome_of_one_at_a_time() {
     assert!(traceparent.contains(trace_id), "{traceparent:?}");
 
     // Batches were used: fewer batches than messages.
-    let metrics = svc.metrics().await;
-    let batches = metric(
-        &metrics,
-        "redress_batch_seconds_count{consumer=\"intake-submissions\"}",
-    );
-    let consumed = metric(
-        &metrics,
-        "redress_messages_consumed_total{consumer=\"intake-submissions\"}",
-    );
-    assert_eq!(consumed, 303.0, "{metrics}");
+    let c = svc.consumed("intake-submissions", 303.0, 10 * SECOND).await;
+    assert_eq!(c.messages, 303.0, "{}", c.page);
     assert!(
-        batches < consumed / 4.0,
-        "{batches} batches for {consumed} messages"
+        c.batches < c.messages / 4.0,
+        "{} batches for {} messages",
+        c.batches,
+        c.messages
     );
     // And no batch fell back to one message at a time (which would hide a batch-path bug).
     let logs = svc.logs();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redress_proto::v1::{self, event::Payload, revisit_service_client::RevisitServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed, eventually, metric};
+use redress_test_support::{ServiceProcess, TestBed, authed, eventually};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -761,15 +761,10 @@ async fn a_backlog_of_arrivals_is_applied_in_batches_with_the_outcome_of_one_at_
             ],
         )
         .await;
-    let consumed = "redress_messages_consumed_total{consumer=\"revisit-facts\"}";
-    let page = svc.metrics_when(consumed, 151.0, 30 * SECOND).await;
+    let c = svc.consumed("revisit-facts", 151.0, 30 * SECOND).await;
     // 50 × 3 arrivals and the copy.
-    assert_eq!(metric(&page, consumed), 151.0, "{page}");
-    let batches = metric(
-        &page,
-        "redress_batch_seconds_count{consumer=\"revisit-facts\"}",
-    );
-    assert!(batches < 151.0 / 4.0, "{batches} batches");
+    assert_eq!(c.messages, 151.0, "{}", c.page);
+    assert!(c.batches < 151.0 / 4.0, "{} batches", c.batches);
     assert!(!svc.logs().contains("batch failed"), "{}", svc.logs());
 
     for id in &waiting {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use prost::Message as _;
 use redress_proto::v1::{self, event::Payload, routing_service_client::RoutingServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, metric, poll};
+use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, poll};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -1785,20 +1785,17 @@ async fn a_backlog_is_routed_in_batches_with_the_outcome_of_one_at_a_time() {
     assert!(traceparent.contains(trace_id), "{traceparent:?}");
 
     // Batches were used, and none fell back to one message at a time.
-    let metrics = r.svc.metrics().await;
-    let batches = metric(
-        &metrics,
-        "redress_batch_seconds_count{consumer=\"routing-intake-events\"}",
-    );
-    let consumed = metric(
-        &metrics,
-        "redress_messages_consumed_total{consumer=\"routing-intake-events\"}",
-    );
+    let c = r
+        .svc
+        .consumed("routing-intake-events", 361.0, 10 * SECOND)
+        .await;
     // 50 × 3 + 100 × 2 + the reclassification + 10.
-    assert_eq!(consumed, 361.0, "{metrics}");
+    assert_eq!(c.messages, 361.0, "{}", c.page);
     assert!(
-        batches < consumed / 4.0,
-        "{batches} batches for {consumed} messages"
+        c.batches < c.messages / 4.0,
+        "{} batches for {} messages",
+        c.batches,
+        c.messages
     );
     let logs = r.svc.logs();
     assert!(!logs.contains("batch failed"), "{logs}");

@@ -10,7 +10,7 @@ use redress_proto::v1::{
     self, event::Payload, sla_monitor_service_client::SlaMonitorServiceClient,
 };
 use redress_test_support::{
-    ClockControl, ServiceProcess, TestBed, authed, envelope, eventually, metric, poll,
+    ClockControl, ServiceProcess, TestBed, authed, envelope, eventually, poll,
 };
 use tonic::Code;
 
@@ -1055,14 +1055,9 @@ async fn a_backlog_is_applied_in_batches_with_the_outcome_of_one_at_a_time() {
         )
         .await;
     // 30 × 4 + 30 × 2 + 30 × 2 + 1 + 10 × 3 messages.
-    let consumed = "redress_messages_consumed_total{consumer=\"sla-monitor-clocks\"}";
-    let page = svc.metrics_when(consumed, 271.0, 30 * SECOND).await;
-    assert_eq!(metric(&page, consumed), 271.0, "{page}");
-    let batches = metric(
-        &page,
-        "redress_batch_seconds_count{consumer=\"sla-monitor-clocks\"}",
-    );
-    assert!(batches < 271.0 / 4.0, "{batches} batches");
+    let c = svc.consumed("sla-monitor-clocks", 271.0, 30 * SECOND).await;
+    assert_eq!(c.messages, 271.0, "{}", c.page);
+    assert!(c.batches < 271.0 / 4.0, "{} batches", c.batches);
     assert!(!svc.logs().contains("batch failed"), "{}", svc.logs());
 
     let mut conn = bed.db.connect().await;
