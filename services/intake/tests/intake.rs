@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use prost::Message as _;
 use redress_proto::v1::{self, intake_service_client::IntakeServiceClient};
-use redress_test_support::{ServiceProcess, TestBed, authed, dead_letter_reason, eventually, poll};
+use redress_test_support::{TestBed, authed, dead_letter_reason, eventually, poll};
 use tonic::Code;
 
-const AGENT: &str = "test-agent-token";
+mod common;
+use common::{AGENT, intake};
+
 const SECOND: Duration = Duration::from_secs(1);
 
 fn details(key: &str) -> v1::ComplaintDetails {
@@ -34,18 +36,6 @@ fn details(key: &str) -> v1::ComplaintDetails {
         }),
         ..Default::default()
     }
-}
-
-async fn intake(
-    bed: &TestBed,
-    extra: &[(&str, &str)],
-) -> (
-    ServiceProcess,
-    IntakeServiceClient<tonic::transport::Channel>,
-) {
-    let svc = bed.spawn("redress-intake", extra).await;
-    let client = IntakeServiceClient::new(bed.channel(&svc).await);
-    (svc, client)
 }
 
 async fn submit(
