@@ -131,14 +131,12 @@ impl TestBed {
         at_least: usize,
         timeout: Duration,
     ) -> Vec<async_nats::Message> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let got = self.read_stream_once(stream, subject_filter).await;
-            if got.len() >= at_least || tokio::time::Instant::now() >= deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        poll(
+            timeout,
+            async || self.read_stream_once(stream, subject_filter).await,
+            |got| got.len() >= at_least,
+        )
+        .await
     }
 
     async fn read_stream_once(

@@ -121,8 +121,6 @@ impl NatsServer {
                 Ok(child) => {
                     self.child = Some(child);
                     self.port = try_port;
-                    // The ports file appears once the listener is up; JetStream is ready right after.
-                    std::thread::sleep(Duration::from_millis(50));
                     return;
                 }
                 Err(why) => {
@@ -136,7 +134,8 @@ impl NatsServer {
         }
     }
 
-    /// One start on `port`: the child once it reported its listener, or why it did not.
+    /// One start on `port`: the child once it reported its listener and said it is ready, or why
+    /// it did not.
     fn try_launch(&self, bin: &std::path::Path, port: u16) -> Result<Child, String> {
         let ports_dir = self.dir.path().join("ports");
         let _ = std::fs::remove_dir_all(&ports_dir);
@@ -160,7 +159,11 @@ impl NatsServer {
             });
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if read_port(&ports_dir) == Some(port) {
+            // The listener is up (the ports file) and JetStream started (the server says it is
+            // ready once it has): awaited, not slept for.
+            if read_port(&ports_dir) == Some(port)
+                && std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("Server is ready"))
+            {
                 return Ok(child);
             }
             if let Ok(Some(status)) = child.try_wait() {
