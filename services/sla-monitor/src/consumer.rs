@@ -13,9 +13,7 @@ use redress_domain::sla::{self, ClockKind, LimitClock};
 use redress_domain::{Class, ComplaintId, Policy, Promises};
 use std::collections::{HashMap, HashSet};
 
-use redress_platform::consumer::{
-    HandleError, Handler, Incoming, Segment, handle_in_span, segments,
-};
+use redress_platform::consumer::{HandleError, Handler, Incoming, Runs, handle_in_runs};
 use redress_proto::v1::{self, event::Payload};
 use sqlx::PgConnection;
 use tracing::Instrument;
@@ -128,13 +126,26 @@ impl Handler for Tracker {
         conn: &mut PgConnection,
         msgs: &[&Incoming<'_>],
     ) -> Result<(), HandleError> {
-        for segment in segments(msgs, Arrival::of) {
-            match segment {
-                Segment::Run(run) => self.arrivals(conn, run).await?,
-                Segment::Alone(msg) => handle_in_span(self, conn, msg).await?,
-            }
-        }
-        Ok(())
+        handle_in_runs(self, conn, msgs).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Runs for Tracker {
+    fn in_run(&self, event: &v1::Event) -> bool {
+        Arrival::is_arrival(event)
+    }
+
+    async fn apply_run(
+        &self,
+        conn: &mut PgConnection,
+        run: Vec<(&Incoming<'_>, &v1::Event)>,
+    ) -> Result<(), HandleError> {
+        let run = run
+            .into_iter()
+            .map(|(msg, event)| Arrival::of(msg, event))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.arrivals(conn, run).await
     }
 }
 
@@ -147,13 +158,10 @@ struct Arrival<'m, 'i> {
 }
 
 impl<'m, 'i> Arrival<'m, 'i> {
-    /// The message as an arrival event, if it is one the monitor can apply in a run (one it
-    /// cannot, say with a malformed id, is handled alone and refused there).
-    fn of(msg: &'m Incoming<'i>) -> Option<Self> {
-        let event = msg.event().ok()?;
-        let at = time(event.occurred_at.as_ref())?;
-        let id = ComplaintId::parse(&event.complaint_id).ok()?;
-        let arrival = matches!(
+    /// Whether the event is an arrival the monitor can apply in a run (one it cannot, say with
+    /// a malformed id or time, is handled alone and refused there).
+    fn is_arrival(event: &v1::Event) -> bool {
+        matches!(
             event.payload,
             Some(
                 Payload::ComplaintReceived(_)
@@ -162,8 +170,17 @@ impl<'m, 'i> Arrival<'m, 'i> {
                     | Payload::ComplaintRouted(_)
                     | Payload::ComplaintAssigned(_)
             )
-        );
-        arrival.then_some(Arrival { msg, event, id, at })
+        ) && time(event.occurred_at.as_ref()).is_some()
+            && ComplaintId::parse(&event.complaint_id).is_ok()
+    }
+
+    /// The arrival of an event [`Arrival::is_arrival`] took.
+    fn of(msg: &'m Incoming<'i>, event: &'m v1::Event) -> Result<Self, HandleError> {
+        let at = time(event.occurred_at.as_ref())
+            .ok_or_else(|| HandleError::Permanent("event without a valid occurred_at".into()))?;
+        let id = ComplaintId::parse(&event.complaint_id)
+            .map_err(|e| HandleError::Permanent(e.to_string()))?;
+        Ok(Arrival { msg, event, id, at })
     }
 }
 
