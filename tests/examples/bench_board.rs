@@ -168,6 +168,7 @@ async fn main() {
 
     let pg_cpu = || postgres_pids().into_iter().map(cpu_seconds).sum::<f64>();
     let cpu_before = cpu_seconds(board.pid());
+    let me_before = cpu_seconds(std::process::id());
     let pg_before = pg_cpu();
     let started = Instant::now();
     eprintln!("publishing {n} complaints at {rate:.0}/s to {clients} dashboards…");
@@ -185,6 +186,7 @@ async fn main() {
     let busy = started.elapsed().as_secs_f64();
     let cpu = (cpu_seconds(board.pid()) - cpu_before) / busy * 100.0;
     let pg = (pg_cpu() - pg_before) / busy * 100.0;
+    let me = (cpu_seconds(std::process::id()) - me_before) / busy * 100.0;
     let rss = rss_mib(board.pid());
     done.store(true, Ordering::Relaxed);
     for r in readers {
@@ -226,5 +228,8 @@ async fn main() {
     println!("| board CPU (100 % = one core) / resident memory | {cpu:.0} % / {rss:.0} MiB |");
     println!(
         "| PostgreSQL CPU over the run (all services and the board's projection) | {pg:.0} % |"
+    );
+    println!(
+        "| this benchmark's own CPU (the {clients} clients reading, the NATS subscriber) | {me:.0} % |"
     );
 }
