@@ -17,7 +17,9 @@ use redress_platform::access::Sight;
 use redress_platform::auth::Identity;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 use super::{Board, Refusal, caller};
 use crate::access;
@@ -95,7 +97,8 @@ impl Filter {
     }
 }
 
-/// How many events wait for one slow client before it is dropped.
+/// How many events wait for one slow client before it is dropped (the last slot is kept for
+/// telling it so).
 const CLIENT_QUEUE: usize = 256;
 
 pub async fn stream(
@@ -133,27 +136,69 @@ pub async fn stream(
     // Subscribe before reading where the stream ends, so nothing falls between the replay
     // and the live events.
     let live = board.gateway.subscribe();
-    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(CLIENT_QUEUE);
+    let (tx, rx) = mpsc::channel::<Out>(CLIENT_QUEUE);
     metrics::gauge!("redress_board_clients").increment(1.0);
-    tokio::spawn(serve_client(board, who, filter, after, live, tx));
-    Sse::new(ReceiverStream::new(rx))
+    tokio::spawn(serve_client(board, who, filter, after, live, Queue { tx }));
+    Sse::new(ReceiverStream::new(rx).map(Out::into_sse))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
-fn sse(who: &Identity, filter: &Filter, frame: &Frame) -> Option<Event> {
-    if !filter.matches(frame) {
-        return None;
+/// What goes to a client: an event as the client may see it, or the notice that it was
+/// dropped. Turned into SSE only at the edge, so the forwarding can be tested as it is.
+#[derive(Debug)]
+enum Out {
+    Frame(Arc<Frame>, Sight),
+    Dropped { resume_after: u64 },
+}
+
+impl Out {
+    fn into_sse(self) -> Result<Event, Infallible> {
+        Ok(match self {
+            Out::Frame(frame, sight) => {
+                let data = match sight {
+                    Sight::Full => &frame.full,
+                    Sight::Masked => &frame.masked,
+                };
+                Event::default()
+                    .id(frame.seq.to_string())
+                    .data(data.as_str())
+            }
+            Out::Dropped { resume_after } => Event::default().event("dropped").data(
+                serde_json::json!({
+                    "reason": "this client fell behind the event stream and was disconnected; \
+                               reconnect with Last-Event-ID to resume",
+                    "resume_after": resume_after,
+                })
+                .to_string(),
+            ),
+        })
     }
-    let data = match access::sight(who, frame)? {
-        Sight::Full => &frame.full,
-        Sight::Masked => &frame.masked,
-    };
-    Some(
-        Event::default()
-            .id(frame.seq.to_string())
-            .data(data.as_str()),
-    )
+}
+
+/// A client's queue, with its last slot kept for the `dropped` notice: a client too slow to
+/// take its events must still be told why it is let go.
+struct Queue {
+    tx: mpsc::Sender<Out>,
+}
+
+impl Queue {
+    /// Queues the frame if the client may see it; false when the client is too slow.
+    fn offer(&self, who: &Identity, filter: &Filter, frame: Arc<Frame>) -> bool {
+        if !filter.matches(&frame) {
+            return true;
+        }
+        let Some(sight) = access::sight(who, &frame) else {
+            return true;
+        };
+        self.tx.capacity() > 1 && self.tx.try_send(Out::Frame(frame, sight)).is_ok()
+    }
+
+    /// Tells the client where to resume, in the slot kept for it, and lets it go.
+    fn drop_slow(&self, resume_after: u64) {
+        metrics::counter!("redress_board_clients_dropped_total").increment(1);
+        let _ = self.tx.try_send(Out::Dropped { resume_after });
+    }
 }
 
 async fn serve_client(
@@ -161,77 +206,198 @@ async fn serve_client(
     who: Identity,
     filter: Filter,
     after: Option<u64>,
-    mut live: broadcast::Receiver<Arc<Frame>>,
-    tx: mpsc::Sender<Result<Event, Infallible>>,
+    live: broadcast::Receiver<Arc<Frame>>,
+    queue: Queue,
 ) {
     let mut sent = after.unwrap_or(0);
+    let mut behind = false;
     if let Some(after) = after {
         match board.gateway.last_sequence().await {
             Ok(until) => {
                 let result = board
                     .gateway
                     .replay(after, until, |frame| {
-                        let delivered = match sse(&who, &filter, &frame) {
-                            // A full queue while replaying is a slow client too.
-                            Some(event) => tx.try_send(Ok(event)).is_ok(),
-                            None => true,
-                        };
-                        if delivered {
-                            sent = frame.seq;
+                        let seq = frame.seq;
+                        let taken = queue.offer(&who, &filter, Arc::new(frame));
+                        if taken {
+                            sent = seq;
+                        } else {
+                            behind = true;
                         }
-                        delivered
+                        taken
                     })
                     .await;
                 match result {
-                    Ok(()) if sent < until && tx.capacity() == 0 => {
-                        drop_slow(&tx, sent).await;
-                        metrics::gauge!("redress_board_clients").decrement(1.0);
-                        return;
-                    }
-                    Ok(()) => sent = sent.max(until),
+                    Ok(()) if !behind => sent = sent.max(until),
+                    Ok(()) => {}
                     Err(e) => tracing::warn!(error = %e, "replay for a resuming client"),
                 }
             }
             Err(e) => tracing::warn!(error = %e, "stream position for a resuming client"),
         }
     }
+    if behind {
+        queue.drop_slow(sent);
+    } else {
+        forward(live, &queue, &board.stop, &who, &filter, sent).await;
+    }
+    metrics::gauge!("redress_board_clients").decrement(1.0);
+}
+
+/// Forwards the live events after `sent` until the client goes, the service stops, or the
+/// client falls behind (then it is told, and let go).
+async fn forward(
+    mut live: broadcast::Receiver<Arc<Frame>>,
+    queue: &Queue,
+    stop: &CancellationToken,
+    who: &Identity,
+    filter: &Filter,
+    mut sent: u64,
+) {
     loop {
         let frame = tokio::select! {
-            () = board.stop.cancelled() => break,
-            () = tx.closed() => break,
+            () = stop.cancelled() => return,
+            () = queue.tx.closed() => return,
             frame = live.recv() => frame,
         };
         match frame {
             Ok(frame) if frame.seq <= sent => {}
             Ok(frame) => {
-                if let Some(event) = sse(&who, &filter, &frame)
-                    && tx.try_send(Ok(event)).is_err()
-                {
-                    drop_slow(&tx, sent).await;
-                    break;
+                let seq = frame.seq;
+                if !queue.offer(who, filter, frame) {
+                    queue.drop_slow(sent);
+                    return;
                 }
-                sent = frame.seq;
+                sent = seq;
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                drop_slow(&tx, sent).await;
-                break;
+                queue.drop_slow(sent);
+                return;
             }
-            Err(broadcast::error::RecvError::Closed) => break,
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
-    metrics::gauge!("redress_board_clients").decrement(1.0);
 }
 
-/// Tells a client it fell behind and where to resume, then lets it go.
-async fn drop_slow(tx: &mpsc::Sender<Result<Event, Infallible>>, sent: u64) {
-    metrics::counter!("redress_board_clients_dropped_total").increment(1);
-    let event = Event::default().event("dropped").data(
-        serde_json::json!({
-            "reason": "this client fell behind the event stream and was disconnected; reconnect with Last-Event-ID to resume",
-            "resume_after": sent,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redress_platform::auth::Role;
+
+    fn frame(seq: u64) -> Arc<Frame> {
+        Arc::new(Frame {
+            seq,
+            kind: "complaint.received".into(),
+            complaint_id: format!("cmp_{seq}"),
+            department: "dept-network".into(),
+            handler: String::new(),
+            class: "C".into(),
+            text: String::new(),
+            occurred_at: String::new(),
+            full: "{}".into(),
+            masked: "{}".into(),
         })
-        .to_string(),
-    );
-    // The queue may be full: give it a moment, no more.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tx.send(Ok(event))).await;
+    }
+
+    fn viewer() -> Identity {
+        Identity {
+            actor_id: "wall-1".into(),
+            display_name: "Wall".into(),
+            role: Role::Viewer,
+            departments: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_is_told_where_to_resume_and_let_go() {
+        let (live_tx, live) = broadcast::channel(64);
+        let (tx, mut rx) = mpsc::channel(4);
+        let queue = Queue { tx };
+        for seq in 1..=10 {
+            live_tx.send(frame(seq)).expect("a receiver");
+        }
+        // The client reads nothing: three events fill its queue, the last slot takes the notice.
+        forward(
+            live,
+            &queue,
+            &CancellationToken::new(),
+            &viewer(),
+            &Filter::default(),
+            0,
+        )
+        .await;
+        let mut got = Vec::new();
+        while let Ok(out) = rx.try_recv() {
+            got.push(out);
+        }
+        assert_eq!(got.len(), 4, "{got:?}");
+        for (i, out) in got.iter().take(3).enumerate() {
+            assert!(
+                matches!(out, Out::Frame(f, Sight::Masked) if f.seq == i as u64 + 1),
+                "{out:?}"
+            );
+        }
+        assert!(
+            matches!(got[3], Out::Dropped { resume_after: 3 }),
+            "the notice says to resume after the last event sent: {:?}",
+            got[3]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_buffer_was_overrun_is_dropped_too() {
+        let (live_tx, live) = broadcast::channel(16);
+        let (tx, mut rx) = mpsc::channel(64);
+        let queue = Queue { tx };
+        for seq in 1..=40 {
+            live_tx.send(frame(seq)).expect("a receiver");
+        }
+        forward(
+            live,
+            &queue,
+            &CancellationToken::new(),
+            &viewer(),
+            &Filter::default(),
+            0,
+        )
+        .await;
+        let mut got = Vec::new();
+        while let Ok(out) = rx.try_recv() {
+            got.push(out);
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            matches!(got[0], Out::Dropped { resume_after: 0 }),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_keeping_up_gets_every_event_it_asked_for_in_order() {
+        let (live_tx, live) = broadcast::channel(64);
+        let (tx, mut rx) = mpsc::channel(64);
+        let queue = Queue { tx };
+        let filter = Filter {
+            classes: vec!["C".into()],
+            ..Filter::default()
+        };
+        for seq in 1..=5 {
+            live_tx.send(frame(seq)).expect("a receiver");
+        }
+        drop(live_tx);
+        forward(
+            live,
+            &queue,
+            &CancellationToken::new(),
+            &viewer(),
+            &filter,
+            2,
+        )
+        .await;
+        let mut seqs = Vec::new();
+        while let Ok(Out::Frame(f, _)) = rx.try_recv() {
+            seqs.push(f.seq);
+        }
+        assert_eq!(seqs, vec![3, 4, 5], "after the resume point, in order");
+    }
 }
