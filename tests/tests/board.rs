@@ -76,7 +76,7 @@ async fn until_kind(
 async fn the_gateway_streams_events_as_json_filtered_masked_and_resumable() {
     let bed = TestBed::start().await;
     let stack = common::start(&bed, &[]).await;
-    let (_board, http) = start_board(&bed).await;
+    let (board, http) = start_board(&bed).await;
 
     // No token, an unknown token, a bad filter: refused, naming what is wrong.
     for (path, headers, status, field) in [
@@ -219,6 +219,62 @@ async fn the_gateway_streams_events_as_json_filtered_masked_and_resumable() {
         .await
         .expect_err("a viewer may not submit");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    // The reports over gRPC, and through the `redress` command, as the viewer sees them.
+    let mut reports = v1::board_service_client::BoardServiceClient::new(bed.channel(&board).await);
+    let number = ack.complaint_number.clone();
+    let csv = poll(
+        WAIT,
+        async || {
+            let r = reports
+                .get_board_report(authed(
+                    "test-viewer-token",
+                    v1::GetBoardReportRequest {
+                        kind: v1::BoardReportKind::Daily as i32,
+                        period: String::new(),
+                        format: v1::ReportFormat::Csv as i32,
+                    },
+                ))
+                .await
+                .expect("daily report")
+                .into_inner();
+            String::from_utf8(r.body).expect("utf-8")
+        },
+        |csv| csv.contains(&number),
+    )
+    .await;
+    assert!(csv.starts_with("number,received_at,class"), "{csv}");
+    assert!(csv.contains(&number), "{csv}");
+    let refused = reports
+        .get_board_report(authed(
+            "test-viewer-token",
+            v1::GetBoardReportRequest::default(),
+        ))
+        .await
+        .expect_err("no kind");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("kind"), "{refused:?}");
+    let cli = tokio::process::Command::new(redress_test_support::binary_path("redress"))
+        .args([
+            "--board",
+            &board.grpc_addr.to_string(),
+            "--token",
+            "test-viewer-token",
+            "reports",
+            "daily",
+            "--csv",
+        ])
+        .env("REDRESS_ENV_FILE", "/dev/null")
+        .output()
+        .await
+        .expect("run redress");
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success(),
+        "redress reports daily: {stdout} {}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(stdout.contains(&number), "{stdout}");
 
     // Resuming after the received event: everything since comes back from JetStream, in order,
     // starting right after it, although it was published before this client connected.

@@ -419,7 +419,7 @@ fn write_cli_env(data_dir: &Path, ready: &[Ready], dev_tokens: bool) -> Result<P
         "# Written by `redress up`: where this system's services listen. The redress command\n\
          # reads it from .redress/cli.env, or from REDRESS_ENV_FILE; flags and variables win.\n",
     );
-    for r in ready.iter().filter(|r| r.name != "board") {
+    for r in ready {
         let var = match r.name {
             "sla-monitor" => "REDRESS_SLA_ADDR".to_owned(),
             name => format!("REDRESS_{}_ADDR", name.to_ascii_uppercase()),

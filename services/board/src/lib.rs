@@ -94,6 +94,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         policy: platform.policy.clone(),
         stop: stop.clone(),
     };
+    let rpc = api::Rpc {
+        board: board.clone(),
+    };
     platform.spawn_background(move |_| async move {
         let served = axum::serve(listener, api::router(board))
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -102,5 +105,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tracing::error!(error = %e, "board HTTP server");
         }
     });
-    platform.serve(tonic::service::Routes::default()).await
+    let routes = tonic::service::Routes::new(
+        redress_proto::v1::board_service_server::BoardServiceServer::with_interceptor(
+            rpc,
+            platform.auth.clone(),
+        ),
+    );
+    platform.serve(routes).await
 }

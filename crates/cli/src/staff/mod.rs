@@ -86,6 +86,14 @@ pub struct Global {
         default_value = "127.0.0.1:50055"
     )]
     pub revisit: String,
+    /// Board service address (its gRPC port: the reports).
+    #[arg(
+        long,
+        env = "REDRESS_BOARD_ADDR",
+        global = true,
+        default_value = "127.0.0.1:50056"
+    )]
+    pub board: String,
     /// Print the response as proto3 JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -321,6 +329,14 @@ impl Ctx {
     pub async fn revisit(&self) -> Result<RevisitServiceClient<Channel>, Failure> {
         Ok(RevisitServiceClient::new(
             self.channel(&self.global.revisit).await?,
+        ))
+    }
+
+    pub async fn board(
+        &self,
+    ) -> Result<v1::board_service_client::BoardServiceClient<Channel>, Failure> {
+        Ok(v1::board_service_client::BoardServiceClient::new(
+            self.channel(&self.global.board).await?,
         ))
     }
 

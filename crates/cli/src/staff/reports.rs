@@ -1,4 +1,6 @@
-//! `reports ...`: the monthly complaint-rate and penalty report, and the revisit-rate report.
+//! `reports ...`: the monthly complaint-rate and penalty report, the revisit-rate report, and
+//! the board's reports (the daily complaint log, the monthly analysis, the yearly department
+//! report).
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -13,6 +15,23 @@ pub enum Reports {
     Monthly(Monthly),
     /// How many revisits were made on time.
     RevisitRate(RevisitRate),
+    /// The supervisor's daily complaint log (from the board).
+    Daily(BoardReport),
+    /// The monthly complaint analysis: by class, department, category, channel and customer
+    /// type, with the trend (from the board).
+    Analysis(BoardReport),
+    /// Each department's complaints month by month, for a year (from the board).
+    Yearly(BoardReport),
+}
+
+#[derive(Debug, Args)]
+pub struct BoardReport {
+    /// The day (YYYY-MM-DD), month (YYYY-MM) or year (YYYY); the current one by default.
+    #[arg(long, default_value = "")]
+    period: String,
+    /// CSV instead of JSON.
+    #[arg(long)]
+    csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -41,8 +60,36 @@ pub struct RevisitRate {
     department: String,
 }
 
+/// Prints one of the board's reports as the board gives it (JSON or CSV).
+async fn board_report(ctx: &Ctx, kind: v1::BoardReportKind, a: BoardReport) -> Outcome {
+    let format = if a.csv {
+        v1::ReportFormat::Csv
+    } else {
+        v1::ReportFormat::Json
+    };
+    let r = ctx
+        .board()
+        .await?
+        .get_board_report(ctx.req(v1::GetBoardReportRequest {
+            kind: kind as i32,
+            period: a.period,
+            format: format as i32,
+        }))
+        .await?
+        .into_inner();
+    let mut text = String::from_utf8(r.body).context("the report is not UTF-8")?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    crate::output::stdout(&text)?;
+    Ok(())
+}
+
 pub async fn run(ctx: &Ctx, command: Reports) -> Outcome {
     match command {
+        Reports::Daily(a) => board_report(ctx, v1::BoardReportKind::Daily, a).await,
+        Reports::Analysis(a) => board_report(ctx, v1::BoardReportKind::Monthly, a).await,
+        Reports::Yearly(a) => board_report(ctx, v1::BoardReportKind::Yearly, a).await,
         Reports::Monthly(a) => {
             let format = if a.csv {
                 v1::ReportFormat::Csv

@@ -13,7 +13,10 @@
 
 mod events;
 mod reports;
+mod rpc;
 mod snapshot;
+
+pub use rpc::Rpc;
 
 use std::sync::Arc;
 
@@ -104,6 +107,21 @@ impl Refusal {
             status,
             field,
             reason: reason.to_owned(),
+        }
+    }
+}
+
+/// The same refusal over gRPC: a wrong parameter is `INVALID_ARGUMENT` naming the field.
+impl From<Refusal> for tonic::Status {
+    fn from(r: Refusal) -> Self {
+        match (r.status, r.field) {
+            (StatusCode::BAD_REQUEST, Some(field)) => {
+                redress_platform::error::Error::invalid(field, &r.reason).into()
+            }
+            (StatusCode::BAD_REQUEST, None) => tonic::Status::invalid_argument(r.reason),
+            (StatusCode::UNAUTHORIZED, _) => tonic::Status::unauthenticated(r.reason),
+            (StatusCode::SERVICE_UNAVAILABLE, _) => tonic::Status::unavailable(r.reason),
+            _ => tonic::Status::internal(r.reason),
         }
     }
 }

@@ -5,12 +5,13 @@
 //!
 //! Days, months and years are those of the policy's calendar time zone.
 
-use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike as _, Months, NaiveDate, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
+
+use redress_platform::auth::Identity;
 
 use super::{Board, Refusal, caller};
 use crate::access;
@@ -25,10 +26,54 @@ pub struct Params {
     format: Option<String>,
 }
 
+/// JSON or CSV.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     Json,
     Csv,
+}
+
+/// Which of the policy's reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Daily,
+    Monthly,
+    Yearly,
+}
+
+/// A report as it is handed out, over HTTP or gRPC.
+pub struct Rendered {
+    pub content_type: &'static str,
+    pub body: String,
+    pub file_name: String,
+}
+
+impl IntoResponse for Rendered {
+    fn into_response(self) -> Response {
+        let mut headers = vec![(header::CONTENT_TYPE, self.content_type.to_owned())];
+        if self.content_type.starts_with("text/csv") {
+            headers.push((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", self.file_name),
+            ));
+        }
+        (axum::response::AppendHeaders(headers), self.body).into_response()
+    }
+}
+
+fn json(name: String, value: &impl Serialize) -> Result<Rendered, Refusal> {
+    let body = serde_json::to_string(value).map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            &format!("report: {e}"),
+        )
+    })?;
+    Ok(Rendered {
+        content_type: "application/json",
+        body,
+        file_name: format!("{name}.json"),
+    })
 }
 
 fn format(p: &Params) -> Result<Format, Refusal> {
@@ -78,7 +123,7 @@ fn csv_cell(value: &str) -> String {
     }
 }
 
-fn csv(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
+fn csv(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Result<Rendered, Refusal> {
     let mut text = header_row.join(",");
     text.push('\n');
     for row in rows {
@@ -86,17 +131,11 @@ fn csv(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Response {
         text.push_str(&cells.join(","));
         text.push('\n');
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}.csv\""),
-            ),
-        ],
-        text,
-    )
-        .into_response()
+    Ok(Rendered {
+        content_type: "text/csv; charset=utf-8",
+        body: text,
+        file_name: format!("{name}.csv"),
+    })
 }
 
 fn tally_cells(t: &Tally) -> Vec<String> {
@@ -117,14 +156,69 @@ const TALLY_HEADER: [&str; 5] = [
     "dissatisfied",
 ];
 
-fn unavailable(e: &sqlx::Error) -> Response {
+fn unavailable(e: &sqlx::Error) -> Refusal {
     tracing::warn!(error = %e, "board report");
     Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
         None,
         "the board's store is not reachable; retry",
     )
-    .into_response()
+}
+
+/// `GET /api/reports/{daily,monthly,yearly}`: the caller, the format, then [`render`].
+async fn serve(board: Board, headers: HeaderMap, params: Params, kind: Kind) -> Response {
+    let rendered = async {
+        let who = caller(&board, &headers, params.access_token.as_deref())?;
+        let format = format(&params)?;
+        render(&board, &who, kind, params.period.as_deref(), format).await
+    };
+    match rendered.await {
+        Ok(r) => r.into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET /api/reports/daily?period=YYYY-MM-DD`.
+pub async fn daily(
+    State(board): State<Board>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    serve(board, headers, params, Kind::Daily).await
+}
+
+/// `GET /api/reports/monthly?period=YYYY-MM`.
+pub async fn monthly(
+    State(board): State<Board>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    serve(board, headers, params, Kind::Monthly).await
+}
+
+/// `GET /api/reports/yearly?period=YYYY`.
+pub async fn yearly(
+    State(board): State<Board>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    serve(board, headers, params, Kind::Yearly).await
+}
+
+/// One report for `who`, for the period given (the current one when `None` or empty).
+pub async fn render(
+    board: &Board,
+    who: &Identity,
+    kind: Kind,
+    period: Option<&str>,
+    format: Format,
+) -> Result<Rendered, Refusal> {
+    let period = period.map(str::trim).filter(|p| !p.is_empty());
+    match kind {
+        Kind::Daily => daily_report(board, who, period, format).await,
+        Kind::Monthly => monthly_report(board, who, period, format).await,
+        Kind::Yearly => yearly_report(board, who, period, format).await,
+    }
 }
 
 #[derive(Serialize)]
@@ -135,29 +229,22 @@ struct Daily {
     by_department: Vec<Tally>,
 }
 
-/// `GET /api/reports/daily?period=YYYY-MM-DD`: the supervisor's daily complaint log.
-pub async fn daily(
-    State(board): State<Board>,
-    headers: HeaderMap,
-    Query(params): Query<Params>,
-) -> Response {
-    let (who, format) = match caller(&board, &headers, params.access_token.as_deref())
-        .and_then(|who| Ok((who, format(&params)?)))
-    {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
+/// The supervisor's daily complaint log (`period` YYYY-MM-DD).
+async fn daily_report(
+    board: &Board,
+    who: &Identity,
+    period: Option<&str>,
+    format: Format,
+) -> Result<Rendered, Refusal> {
+    let date = match period {
+        None => today(board),
+        Some(p) => NaiveDate::parse_from_str(p, "%Y-%m-%d")
+            .map_err(|_| period_error("a date, YYYY-MM-DD"))?,
     };
-    let date = match params.period.as_deref() {
-        None => today(&board),
-        Some(p) => match NaiveDate::parse_from_str(p, "%Y-%m-%d") {
-            Ok(d) => d,
-            Err(_) => return period_error("a date, YYYY-MM-DD").into_response(),
-        },
-    };
-    let scope = access::scope(&who);
+    let scope = access::scope(who);
     let (from, to) = (
-        start_of(&board, date),
-        start_of(&board, date + chrono::Days::new(1)),
+        start_of(board, date),
+        start_of(board, date + chrono::Days::new(1)),
     );
     let read = async {
         Ok::<_, sqlx::Error>(Daily {
@@ -168,12 +255,9 @@ pub async fn daily(
                 .await?,
         })
     };
-    let report = match read.await {
-        Ok(r) => r,
-        Err(e) => return unavailable(&e),
-    };
+    let report = read.await.map_err(|e| unavailable(&e))?;
     if format == Format::Json {
-        return Json(report).into_response();
+        return json(format!("complaints-{date}"), &report);
     }
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     let rows = report
@@ -248,27 +332,18 @@ fn month_of(period: Option<&str>, board: &Board) -> Result<NaiveDate, Refusal> {
     }
 }
 
-/// `GET /api/reports/monthly?period=YYYY-MM`: the monthly complaint analysis.
-pub async fn monthly(
-    State(board): State<Board>,
-    headers: HeaderMap,
-    Query(params): Query<Params>,
-) -> Response {
-    let (who, format, first) = match caller(&board, &headers, params.access_token.as_deref())
-        .and_then(|who| {
-            Ok((
-                who,
-                format(&params)?,
-                month_of(params.period.as_deref(), &board)?,
-            ))
-        }) {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let scope = access::scope(&who);
+/// The monthly complaint analysis (`period` YYYY-MM).
+async fn monthly_report(
+    board: &Board,
+    who: &Identity,
+    period: Option<&str>,
+    format: Format,
+) -> Result<Rendered, Refusal> {
+    let first = month_of(period, board)?;
+    let scope = access::scope(who);
     let next = first + Months::new(1);
-    let (from, to) = (start_of(&board, first), start_of(&board, next));
-    let trend_from = start_of(&board, first - Months::new(5));
+    let (from, to) = (start_of(board, first), start_of(board, next));
+    let trend_from = start_of(board, first - Months::new(5));
     let offset = board.policy.calendar.timezone.local_minus_utc();
     let read = async {
         let mut breakdowns = Vec::new();
@@ -302,12 +377,9 @@ pub async fn monthly(
             trend,
         })
     };
-    let report = match read.await {
-        Ok(r) => r,
-        Err(e) => return unavailable(&e),
-    };
+    let report = read.await.map_err(|e| unavailable(&e))?;
     if format == Format::Json {
-        return Json(report).into_response();
+        return json(format!("complaints-{}", report.month), &report);
     }
     let mut rows = Vec::new();
     for b in &report.breakdowns {
@@ -334,45 +406,37 @@ struct Yearly {
     departments: Vec<DepartmentYear>,
 }
 
-/// `GET /api/reports/yearly?period=YYYY`: each department's complaints month by month.
-pub async fn yearly(
-    State(board): State<Board>,
-    headers: HeaderMap,
-    Query(params): Query<Params>,
-) -> Response {
-    let (who, format) = match caller(&board, &headers, params.access_token.as_deref())
-        .and_then(|who| Ok((who, format(&params)?)))
-    {
-        Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let year = match params.period.as_deref() {
-        None => today(&board).year(),
+/// Each department's complaints month by month (`period` YYYY).
+async fn yearly_report(
+    board: &Board,
+    who: &Identity,
+    period: Option<&str>,
+    format: Format,
+) -> Result<Rendered, Refusal> {
+    let year = match period {
+        None => today(board).year(),
         Some(p) => match p.parse::<i32>() {
             Ok(y) if (2000..=2200).contains(&y) => y,
-            _ => return period_error("a year, YYYY").into_response(),
+            _ => return Err(period_error("a year, YYYY")),
         },
     };
     let (Some(first), Some(next)) = (
         NaiveDate::from_ymd_opt(year, 1, 1),
         NaiveDate::from_ymd_opt(year + 1, 1, 1),
     ) else {
-        return period_error("a year, YYYY").into_response();
+        return Err(period_error("a year, YYYY"));
     };
-    let scope = access::scope(&who);
+    let scope = access::scope(who);
     let offset = board.policy.calendar.timezone.local_minus_utc();
-    let rows = match store::by_month(
+    let rows = store::by_month(
         &board.pool,
         &scope,
-        start_of(&board, first),
-        start_of(&board, next),
+        start_of(board, first),
+        start_of(board, next),
         offset,
     )
     .await
-    {
-        Ok(r) => r,
-        Err(e) => return unavailable(&e),
-    };
+    .map_err(|e| unavailable(&e))?;
     if format == Format::Csv {
         let mut header_row = vec!["month", "department"];
         header_row.extend(TALLY_HEADER);
@@ -396,5 +460,5 @@ pub async fn yearly(
             }),
         }
     }
-    Json(Yearly { year, departments }).into_response()
+    json(format!("departments-{year}"), &Yearly { year, departments })
 }
