@@ -6,6 +6,7 @@
 #   scripts/bench.sh intake 100000     the same with more
 #   scripts/bench.sh registry 1000000  ListComplaints / GetComplaint on a million complaints
 #   scripts/bench.sh board 5000        the board's event gateway: 50 SSE clients, lag beside NATS
+#   scripts/bench.sh board-scale 1000000  the wallboard, reports and a restart at a million complaints
 #   scripts/bench-sla.sh               the SLA monitor (lateness at 10k–1M open clocks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ case "$what" in
   pipeline) example=bench_pipeline; n="${2:-20000}" ;;
   registry) example=bench_registry; n="${2:-1000000}" ;;
   board)    example=bench_board;    n="${2:-5000}" ;;
-  *) echo "unknown benchmark $what (pipeline, intake, registry, board)" >&2; exit 2 ;;
+  board-scale) example=bench_board_scale; n="${2:-1000000}" ;;
+  *) echo "unknown benchmark $what (pipeline, intake, registry, board, board-scale)" >&2; exit 2 ;;
 esac
 REDRESS_BIN_DIR="$PWD/target/release" cargo run --release -p redress-system-tests --example "$example" -- "$n"
