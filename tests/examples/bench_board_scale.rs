@@ -91,7 +91,7 @@ async fn main() {
                 CASE WHEN i % 10 = 0 THEN (ARRAY['routed','assigned','accepted'])[1 + i % 3]
                      ELSE 'closed' END,
                 CASE WHEN i % 10 = 0 THEN 1 + i % 3 ELSE 6 END,
-                now() - make_interval(secs => (i % (365 * 86400))::float8),
+                now() - make_interval(secs => ((i * 31) % (365 * 86400))::float8),
                 now() + interval '1 day',
                 CASE WHEN i % 50 = 0 THEN 'completion' END,
                 CASE WHEN i % 50 = 0 THEN now() + make_interval(secs => (i % 3600)::float8) END,
