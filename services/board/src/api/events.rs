@@ -308,28 +308,42 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_client_that_does_not_read_is_told_where_to_resume_and_let_go() {
-        let (live_tx, live) = broadcast::channel(64);
-        let (tx, mut rx) = mpsc::channel(4);
-        let queue = Queue { tx };
-        for seq in 1..=10 {
+    /// Frames 1..=`last` on a broadcast of `buffer`, forwarded (after `sent`, through
+    /// `filter`) to a queue of `slots` that nobody reads: what the queue then holds.
+    async fn forwarded(
+        buffer: usize,
+        slots: usize,
+        last: u64,
+        filter: &Filter,
+        sent: u64,
+    ) -> Vec<Out> {
+        let (live_tx, live) = broadcast::channel(buffer);
+        let (tx, mut rx) = mpsc::channel(slots);
+        for seq in 1..=last {
             live_tx.send(frame(seq)).expect("a receiver");
         }
-        // The client reads nothing: three events fill its queue, the last slot takes the notice.
+        drop(live_tx);
+        let queue = Queue { tx };
         forward(
             live,
             &queue,
             &CancellationToken::new(),
             &viewer(),
-            &Filter::default(),
-            0,
+            filter,
+            sent,
         )
         .await;
         let mut got = Vec::new();
         while let Ok(out) = rx.try_recv() {
             got.push(out);
         }
+        got
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_is_told_where_to_resume_and_let_go() {
+        // Three events fill its queue of four; the last slot takes the notice.
+        let got = forwarded(64, 4, 10, &Filter::default(), 0).await;
         assert_eq!(got.len(), 4, "{got:?}");
         for (i, out) in got.iter().take(3).enumerate() {
             assert!(
@@ -346,25 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_whose_buffer_was_overrun_is_dropped_too() {
-        let (live_tx, live) = broadcast::channel(16);
-        let (tx, mut rx) = mpsc::channel(64);
-        let queue = Queue { tx };
-        for seq in 1..=40 {
-            live_tx.send(frame(seq)).expect("a receiver");
-        }
-        forward(
-            live,
-            &queue,
-            &CancellationToken::new(),
-            &viewer(),
-            &Filter::default(),
-            0,
-        )
-        .await;
-        let mut got = Vec::new();
-        while let Ok(out) = rx.try_recv() {
-            got.push(out);
-        }
+        let got = forwarded(16, 64, 40, &Filter::default(), 0).await;
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(
             matches!(got[0], Out::Dropped { resume_after: 0 }),
@@ -374,30 +370,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_keeping_up_gets_every_event_it_asked_for_in_order() {
-        let (live_tx, live) = broadcast::channel(64);
-        let (tx, mut rx) = mpsc::channel(64);
-        let queue = Queue { tx };
         let filter = Filter {
             classes: vec!["C".into()],
             ..Filter::default()
         };
-        for seq in 1..=5 {
-            live_tx.send(frame(seq)).expect("a receiver");
-        }
-        drop(live_tx);
-        forward(
-            live,
-            &queue,
-            &CancellationToken::new(),
-            &viewer(),
-            &filter,
-            2,
-        )
-        .await;
-        let mut seqs = Vec::new();
-        while let Ok(Out::Frame(f, _)) = rx.try_recv() {
-            seqs.push(f.seq);
-        }
+        let got = forwarded(64, 64, 5, &filter, 2).await;
+        let seqs: Vec<u64> = got
+            .iter()
+            .map(|out| match out {
+                Out::Frame(f, _) => f.seq,
+                Out::Dropped { .. } => panic!("dropped: {got:?}"),
+            })
+            .collect();
         assert_eq!(seqs, vec![3, 4, 5], "after the resume point, in order");
     }
 }
