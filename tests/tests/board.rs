@@ -297,6 +297,17 @@ async fn the_gateway_streams_events_as_json_filtered_masked_and_resumable() {
     assert_eq!(again["complaint_id"], id.as_str());
 }
 
+/// The text of `selector` once it contains `needle` (or as it is when the wait runs out, for
+/// the assertion that follows to show).
+async fn shows(browser: &Browser, selector: &str, needle: &str) -> String {
+    poll(
+        WAIT,
+        async || browser.text(selector).await,
+        |t| t.contains(needle),
+    )
+    .await
+}
+
 fn artifact(name: &str) -> PathBuf {
     std::env::var_os("REDRESS_ARTIFACTS")
         .map(PathBuf::from)
@@ -329,19 +340,9 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
     let number = ack.complaint_number.clone();
 
     // It appears in the open counts and, at half its limit, on the at-risk list with a countdown.
-    let open = poll(
-        WAIT,
-        async || browser.text("#counts").await,
-        |t| t.contains("Network Operations"),
-    )
-    .await;
+    let open = shows(&browser, "#counts", "Network Operations").await;
     assert!(open.contains("Network Operations"), "open counts: {open}");
-    let at_risk = poll(
-        WAIT,
-        async || browser.text("#at-risk").await,
-        |t| t.contains(&number),
-    )
-    .await;
+    let at_risk = shows(&browser, "#at-risk", &number).await;
     assert!(at_risk.contains(&number), "at risk: {at_risk}");
     assert!(
         at_risk.contains("left") || at_risk.contains("ago"),
@@ -350,22 +351,12 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
     browser.screenshot(&artifact("board-at-risk.png")).await;
 
     // Past its limit: overdue with how late, and the department manager's escalation waiting.
-    let overdue = poll(
-        WAIT,
-        async || browser.text("#overdue").await,
-        |t| t.contains(&number),
-    )
-    .await;
+    let overdue = shows(&browser, "#overdue", &number).await;
     assert!(
         overdue.contains(&number) && overdue.contains("late"),
         "overdue: {overdue}"
     );
-    let waiting = poll(
-        WAIT,
-        async || browser.text("#escalations").await,
-        |t| t.contains("Manager One"),
-    )
-    .await;
+    let waiting = shows(&browser, "#escalations", "Manager One").await;
     assert!(
         waiting.contains(&number) && waiting.contains("Manager One"),
         "escalations: {waiting}"
@@ -376,12 +367,7 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
 
     // A reload shows the same board (read back from the projection).
     browser.reload().await;
-    let overdue = poll(
-        WAIT,
-        async || browser.text("#overdue").await,
-        |t| t.contains(&number),
-    )
-    .await;
+    let overdue = shows(&browser, "#overdue", &number).await;
     assert!(overdue.contains(&number), "after a reload: {overdue}");
 
     // The board service restarts: the page reconnects by itself and the state is still there.
@@ -405,12 +391,7 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
     )
     .await;
     assert_eq!(back, "live", "the page reconnected after the restart");
-    let overdue = poll(
-        WAIT,
-        async || browser.text("#overdue").await,
-        |t| t.contains(&number),
-    )
-    .await;
+    let overdue = shows(&browser, "#overdue", &number).await;
     assert!(
         overdue.contains(&number),
         "after the board restarted: {overdue}"
@@ -423,12 +404,7 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
             "http://{http}/reports?access_token=test-viewer-token"
         ))
         .await;
-    let log = poll(
-        WAIT,
-        async || browser.text("#daily-log").await,
-        |t| t.contains(&number),
-    )
-    .await;
+    let log = shows(&browser, "#daily-log", &number).await;
     assert!(
         log.contains(&number) && log.contains("Network Operations"),
         "daily log: {log}"
@@ -441,12 +417,7 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
     browser
         .eval("document.querySelector('[data-report=monthly]').click(); return true;")
         .await;
-    let monthly = poll(
-        WAIT,
-        async || browser.text("#report").await,
-        |t| t.contains("By category"),
-    )
-    .await;
+    let monthly = shows(&browser, "#report", "By category").await;
     assert!(
         monthly.contains("network_quality") && monthly.contains("hotline"),
         "monthly: {monthly}"
@@ -454,12 +425,7 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
     browser
         .eval("document.querySelector('[data-report=yearly]').click(); return true;")
         .await;
-    let yearly = poll(
-        WAIT,
-        async || browser.text("#report").await,
-        |t| t.contains("Network Operations"),
-    )
-    .await;
+    let yearly = shows(&browser, "#report", "Network Operations").await;
     assert!(yearly.contains("Network Operations"), "yearly: {yearly}");
     let csv = browser
         .eval(
