@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use futures::StreamExt as _;
 use prost::Message as _;
 use redress_platform::nats::Topology;
-use redress_proto::json::{PersonalData, to_json};
+use redress_proto::json::event_json_texts;
 use redress_proto::v1;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -45,15 +45,26 @@ pub struct Frame {
     pub masked: String,
 }
 
+/// Everything of a frame's JSON but the event, which is spliced in as text: the event is
+/// already JSON text, and turning it into a `serde_json::Value` to write it out again cost as
+/// much as making it.
 #[derive(Serialize)]
-struct Body<'a> {
+struct Head<'a> {
     seq: u64,
     kind: &'a str,
     text: &'a str,
     complaint_id: &'a str,
     department: &'a str,
     class: &'a str,
-    event: serde_json::Value,
+}
+
+impl Head<'_> {
+    /// `{…head…,"event":<event>}`.
+    fn with_event(&self, event: &str) -> Option<String> {
+        let head = serde_json::to_string(self).ok()?;
+        let open = head.strip_suffix('}')?;
+        Some(format!("{open},\"event\":{event}}}"))
+    }
 }
 
 /// Where each complaint stands, as far as the gateway has seen: the department, the handler
@@ -71,6 +82,8 @@ pub struct Gateway {
     topology: Topology,
     pool: PgPool,
     tx: broadcast::Sender<Arc<Frame>>,
+    /// Events held for the slowest client (the broadcast's and each client's queue).
+    buffer: usize,
     places: Mutex<HashMap<String, Place>>,
     recent: Mutex<VecDeque<Arc<Frame>>>,
 }
@@ -80,15 +93,22 @@ const RECENT: usize = 50;
 
 impl Gateway {
     pub fn new(js: jetstream::Context, topology: Topology, pool: PgPool, capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(16));
+        let buffer = capacity.max(16);
+        let (tx, _) = broadcast::channel(buffer);
         Self {
             js,
             topology,
             pool,
             tx,
+            buffer,
             places: Mutex::default(),
             recent: Mutex::default(),
         }
+    }
+
+    /// How many events a client may be behind before it is dropped.
+    pub fn buffer(&self) -> usize {
+        self.buffer
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
@@ -245,23 +265,25 @@ impl Gateway {
             .as_ref()
             .map(v1::event::Payload::describe)
             .unwrap_or_default();
-        let body = |personal| {
-            let json = to_json(&event, personal).ok()?;
-            serde_json::to_string(&Body {
-                seq,
-                kind: &kind,
-                text: &text,
-                complaint_id: &event.complaint_id,
-                department: &place.department,
-                class: &place.class,
-                event: json,
-            })
-            .ok()
+        let (full, masked) = match event_json_texts(payload) {
+            Ok(texts) => texts,
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "event not given as JSON; skipped");
+                return None;
+            }
+        };
+        let head = Head {
+            seq,
+            kind: &kind,
+            text: &text,
+            complaint_id: &event.complaint_id,
+            department: &place.department,
+            class: &place.class,
         };
         Some(Frame {
             seq,
-            full: body(PersonalData::Shown)?,
-            masked: body(PersonalData::Masked)?,
+            full: head.with_event(&full)?,
+            masked: head.with_event(&masked)?,
             occurred_at: event
                 .occurred_at
                 .as_ref()
@@ -282,9 +304,14 @@ impl Gateway {
         if id.is_empty() {
             return Place::default();
         }
+        let change = fold(event);
         let known = self.places.lock().ok().and_then(|p| p.get(id).cloned());
         let mut place = match known {
             Some(p) => p,
+            // A complaint's first event: there is nothing to look up, and asking the
+            // projection for every new complaint put a database round trip on the stream's
+            // path (the gateway's lag under load).
+            None if matches!(change, Change::Received { .. }) => Place::default(),
             None => match store::place_of(&self.pool, id).await {
                 Ok(Some((department, handler, class))) => Place {
                     department,
@@ -294,7 +321,7 @@ impl Gateway {
                 _ => Place::default(),
             },
         };
-        match fold(event) {
+        match change {
             Change::Received { class, .. } | Change::Class { class, .. } if !class.is_empty() => {
                 place.class = class;
             }

@@ -8,17 +8,17 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
+use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use redress_platform::access::Sight;
 use redress_platform::auth::Identity;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Board, Refusal, caller};
@@ -97,10 +97,6 @@ impl Filter {
     }
 }
 
-/// How many events wait for one slow client before it is dropped (the last slot is kept for
-/// telling it so).
-const CLIENT_QUEUE: usize = 256;
-
 pub async fn stream(
     State(board): State<Board>,
     headers: HeaderMap,
@@ -136,11 +132,48 @@ pub async fn stream(
     // Subscribe before reading where the stream ends, so nothing falls between the replay
     // and the live events.
     let live = board.gateway.subscribe();
-    let (tx, rx) = mpsc::channel::<Out>(CLIENT_QUEUE);
+    // The client's queue holds as many events as the broadcast (`REDRESS_BOARD_BUFFER`; its
+    // last slot is kept for the `dropped` notice). The services publish in bursts — a relay
+    // flushes hundreds of events at once — and a smaller queue dropped clients that were
+    // keeping up, only not within the burst.
+    let (tx, rx) = mpsc::channel::<Out>(board.gateway.buffer());
     metrics::gauge!("redress_board_clients").increment(1.0);
     tokio::spawn(serve_client(board, who, filter, after, live, Queue { tx }));
-    Sse::new(ReceiverStream::new(rx).map(Out::into_sse))
-        .keep_alive(KeepAlive::default())
+    sse_body(rx)
+}
+
+/// A comment line sent when nothing happened for this long, so proxies and browsers keep an
+/// idle stream open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How many bytes of waiting events go out in one write at most.
+const WRITE: usize = 64 * 1024;
+
+/// The client's queue as an SSE response. Everything already waiting goes out in one write:
+/// one write per event per client was, with 50 clients, the gateway's main cost under load.
+fn sse_body(rx: mpsc::Receiver<Out>) -> Response {
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
+        let first = match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
+            Err(_) => return Some((Ok::<_, Infallible>(Bytes::from_static(b":\n\n")), rx)),
+            Ok(None) => return None,
+            Ok(Some(out)) => out,
+        };
+        let mut text = String::new();
+        first.write_sse(&mut text);
+        while text.len() < WRITE
+            && let Ok(out) = rx.try_recv()
+        {
+            out.write_sse(&mut text);
+        }
+        Some((Ok(Bytes::from(text)), rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(chunks),
+    )
         .into_response()
 }
 
@@ -153,26 +186,27 @@ enum Out {
 }
 
 impl Out {
-    fn into_sse(self) -> Result<Event, Infallible> {
-        Ok(match self {
+    /// Appends the SSE text of this item. The data are JSON written by `serde_json`, which
+    /// escapes line breaks, so each is one `data:` line.
+    fn write_sse(&self, to: &mut String) {
+        use std::fmt::Write as _;
+        match self {
             Out::Frame(frame, sight) => {
                 let data = match sight {
                     Sight::Full => &frame.full,
                     Sight::Masked => &frame.masked,
                 };
-                Event::default()
-                    .id(frame.seq.to_string())
-                    .data(data.as_str())
+                let _ = write!(to, "id: {}\ndata: {data}\n\n", frame.seq);
             }
-            Out::Dropped { resume_after } => Event::default().event("dropped").data(
-                serde_json::json!({
+            Out::Dropped { resume_after } => {
+                let notice = serde_json::json!({
                     "reason": "this client fell behind the event stream and was disconnected; \
                                reconnect with Last-Event-ID to resume",
                     "resume_after": resume_after,
-                })
-                .to_string(),
-            ),
-        })
+                });
+                let _ = write!(to, "event: dropped\ndata: {notice}\n\n");
+            }
+        }
     }
 }
 
@@ -355,6 +389,37 @@ mod tests {
             matches!(got[3], Out::Dropped { resume_after: 3 }),
             "the notice says to resume after the last event sent: {:?}",
             got[3]
+        );
+    }
+
+    #[tokio::test]
+    async fn events_waiting_go_out_together_each_as_its_own_sse_event() {
+        use futures::StreamExt as _;
+        let (tx, rx) = mpsc::channel(8);
+        for seq in 1..=3 {
+            tx.send(Out::Frame(frame(seq), Sight::Masked))
+                .await
+                .unwrap();
+        }
+        tx.send(Out::Dropped { resume_after: 3 }).await.unwrap();
+        drop(tx);
+        let response = sse_body(rx);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        let mut body = response.into_body().into_data_stream();
+        let first = body.next().await.unwrap().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&first).unwrap(),
+            "id: 1\ndata: {}\n\nid: 2\ndata: {}\n\nid: 3\ndata: {}\n\n\
+             event: dropped\ndata: {\"reason\":\"this client fell behind the event stream and \
+             was disconnected; reconnect with Last-Event-ID to resume\",\"resume_after\":3}\n\n",
+            "all four waiting items in one write"
+        );
+        assert!(
+            body.next().await.is_none(),
+            "the stream ends with the queue"
         );
     }
 
