@@ -297,6 +297,206 @@ async fn the_gateway_streams_events_as_json_filtered_masked_and_resumable() {
     assert_eq!(again["complaint_id"], id.as_str());
 }
 
+/// The monthly analysis over HTTP as `token` sees it.
+async fn monthly(http: SocketAddr, token: &str, extra: &str) -> String {
+    reqwest::get(format!(
+        "http://{http}/api/reports/monthly?access_token={token}{extra}"
+    ))
+    .await
+    .expect("GET the monthly analysis")
+    .text()
+    .await
+    .expect("its body")
+}
+
+/// DOMAIN §7 and §8 on the board: the monthly analysis breaks complaints down by cause, and
+/// gives each department's complaint rate and band from the business volume entered at the
+/// escalation service — the same rate and band escalation's own monthly report gives.
+#[tokio::test]
+async fn the_monthly_analysis_shows_causes_and_the_rate_band_escalation_reports() {
+    let bed = TestBed::start().await;
+    let stack = common::start(&bed, &[]).await;
+    let (_board, http) = start_board(&bed).await;
+    let ack = submit(&bed, &stack, "board-rates-1").await;
+    let id = ack.complaint_id.clone();
+
+    // The handler accepts it (once routing has assigned it), finds it valid and records the
+    // network's fault.
+    let mut routing =
+        v1::routing_service_client::RoutingServiceClient::new(bed.channel(&stack.routing).await);
+    let accepted = poll(
+        WAIT,
+        async || {
+            routing
+                .accept_complaint(authed(
+                    "test-handler-token",
+                    v1::AcceptComplaintRequest {
+                        complaint_id: id.clone(),
+                    },
+                ))
+                .await
+        },
+        Result::is_ok,
+    )
+    .await;
+    accepted.expect("the handler accepts the complaint");
+    routing
+        .decide_validity(authed(
+            "test-handler-token",
+            v1::DecideValidityRequest {
+                complaint_id: id.clone(),
+                valid: true,
+                explanation: "the line card failed".into(),
+            },
+        ))
+        .await
+        .expect("decide it valid");
+    routing
+        .record_cause(authed(
+            "test-handler-token",
+            v1::RecordCauseRequest {
+                complaint_id: id.clone(),
+                cause: "a line card failed".into(),
+                responsibility: v1::Responsibility::CompanyNetwork as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("record the cause");
+
+    // The month as the board counts it (the policy's time zone), and its business volume.
+    let first: serde_json::Value =
+        serde_json::from_str(&monthly(http, "test-gm-token", "").await).expect("JSON");
+    let month = first["month"].as_str().expect("month").to_owned();
+    let mut escalation = v1::escalation_service_client::EscalationServiceClient::new(
+        bed.channel(&stack.escalation).await,
+    );
+    // One complaint in 100: T = 1.00 %, far above the 0.80 % threshold, so a penalty band.
+    escalation
+        .set_business_volume(authed(
+            "test-operator-token",
+            v1::SetBusinessVolumeRequest {
+                department_id: "dept-network".into(),
+                month: month.clone(),
+                volume: 100,
+            },
+        ))
+        .await
+        .expect("enter the business volume");
+
+    let report = poll(
+        WAIT,
+        async || {
+            serde_json::from_str::<serde_json::Value>(&monthly(http, "test-gm-token", "").await)
+                .expect("JSON")
+        },
+        |r| {
+            let cause_known = r["breakdowns"].as_array().is_some_and(|b| {
+                b.iter().any(|d| {
+                    d["dimension"] == "cause"
+                        && d["tallies"]
+                            .as_array()
+                            .is_some_and(|t| t.iter().any(|t| t["key"] == "company_network"))
+                })
+            });
+            let rated = r["rates"].as_array().is_some_and(|rates| {
+                rates
+                    .iter()
+                    .any(|x| x["department_id"] == "dept-network" && x["business_volume"] == 100)
+            });
+            cause_known && rated
+        },
+    )
+    .await;
+    let rates = report["rates"].as_array().expect("rates");
+    let network = rates
+        .iter()
+        .find(|x| x["department_id"] == "dept-network")
+        .unwrap_or_else(|| panic!("no rate for dept-network: {report}"));
+    assert_eq!(network["business_volume"], 100, "{network}");
+    let causes = report["breakdowns"]
+        .as_array()
+        .expect("breakdowns")
+        .iter()
+        .find(|d| d["dimension"] == "cause")
+        .unwrap_or_else(|| panic!("no cause breakdown: {report}"));
+    assert!(
+        causes["tallies"]
+            .as_array()
+            .expect("tallies")
+            .iter()
+            .any(|t| t["key"] == "company_network" && t["received"] == 1),
+        "{causes}"
+    );
+
+    // Escalation's own monthly report, once it has counted the same complaints.
+    let board_complaints = network["complaints"].as_u64().expect("complaints");
+    assert!(board_complaints >= 1, "{network}");
+    let theirs = poll(
+        WAIT,
+        async || {
+            escalation
+                .monthly_report(authed(
+                    "test-gm-token",
+                    v1::MonthlyReportRequest {
+                        month: month.clone(),
+                        department_id: "dept-network".into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .expect("escalation's monthly report")
+                .into_inner()
+        },
+        |r| {
+            r.departments
+                .iter()
+                .any(|d| u64::from(d.complaints) == board_complaints)
+        },
+    )
+    .await;
+    let theirs = theirs
+        .departments
+        .iter()
+        .find(|d| d.department_id == "dept-network")
+        .unwrap_or_else(|| panic!("escalation reports no dept-network: {theirs:?}"));
+    assert_eq!(u64::from(theirs.complaints), board_complaints);
+    assert_eq!(theirs.business_volume, 100);
+    assert_eq!(
+        network["rate_bp"].as_u64(),
+        theirs.rate_bp.map(u64::from),
+        "the board's T is escalation's: {network} / {theirs:?}"
+    );
+    assert_eq!(
+        network["band"].as_str(),
+        theirs.penalty_band.as_ref().map(|b| b.label.as_str()),
+        "the same band: {network} / {theirs:?}"
+    );
+    assert_eq!(
+        network["head_penalty_fen"].as_i64(),
+        Some(theirs.head_penalty_fen),
+        "{network}"
+    );
+
+    // The CSV carries the rate row with its band; a handler, who sees only their own
+    // complaints, gets no department's rate.
+    let csv = monthly(http, "test-gm-token", "&format=csv").await;
+    let header = csv.lines().next().unwrap_or_default();
+    assert!(
+        header.ends_with("business_volume,rate_percent,band,head_penalty_fen"),
+        "{header}"
+    );
+    let band = network["band"].as_str().expect("a band");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("complaint_rate,") && l.contains(band) && l.contains(",100,")),
+        "{csv}"
+    );
+    let handler: serde_json::Value =
+        serde_json::from_str(&monthly(http, "test-handler-token", "").await).expect("JSON");
+    assert_eq!(handler["rates"], serde_json::json!([]), "{handler}");
+}
+
 /// The text of `selector` once it contains `needle` (or as it is when the wait runs out, for
 /// the assertion that follows to show).
 async fn shows(browser: &Browser, selector: &str, needle: &str) -> String {
@@ -422,6 +622,13 @@ async fn the_wallboard_shows_a_complaint_going_at_risk_overdue_and_escalated_in_
         monthly.contains("network_quality") && monthly.contains("hotline"),
         "monthly: {monthly}"
     );
+    // The rate panel is drawn; with no business volume entered it says so per department.
+    let rates = shows(&browser, "#rates", "not entered").await;
+    assert!(
+        rates.contains("Complaint rate T") && rates.contains("not entered"),
+        "rates: {rates}"
+    );
+    browser.screenshot(&artifact("reports-monthly.png")).await;
     browser
         .eval("document.querySelector('[data-report=yearly]').click(); return true;")
         .await;

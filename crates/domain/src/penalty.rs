@@ -119,6 +119,48 @@ impl RateBand {
         }
     }
 
+    /// The band's bounds and its label as the policy's table writes it (`0.80% < T <= 0.85%`);
+    /// `None` without a rate. One wording for every report that shows a band.
+    pub fn bounds(&self, policy: &Policy) -> Option<BandBounds> {
+        let table = &policy.complaint_rate;
+        let threshold = u64::from(table.threshold_bp);
+        Some(match *self {
+            RateBand::NoVolume => return None,
+            RateBand::Below { .. } => BandBounds {
+                label: format!("T < {}", percent(threshold)),
+                lower_bp: 0,
+                lower_inclusive: true,
+                upper_bp: Some(threshold.saturating_sub(1)),
+            },
+            RateBand::AtThreshold { .. } => BandBounds {
+                label: format!("T = {}", percent(threshold)),
+                lower_bp: threshold,
+                lower_inclusive: true,
+                upper_bp: Some(threshold),
+            },
+            RateBand::Band {
+                above_bp, up_to_bp, ..
+            } => BandBounds {
+                label: format!("{} < T <= {}", percent(above_bp), percent(up_to_bp)),
+                lower_bp: above_bp,
+                lower_inclusive: false,
+                upper_bp: Some(up_to_bp),
+            },
+            RateBand::Above { .. } => {
+                let last = table
+                    .bands
+                    .last()
+                    .map_or(threshold, |b| u64::from(b.up_to_bp));
+                BandBounds {
+                    label: format!("T > {}", percent(last)),
+                    lower_bp: last,
+                    lower_inclusive: false,
+                    upper_bp: None,
+                }
+            }
+        })
+    }
+
     /// T in basis points, if defined.
     pub fn rate_bp(&self) -> Option<u64> {
         match *self {
@@ -142,6 +184,21 @@ pub fn rate_bp(complaints: u64, business_volume: u64) -> Option<u64> {
     let numerator = u128::from(complaints) * 10_000 * 2 + u128::from(business_volume);
     let bp = numerator / (u128::from(business_volume) * 2);
     Some(u64::try_from(bp).unwrap_or(u64::MAX))
+}
+
+/// Where a band of the complaint-rate table starts and ends, in basis points, and its label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BandBounds {
+    pub label: String,
+    pub lower_bp: u64,
+    pub lower_inclusive: bool,
+    /// `None` for the open band above the last.
+    pub upper_bp: Option<u64>,
+}
+
+/// `12345` basis points as `123.45%`.
+pub fn percent(bp: u64) -> String {
+    format!("{}.{:02}%", bp / 100, bp % 100)
 }
 
 /// The band of DOMAIN §7's monthly complaint-rate table that `complaints` out of

@@ -301,7 +301,8 @@ fn producer_of(kind: &str) -> &'static str {
         _ if kind.starts_with("escalation.")
             || kind.starts_with("notification.")
             || kind.starts_with("accountability.")
-            || kind == "staff.suspended" =>
+            || kind == "staff.suspended"
+            || kind == "department.business_volume_entered" =>
         {
             "escalation"
         }

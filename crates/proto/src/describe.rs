@@ -225,6 +225,10 @@ impl Payload {
                     s.count
                 )
             }
+            Payload::BusinessVolumeEntered(v) => format!(
+                "business volume of {} for {} entered: {}",
+                v.department_id, v.month, v.volume
+            ),
             other => other.kind().replace(['.', '_'], " "),
         }
     }

@@ -100,6 +100,7 @@ impl v1::event::Payload {
             P::StaffUpserted(_) => "staff.upserted",
             P::RevisitClaimed(_) => "revisit.claimed",
             P::RevisitSignedOff(_) => "revisit.signed_off",
+            P::BusinessVolumeEntered(_) => "department.business_volume_entered",
         }
     }
 }
@@ -171,6 +172,7 @@ fn all_payloads() -> Vec<v1::event::Payload> {
         Payload::StaffUpserted(Default::default()),
         Payload::RevisitClaimed(Default::default()),
         Payload::RevisitSignedOff(Default::default()),
+        Payload::BusinessVolumeEntered(Default::default()),
     ]
 }
 

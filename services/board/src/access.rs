@@ -3,7 +3,7 @@
 //! customer (`redress_platform::access`).
 
 use redress_platform::access::{Place, Reach, Sight};
-use redress_platform::auth::{Authenticator, Identity};
+use redress_platform::auth::{Authenticator, Identity, Role};
 
 use crate::gateway::Frame;
 use crate::store::Scope;
@@ -37,6 +37,13 @@ pub fn scope(who: &Identity) -> Scope {
             actor: Some(actor),
         },
     }
+}
+
+/// Whose complaint rates `who` may see in the monthly analysis. A rate and its band set the
+/// department head's penalty (DOMAIN §7): a figure for those who run or watch the centre, so a
+/// handler sees none; a department manager sees their departments'.
+pub fn rate_scope(who: &Identity) -> Option<Scope> {
+    (who.role != Role::Handler).then(|| scope(who))
 }
 
 /// Whether `who` may see this event at all, and if so with the customer shown.

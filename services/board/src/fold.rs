@@ -135,6 +135,17 @@ pub enum Change {
         id: String,
         name: String,
     },
+    /// Who or what was found responsible (`company_network`, `customer_misuse`…).
+    Cause {
+        complaint_id: String,
+        cause: String,
+    },
+    /// A department's business volume for a month (`YYYY-MM`).
+    Volume {
+        department_id: String,
+        month: String,
+        volume: i64,
+    },
 }
 
 /// The class as the board shows it: `A`…`D`, or empty when the wire does not say.
@@ -285,6 +296,19 @@ pub fn fold(event: &v1::Event) -> Change {
             id: d.department_id.clone(),
             name: d.name.clone(),
         },
+        Payload::CauseRecorded(c) => Change::Cause {
+            complaint_id: id,
+            cause: v1::Responsibility::try_from(c.responsibility)
+                .ok()
+                .filter(|r| *r != v1::Responsibility::Unspecified)
+                .map(|r| short(r.as_str_name(), "RESPONSIBILITY_"))
+                .unwrap_or_default(),
+        },
+        Payload::BusinessVolumeEntered(v) => Change::Volume {
+            department_id: v.department_id.clone(),
+            month: v.month.clone(),
+            volume: i64::try_from(v.volume).unwrap_or(i64::MAX),
+        },
         _ => Change::Nothing,
     }
 }
@@ -345,6 +369,38 @@ mod tests {
             panic!("{change:?}")
         };
         assert_eq!(clock, "completion");
+    }
+
+    #[test]
+    fn a_cause_is_named_by_who_was_responsible_and_a_volume_by_department_and_month() {
+        let cause = fold(&event(Payload::CauseRecorded(v1::CauseRecorded {
+            responsibility: v1::Responsibility::CompanyNetwork as i32,
+            cause: "free text is not a category".into(),
+            ..Default::default()
+        })));
+        assert_eq!(
+            cause,
+            Change::Cause {
+                complaint_id: "cmp_1".into(),
+                cause: "company_network".into()
+            }
+        );
+        let volume = fold(&event(Payload::BusinessVolumeEntered(
+            v1::BusinessVolumeEntered {
+                department_id: "dept-network".into(),
+                month: "2026-11".into(),
+                volume: 10_000,
+                previous_volume: 0,
+            },
+        )));
+        assert_eq!(
+            volume,
+            Change::Volume {
+                department_id: "dept-network".into(),
+                month: "2026-11".into(),
+                volume: 10_000
+            }
+        );
     }
 
     #[test]

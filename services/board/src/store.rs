@@ -237,6 +237,35 @@ pub async fn apply(conn: &mut PgConnection, change: &Change) -> Result<(), sqlx:
             .execute(&mut *conn)
             .await?;
         }
+        Change::Cause {
+            complaint_id,
+            cause,
+        } => {
+            sqlx::query(
+                "INSERT INTO complaints (complaint_id, cause) VALUES ($1, $2)
+                 ON CONFLICT (complaint_id) DO UPDATE SET cause = EXCLUDED.cause,
+                    updated_at = now()",
+            )
+            .bind(complaint_id)
+            .bind(cause)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Volume {
+            department_id,
+            month,
+            volume,
+        } => {
+            sqlx::query(
+                "INSERT INTO business_volumes (department_id, month, volume) VALUES ($1, $2, $3)
+                 ON CONFLICT (department_id, month) DO UPDATE SET volume = EXCLUDED.volume",
+            )
+            .bind(department_id)
+            .bind(month)
+            .bind(volume)
+            .execute(&mut *conn)
+            .await?;
+        }
         Change::Department { id, name } => {
             sqlx::query(
                 "INSERT INTO departments (department_id, name) VALUES ($1, $2)
@@ -505,15 +534,17 @@ pub enum Dimension {
     Class,
     Department,
     Category,
+    Cause,
     Channel,
     CustomerType,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 5] = [
+    pub const ALL: [Dimension; 6] = [
         Dimension::Class,
         Dimension::Department,
         Dimension::Category,
+        Dimension::Cause,
         Dimension::Channel,
         Dimension::CustomerType,
     ];
@@ -523,6 +554,7 @@ impl Dimension {
             Dimension::Class => "class",
             Dimension::Department => "department",
             Dimension::Category => "category",
+            Dimension::Cause => "cause",
             Dimension::Channel => "channel",
             Dimension::CustomerType => "customer_type",
         }
@@ -536,6 +568,7 @@ impl Dimension {
                 "COALESCE(d.name, NULLIF(c.department_id, ''), 'complaint centre')"
             }
             Dimension::Category => "c.category",
+            Dimension::Cause => "COALESCE(NULLIF(c.cause, ''), 'not recorded')",
             Dimension::Channel => "c.channel",
             Dimension::CustomerType => "c.customer_type",
         }
@@ -617,4 +650,51 @@ pub async fn by_month(
         .bind(f64::from(offset_secs))
         .fetch_all(pool)
         .await
+}
+
+/// A department's complaints in a month beside the business volume entered for it: the two
+/// terms of its complaint rate (DOMAIN §7).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct RateTerms {
+    pub department_id: String,
+    pub department_name: String,
+    pub complaints: i64,
+    /// 0 when none was entered.
+    pub volume: i64,
+}
+
+/// Every department with complaints received in `[from, to)` or a volume entered for `month`,
+/// among those the reader sees whole (a rate is a department's, so a reader who sees only
+/// their own complaints gets none). Counted as escalation's report counts them: complaints
+/// received in the month and passed to the department.
+pub async fn rate_terms(
+    pool: &PgPool,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    month: &str,
+) -> Result<Vec<RateTerms>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH counted AS (
+            SELECT department_id, count(*) AS complaints FROM complaints
+            WHERE received_at >= $3 AND received_at < $4 AND department_id <> ''
+              AND ($1 OR department_id = ANY($2))
+            GROUP BY 1),
+         entered AS (
+            SELECT department_id, volume FROM business_volumes
+            WHERE month = $5 AND ($1 OR department_id = ANY($2)))
+         SELECT department_id, COALESCE(d.name, department_id) AS department_name,
+                COALESCE(counted.complaints, 0) AS complaints,
+                COALESCE(entered.volume, 0) AS volume
+         FROM counted FULL JOIN entered USING (department_id)
+              LEFT JOIN departments d USING (department_id)
+         ORDER BY department_id",
+    )
+    .bind(scope.all)
+    .bind(&scope.departments)
+    .bind(from)
+    .bind(to)
+    .bind(month)
+    .fetch_all(pool)
+    .await
 }

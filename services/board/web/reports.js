@@ -70,6 +70,37 @@ function columns(title, points) {
   return box;
 }
 
+// Each department's complaint rate T against the policy's threshold, and its band.
+function rates(list) {
+  const box = text("section", "", "panel chart wide");
+  box.id = "rates";
+  box.appendChild(text("h2", "Complaint rate T by department (complaints ÷ business volume)"));
+  if (!list.length) { box.appendChild(text("p", "No complaints or business volume this month.", "empty")); return box; }
+  const measured = list.filter((r) => r.rate_bp != null);
+  if (measured.length) {
+    const max = Math.max(...measured.map((r) => r.rate_bp), 100);
+    const row = 26, label = 170, width = 520;
+    const chart = svg("svg", { viewBox: "0 0 " + (label + width + 200) + " " + (measured.length * row + 8), width: "100%", role: "img" });
+    measured.forEach((r, i) => {
+      const y = i * row + 4;
+      const name = svg("text", { x: 0, y: y + 16, class: "axis" });
+      name.textContent = r.department_name;
+      chart.appendChild(name);
+      const bar = Math.max(2, (width * r.rate_bp) / max);
+      chart.appendChild(svg("rect", { x: label, y, width: bar, height: row - 8, class: r.head_penalty_fen > 0 ? "bar late" : "bar" }));
+      const n = svg("text", { x: label + bar + 6, y: y + 16, class: "axis" });
+      n.textContent = r.rate_percent + "  " + r.band;
+      chart.appendChild(n);
+    });
+    box.appendChild(chart);
+  }
+  box.appendChild(table(
+    ["department", "complaints", "business volume", "T", "band", "head's penalty (yuan)"],
+    list.map((r) => [r.department_name, r.complaints, r.business_volume || "not entered", r.rate_percent || "", r.band || "",
+      r.rate_bp == null ? "" : (r.head_penalty_fen / 100).toFixed(2) + (r.head_penalty_needs_approval ? " (default; an approver chooses)" : "")])));
+  return box;
+}
+
 function table(headers, rows) {
   const t = document.createElement("table");
   const hr = document.createElement("tr");
@@ -83,7 +114,7 @@ function table(headers, rows) {
   return t;
 }
 
-const titles = { class: "By class", department: "By department", category: "By category", channel: "By channel", customer_type: "By customer type" };
+const titles = { class: "By class", department: "By department", category: "By category", cause: "By cause (who was responsible)", channel: "By channel", customer_type: "By customer type" };
 
 function render(report) {
   const main = el("report");
@@ -100,6 +131,7 @@ function render(report) {
     main.appendChild(log);
   } else if (kind === "monthly") {
     main.appendChild(columns("Complaints per month, the six months to " + report.month, report.trend));
+    main.appendChild(rates(report.rates));
     for (const b of report.breakdowns) main.appendChild(bars(titles[b.dimension] || b.dimension, b.tallies));
   } else {
     const months = new Map();

@@ -1,6 +1,7 @@
 //! The policy's reports (DOMAIN §8), read from the projection: the supervisor's daily complaint
-//! log, the monthly complaint analysis (by class, department, category, channel and customer
-//! type, with the trend of the months before), and the yearly department report. JSON for the
+//! log, the monthly complaint analysis (by class, department, category, cause, channel and
+//! customer type, with the trend of the months before and each department's complaint-rate
+//! band), and the yearly department report. JSON for the
 //! board's report page and for tools; `format=csv` for spreadsheets.
 //!
 //! Days, months and years are those of the policy's calendar time zone.
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike as _, Months, NaiveDate, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
 
+use redress_domain::{RateBand, penalty};
 use redress_platform::auth::Identity;
 
 use super::{Board, Refusal, caller};
@@ -316,10 +318,47 @@ struct Trend {
     overdue: i64,
 }
 
+/// A department's complaint rate for the month and its band (DOMAIN §7), worked out by the
+/// domain from the same two terms escalation's monthly report uses.
+#[derive(Serialize)]
+struct Rate {
+    department_id: String,
+    department_name: String,
+    complaints: i64,
+    /// 0 when none was entered for the month.
+    business_volume: i64,
+    /// T in basis points; absent without a business volume.
+    rate_bp: Option<u64>,
+    rate_percent: Option<String>,
+    /// The band's label as the policy writes it (`0.80% < T <= 0.85%`).
+    band: Option<String>,
+    head_penalty_fen: i64,
+    /// Above the last band an approver chooses the amount (the default is shown).
+    head_penalty_needs_approval: bool,
+}
+
+fn rate(policy: &redress_domain::Policy, terms: store::RateTerms) -> Rate {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let band = penalty::rate_band(policy, n(terms.complaints), n(terms.volume));
+    Rate {
+        department_id: terms.department_id,
+        department_name: terms.department_name,
+        complaints: terms.complaints,
+        business_volume: terms.volume,
+        rate_bp: band.rate_bp(),
+        rate_percent: band.rate_bp().map(penalty::percent),
+        band: band.bounds(policy).map(|b| b.label),
+        head_penalty_fen: band.penalty().fen(),
+        head_penalty_needs_approval: matches!(band, RateBand::Above { .. }),
+    }
+}
+
 #[derive(Serialize)]
 struct Monthly {
     month: String,
     breakdowns: Vec<Breakdown>,
+    /// Each department's complaint rate and band.
+    rates: Vec<Rate>,
     /// This month and the five before it.
     trend: Vec<Trend>,
 }
@@ -371,9 +410,19 @@ async fn monthly_report(
                 }),
             }
         }
+        let month = first.format("%Y-%m").to_string();
+        let rates = match access::rate_scope(who) {
+            Some(scope) => store::rate_terms(&board.pool, &scope, from, to, &month)
+                .await?
+                .into_iter()
+                .map(|terms| rate(&board.policy, terms))
+                .collect(),
+            None => Vec::new(),
+        };
         Ok::<_, sqlx::Error>(Monthly {
-            month: first.format("%Y-%m").to_string(),
+            month,
             breakdowns,
+            rates,
             trend,
         })
     };
@@ -381,16 +430,40 @@ async fn monthly_report(
     if format == Format::Json {
         return json(format!("complaints-{}", report.month), &report);
     }
+    // One table: the breakdowns' rows leave the rate columns empty, and each department's
+    // rate row (dimension `complaint_rate`) gives its complaints as `received`.
     let mut rows = Vec::new();
     for b in &report.breakdowns {
         for t in &b.tallies {
             let mut row = vec![b.dimension.to_owned(), t.key.clone()];
             row.extend(tally_cells(t));
+            row.extend([String::new(), String::new(), String::new(), String::new()]);
             rows.push(row);
         }
     }
+    for r in &report.rates {
+        let mut row = vec![
+            "complaint_rate".to_owned(),
+            r.department_name.clone(),
+            r.complaints.to_string(),
+        ];
+        row.extend((1..TALLY_HEADER.len()).map(|_| String::new()));
+        row.extend([
+            r.business_volume.to_string(),
+            r.rate_percent.clone().unwrap_or_default(),
+            r.band.clone().unwrap_or_default(),
+            r.head_penalty_fen.to_string(),
+        ]);
+        rows.push(row);
+    }
     let mut header_row = vec!["dimension", "value"];
     header_row.extend(TALLY_HEADER);
+    header_row.extend([
+        "business_volume",
+        "rate_percent",
+        "band",
+        "head_penalty_fen",
+    ]);
     csv(&format!("complaints-{}", report.month), &header_row, rows)
 }
 

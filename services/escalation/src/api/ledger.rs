@@ -5,11 +5,12 @@
 use redress_domain::ComplaintId;
 use redress_platform::auth::Identity;
 use redress_proto::Wire as _;
-use redress_proto::v1;
+use redress_proto::v1::{self, event::Payload};
 use tonic::Status;
 
 use super::Api;
 use crate::access;
+use crate::envelope::PRODUCER;
 use crate::error::Error;
 use crate::store::ledger as store;
 
@@ -31,21 +32,28 @@ impl Api {
             .ok()
             .filter(|v| *v > 0)
             .ok_or_else(|| Error::invalid("volume", "must be between 1 and 2^63-1"))?;
-        let mut tx = self.pool.begin().await.map_err(Error::from)?;
-        let previous = store::set_business_volume(
-            &mut tx,
-            department,
-            &r.month,
-            volume,
-            &who.actor_id,
-            self.now(),
-        )
-        .await
-        .map_err(Error::from)?;
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let previous =
+            store::set_business_volume(&mut tx, department, &r.month, volume, &who.actor_id, now)
+                .await
+                .map_err(Error::from)?;
+        let previous_volume = previous.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        // The board shows the rate bands from this event; it commits with the volume.
+        let entered = Payload::BusinessVolumeEntered(v1::BusinessVolumeEntered {
+            department_id: department.to_owned(),
+            month: r.month.clone(),
+            volume: r.volume,
+            previous_volume,
+        });
+        let event = PRODUCER.event("", now, &who.to_actor(), "", entered);
+        self.ladder
+            .outbox
+            .append(&mut tx, &[event])
+            .await
+            .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;
-        Ok(v1::SetBusinessVolumeResponse {
-            previous_volume: previous.and_then(|v| u64::try_from(v).ok()).unwrap_or(0),
-        })
+        Ok(v1::SetBusinessVolumeResponse { previous_volume })
     }
 
     pub(super) async fn find_neglect(

@@ -3,7 +3,8 @@
 //! counted, penalties and suspension — as structured fields and as CSV, so the same figures
 //! reach a screen and a spreadsheet.
 
-use redress_domain::{Policy, RateBand, penalty};
+use redress_domain::penalty::{self, percent};
+use redress_domain::{Policy, RateBand};
 use redress_platform::auth::Identity;
 use redress_proto::v1;
 use sqlx::PgConnection;
@@ -36,50 +37,14 @@ impl Api {
     }
 }
 
-/// `12345` basis points as `123.45%`.
-fn percent(bp: u64) -> String {
-    format!("{}.{:02}%", bp / 100, bp % 100)
-}
-
 /// The band of DOMAIN §7's table T falls in, with its bounds; `None` without a rate.
 fn band(policy: &Policy, b: &RateBand) -> Option<v1::PenaltyBand> {
-    let table = &policy.complaint_rate;
-    let threshold = u64::from(table.threshold_bp);
     let to32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    Some(match *b {
-        RateBand::NoVolume => return None,
-        RateBand::Below { .. } => v1::PenaltyBand {
-            label: format!("T < {}", percent(threshold)),
-            lower_bp: 0,
-            lower_inclusive: true,
-            upper_bp: Some(to32(threshold.saturating_sub(1))),
-        },
-        RateBand::AtThreshold { .. } => v1::PenaltyBand {
-            label: format!("T = {}", percent(threshold)),
-            lower_bp: to32(threshold),
-            lower_inclusive: true,
-            upper_bp: Some(to32(threshold)),
-        },
-        RateBand::Band {
-            above_bp, up_to_bp, ..
-        } => v1::PenaltyBand {
-            label: format!("{} < T <= {}", percent(above_bp), percent(up_to_bp)),
-            lower_bp: to32(above_bp),
-            lower_inclusive: false,
-            upper_bp: Some(to32(up_to_bp)),
-        },
-        RateBand::Above { .. } => {
-            let last = table
-                .bands
-                .last()
-                .map_or(threshold, |b| u64::from(b.up_to_bp));
-            v1::PenaltyBand {
-                label: format!("T > {}", percent(last)),
-                lower_bp: to32(last),
-                lower_inclusive: false,
-                upper_bp: None,
-            }
-        }
+    b.bounds(policy).map(|bounds| v1::PenaltyBand {
+        label: bounds.label,
+        lower_bp: to32(bounds.lower_bp),
+        lower_inclusive: bounds.lower_inclusive,
+        upper_bp: bounds.upper_bp.map(to32),
     })
 }
 
