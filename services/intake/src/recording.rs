@@ -133,7 +133,15 @@ impl Recorder {
             confirmed: record.is_confirmed(),
             received_at: Some(ts(record.received_at)),
         };
+        // The number's date is the day of the policy's calendar, as the reports count days: a
+        // complaint received at 06:47 in Beijing on 2 December is RD20261202-…, not of the
+        // 1st, which it still is in UTC.
+        let local_day = record
+            .received_at
+            .with_timezone(&self.policy.calendar.timezone)
+            .format("%Y%m%d");
         Draft {
+            number_prefix: format!("RD{local_day}-"),
             details: normalised_details(original, &record),
             record,
             class,
@@ -269,6 +277,8 @@ pub struct Draft {
     /// Complete but for the number.
     ack: v1::Acknowledgement,
     actor: v1::Actor,
+    /// `RD` and the day of receipt in the policy's time zone; the sequence follows.
+    number_prefix: String,
 }
 
 impl Draft {
@@ -282,6 +292,7 @@ impl Draft {
             class,
             mut ack,
             actor,
+            ..
         } = self;
         ack.complaint_number = number.clone();
         let at = record.received_at;
@@ -352,7 +363,7 @@ impl Draft {
             category: r.category.clone().unwrap_or_default(),
             confirmed: r.is_confirmed(),
             received_at: r.received_at,
-            number_prefix: format!("RD{}-", r.received_at.format("%Y%m%d")),
+            number_prefix: self.number_prefix.clone(),
         }
     }
 }

@@ -1068,3 +1068,27 @@ async fn stops_cleanly_on_sigterm() {
         1
     );
 }
+
+/// A complaint's number carries the day of receipt in the policy's time zone (+08:00 by
+/// default), the day the reports count it on: 22:47 UTC on 1 December is 06:47 on the 2nd.
+#[tokio::test]
+async fn the_complaint_number_has_the_local_day_of_receipt() {
+    use chrono::TimeZone as _;
+    let bed = TestBed::start().await;
+    let clock = redress_test_support::ClockControl::starting_at(
+        chrono::Utc
+            .with_ymd_and_hms(2026, 12, 1, 22, 47, 0)
+            .single()
+            .expect("a time"),
+    );
+    let spec = clock.spec();
+    let (_svc, mut client) = intake(&bed, &[("REDRESS_CLOCK", spec.as_str())]).await;
+    let ack = submit(&mut client, details("k-local-day"))
+        .await
+        .expect("submit");
+    assert!(
+        ack.complaint_number.starts_with("RD20261202-"),
+        "{}",
+        ack.complaint_number
+    );
+}
