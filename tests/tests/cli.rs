@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use redress_test_support::{TestBed, binary_path, poll};
+use redress_test_support::{ServiceProcess, TestBed, binary_path, poll};
 use serde_json::Value;
 
 const AGENT: &str = "test-agent-token";
@@ -68,6 +68,14 @@ impl Cli {
             .flat_map(|(flag, s)| [flag.to_string(), s.grpc_addr.to_string()])
             .collect();
         Self { addrs }
+    }
+
+    /// The same, with the board's address too.
+    fn with_board(stack: &common::Stack, board: &ServiceProcess) -> Self {
+        let mut cli = Self::new(stack);
+        cli.addrs
+            .extend(["--board".to_owned(), board.grpc_addr.to_string()]);
+        cli
     }
 
     async fn run(&self, token: Option<&str>, args: &[&str]) -> Run {
@@ -954,15 +962,22 @@ async fn the_cli_exports_and_applies_the_organisation_as_a_file() {
 }
 
 /// `redress deadletters` (issue 14): an event no consumer can read is dead-lettered by every
-/// service that consumes it; an operator lists them across the five services, shows one, and
-/// asks for its replay — which the service's consumer answers within a second (here: refused
-/// again, the message being unreadable, with the reason kept). Others may not look.
+/// service that consumes it; an operator lists them across the five services and the board,
+/// shows one, and asks for its replay — which the service's consumer answers within a second
+/// (here: refused again, the message being unreadable, with the reason kept). Others may not
+/// look.
 #[tokio::test]
 async fn the_cli_lists_shows_and_replays_dead_letters() {
     const OPERATOR: &str = "test-operator-token";
     let bed = TestBed::start().await;
     let stack = common::start(&bed, &[]).await;
-    let cli = Cli::new(&stack);
+    let board = bed
+        .spawn(
+            "redress-board",
+            &[("REDRESS_BOARD_HTTP_ADDR", "127.0.0.1:0")],
+        )
+        .await;
+    let cli = Cli::with_board(&stack, &board);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", "evt_unreadable");
     bed.js
@@ -977,10 +992,24 @@ async fn the_cli_lists_shows_and_replays_dead_letters() {
         .expect("stored");
     let listed = cli
         .until(OPERATOR, &["deadletters", "list"], |v| {
-            v["deadLetters"].as_array().is_some_and(|d| d.len() >= 2)
+            v["deadLetters"].as_array().is_some_and(|d| {
+                d.len() >= 3
+                    && d.iter().any(|d| {
+                        d["consumer"]
+                            .as_str()
+                            .is_some_and(|c| c.starts_with("board-"))
+                    })
+            })
         })
         .await;
     let letters = listed["deadLetters"].as_array().expect("list");
+    assert!(
+        letters.iter().any(|d| d["consumer"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("board-"))
+            && d["messageId"] == "evt_unreadable"),
+        "the board's projection gave up on it too, and the list includes the board: {listed}"
+    );
     let sla = letters
         .iter()
         .find(|d| {

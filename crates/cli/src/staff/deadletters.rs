@@ -1,5 +1,5 @@
 //! `deadletters ...`: the messages the services' consumers gave up on because of their content,
-//! across all five services — listed, shown, and replayed once the cause is fixed (operator
+//! across all five services and the board — listed, shown, and replayed once the cause is fixed (operator
 //! token). Replaying is safe: the consumer applies the message through its own idempotent
 //! handler, once.
 
@@ -10,8 +10,16 @@ use tonic::transport::Channel;
 use super::{Ctx, Failure, Outcome};
 use crate::output::{Table, fields, time};
 
-/// The five services, as their consumers' names begin.
-const SERVICES: [&str; 5] = ["intake", "routing", "sla-monitor", "escalation", "revisit"];
+/// The five services and the board (its projection is a consumer too), as their consumers'
+/// names begin.
+const SERVICES: [&str; 6] = [
+    "intake",
+    "routing",
+    "sla-monitor",
+    "escalation",
+    "revisit",
+    "board",
+];
 
 #[derive(Debug, Subcommand)]
 pub enum DeadLetters {
@@ -26,7 +34,7 @@ pub enum DeadLetters {
 
 #[derive(Debug, Args)]
 pub struct List {
-    /// Only this service's: intake, routing, sla-monitor, escalation or revisit.
+    /// Only this service's: intake, routing, sla-monitor, escalation, revisit or board.
     #[arg(long)]
     service: Option<String>,
     /// Include the ones already replayed.
@@ -53,9 +61,11 @@ impl Ctx {
             "sla-monitor" => &self.global.sla,
             "escalation" => &self.global.escalation,
             "revisit" => &self.global.revisit,
+            "board" => &self.global.board,
             other => {
                 return Err(Failure::Usage(format!(
-                    "--service {other:?}: use intake, routing, sla-monitor, escalation or revisit"
+                    "--service {other:?}: use intake, routing, sla-monitor, escalation, revisit \
+                     or board"
                 )));
             }
         };
@@ -72,7 +82,7 @@ fn service_of(consumer: &str) -> Result<&'static str, Failure> {
         .ok_or_else(|| {
             Failure::Usage(format!(
                 "consumer {consumer:?}: names no service's consumer (intake-…, routing-…, \
-                 sla-monitor-…, escalation-…, revisit-…)"
+                 sla-monitor-…, escalation-…, revisit-…, board-…)"
             ))
         })
 }
