@@ -368,21 +368,33 @@ async fn the_monthly_analysis_shows_causes_and_the_rate_band_escalation_reports(
     let first: serde_json::Value =
         serde_json::from_str(&monthly(http, "test-gm-token", "").await).expect("JSON");
     let month = first["month"].as_str().expect("month").to_owned();
+    // One complaint in 100: T = 1.00 %, far above the 0.80 % threshold, so a penalty band.
+    // Entered the way an operator does, with the `redress` command.
+    let entered = tokio::process::Command::new(redress_test_support::binary_path("redress"))
+        .args([
+            "--escalation",
+            &stack.escalation.grpc_addr.to_string(),
+            "--token",
+            "test-operator-token",
+            "reports",
+            "volume",
+            "dept-network",
+            &month,
+            "100",
+        ])
+        .env("REDRESS_ENV_FILE", "/dev/null")
+        .output()
+        .await
+        .expect("run redress");
+    let said = String::from_utf8_lossy(&entered.stdout);
+    assert!(
+        entered.status.success() && said.contains("none before"),
+        "redress reports volume: {said} {}",
+        String::from_utf8_lossy(&entered.stderr)
+    );
     let mut escalation = v1::escalation_service_client::EscalationServiceClient::new(
         bed.channel(&stack.escalation).await,
     );
-    // One complaint in 100: T = 1.00 %, far above the 0.80 % threshold, so a penalty band.
-    escalation
-        .set_business_volume(authed(
-            "test-operator-token",
-            v1::SetBusinessVolumeRequest {
-                department_id: "dept-network".into(),
-                month: month.clone(),
-                volume: 100,
-            },
-        ))
-        .await
-        .expect("enter the business volume");
 
     let report = poll(
         WAIT,

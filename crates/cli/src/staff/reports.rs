@@ -13,12 +13,15 @@ use crate::output::{Table, fields, percent, yes_no, yuan};
 pub enum Reports {
     /// Complaint rates, penalty bands and penalties of one month, by department and person.
     Monthly(Monthly),
+    /// Enter a department's business volume for a month, the divisor of its complaint rate
+    /// (operator or general manager).
+    Volume(Volume),
     /// How many revisits were made on time.
     RevisitRate(RevisitRate),
     /// The supervisor's daily complaint log (from the board).
     Daily(BoardReport),
-    /// The monthly complaint analysis: by class, department, category, channel and customer
-    /// type, with the trend (from the board).
+    /// The monthly complaint analysis: by class, department, category, cause, channel and
+    /// customer type, with the trend and each department's complaint rate (from the board).
     Analysis(BoardReport),
     /// Each department's complaints month by month, for a year (from the board).
     Yearly(BoardReport),
@@ -45,6 +48,16 @@ pub struct Monthly {
     /// Print the service's CSV instead of a table.
     #[arg(long)]
     csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Volume {
+    /// The department's id, e.g. dept-network.
+    department: String,
+    /// YYYY-MM.
+    month: String,
+    /// Transactions, services or customers served, as the company counts them.
+    volume: u64,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +177,28 @@ pub async fn run(ctx: &Ctx, command: Reports) -> Outcome {
                     r.month,
                     d.render(),
                     p.render()
+                )
+            })
+        }
+        Reports::Volume(a) => {
+            let r = ctx
+                .escalation()
+                .await?
+                .set_business_volume(ctx.req(v1::SetBusinessVolumeRequest {
+                    department_id: a.department.clone(),
+                    month: a.month.clone(),
+                    volume: a.volume,
+                }))
+                .await?
+                .into_inner();
+            ctx.emit("SetBusinessVolumeResponse", &r, |r| {
+                let before = match r.previous_volume {
+                    0 => "none before".to_owned(),
+                    v => format!("was {v}"),
+                };
+                format!(
+                    "business volume of {} for {}: {} ({before})\n",
+                    a.department, a.month, a.volume
                 )
             })
         }
