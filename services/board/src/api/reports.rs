@@ -385,12 +385,20 @@ async fn monthly_report(
     let trend_from = start_of(board, first - Months::new(5));
     let offset = board.policy.calendar.timezone.local_minus_utc();
     let read = async {
-        let mut breakdowns = Vec::new();
-        for dimension in Dimension::ALL {
-            breakdowns.push(Breakdown {
-                dimension: dimension.name(),
-                tallies: store::breakdown(&board.pool, &scope, dimension, from, to).await?,
-            });
+        let mut breakdowns: Vec<Breakdown> = Dimension::ALL
+            .iter()
+            .map(|d| Breakdown {
+                dimension: d.name(),
+                tallies: Vec::new(),
+            })
+            .collect();
+        for (dimension, tally) in store::breakdowns(&board.pool, &scope, from, to).await? {
+            if let Some(b) = breakdowns
+                .iter_mut()
+                .find(|b| b.dimension == dimension.name())
+            {
+                b.tallies.push(tally);
+            }
         }
         let mut trend: Vec<Trend> = Vec::new();
         for MonthTally { month, tally: t } in
