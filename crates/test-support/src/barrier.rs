@@ -148,6 +148,34 @@ impl TestBed {
         .await
     }
 
+    /// Waits until every durable consumer on the bed's streams has acknowledged everything:
+    /// the whole system at rest. A benchmark that first fills the system must wait for this, or
+    /// it times its run against the services still digesting the fill.
+    pub async fn all_consumed(&self, within: Duration) {
+        use futures::TryStreamExt as _;
+        let streams = [self.events_stream(), self.intake_stream()];
+        eventually(
+            "every consumer to acknowledge everything",
+            within,
+            async || {
+                for stream in &streams {
+                    let Ok(s) = self.js.get_stream(stream).await else {
+                        continue;
+                    };
+                    let infos: Vec<Info> = s.consumers().try_collect().await.ok()?;
+                    if infos
+                        .iter()
+                        .any(|i| i.num_pending > 0 || i.num_ack_pending > 0)
+                    {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await
+    }
+
     /// Waits until the outbox of the service whose schema is `schema` (`intake`, `sla_monitor`,
     /// …) has nothing left to relay: every event a committed change wrote is on the stream then.
     /// With [`TestBed::consumed`] before it, the events that came of the consumed messages are
