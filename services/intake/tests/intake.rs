@@ -1092,3 +1092,25 @@ async fn the_complaint_number_has_the_local_day_of_receipt() {
         ack.complaint_number
     );
 }
+
+/// Numbers past the millionth complaint keep every digit. They were cut to six, so the
+/// millionth collided with an earlier number of the same day and was dead-lettered.
+#[tokio::test]
+async fn complaint_numbers_past_a_million_keep_every_digit() {
+    let bed = TestBed::start().await;
+    let (_svc, mut client) = intake(&bed, &[]).await;
+    let first = submit(&mut client, details("k-before-a-million"))
+        .await
+        .expect("submit");
+    let mut conn = bed.db.connect().await;
+    sqlx::query("SELECT setval('intake.complaint_number_seq', 999999)")
+        .execute(&mut conn)
+        .await
+        .expect("move the sequence");
+    let millionth = submit(&mut client, details("k-a-million"))
+        .await
+        .expect("submit the millionth");
+    let day = &first.complaint_number[..first.complaint_number.len() - 6];
+    assert_eq!(millionth.complaint_number, format!("{day}1000000"));
+    assert_eq!(first.complaint_number, format!("{day}000001"));
+}

@@ -45,7 +45,7 @@ pub async fn insert_new(
     let inserted: Vec<(String, String)> = sqlx::query_as(
         "INSERT INTO complaints (complaint_id, number, source_system, external_id, details,
             acknowledgement, class, status, channel, category, confirmed, received_at, updated_at)
-         SELECT id, prefix || lpad(nextval('complaint_number_seq')::text, 6, '0'), sys, ext, det,
+         SELECT id, complaint_number(prefix, nextval('complaint_number_seq')), sys, ext, det,
             ack, cls, st, ch, cat, conf, rec, rec
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::bool[], $11::timestamptz[], $12::text[])
