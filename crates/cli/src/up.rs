@@ -21,7 +21,7 @@ use crate::signals::Signals;
 
 /// The services, in start order. Their default ports follow this order: gRPC 50051–50056,
 /// metrics 9101–9106; the board also serves HTTP on 8080 (the wallboard, the event gateway).
-const SERVICES: [&str; 6] = [
+pub(crate) const SERVICES: [&str; 6] = [
     "intake",
     "routing",
     "sla-monitor",

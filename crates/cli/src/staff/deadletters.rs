@@ -10,16 +10,9 @@ use tonic::transport::Channel;
 use super::{Ctx, Failure, Outcome};
 use crate::output::{Table, fields, time};
 
-/// The five services and the board (its projection is a consumer too), as their consumers'
-/// names begin.
-const SERVICES: [&str; 6] = [
-    "intake",
-    "routing",
-    "sla-monitor",
-    "escalation",
-    "revisit",
-    "board",
-];
+// The five services and the board (its projection is a consumer too), as their consumers'
+// names begin: the services `redress up` starts.
+use crate::up::SERVICES;
 
 #[derive(Debug, Subcommand)]
 pub enum DeadLetters {
