@@ -99,6 +99,8 @@ struct DbWork {
     updated: i64,
     deleted: i64,
     wal_bytes: i64,
+    /// Per table (`schema.table`): rows inserted, updated (of which HOT) and deleted.
+    tables: HashMap<String, [i64; 4]>,
 }
 
 impl DbWork {
@@ -110,23 +112,66 @@ impl DbWork {
                         (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint
                  FROM pg_stat_database WHERE datname = current_database()",
             )
-            .fetch_one(conn)
+            .fetch_one(&mut *conn)
             .await
             .expect("database statistics");
+        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
+             FROM pg_stat_user_tables",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("table statistics");
+        let tables = rows
+            .into_iter()
+            .map(|(t, i, u, h, d)| (t, [i, u, h, d]))
+            .collect();
         Self {
             commits,
             inserted,
             updated,
             deleted,
             wal_bytes,
+            tables,
         }
+    }
+
+    /// The tables written most between `before` and `self`, per complaint, busiest first: where
+    /// the database's share of the budget goes.
+    fn busiest_tables(&self, before: &Self, n: f64) -> Vec<String> {
+        let mut delta: Vec<(String, [f64; 4])> = self
+            .tables
+            .iter()
+            .map(|(t, after)| {
+                let b = before.tables.get(t).copied().unwrap_or_default();
+                let d: [f64; 4] = std::array::from_fn(|k| (after[k] - b[k]) as f64 / n);
+                (t.clone(), d)
+            })
+            .filter(|(_, d)| d[0] + d[1] + d[3] >= 0.05)
+            .collect();
+        delta.sort_by(|a, b| (b.1[0] + b.1[1] + b.1[3]).total_cmp(&(a.1[0] + a.1[1] + a.1[3])));
+        delta
+            .into_iter()
+            .take(14)
+            .map(|(t, [i, u, h, d])| format!("{t} +{i:.1} ~{u:.1} (HOT {h:.1}) -{d:.1}"))
+            .collect()
     }
 }
 
+/// Every event a service has committed: those waiting in its outbox and those published.
+fn events_of(schema: &str) -> String {
+    format!(
+        "(SELECT seq, complaint_id, subject, created_at FROM {schema}.outbox
+          UNION ALL
+          SELECT seq, complaint_id, subject, created_at FROM {schema}.outbox_published)"
+    )
+}
+
 async fn marks(conn: &mut sqlx::PgConnection) -> Marks {
+    let last = |schema: &str| format!("SELECT COALESCE(max(seq), 0) FROM {} e", events_of(schema));
     Marks {
-        intake_seq: count(conn, "SELECT COALESCE(max(seq), 0) FROM intake.outbox").await,
-        routing_seq: count(conn, "SELECT COALESCE(max(seq), 0) FROM routing.outbox").await,
+        intake_seq: count(conn, &last("intake")).await,
+        routing_seq: count(conn, &last("routing")).await,
         clocks_inserted: clocks_inserted(conn).await,
     }
 }
@@ -144,8 +189,9 @@ async fn since(conn: &mut sqlx::PgConnection, schema: &str, kind: &str, seq: i64
     count(
         conn,
         &format!(
-            "SELECT count(*) FROM {schema}.outbox WHERE seq > {seq}
-             AND subject LIKE '%.events.complaint.{kind}'"
+            "SELECT count(*) FROM {} e WHERE seq > {seq}
+             AND subject LIKE '%.events.complaint.{kind}'",
+            events_of(schema)
         ),
     )
     .await
@@ -202,11 +248,12 @@ async fn latencies(
     prefix: &str,
     sent: &HashMap<String, DateTime<Utc>>,
 ) -> Vec<f64> {
-    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT c.external_id, o.created_at FROM routing.outbox o
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT c.external_id, o.created_at FROM {} o
          JOIN intake.complaints c ON c.complaint_id = o.complaint_id
          WHERE o.subject LIKE '%.events.complaint.assigned' AND c.external_id LIKE $1",
-    )
+        events_of("routing")
+    )))
     .bind(format!("{prefix}-%"))
     .fetch_all(conn)
     .await
@@ -449,12 +496,16 @@ async fn main() {
     );
     let per_complaint = |v: i64| v as f64 / n as f64;
     println!(
-        "| PostgreSQL work per complaint (whole database, full-speed drain) | {:.0} transactions, {:.0} rows inserted, {:.0} updated, {:.0} deleted, {:.1} KiB of WAL |",
+        "| PostgreSQL work per complaint (whole database, full-speed drain) | {:.1} transactions, {:.1} rows inserted, {:.1} updated, {:.1} deleted, {:.1} KiB of WAL |",
         per_complaint(db_after.commits - db_before.commits),
         per_complaint(db_after.inserted - db_before.inserted),
         per_complaint(db_after.updated - db_before.updated),
         per_complaint(db_after.deleted - db_before.deleted),
         per_complaint(db_after.wal_bytes - db_before.wal_bytes) / 1024.0
+    );
+    println!(
+        "| rows written per complaint, busiest tables (+inserted ~updated -deleted) | {} |",
+        db_after.busiest_tables(&db_before, n as f64).join(", ")
     );
     let rss: Vec<String> = rss
         .iter()
