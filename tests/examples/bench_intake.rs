@@ -81,17 +81,16 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let events_out = loop {
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM intake.outbox WHERE published_at IS NULL")
-                .fetch_one(&mut conn)
-                .await
-                .expect("outbox");
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.outbox")
+            .fetch_one(&mut conn)
+            .await
+            .expect("outbox");
         if left == 0 {
             break started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.outbox")
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM intake.outbox_published")
         .fetch_one(&mut conn)
         .await
         .expect("events");

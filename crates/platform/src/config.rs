@@ -139,8 +139,8 @@ pub struct CommonArgs {
     #[arg(long, env = "REDRESS_OUTBOX_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
     pub outbox_relay: bool,
 
-    /// How long published outbox rows are kept so they can be re-published if the stream lost
-    /// them (hours).
+    /// How long published events are kept in `outbox_published` so they can be re-published
+    /// if the stream lost them (hours).
     #[arg(long, env = "REDRESS_OUTBOX_RETENTION_HOURS", default_value_t = 168)]
     pub outbox_retention_hours: u64,
 

@@ -12,6 +12,10 @@
 //! per schema), reading rows by sequence and waiting for each batch's acks before marking it,
 //! so events of one complaint reach the stream in the order they committed, whatever the number
 //! of replicas.
+//!
+//! Marking a row published moves it to `outbox_published` (one statement per batch): the outbox
+//! holds only what waits, so the relay's read costs the same after millions of events as after
+//! ten, and the archive keeps published events for re-publication (ADR 0003).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -333,16 +337,10 @@ impl Relay {
         // First the marks a failed round owes: those rows are in the stream already.
         let owed = self.unmarked.lock().map(|u| u.clone()).unwrap_or_default();
         if !owed.is_empty() {
-            sqlx::query(
-                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL",
-            )
-            .bind(&owed)
-            .execute(&mut *tx)
-            .await?;
+            mark_published(&mut tx, &owed).await?;
         }
         let rows = sqlx::query(
-            "SELECT seq, event_id, subject, payload, headers FROM outbox
-             WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+            "SELECT seq, event_id, subject, payload, headers FROM outbox ORDER BY seq LIMIT $1",
         )
         .bind(self.batch)
         .fetch_all(&mut *tx)
@@ -411,10 +409,7 @@ impl Relay {
             std::process::exit(86);
         }
         let marked = async {
-            sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)")
-                .bind(&published)
-                .execute(&mut *tx)
-                .await?;
+            mark_published(&mut tx, &published).await?;
             tx.commit().await
         }
         .await;
@@ -465,8 +460,7 @@ impl Relay {
 
     async fn cleanup(&self) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "DELETE FROM outbox WHERE published_at IS NOT NULL
-             AND published_at < now() - make_interval(secs => $1)",
+            "DELETE FROM outbox_published WHERE published_at < now() - make_interval(secs => $1)",
         )
         .bind(self.retention.as_secs_f64())
         .execute(&self.pool)
@@ -476,9 +470,24 @@ impl Relay {
     }
 }
 
+/// Moves published rows from the outbox to the archive, in the relay's transaction: they are
+/// never read for publication again, and are kept for the retention period.
+async fn mark_published(conn: &mut PgConnection, seqs: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH published AS (DELETE FROM outbox WHERE seq = ANY($1) RETURNING *)
+         INSERT INTO outbox_published
+             (seq, event_id, complaint_id, subject, payload, headers, created_at)
+         SELECT seq, event_id, complaint_id, subject, payload, headers, created_at FROM published",
+    )
+    .bind(seqs)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Unpublished rows waiting, for the backlog gauge.
 async fn backlog(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(pool)
         .await
 }

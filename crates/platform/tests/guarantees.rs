@@ -396,11 +396,10 @@ async fn outbox_relay_publishes_each_event_once_in_commit_order() {
         assert_eq!(order, sorted, "events of {c} out of order");
         assert_eq!(order.len(), 50);
     }
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&bed.pool)
-            .await
-            .expect("count");
+    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&bed.pool)
+        .await
+        .expect("count");
     assert_eq!(unpublished, 0);
 }
 
@@ -420,11 +419,16 @@ async fn relay_republishes_after_losing_the_mark_and_jetstream_drops_the_copy() 
         Duration::from_millis(20),
     );
     assert_eq!(relay.drain().await.expect("drain"), 2);
-    // A crash between publishing and marking looks like this: the rows are unmarked again.
-    sqlx::query("UPDATE outbox SET published_at = NULL")
-        .execute(&bed.pool)
-        .await
-        .expect("unmark");
+    // A crash between publishing and marking looks like this: the rows are back in the outbox
+    // (as an operator puts them back from the archive to publish them again).
+    sqlx::query(
+        "WITH back AS (DELETE FROM outbox_published RETURNING *)
+         INSERT INTO outbox (seq, event_id, complaint_id, subject, payload, headers, created_at)
+         SELECT seq, event_id, complaint_id, subject, payload, headers, created_at FROM back",
+    )
+    .execute(&bed.pool)
+    .await
+    .expect("unmark");
     assert_eq!(relay.drain().await.expect("drain again"), 2, "re-published");
     let msgs = read_all(&bed.js, &bed.topology.events_stream(), 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -447,9 +451,9 @@ async fn relay_that_cannot_mark_marks_later_and_never_publishes_again() {
              RAISE EXCEPTION 'terminating connection due to administrator command'
                USING ERRCODE = '57P01';
            END IF;
-           RETURN NEW;
+           RETURN OLD;
          END $$",
-        "CREATE TRIGGER refuse_mark BEFORE UPDATE ON outbox FOR EACH ROW
+        "CREATE TRIGGER refuse_mark BEFORE DELETE ON outbox FOR EACH ROW
          EXECUTE FUNCTION refuse_mark()",
         "INSERT INTO refuse_marks VALUES (true)",
     ] {
@@ -485,11 +489,10 @@ async fn relay_that_cannot_mark_marks_later_and_never_publishes_again() {
         0,
         "nothing published again"
     );
-    let unmarked: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&bed.pool)
-            .await
-            .expect("count");
+    let unmarked: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&bed.pool)
+        .await
+        .expect("count");
     assert_eq!(unmarked, 0, "both rows marked");
     // New events flow as before.
     let mut tx = bed.pool.begin().await.expect("tx");
