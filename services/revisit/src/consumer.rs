@@ -183,22 +183,35 @@ impl Runs for Facts {
             .collect();
         folded.sort_by(|x, y| x.complaint_id.cmp(&y.complaint_id));
         let all: Vec<String> = folded.iter().map(|f| f.complaint_id.clone()).collect();
-        store::ensure_complaints(conn, &all).await?;
-        let receipts: Vec<store::Receipt> = folded
+        let receipts: Vec<Option<store::Receipt>> = folded
             .iter()
-            .filter(|f| f.received)
-            .map(|f| store::Receipt {
-                complaint_id: f.complaint_id.clone(),
-                number: f.number.clone(),
-                class: f.first_class,
-                customer_name: f.customer_name.clone(),
-                customer_phone: f.customer_phone.clone(),
-                summary: f.summary.clone(),
-                completion_due: f.first_due,
+            .map(|f| {
+                f.received.then(|| store::Receipt {
+                    complaint_id: f.complaint_id.clone(),
+                    number: f.number.clone(),
+                    class: f.first_class,
+                    customer_name: f.customer_name.clone(),
+                    customer_phone: f.customer_phone.clone(),
+                    summary: f.summary.clone(),
+                    completion_due: f.first_due,
+                })
             })
             .collect();
-        store::note_receipts(conn, &receipts).await?;
         let placements: Vec<store::Placement> = folded.into_iter().map(|f| f.placement).collect();
+        // New complaints are stored with the run's facts in one write; the rest are updated.
+        let rows: Vec<_> = receipts
+            .iter()
+            .map(Option::as_ref)
+            .zip(&placements)
+            .collect();
+        let stored = store::insert_new(conn, &rows).await?;
+        let (receipts, placements): (Vec<_>, Vec<_>) = receipts
+            .into_iter()
+            .zip(placements)
+            .filter(|(_, p)| !stored.contains(&p.complaint_id))
+            .unzip();
+        let receipts: Vec<store::Receipt> = receipts.into_iter().flatten().collect();
+        store::note_receipts(conn, &receipts).await?;
         store::note_placements(conn, &placements).await?;
         // Plans from the facts that result: most arrivals plan nothing yet, and only get the
         // time of their next check; a complaint with something to plan goes through the

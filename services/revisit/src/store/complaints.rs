@@ -94,7 +94,8 @@ pub async fn set_next_checks(
     sqlx::query(
         "UPDATE complaints c SET waiting_check_at = n.at
          FROM UNNEST($1::text[], $2::timestamptz[]) AS n(complaint_id, at)
-         WHERE c.complaint_id = n.complaint_id",
+         WHERE c.complaint_id = n.complaint_id
+           AND c.waiting_check_at IS DISTINCT FROM n.at",
     )
     .bind(ids)
     .bind(at)
@@ -169,6 +170,46 @@ pub struct Receipt {
     pub customer_phone: String,
     pub summary: String,
     pub completion_due: Option<DateTime<Utc>>,
+}
+
+/// Stores the complaints not known yet with what a run of arrivals says of them, one statement
+/// for all (in id order); returns the ids it stored. Those it did not store exist already and
+/// take the run's facts by [`note_receipts`] and [`note_placements`] — so a complaint's row is
+/// written once per run, not inserted empty and then updated twice.
+pub async fn insert_new(
+    conn: &mut PgConnection,
+    all: &[(Option<&Receipt>, &Placement)],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    if all.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut all = all.to_vec();
+    all.sort_by(|a, b| a.1.complaint_id.cmp(&b.1.complaint_id));
+    let receipt =
+        |f: fn(&Receipt) -> String| column(&all, move |(r, _)| r.map(f).unwrap_or_default());
+    sqlx::query_scalar(
+        "INSERT INTO complaints (complaint_id, number, class, customer_name, customer_phone,
+            summary, completion_due, department_id, department_manager_id, assignee_id)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::text[])
+         ON CONFLICT DO NOTHING
+         RETURNING complaint_id",
+    )
+    .bind(column(&all, |(_, p)| p.complaint_id.clone()))
+    .bind(receipt(|r| r.number.clone()))
+    .bind(column(&all, |(r, _)| {
+        r.and_then(|r| r.class).map(Class::as_str)
+    }))
+    .bind(receipt(|r| r.customer_name.clone()))
+    .bind(receipt(|r| r.customer_phone.clone()))
+    .bind(receipt(|r| r.summary.clone()))
+    .bind(column(&all, |(r, _)| r.and_then(|r| r.completion_due)))
+    .bind(column(&all, |(_, p)| p.department_id.clone()))
+    .bind(column(&all, |(_, p)| p.department_manager_id.clone()))
+    .bind(column(&all, |(_, p)| p.assignee_id.clone()))
+    .fetch_all(conn)
+    .await
+    .map(|ids| ids.into_iter().collect())
 }
 
 /// Records receipts, one statement for all.
