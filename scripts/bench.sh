@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks: figures printed beside baselines measured in the same run (never timed tests).
 #   scripts/bench.sh pipeline 20000    the whole system: submissions → recorded, routed, assigned,
-#                                      clocks set (BENCH_BODY=protobuf, BENCH_OPEN=20000 options)
+#                                      clocks set (BENCH_BODY=protobuf, BENCH_OPEN=20000,
+#                                      BENCH_PACED=1000 options)
 #   scripts/bench.sh                   intake throughput, 20,000 bus submissions
 #   scripts/bench.sh intake 100000     the same with more
 #   scripts/bench.sh registry 1000000  ListComplaints / GetComplaint on a million complaints
