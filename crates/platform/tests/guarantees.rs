@@ -768,3 +768,74 @@ async fn the_relay_vacuums_the_outbox_it_empties() {
     stop.cancel();
     running.await.expect("relay stops");
 }
+
+/// A schema from before migration 0004, where published rows were marked and stayed, upgrades
+/// without losing either kind: the published rows move to the archive with their times, the
+/// waiting ones stay in the outbox for the relay.
+#[tokio::test]
+async fn upgrading_moves_published_rows_to_the_archive_and_keeps_the_waiting_ones() {
+    use sqlx::migrate::Migrator;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use std::str::FromStr;
+
+    static PLATFORM: Migrator = sqlx::migrate!("./migrations");
+    let db = TestDb::create().await;
+    let mut admin = db.connect().await;
+    sqlx::query("CREATE SCHEMA upgrade")
+        .execute(&mut admin)
+        .await
+        .expect("schema");
+    let options = PgConnectOptions::from_str(&db.url)
+        .expect("url")
+        .options([("search_path", "upgrade")]);
+    let old_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .expect("pool");
+    let mut before = Migrator {
+        migrations: PLATFORM
+            .migrations
+            .iter()
+            .filter(|m| m.version < 4)
+            .cloned()
+            .collect(),
+        ..Migrator::DEFAULT
+    };
+    before.dangerous_set_table_name("_redress_platform_migrations");
+    before.run(&old_pool).await.expect("migrations before 0004");
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, payload, published_at) VALUES
+            ('e1', 's', '\\x01', '2026-11-30T10:00:00Z'),
+            ('e2', 's', '\\x02', '2026-11-30T10:00:01Z'),
+            ('e3', 's', '\\x03', NULL)",
+    )
+    .execute(&old_pool)
+    .await
+    .expect("old rows");
+    old_pool.close().await;
+
+    let pool = redress_platform::db::connect(&db.url, "upgrade", 2, false, &MIGRATIONS)
+        .await
+        .expect("upgraded");
+    let waiting: Vec<String> = sqlx::query_scalar("SELECT event_id FROM outbox ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .expect("outbox");
+    assert_eq!(waiting, ["e3"]);
+    let archived: Vec<(String, i64, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT event_id, seq, published_at FROM outbox_published ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("archive");
+    assert_eq!(
+        archived
+            .iter()
+            .map(|(e, s, t)| (e.as_str(), *s, t.to_rfc3339()))
+            .collect::<Vec<_>>(),
+        [
+            ("e1", 1, "2026-11-30T10:00:00+00:00".to_owned()),
+            ("e2", 2, "2026-11-30T10:00:01+00:00".to_owned()),
+        ]
+    );
+}
