@@ -426,11 +426,20 @@ async fn main() {
                 .collect()
         };
         let batches = series("redress_batch_seconds_count");
+        let seconds = series("redress_batch_seconds_sum");
         for (consumer, consumed) in series("redress_messages_consumed_total") {
             if let Some((_, b)) = batches.iter().find(|(c, _)| *c == consumer)
                 && *b > 0.0
             {
-                per_batch.push(format!("{consumer} {:.0}", consumed / b));
+                let spent = seconds
+                    .iter()
+                    .find(|(c, _)| *c == consumer)
+                    .map_or(0.0, |(_, s)| *s);
+                per_batch.push(format!(
+                    "{consumer} {:.0} in {:.1} ms",
+                    consumed / b,
+                    spent / b * 1000.0
+                ));
             }
         }
     }
@@ -520,7 +529,7 @@ async fn main() {
         .collect();
     println!("| resident memory at the end | {} |", rss.join(", "));
     println!(
-        "| messages per consumer batch, mean over the run | {} |",
+        "| messages per consumer batch and the time to apply one, mean over the run | {} |",
         per_batch.join(", ")
     );
 }

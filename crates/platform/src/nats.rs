@@ -64,6 +64,11 @@ impl Topology {
         format!("{}.events.{kind}", self.prefix)
     }
 
+    /// The subjects of the given event kinds: a consumer's filter.
+    pub fn event_subjects<'k>(&self, kinds: impl IntoIterator<Item = &'k str>) -> Vec<String> {
+        kinds.into_iter().map(|k| self.event_subject(k)).collect()
+    }
+
     /// Subjects matching all events (for dashboards and the registry).
     pub fn all_events(&self) -> String {
         format!("{}.events.>", self.prefix)

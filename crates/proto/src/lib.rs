@@ -125,6 +125,15 @@ pub fn every_kind() -> Vec<&'static str> {
         .collect()
 }
 
+/// Every event kind but those in `skip`: the filter of a consumer that takes almost everything.
+#[must_use]
+pub fn every_kind_except(skip: &[&str]) -> Vec<&'static str> {
+    every_kind()
+        .into_iter()
+        .filter(|k| !skip.contains(k))
+        .collect()
+}
+
 /// One value of every payload variant. The compiler cannot check that this list is
 /// complete; `every_payload_variant_is_listed` compares its length with the `payload` oneof
 /// in the descriptors.

@@ -2,7 +2,7 @@
 //! turns the causes of DOMAIN §5–6 into ladder steps.
 //!
 //! - `department.upserted`, `staff.upserted` → who manages what, and how to reach them.
-//! - `complaint.received` / `classified` / `reclassified` → number and class; a group complaint
+//! - `complaint.received` / `reclassified` → number and class; a group complaint
 //!   or media risk → the top rung at once (DOMAIN §5: "a major group-complaint risk → escalate";
 //!   "media risk → a superior at once").
 //! - `complaint.routed` / `assigned` / `cause_recorded` → department, its manager, the people.
@@ -28,6 +28,12 @@ use tracing::Instrument;
 use crate::ladder::{Ladder, RaiseError, Step, trigger_for_reason};
 use crate::store::complaints::{self, Facts, Folded};
 use crate::store::escalations;
+
+/// The kinds the door does not subscribe to (it takes every other one). On receipt intake's
+/// `complaint.classified` restates the class `complaint.received` carries (events.proto), and
+/// a confirmation changes nothing here: taking them would cost two deliveries, acks and dedup
+/// rows per complaint for nothing.
+pub const NOT_TAKEN: &[&str] = &["complaint.classified", "complaint.confirmed"];
 
 /// Applies events.
 pub struct EventDoor {
@@ -263,13 +269,6 @@ impl Handler for EventDoor {
                     )
                     .await?;
                 }
-            }
-            Payload::ComplaintClassified(c) => {
-                let f = Facts {
-                    class: c.class,
-                    ..Facts::default()
-                };
-                complaints::note(conn, cid, &f).await?;
             }
             Payload::ComplaintReclassified(c) => {
                 let f = Facts {
@@ -518,10 +517,6 @@ impl Runs for EventDoor {
                         ..Facts::default()
                     });
                 }
-                Some(Payload::ComplaintClassified(c)) => f.add(Facts {
-                    class: c.class,
-                    ..Facts::default()
-                }),
                 Some(Payload::ComplaintRouted(r)) => f.add(Facts {
                     class: r.class,
                     department_id: &r.department_id,
@@ -583,12 +578,7 @@ fn plain_arrival(event: &v1::Event) -> bool {
             let d = r.details.as_ref();
             r.confirmed && !d.is_some_and(|d| d.group_complaint || d.media_risk)
         }
-        Some(
-            Payload::ComplaintClassified(_)
-            | Payload::ComplaintConfirmed(_)
-            | Payload::ComplaintRouted(_)
-            | Payload::ComplaintAssigned(_),
-        ) => true,
+        Some(Payload::ComplaintRouted(_) | Payload::ComplaintAssigned(_)) => true,
         _ => false,
     }
 }

@@ -95,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .consume(
             "ladder",
             topology.events_stream(),
-            vec![topology.all_events()],
+            topology.event_subjects(redress_proto::every_kind_except(consumer::NOT_TAKEN)),
             Arc::new(consumer::EventDoor {
                 ladder: ladder.clone(),
                 ledger: ledger.clone(),

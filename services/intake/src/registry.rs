@@ -127,11 +127,7 @@ pub const OWN_KINDS: &[&str] = &[
 
 /// What the registry's consumer subscribes to: every other service's events.
 pub fn subjects(topology: &redress_platform::nats::Topology) -> Vec<String> {
-    redress_proto::every_kind()
-        .into_iter()
-        .filter(|k| !OWN_KINDS.contains(k))
-        .map(|k| topology.event_subject(k))
-        .collect()
+    topology.event_subjects(redress_proto::every_kind_except(OWN_KINDS))
 }
 
 /// Adds intake's own events to the registry inside the transaction that writes them.

@@ -63,10 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .consume(
             "facts",
             topology.events_stream(),
-            consumer::KINDS
-                .iter()
-                .map(|k| topology.event_subject(k))
-                .collect(),
+            topology.event_subjects(consumer::KINDS.iter().copied()),
             Arc::new(consumer::Facts {
                 outbox: platform.outbox.clone(),
                 policy: platform.policy.clone(),

@@ -122,7 +122,7 @@ impl Handler for IntakeEvents {
         }
     }
 
-    /// Runs of arrival steps (received, classified, confirmed: most of routing's traffic) are
+    /// Runs of arrival steps (received, confirmed: most of routing's traffic) are
     /// applied a run at a time by [`IntakeEvents::apply_run`]; any other message is applied on
     /// its own, in its place, so each complaint's events keep their order.
     async fn handle_batch(
@@ -306,11 +306,7 @@ impl Runs for IntakeEvents {
 fn is_arrival(p: Option<&Payload>) -> bool {
     matches!(
         p,
-        Some(
-            Payload::ComplaintReceived(_)
-                | Payload::ComplaintConfirmed(_)
-                | Payload::ComplaintClassified(_)
-        )
+        Some(Payload::ComplaintReceived(_) | Payload::ComplaintConfirmed(_))
     )
 }
 

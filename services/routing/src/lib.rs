@@ -91,10 +91,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         org::seed_from_file(&ctx, path, args.seed_if_empty).await?;
     }
     let topology = platform.topology.clone();
+    // Not `complaint.classified`: on receipt it restates the class `complaint.received` carries
+    // (events.proto), and taking it would cost a delivery, an ack and a dedup row per complaint.
     let kinds = [
         "complaint.received",
         "complaint.confirmed",
-        "complaint.classified",
         "complaint.reclassified",
         "staff.suspended",
         "complaint.reopened",
@@ -105,7 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .consume(
             "intake-events",
             topology.events_stream(),
-            kinds.iter().map(|k| topology.event_subject(k)).collect(),
+            topology.event_subjects(kinds),
             Arc::new(consumer::IntakeEvents { ctx: ctx.clone() }),
         )
         .await?;

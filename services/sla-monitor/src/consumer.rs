@@ -22,11 +22,13 @@ use crate::envelope::time;
 use crate::store::{self, ComplaintFacts, StoredClock, Wakeup};
 use redress_proto::Wire as _;
 
-/// The event kinds that set, move or stop clocks (the consumer's filter).
+/// The event kinds that set, move or stop clocks (the consumer's filter). Not
+/// `complaint.classified`: on receipt it restates the class and promises `complaint.received`
+/// carries (events.proto), so taking it would start nothing new and cost a delivery, an ack
+/// and a dedup row per complaint.
 pub const KINDS: &[&str] = &[
     "complaint.received",
     "complaint.confirmed",
-    "complaint.classified",
     "complaint.reclassified",
     "complaint.validity_decided",
     "complaint.routed",
@@ -118,7 +120,7 @@ impl Handler for Tracker {
         Ok(())
     }
 
-    /// Runs of arrival events (received, classified, confirmed, routed, assigned: most of the
+    /// Runs of arrival events (received, confirmed, routed, assigned: most of the
     /// monitor's traffic) are applied a run at a time by [`Tracker::arrivals`]; any other
     /// message on its own, in its place, so each complaint's events keep their order.
     async fn handle_batch(
@@ -165,7 +167,6 @@ impl<'m, 'i> Arrival<'m, 'i> {
             event.payload,
             Some(
                 Payload::ComplaintReceived(_)
-                    | Payload::ComplaintClassified(_)
                     | Payload::ComplaintConfirmed(_)
                     | Payload::ComplaintRouted(_)
                     | Payload::ComplaintAssigned(_)
@@ -234,20 +235,6 @@ impl Tracker {
                     c.clock.meet(when)
                 })
                 .await?
-            }
-            Payload::ComplaintClassified(c) => {
-                store::note(
-                    conn,
-                    id,
-                    ComplaintFacts {
-                        class: letter(c.class),
-                        received_at: Some(at),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                self.start_intake_clocks(conn, id, c.class, c.promises.as_ref(), at)
-                    .await?;
             }
             Payload::ComplaintReclassified(c) => {
                 self.reclassify(conn, id, c.to_class, c.promises.as_ref())
@@ -449,14 +436,6 @@ impl Tracker {
                     Some(ComplaintFacts {
                         number: Some(&r.complaint_number),
                         class: letter(r.class),
-                        received_at: Some(at),
-                        ..Default::default()
-                    })
-                }
-                Some(Payload::ComplaintClassified(c)) => {
-                    clocks.extend(self.intake_clocks(id, c.class, c.promises.as_ref(), at)?);
-                    Some(ComplaintFacts {
-                        class: letter(c.class),
                         received_at: Some(at),
                         ..Default::default()
                     })

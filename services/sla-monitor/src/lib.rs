@@ -70,10 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .consume(
             "clocks",
             topology.events_stream(),
-            consumer::KINDS
-                .iter()
-                .map(|k| topology.event_subject(k))
-                .collect(),
+            topology.event_subjects(consumer::KINDS.iter().copied()),
             Arc::new(consumer::Tracker {
                 policy: platform.policy.clone(),
                 wakeup: wakeup.clone(),
