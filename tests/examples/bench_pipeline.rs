@@ -12,7 +12,8 @@
 //! Run: `scripts/bench.sh pipeline 20000` (release build). `BENCH_BODY=protobuf` sends protobuf
 //! bodies instead of JSON; `BENCH_OPEN=N` first fills the system with N open complaints, to see
 //! whether the rate holds as open complaints pile up; `BENCH_PACED=1000` paces the second part
-//! at 1,000 complaints/s instead of half the rate reached (the latency at a given load).
+//! at 1,000 complaints/s instead of half the rate reached (the latency at a given load);
+//! `BENCH_REPLICAS=intake=2,routing=2` runs that many processes of the named services.
 
 mod baseline;
 mod load;
@@ -26,6 +27,19 @@ use chrono::{DateTime, Utc};
 use load::publish;
 use procstat::{cpu_seconds, postgres_pids, rss_mib};
 use redress_test_support::TestBed;
+
+/// How many processes of `service` run: `BENCH_REPLICAS=intake=2,routing=2` scales the named
+/// services out (as operations would the slowest stage); one each otherwise.
+fn replicas(service: &str) -> usize {
+    std::env::var("BENCH_REPLICAS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.trim() == service)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
 
 /// An organisation with one department, its manager and eight handlers, and the general
 /// manager; every complaint routes by the category rule.
@@ -339,12 +353,14 @@ async fn main() {
         if binary == "redress-routing" {
             env.push(("REDRESS_ROUTING_SEED", &seed_path));
         }
-        let svc = bed.spawn(binary, &env).await;
-        procs.push((
-            binary.trim_start_matches("redress-").to_owned(),
-            vec![svc.pid()],
-        ));
-        services.push(svc);
+        let name = binary.trim_start_matches("redress-").to_owned();
+        let mut pids = Vec::new();
+        for _ in 0..replicas(&name) {
+            let svc = bed.spawn(binary, &env).await;
+            pids.push(svc.pid());
+            services.push(svc);
+        }
+        procs.push((name, pids));
     }
     procs.push(("nats-server".into(), bed.nats.pid().into_iter().collect()));
     let mut conn = bed.db.connect().await;
