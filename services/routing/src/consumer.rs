@@ -202,8 +202,7 @@ impl Runs for IntakeEvents {
                 }
             }
         }
-        store::insert_received(conn, &receipts).await?;
-        store::insert_confirmed(conn, &confirmations).await?;
+        store::insert_arrivals(conn, &receipts, &confirmations).await?;
         if completing.is_empty() {
             return Ok(());
         }

@@ -1276,6 +1276,83 @@ async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
     assert_loads_kept(&mut conn).await;
 }
 
+/// Two replicas share the consumer, and a complaint's receipt and confirmation may go one to
+/// each, in either order: a replica's batch records the complaint rows in one statement, in
+/// complaint-id order, so two batches crossing each other's complaints wait for each other
+/// rather than deadlock. The backlog is published before both replicas start, with every
+/// confirmation 40 messages from its receipt (before it for half the complaints, after for the
+/// others), and batches of 32, so concurrent batches cross in both directions. Before the fix
+/// (receipts in one statement, confirmations in a second) this deadlocked every run, and the
+/// consumer took each deadlock for an outage and put its batch back with a delay.
+#[tokio::test]
+async fn two_replicas_crossing_receipts_and_confirmations_never_deadlock() {
+    let bed = TestBed::start().await;
+    let mut seed = BULK_SEED.to_owned();
+    for i in 1..=4 {
+        seed.push_str(&format!(
+            "\n[[staff]]\nid = \"h{i}\"\nname = \"H{i}\"\ndepartment_id = \"bulk\"\nrole = \"handler\"\n"
+        ));
+    }
+    // Started once so the streams and the durable consumer exist, then stopped.
+    let mut first = routing(&bed, &seed).await;
+    first.svc.terminate(10 * SECOND).await.expect("stopped");
+    const N: usize = 3000;
+    const GAP: usize = 40;
+    let ids: Vec<String> = (0..N).map(|_| new_id()).collect();
+    let unconfirmed = Complaint {
+        confirmed: false,
+        ..Default::default()
+    };
+    // Message slot of each half: complaint i's first half at 2i, its second GAP slots later.
+    let mut slots: Vec<(usize, v1::Event)> = Vec::with_capacity(2 * N);
+    for (i, id) in ids.iter().enumerate() {
+        let (early, late) = if i % 2 == 0 {
+            (received(id, &unconfirmed), confirmed(id))
+        } else {
+            (confirmed(id), received(id, &unconfirmed))
+        };
+        slots.push((2 * i, early));
+        slots.push((2 * i + GAP + 1, late));
+    }
+    slots.sort_by_key(|(slot, _)| *slot);
+    for (_, e) in &slots {
+        bed.publish_event(e).await;
+    }
+    let env = [
+        ("REDRESS_CONSUMER_BATCH", "32"),
+        ("RUST_LOG", "info,redress_platform=debug"),
+    ];
+    let (a, b) = tokio::join!(
+        routing_with(&bed, &seed, &env),
+        routing_with(&bed, &seed, &env)
+    );
+    let mut conn = all_assigned(&bed).await;
+    let assigned = bed.events("complaint.assigned", N, 30 * SECOND).await;
+    let mut once: Vec<&str> = assigned.iter().map(|e| e.complaint_id.as_str()).collect();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!((assigned.len(), once.len()), (N, N), "one assignment each");
+    for r in [&a, &b] {
+        let c = r
+            .svc
+            .consumed("routing-intake-events", 1.0, 10 * SECOND)
+            .await;
+        // Both replicas took part.
+        assert!(c.messages > 0.0 && c.batches > 1.0, "{}", c.page);
+        let logs = r.svc.logs();
+        assert!(!logs.contains("deadlock"), "{logs}");
+        assert!(!logs.contains("batch failed"), "{logs}");
+    }
+    let deadlocks: i64 = sqlx::query_scalar(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("stats");
+    assert_eq!(deadlocks, 0);
+    assert_loads_kept(&mut conn).await;
+}
+
 /// DOMAIN §9 "Resolution needs feedback" (issue 13 point 4): accepted by the customer but
 /// without feedback recording the customer's satisfaction, or — valid — without a responsible
 /// person or a customer-side cause, `Resolve` is refused naming what is missing.

@@ -272,60 +272,7 @@ pub struct Arrival {
 /// complaint already received keeps its row, so a redelivered receipt changes nothing. A
 /// reclassification applied before the receipt (out of order) keeps its class and due time.
 pub async fn insert_received(conn: &mut PgConnection, rows: &[Arrival]) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    macro_rules! column {
-        ($f:expr) => {
-            rows.iter().map($f).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(
-        "INSERT INTO handling (complaint_id, stage, received, confirmed, number, class, details,
-            guidance_actions, category, group_complaint, customers_affected, media_risk,
-            customer_name, customer_type, received_at, completion_due, updated_at)
-         SELECT r.complaint_id, 'awaiting_confirmation', true, r.confirmed, r.number, r.class,
-            r.details, ARRAY(SELECT jsonb_array_elements_text(r.actions)), r.category,
-            r.group_complaint, r.customers_affected, r.media_risk, r.customer_name,
-            r.customer_type, r.received_at, r.completion_due, r.received_at
-         FROM UNNEST($1::text[], $2::bool[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[],
-                     $7::text[], $8::bool[], $9::int[], $10::bool[], $11::text[], $12::int[],
-                     $13::timestamptz[], $14::timestamptz[])
-            AS r(complaint_id, confirmed, number, class, details, actions, category,
-                 group_complaint, customers_affected, media_risk, customer_name, customer_type,
-                 received_at, completion_due)
-         ON CONFLICT (complaint_id) DO UPDATE SET received = true,
-            confirmed = handling.confirmed OR EXCLUDED.confirmed, number = EXCLUDED.number,
-            class = CASE WHEN handling.reclassified_at IS NULL THEN EXCLUDED.class
-                         ELSE handling.class END,
-            details = EXCLUDED.details,
-            guidance_actions = EXCLUDED.guidance_actions, category = EXCLUDED.category,
-            group_complaint = EXCLUDED.group_complaint,
-            customers_affected = EXCLUDED.customers_affected, media_risk = EXCLUDED.media_risk,
-            customer_name = EXCLUDED.customer_name, customer_type = EXCLUDED.customer_type,
-            received_at = EXCLUDED.received_at,
-            completion_due = CASE WHEN handling.reclassified_at IS NULL
-                                  THEN EXCLUDED.completion_due
-                                  ELSE COALESCE(handling.completion_due, EXCLUDED.completion_due) END
-         WHERE NOT handling.received",
-    )
-    .bind(column!(|r| r.complaint_id.to_string()))
-    .bind(column!(|r| r.confirmed))
-    .bind(column!(|r| r.number.clone()))
-    .bind(column!(|r| r.class.as_str()))
-    .bind(column!(|r| r.details.clone()))
-    .bind(column!(|r| r.actions.clone()))
-    .bind(column!(|r| r.category.clone()))
-    .bind(column!(|r| r.group_complaint))
-    .bind(column!(|r| r.customers_affected))
-    .bind(column!(|r| r.media_risk))
-    .bind(column!(|r| r.customer_name.clone()))
-    .bind(column!(|r| r.customer_type))
-    .bind(column!(|r| r.received_at))
-    .bind(column!(|r| r.completion_due))
-    .execute(conn)
-    .await?;
-    Ok(())
+    insert_arrivals(conn, rows, &[]).await
 }
 
 /// Marks complaints confirmed (each once in `rows`, with when), one statement for all. A
@@ -334,19 +281,117 @@ pub async fn insert_confirmed(
     conn: &mut PgConnection,
     rows: &[(ComplaintId, DateTime<Utc>)],
 ) -> Result<(), sqlx::Error> {
+    insert_arrivals(conn, &[], rows).await
+}
+
+/// Records receipts and confirmations (each complaint at most once in each list) in one
+/// statement, one row per complaint, in complaint-id order. One statement in id order is what
+/// lets two replicas share the consumer without deadlocking: when a complaint's receipt goes
+/// to one replica and its confirmation to the other, each locks the rows of its batch in the
+/// same order, so one waits for the other instead of each holding a row the other needs (two
+/// statements, receipts then confirmations, deadlocked in the two-replica pipeline bench).
+///
+/// A receipt fills the complaint's details unless a receipt was recorded before (redelivery);
+/// a reclassification applied before the receipt keeps its class and due time. A confirmation
+/// alone creates the row when the receipt has not come yet.
+pub async fn insert_arrivals(
+    conn: &mut PgConnection,
+    receipts: &[Arrival],
+    confirmations: &[(ComplaintId, DateTime<Utc>)],
+) -> Result<(), sqlx::Error> {
+    let mut rows: std::collections::BTreeMap<&str, (Option<&Arrival>, Option<DateTime<Utc>>)> =
+        std::collections::BTreeMap::new();
+    for r in receipts {
+        rows.entry(r.complaint_id.as_str()).or_default().0 = Some(r);
+    }
+    for (id, at) in confirmations {
+        rows.entry(id.as_str()).or_default().1 = Some(*at);
+    }
     if rows.is_empty() {
         return Ok(());
     }
-    let (ids, at): (Vec<String>, Vec<DateTime<Utc>>) =
-        rows.iter().map(|(id, at)| (id.to_string(), *at)).unzip();
+    macro_rules! column {
+        ($f:expr) => {
+            rows.values().map($f).collect::<Vec<_>>()
+        };
+    }
+    // A receipt's column: NULL for a complaint only confirmed here.
+    macro_rules! receipt {
+        ($f:expr) => {
+            column!(|(r, _)| r.map($f))
+        };
+    }
     sqlx::query(
-        "INSERT INTO handling (complaint_id, stage, confirmed, updated_at)
-         SELECT id, 'awaiting_confirmation', true, at
-         FROM UNNEST($1::text[], $2::timestamptz[]) AS c(id, at)
-         ON CONFLICT (complaint_id) DO UPDATE SET confirmed = true",
+        "INSERT INTO handling (complaint_id, stage, received, confirmed, number, class, details,
+            guidance_actions, category, group_complaint, customers_affected, media_risk,
+            customer_name, customer_type, received_at, completion_due, updated_at)
+         SELECT r.complaint_id, 'awaiting_confirmation', r.received, r.confirmed,
+            COALESCE(r.number, ''), COALESCE(r.class, 'C'), r.details,
+            ARRAY(SELECT jsonb_array_elements_text(r.actions)), COALESCE(r.category, ''),
+            COALESCE(r.group_complaint, false), COALESCE(r.customers_affected, 1),
+            COALESCE(r.media_risk, false), COALESCE(r.customer_name, ''),
+            COALESCE(r.customer_type, 0), r.received_at, r.completion_due, r.at
+         FROM UNNEST($1::text[], $2::bool[], $3::bool[], $4::text[], $5::text[], $6::bytea[],
+                     $7::jsonb[], $8::text[], $9::bool[], $10::int[], $11::bool[], $12::text[],
+                     $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[])
+            AS r(complaint_id, received, confirmed, number, class, details, actions, category,
+                 group_complaint, customers_affected, media_risk, customer_name, customer_type,
+                 received_at, completion_due, at)
+         ORDER BY r.complaint_id
+         ON CONFLICT (complaint_id) DO UPDATE SET
+            received = handling.received OR EXCLUDED.received,
+            confirmed = handling.confirmed OR EXCLUDED.confirmed,
+            number = CASE WHEN EXCLUDED.received AND NOT handling.received
+                          THEN EXCLUDED.number ELSE handling.number END,
+            class = CASE WHEN EXCLUDED.received AND NOT handling.received
+                              AND handling.reclassified_at IS NULL
+                         THEN EXCLUDED.class ELSE handling.class END,
+            details = CASE WHEN EXCLUDED.received AND NOT handling.received
+                           THEN EXCLUDED.details ELSE handling.details END,
+            guidance_actions = CASE WHEN EXCLUDED.received AND NOT handling.received
+                                    THEN EXCLUDED.guidance_actions
+                                    ELSE handling.guidance_actions END,
+            category = CASE WHEN EXCLUDED.received AND NOT handling.received
+                            THEN EXCLUDED.category ELSE handling.category END,
+            group_complaint = CASE WHEN EXCLUDED.received AND NOT handling.received
+                                   THEN EXCLUDED.group_complaint
+                                   ELSE handling.group_complaint END,
+            customers_affected = CASE WHEN EXCLUDED.received AND NOT handling.received
+                                      THEN EXCLUDED.customers_affected
+                                      ELSE handling.customers_affected END,
+            media_risk = CASE WHEN EXCLUDED.received AND NOT handling.received
+                              THEN EXCLUDED.media_risk ELSE handling.media_risk END,
+            customer_name = CASE WHEN EXCLUDED.received AND NOT handling.received
+                                 THEN EXCLUDED.customer_name ELSE handling.customer_name END,
+            customer_type = CASE WHEN EXCLUDED.received AND NOT handling.received
+                                 THEN EXCLUDED.customer_type ELSE handling.customer_type END,
+            received_at = CASE WHEN EXCLUDED.received AND NOT handling.received
+                               THEN EXCLUDED.received_at ELSE handling.received_at END,
+            completion_due = CASE
+                WHEN NOT (EXCLUDED.received AND NOT handling.received) THEN handling.completion_due
+                WHEN handling.reclassified_at IS NULL THEN EXCLUDED.completion_due
+                ELSE COALESCE(handling.completion_due, EXCLUDED.completion_due) END
+         WHERE (EXCLUDED.received AND NOT handling.received)
+            OR (EXCLUDED.confirmed AND NOT handling.confirmed)",
     )
-    .bind(ids)
-    .bind(at)
+    .bind(rows.keys().map(|id| (*id).to_owned()).collect::<Vec<_>>())
+    .bind(column!(|(r, _)| r.is_some()))
+    .bind(column!(
+        |(r, c)| c.is_some() || r.is_some_and(|r| r.confirmed)
+    ))
+    .bind(receipt!(|r| r.number.clone()))
+    .bind(receipt!(|r| r.class.as_str().to_owned()))
+    .bind(receipt!(|r| r.details.clone()))
+    .bind(receipt!(|r| r.actions.clone()))
+    .bind(receipt!(|r| r.category.clone()))
+    .bind(receipt!(|r| r.group_complaint))
+    .bind(receipt!(|r| r.customers_affected))
+    .bind(receipt!(|r| r.media_risk))
+    .bind(receipt!(|r| r.customer_name.clone()))
+    .bind(receipt!(|r| r.customer_type))
+    .bind(receipt!(|r| r.received_at))
+    .bind(column!(|(r, _)| r.and_then(|r| r.completion_due)))
+    .bind(column!(|(r, c)| r.map_or(*c, |r| Some(r.received_at))))
     .execute(conn)
     .await?;
     Ok(())
