@@ -436,15 +436,21 @@ department_id = "bulk"
 role = "handler"
 "#;
 
-#[tokio::test]
-async fn thousand_complaints_over_seven_handlers_stay_balanced_skipping_unavailable_staff() {
-    let bed = TestBed::start().await;
+/// [`BULK_SEED`] with `handlers` more handlers, `h1`…, in the bulk department.
+fn bulk_seed(handlers: usize) -> String {
     let mut seed = BULK_SEED.to_owned();
-    for i in 1..=7 {
+    for i in 1..=handlers {
         seed.push_str(&format!(
             "\n[[staff]]\nid = \"h{i}\"\nname = \"H{i}\"\ndepartment_id = \"bulk\"\nrole = \"handler\"\n"
         ));
     }
+    seed
+}
+
+#[tokio::test]
+async fn thousand_complaints_over_seven_handlers_stay_balanced_skipping_unavailable_staff() {
+    let bed = TestBed::start().await;
+    let seed = bulk_seed(7);
     let mut r = routing(&bed, &seed).await;
     // Escalation suspends one of them (DOMAIN §7).
     bed.publish_event(&envelope(
@@ -1232,12 +1238,7 @@ async fn the_queue_pages_without_repeating_or_skipping_while_complaints_arrive()
 #[tokio::test]
 async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
     let bed = TestBed::start().await;
-    let mut seed = BULK_SEED.to_owned();
-    for i in 1..=4 {
-        seed.push_str(&format!(
-            "\n[[staff]]\nid = \"h{i}\"\nname = \"H{i}\"\ndepartment_id = \"bulk\"\nrole = \"handler\"\n"
-        ));
-    }
+    let seed = bulk_seed(4);
     let mut r = routing(&bed, &seed).await;
     // A second replica on the same database and stream, sharing the durable consumer.
     let _second = routing(&bed, &seed).await;
@@ -1287,12 +1288,7 @@ async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
 #[tokio::test]
 async fn two_replicas_crossing_receipts_and_confirmations_never_deadlock() {
     let bed = TestBed::start().await;
-    let mut seed = BULK_SEED.to_owned();
-    for i in 1..=4 {
-        seed.push_str(&format!(
-            "\n[[staff]]\nid = \"h{i}\"\nname = \"H{i}\"\ndepartment_id = \"bulk\"\nrole = \"handler\"\n"
-        ));
-    }
+    let seed = bulk_seed(4);
     // Started once so the streams and the durable consumer exist, then stopped.
     let mut first = routing(&bed, &seed).await;
     first.svc.terminate(10 * SECOND).await.expect("stopped");
