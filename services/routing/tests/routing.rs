@@ -1283,7 +1283,7 @@ async fn two_replicas_assign_each_complaint_once_and_stay_balanced() {
 /// rather than deadlock. The backlog is published before both replicas start, with every
 /// confirmation 40 messages from its receipt (before it for half the complaints, after for the
 /// others), and batches of 32, so concurrent batches cross in both directions. Before the fix
-/// (receipts in one statement, confirmations in a second) this deadlocked every run, and the
+/// (receipts in one statement, confirmations in a second) this deadlocked, and the
 /// consumer took each deadlock for an outage and put its batch back with a delay.
 #[tokio::test]
 async fn two_replicas_crossing_receipts_and_confirmations_never_deadlock() {
