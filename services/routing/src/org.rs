@@ -193,10 +193,11 @@ pub struct Routes {
 
 impl Routes {
     pub async fn load(conn: &mut PgConnection) -> Result<Self, sqlx::Error> {
+        let (rules, default_department, centre) = store::routes(conn).await?;
         Ok(Routes {
-            rules: store::rules(conn).await?,
-            default_department: store::settings(conn).await?.default_department_id,
-            centre: store::service_centre(conn).await?,
+            rules,
+            default_department,
+            centre,
         })
     }
 

@@ -91,15 +91,6 @@ pub async fn any_department(conn: &mut PgConnection) -> Result<bool, sqlx::Error
         .await
 }
 
-/// The department marked as the complaint centre (the lowest id, should several be marked).
-pub async fn service_centre(conn: &mut PgConnection) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT department_id FROM departments WHERE service_centre ORDER BY department_id LIMIT 1",
-    )
-    .fetch_optional(conn)
-    .await
-}
-
 /// Creates or replaces a department, writing only when something differs: `Some(created)`
 /// when it wrote, `None` when the stored department was already the same.
 pub async fn upsert_department(
@@ -272,14 +263,53 @@ pub async fn rules(conn: &mut PgConnection) -> Result<Vec<v1::RoutingRule>, sqlx
     .map(|r| {
         Ok(v1::RoutingRule {
             id: r.try_get("rule_id")?,
-            category: r.try_get("category")?,
-            business: r.try_get("business")?,
-            channel: r.try_get("channel")?,
-            region: r.try_get("region")?,
-            department_id: r.try_get("department_id")?,
+            ..rule_of(r)?
         })
     })
     .collect()
+}
+
+/// A rule's fields from its row (the id is left to the caller: a left join may have none).
+fn rule_of(r: &sqlx::postgres::PgRow) -> Result<v1::RoutingRule, sqlx::Error> {
+    Ok(v1::RoutingRule {
+        id: String::new(),
+        category: r.try_get("category")?,
+        business: r.try_get("business")?,
+        channel: r.try_get("channel")?,
+        region: r.try_get("region")?,
+        department_id: r.try_get("department_id")?,
+    })
+}
+
+/// What routing needs to place complaints, read in one statement for a consumer's batch: the
+/// rules in the order they are tried, the default department, and the department marked as
+/// the complaint centre (the lowest id, should several be marked).
+pub async fn routes(
+    conn: &mut PgConnection,
+) -> Result<(Vec<v1::RoutingRule>, String, Option<String>), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT s.default_department_id,
+            (SELECT department_id FROM departments WHERE service_centre
+             ORDER BY department_id LIMIT 1) AS centre,
+            r.rule_id, r.category, r.business, r.channel, r.region, r.department_id
+         FROM routing_settings s LEFT JOIN routing_rules r ON true
+         ORDER BY r.position",
+    )
+    .fetch_all(conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    let default_department: String = first.try_get("default_department_id")?;
+    let centre: Option<String> = first.try_get("centre")?;
+    let mut rules = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Some(id) = r.try_get::<Option<String>, _>("rule_id")? else {
+            continue;
+        };
+        rules.push(v1::RoutingRule { id, ..rule_of(r)? });
+    }
+    Ok((rules, default_department, centre))
 }
 
 /// Replaces the whole rule set and the default department; returns the new version. The
