@@ -145,6 +145,22 @@ impl Bed {
     }
 }
 
+/// Every pooled connection works in the service's schema with JIT off: a batch statement
+/// priced high on tables not yet analysed was compiled on every execution (ADR 0024, stop 26).
+#[tokio::test]
+async fn pooled_connections_use_the_schema_and_never_jit() {
+    let bed = bed().await;
+    for _ in 0..3 {
+        let mut conn = bed.pool.acquire().await.expect("connection");
+        let (jit, schema): (String, String) =
+            sqlx::query_as("SELECT current_setting('jit'), current_schema()")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("settings");
+        assert_eq!((jit.as_str(), schema.as_str()), ("off", "guarantees"));
+    }
+}
+
 #[tokio::test]
 async fn redelivered_message_has_one_effect() {
     let bed = bed().await;
