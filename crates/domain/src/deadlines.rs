@@ -51,7 +51,7 @@ pub fn promises(policy: &Policy, class: Class, received_at: DateTime<Utc>) -> Pr
         intermediate_due: add_business_time(
             cal,
             received_at,
-            share_of(completion, policy.limits.intermediate_share),
+            share_of(completion, policy.limits.intermediate_at()),
         ),
     }
 }
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(early.first_feedback_due, t("2024-05-01T18:00:00+08:00"));
         assert_eq!(early.completion_due, t("2024-05-03T17:59:00+08:00"));
         assert_eq!(early.acceptance_due, t("2024-05-02T17:59:00+08:00"));
-        assert_eq!(early.intermediate_due, t("2024-05-02T17:59:00+08:00"));
+        assert_eq!(early.intermediate_due, t("2024-05-03T05:59:00+08:00"));
 
         let late = promises(&p, Class::C, t("2024-05-01T18:01:00+08:00"));
         assert_eq!(late.first_feedback_due, t("2024-05-02T18:00:00+08:00"));
@@ -190,7 +190,15 @@ mod tests {
         let a = promises(&p, Class::A, received);
         assert_eq!(a.completion_due, t("2024-05-01T17:00:00+08:00"));
         assert_eq!(a.first_feedback_due, a.completion_due);
+        // DOMAIN §9: unset, the intermediate result is due at the completion warning point.
+        assert_eq!(a.intermediate_due, t("2024-05-01T15:00:00+08:00"));
+        let mut earlier = p.clone();
+        earlier.limits.warning_share = 0.5;
+        let a = promises(&earlier, Class::A, received);
         assert_eq!(a.intermediate_due, t("2024-05-01T13:00:00+08:00"));
+        earlier.limits.intermediate_share = Some(0.25);
+        let a = promises(&earlier, Class::A, received);
+        assert_eq!(a.intermediate_due, t("2024-05-01T11:00:00+08:00"));
 
         let b = promises(&p, Class::B, received);
         assert_eq!(b.completion_due, t("2024-05-02T09:00:00+08:00"));
@@ -270,7 +278,7 @@ mod tests {
         // Friday 17:00, Monday a holiday: one hour Friday, one hour Tuesday.
         let a = promises(&p, Class::A, t("2026-09-25T17:00:00+08:00"));
         assert_eq!(a.completion_due, t("2026-09-29T10:00:00+08:00"));
-        assert_eq!(a.intermediate_due, t("2026-09-25T18:00:00+08:00"));
+        assert_eq!(a.intermediate_due, t("2026-09-29T09:30:00+08:00"));
         assert_eq!(a.first_feedback_due, a.completion_due);
         // 24 working hours of acceptance: Fri 1 h, Tue 9 h, Wed 9 h, Thu 5 h.
         assert_eq!(a.acceptance_due, t("2026-10-01T14:00:00+08:00"));
@@ -291,7 +299,7 @@ mod tests {
         let b = promises(&p, Class::B, at);
         assert_eq!(b.completion_due, at + Duration::hours(24));
         assert_eq!(b.acceptance_due, at + Duration::hours(24));
-        assert_eq!(b.intermediate_due, at + Duration::hours(12));
+        assert_eq!(b.intermediate_due, at + Duration::hours(18));
         assert_eq!(
             warning_at(&p, at, at + Duration::hours(2)),
             at + Duration::minutes(90)

@@ -65,9 +65,10 @@ pub struct Limits {
     /// the limit, strictly between 0 and 1.
     pub warning_share: f64,
     /// When the intermediate result is due, as a share of the completion limit (strictly between
-    /// 0 and 1). DOMAIN §3/§4 require an intermediate result when the limit cannot be met but give
-    /// no time; half the limit (A 4 h, B 12 h, C/D 24 h) leaves time to act on it.
-    pub intermediate_share: f64,
+    /// 0 and 1). DOMAIN §9: it is asked "when completion is at risk (by default at the completion
+    /// warning point)", so unset it follows `warning_share` ([`Limits::intermediate_at`]); set it
+    /// to ask earlier or later (ADR 0009).
+    pub intermediate_share: Option<f64>,
     /// DOMAIN §2: completion limit by class.
     pub completion: CompletionLimits,
     /// DOMAIN §3 and §9: first feedback by class, capped by completion.
@@ -80,7 +81,7 @@ impl Default for Limits {
             acceptance: Duration::hours(24),
             confirmation: Duration::hours(1),
             warning_share: 0.75,
-            intermediate_share: 0.5,
+            intermediate_share: None,
             completion: CompletionLimits::default(),
             first_feedback: FeedbackLimits::default(),
         }
@@ -88,15 +89,19 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The share of the completion limit at which the intermediate result is due: the one set,
+    /// else the completion warning point (DOMAIN §9).
+    pub fn intermediate_at(&self) -> f64 {
+        self.intermediate_share.unwrap_or(self.warning_share)
+    }
+
     pub(super) fn check(&self, problems: &mut Vec<String>) {
         positive("limits.acceptance", self.acceptance, problems);
         positive("limits.confirmation", self.confirmation, problems);
         share("limits.warning_share", self.warning_share, problems);
-        share(
-            "limits.intermediate_share",
-            self.intermediate_share,
-            problems,
-        );
+        if let Some(s) = self.intermediate_share {
+            share("limits.intermediate_share", s, problems);
+        }
         for (class, limit) in self.completion.values() {
             positive(&format!("limits.completion.{class}"), *limit, problems);
         }
