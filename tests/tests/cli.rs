@@ -448,6 +448,23 @@ async fn the_cli_drives_a_complaint_from_submission_to_revisit() {
         .await
         .ok();
     assert!(table.stdout.contains(&number), "{}", table.stdout);
+    // The missed limits it gathered are in the manager's table (DOMAIN §9: one escalation per
+    // complaint, its causes listed).
+    let causes = escalations["escalations"][0]["causes"]
+        .as_array()
+        .expect("causes")
+        .clone();
+    assert!(!causes.is_empty(), "{escalations:#}");
+    assert!(table.stdout.contains("CAUSES"), "{}", table.stdout);
+    for cause in causes {
+        let clock = cause["clock"].as_str().expect("a missed limit's clock");
+        let word = clock.trim_start_matches("SLA_CLOCK_").to_lowercase();
+        assert!(
+            table.stdout.contains(&format!("{word} missed")),
+            "{word}: {}",
+            table.stdout
+        );
+    }
 
     // The timeline as JSON holds every step.
     let view = cli

@@ -97,6 +97,7 @@ pub async fn run(ctx: &Ctx, command: Escalations) -> Outcome {
                     "STATE",
                     "RAISED",
                     "ACK BY",
+                    "CAUSES",
                 ]);
                 for e in &p.escalations {
                     t.row(vec![
@@ -108,6 +109,7 @@ pub async fn run(ctx: &Ctx, command: Escalations) -> Outcome {
                         label(e.state().as_str_name(), "ESCALATION_STATE_"),
                         time(e.raised_at.as_ref()),
                         time(e.acknowledge_by.as_ref()),
+                        causes(e),
                     ]);
                 }
                 t.render()
@@ -151,9 +153,38 @@ fn describe(e: Option<&v1::Escalation>) -> String {
         ("level", e.level.to_string()),
         ("state", label(e.state().as_str_name(), "ESCALATION_STATE_")),
         ("recipient", e.recipient_id.clone()),
+        ("causes", history(e)),
         ("acknowledged", time(e.acknowledged_at.as_ref())),
         ("instructions", e.instructions.clone()),
         ("decided", time(e.decided_at.as_ref())),
         ("decision", e.decision.clone()),
     ])
+}
+
+/// What the escalation gathered, oldest first, one word each: the missed limit's clock, or the
+/// trigger (DOMAIN §9: later missed limits join the complaint's escalation instead of a new one).
+fn causes(e: &v1::Escalation) -> String {
+    let words: Vec<String> = e.causes.iter().map(cause).collect();
+    if words.is_empty() {
+        "-".to_string()
+    } else {
+        words.join(", ")
+    }
+}
+
+fn cause(c: &v1::EscalationCause) -> String {
+    if c.clock() == v1::SlaClock::Unspecified {
+        label(c.trigger().as_str_name(), "ESCALATION_TRIGGER_")
+    } else {
+        format!("{} missed", label(c.clock().as_str_name(), "SLA_CLOCK_"))
+    }
+}
+
+/// Each cause with when it was added and its summary, for one escalation shown whole.
+fn history(e: &v1::Escalation) -> String {
+    e.causes
+        .iter()
+        .map(|c| format!("{}  {}: {}", time(c.added_at.as_ref()), cause(c), c.summary))
+        .collect::<Vec<_>>()
+        .join("\n              ")
 }
