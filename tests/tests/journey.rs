@@ -208,6 +208,22 @@ async fn a_complaint_travels_through_all_five_services() {
         .await
         .expect("resolve");
     assert_eq!(bed.events("complaint.resolved", 1, WAIT).await.len(), 1);
+    // DOMAIN §9: however many of its limits it missed, the late complaint reached the manager
+    // once and the general manager once, and gave one lateness fine.
+    common::settled(&bed, &[&id], Duration::from_secs(5)).await;
+    let raised = bed.events("escalation.raised", 2, WAIT).await;
+    assert_eq!(escalations_to(&raised, "manager-1").len(), 1, "{raised:?}");
+    assert_eq!(escalations_to(&raised, "gm-1").len(), 1, "{raised:?}");
+    let overdue_fines = bed
+        .events("accountability.recorded", 1, WAIT)
+        .await
+        .into_iter()
+        .filter(|e| {
+            matches!(&e.payload, Some(Payload::AccountabilityRecorded(a))
+                if a.reason() == v1::AccountabilityReason::Overdue)
+        })
+        .count();
+    assert_eq!(overdue_fines, 1, "one lateness fine");
 
     // Revisit: the after-resolution call; the customer is dissatisfied and complains again.
     let mut revisit_client = RevisitServiceClient::new(bed.channel(revisit).await);

@@ -1,7 +1,7 @@
 //! DOMAIN §9 on the whole system: a late complaint is one fine and one climb, not one per clock;
-//! threatening customers go up at once; a complaint nobody has confirmed yet still reaches a
-//! person (the complaint centre's manager) when it is late, and one left unconfirmed past its
-//! confirmation limit is escalated to that manager.
+//! threatening and venting-anger customers go up at once, once; a complaint nobody has confirmed
+//! yet still reaches a person (the complaint centre's manager) when it is late, and one left
+//! unconfirmed past its confirmation limit is escalated to that manager.
 //!
 //! All five services as processes on a real NATS JetStream and PostgreSQL, with limits of
 //! seconds: first feedback 2 s, intermediate result 3 s (half of completion), completion 6 s,
@@ -42,28 +42,6 @@ unacknowledged_resend_after = "10m"
 unacknowledged_raise_after = "1h"
 "#;
 
-/// The common organisation plus the complaint centre, which owns complaints until they are
-/// confirmed and routed.
-fn seed() -> String {
-    format!(
-        "{}{}",
-        common::SEED,
-        r#"
-[[departments]]
-id = "dept-centre"
-name = "Complaint Centre"
-manager_id = "centre-1"
-service_centre = true
-
-[[staff]]
-id = "centre-1"
-name = "Centre Manager"
-department_id = "dept-centre"
-role = "department_manager"
-"#
-    )
-}
-
 async fn submit(bed: &TestBed, stack: &common::Stack, details: v1::ComplaintDetails) -> String {
     let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
     intake
@@ -94,7 +72,7 @@ fn millis(t: Option<&Timestamp>) -> i64 {
 #[tokio::test]
 async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_after_completion() {
     let bed = TestBed::start().await;
-    let stack = common::start_with(&bed, POLICY, &seed(), &[]).await;
+    let stack = common::start_with(&bed, POLICY, &common::seed_with_centre(), &[]).await;
     let id = submit(&bed, &stack, common::complaint("late-1")).await;
 
     // Nobody acts: first feedback (2 s), intermediate result (3 s) and completion (6 s) are missed.
@@ -182,45 +160,137 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
     );
 }
 
-#[tokio::test]
-async fn a_threatening_customer_reaches_the_manager_and_the_general_manager_at_once() {
-    let bed = TestBed::start().await;
-    let stack = common::start_with(&bed, common::POLICY, &seed(), &[]).await;
-    let id = submit(
-        &bed,
-        &stack,
-        v1::ComplaintDetails {
-            customer_type: v1::CustomerType::Threatening as i32,
-            ..common::complaint("threat-1")
-        },
-    )
-    .await;
-    let escalations = bed.events_of("escalation.raised", &id, 2, WAIT).await;
+/// Every limit an hour away: whatever reaches a superior while the test looks came of the
+/// customer, not of a clock.
+const QUIET_POLICY: &str = r#"
+[limits]
+acceptance = "1h"
+confirmation = "1h"
+[limits.completion]
+A = "1h"
+B = "1h"
+C = "1h"
+D = "1h"
+[limits.first_feedback]
+A = "1h"
+B = "1h"
+C = "1h"
+D = "1h"
+[escalation]
+l2_after = "1h"
+unacknowledged_resend_after = "1h"
+unacknowledged_raise_after = "1h"
+"#;
+
+/// Who was told of a complaint, and as what, sorted.
+fn told(escalations: &[v1::Event]) -> Vec<(String, v1::EscalationTrigger)> {
     let mut got: Vec<_> = escalations
         .iter()
         .map(|e| (raised(e).recipient_id.clone(), raised(e).trigger()))
         .collect();
     got.sort();
-    assert_eq!(
-        got,
-        vec![
-            (
-                "gm-1".to_owned(),
-                v1::EscalationTrigger::ThreateningCustomer
-            ),
-            (
-                "manager-1".to_owned(),
-                v1::EscalationTrigger::ThreateningCustomer
-            ),
-        ],
-        "the routed department's manager and the general manager, before any limit passed"
-    );
+    got
+}
+
+/// DOMAIN §9 "Superior at once": a threatening or venting-anger customer reaches the routed
+/// department's manager (the complaint centre's before routing) and the general manager at
+/// once, before any limit passed — once per complaint, whichever of receipt or routing comes
+/// first.
+#[tokio::test]
+async fn threatening_and_venting_anger_customers_reach_their_superiors_at_once_and_once() {
+    let bed = TestBed::start().await;
+    let stack = common::start_with(&bed, QUIET_POLICY, &common::seed_with_centre(), &[]).await;
+    let customer = |kind: v1::CustomerType, external_id: &str| v1::ComplaintDetails {
+        customer_type: kind as i32,
+        ..common::complaint(external_id)
+    };
+    let threat = submit(
+        &bed,
+        &stack,
+        customer(v1::CustomerType::Threatening, "threat-1"),
+    )
+    .await;
+    let venting = submit(
+        &bed,
+        &stack,
+        customer(v1::CustomerType::VentingAnger, "vent-1"),
+    )
+    .await;
+    // Not yet confirmed, so not routed: the complaint centre's manager is the superior.
+    let unrouted = submit(
+        &bed,
+        &stack,
+        v1::ComplaintDetails {
+            confirmation: None,
+            ..customer(v1::CustomerType::VentingAnger, "vent-unconfirmed")
+        },
+    )
+    .await;
+    use v1::EscalationTrigger::{ThreateningCustomer, VentingAnger};
+    for (id, trigger, manager) in [
+        (&threat, ThreateningCustomer, "manager-1"),
+        (&venting, VentingAnger, "manager-1"),
+        (&unrouted, VentingAnger, "centre-1"),
+    ] {
+        let escalations = bed.events_of("escalation.raised", id, 2, WAIT).await;
+        let mut expected = vec![("gm-1".to_owned(), trigger), (manager.to_owned(), trigger)];
+        expected.sort();
+        assert_eq!(
+            told(&escalations),
+            expected,
+            "{trigger:?}: the superior and the general manager, before any limit passed"
+        );
+    }
+
+    // Confirmed and routed later, the unconfirmed one is not raised a second time.
+    let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
+    intake
+        .confirm(authed(
+            "test-agent-token",
+            v1::ConfirmRequest {
+                complaint_id: unrouted.clone(),
+                confirmation: Some(v1::Confirmation {
+                    method: v1::ConfirmationMethod::Phone as i32,
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .expect("confirm");
+    bed.events_of("complaint.assigned", &unrouted, 1, WAIT)
+        .await;
+    common::settled(
+        &bed,
+        &[&threat, &venting, &unrouted],
+        Duration::from_secs(5),
+    )
+    .await;
+    for (id, trigger, manager) in [
+        (&threat, ThreateningCustomer, "manager-1"),
+        (&venting, VentingAnger, "manager-1"),
+        (&unrouted, VentingAnger, "centre-1"),
+    ] {
+        let escalations = bed.events_of("escalation.raised", id, 2, WAIT).await;
+        let mut expected = vec![("gm-1".to_owned(), trigger), (manager.to_owned(), trigger)];
+        expected.sort();
+        assert_eq!(
+            told(&escalations),
+            expected,
+            "{trigger:?}: once per complaint"
+        );
+    }
+    let mut conn = bed.db.connect().await;
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM escalation.dead_letters")
+        .fetch_one(&mut conn)
+        .await
+        .expect("dead letters");
+    assert_eq!(dead, 0);
 }
 
 #[tokio::test]
 async fn a_late_unconfirmed_complaint_goes_to_the_complaint_centres_manager() {
     let bed = TestBed::start().await;
-    let stack = common::start_with(&bed, POLICY, &seed(), &[]).await;
+    let stack = common::start_with(&bed, POLICY, &common::seed_with_centre(), &[]).await;
     let id = submit(
         &bed,
         &stack,
@@ -311,7 +381,8 @@ async fn confirmation_clock(
 #[tokio::test]
 async fn a_complaint_left_unconfirmed_past_its_limit_goes_to_the_centres_manager_only() {
     let bed = TestBed::start().await;
-    let stack = common::start_with(&bed, CONFIRMATION_POLICY, &seed(), &[]).await;
+    let stack =
+        common::start_with(&bed, CONFIRMATION_POLICY, &common::seed_with_centre(), &[]).await;
     let id = unconfirmed(&bed, &stack, "unconfirmed-late").await;
 
     let overdue = bed.events_of("sla.overdue", &id, 1, WAIT).await;
@@ -373,7 +444,8 @@ async fn a_complaint_left_unconfirmed_past_its_limit_goes_to_the_centres_manager
 #[tokio::test]
 async fn a_complaint_confirmed_in_time_or_at_receipt_has_no_confirmation_overdue() {
     let bed = TestBed::start().await;
-    let stack = common::start_with(&bed, CONFIRMATION_POLICY, &seed(), &[]).await;
+    let stack =
+        common::start_with(&bed, CONFIRMATION_POLICY, &common::seed_with_centre(), &[]).await;
     let id = unconfirmed(&bed, &stack, "unconfirmed-in-time").await;
     let at_receipt = submit(&bed, &stack, common::complaint("confirmed-at-receipt")).await;
 
@@ -415,7 +487,7 @@ async fn a_complaint_no_rule_routes_waits_with_the_complaint_centre_whose_manage
     let bed = TestBed::start().await;
     // The organisation without a default department: only the broadband rule routes.
     // No default department and no rule: nothing the organisation says routes a complaint.
-    let seed = seed()
+    let seed = common::seed_with_centre()
         .replace("default_department = \"dept-network\"\n", "")
         .replace(
             "[[rules]]\nid = \"broadband\"\ncategory = \"network_quality\"\n\

@@ -64,6 +64,27 @@ category = "network_quality"
 department_id = "dept-network"
 "#;
 
+/// The common organisation plus the complaint centre (`dept-centre`, managed by `centre-1`),
+/// which owns complaints until they are confirmed and routed (DOMAIN §9).
+pub fn seed_with_centre() -> String {
+    format!(
+        "{SEED}{}",
+        r#"
+[[departments]]
+id = "dept-centre"
+name = "Complaint Centre"
+manager_id = "centre-1"
+service_centre = true
+
+[[staff]]
+id = "centre-1"
+name = "Centre Manager"
+department_id = "dept-centre"
+role = "department_manager"
+"#
+    )
+}
+
 pub const ESCALATION: &str = r#"
 general_manager_id = "gm-1"
 log_channel = true
