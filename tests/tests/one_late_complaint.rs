@@ -160,6 +160,62 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
     );
 }
 
+/// DOMAIN §9 for class A: "class A overdue → both", and only for its completion limit (ADR 0012
+/// amended). Its missed first feedback and intermediate result reach the department manager
+/// alone; the general manager is told when completion is missed, at once rather than the set
+/// time later, and once.
+#[tokio::test]
+async fn a_late_class_a_complaint_reaches_the_gm_only_at_its_completion_limit() {
+    let bed = TestBed::start().await;
+    let stack = common::start_with(&bed, POLICY, &common::seed_with_centre(), &[]).await;
+    let id = submit(
+        &bed,
+        &stack,
+        v1::ComplaintDetails {
+            company_loss_fen: 300_001,
+            ..common::complaint("late-a")
+        },
+    )
+    .await;
+    let overdue = bed.events_of("sla.overdue", &id, 3, WAIT).await;
+    let at = |clock: v1::SlaClock| {
+        overdue
+            .iter()
+            .find(|e| matches!(&e.payload, Some(Payload::SlaOverdue(o)) if o.clock() == clock))
+            .map(|e| millis(e.occurred_at.as_ref()))
+            .unwrap_or_else(|| panic!("{clock:?} overdue among {overdue:?}"))
+    };
+    let completion = at(v1::SlaClock::Completion);
+    assert!(at(v1::SlaClock::FirstFeedback) < completion);
+
+    common::settled(&bed, &[&id], Duration::from_secs(10)).await;
+    let escalations = bed.events_of("escalation.raised", &id, 2, WAIT).await;
+    let to = |who: &str| -> Vec<&v1::Event> {
+        escalations
+            .iter()
+            .filter(|e| raised(e).recipient_id == who)
+            .collect()
+    };
+    assert_eq!(to("manager-1").len(), 1, "{escalations:?}");
+    assert!(
+        millis(to("manager-1")[0].occurred_at.as_ref()) < completion,
+        "the manager came in at the first missed limit: {escalations:?}"
+    );
+    let gm = to("gm-1");
+    assert_eq!(gm.len(), 1, "{escalations:?}");
+    assert!(
+        millis(gm[0].occurred_at.as_ref()) >= completion,
+        "not before completion was missed: {escalations:?}"
+    );
+    assert_eq!(
+        raised(gm[0]).trigger(),
+        v1::EscalationTrigger::ClassAOverdue,
+        "class A's completion overdue itself, not the unresolved-after-level-1 climb"
+    );
+    assert_eq!(raised(gm[0]).clock(), v1::SlaClock::Completion);
+    assert_eq!(escalations.len(), 2, "{escalations:?}");
+}
+
 /// Every limit an hour away: whatever reaches a superior while the test looks came of the
 /// customer, not of a clock.
 const QUIET_POLICY: &str = r#"
