@@ -42,21 +42,6 @@ unacknowledged_resend_after = "10m"
 unacknowledged_raise_after = "1h"
 "#;
 
-async fn submit(bed: &TestBed, stack: &common::Stack, details: v1::ComplaintDetails) -> String {
-    let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
-    intake
-        .submit(authed(
-            "test-agent-token",
-            v1::SubmitRequest {
-                details: Some(details),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .complaint_id
-}
-
 fn raised(e: &v1::Event) -> &v1::EscalationRaised {
     match &e.payload {
         Some(Payload::EscalationRaised(r)) => r,
@@ -73,7 +58,7 @@ fn millis(t: Option<&Timestamp>) -> i64 {
 async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_after_completion() {
     let bed = TestBed::start().await;
     let stack = common::start_with(&bed, POLICY, &common::seed_with_centre(), &[]).await;
-    let id = submit(&bed, &stack, common::complaint("late-1")).await;
+    let id = common::submit(&bed, &stack, common::complaint("late-1")).await;
 
     // Nobody acts: first feedback (2 s), intermediate result (3 s) and completion (6 s) are missed.
     let overdue = bed.events_of("sla.overdue", &id, 3, WAIT).await;
@@ -168,7 +153,7 @@ async fn an_untouched_complaint_is_one_fine_one_manager_notification_and_the_gm_
 async fn a_late_class_a_complaint_reaches_the_gm_only_at_its_completion_limit() {
     let bed = TestBed::start().await;
     let stack = common::start_with(&bed, POLICY, &common::seed_with_centre(), &[]).await;
-    let id = submit(
+    let id = common::submit(
         &bed,
         &stack,
         v1::ComplaintDetails {
@@ -260,20 +245,20 @@ async fn threatening_and_venting_anger_customers_reach_their_superiors_at_once_a
         customer_type: kind as i32,
         ..common::complaint(external_id)
     };
-    let threat = submit(
+    let threat = common::submit(
         &bed,
         &stack,
         customer(v1::CustomerType::Threatening, "threat-1"),
     )
     .await;
-    let venting = submit(
+    let venting = common::submit(
         &bed,
         &stack,
         customer(v1::CustomerType::VentingAnger, "vent-1"),
     )
     .await;
     // Not yet confirmed, so not routed: the complaint centre's manager is the superior.
-    let unrouted = submit(
+    let unrouted = common::submit(
         &bed,
         &stack,
         v1::ComplaintDetails {
@@ -347,7 +332,7 @@ async fn threatening_and_venting_anger_customers_reach_their_superiors_at_once_a
 async fn a_late_unconfirmed_complaint_goes_to_the_complaint_centres_manager() {
     let bed = TestBed::start().await;
     let stack = common::start_with(&bed, POLICY, &common::seed_with_centre(), &[]).await;
-    let id = submit(
+    let id = common::submit(
         &bed,
         &stack,
         v1::ComplaintDetails {
@@ -390,7 +375,7 @@ unacknowledged_raise_after = "2s"
 "#;
 
 async fn unconfirmed(bed: &TestBed, stack: &common::Stack, external_id: &str) -> String {
-    submit(
+    common::submit(
         bed,
         stack,
         v1::ComplaintDetails {
@@ -503,7 +488,7 @@ async fn a_complaint_confirmed_in_time_or_at_receipt_has_no_confirmation_overdue
     let stack =
         common::start_with(&bed, CONFIRMATION_POLICY, &common::seed_with_centre(), &[]).await;
     let id = unconfirmed(&bed, &stack, "unconfirmed-in-time").await;
-    let at_receipt = submit(&bed, &stack, common::complaint("confirmed-at-receipt")).await;
+    let at_receipt = common::submit(&bed, &stack, common::complaint("confirmed-at-receipt")).await;
 
     let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
     intake
@@ -553,7 +538,7 @@ async fn a_complaint_no_rule_routes_waits_with_the_complaint_centre_whose_manage
     assert!(!seed.contains("[[rules]]"), "{seed}");
     assert!(!seed.contains("default_department"), "{seed}");
     let stack = common::start_with(&bed, common::POLICY, &seed, &[]).await;
-    let id = submit(
+    let id = common::submit(
         &bed,
         &stack,
         v1::ComplaintDetails {

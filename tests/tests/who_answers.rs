@@ -48,20 +48,6 @@ every_complainant_within = "{revisit_within}"
     )
 }
 
-async fn submit(bed: &TestBed, stack: &common::Stack, details: v1::ComplaintDetails) -> String {
-    IntakeServiceClient::new(bed.channel(&stack.intake).await)
-        .submit(authed(
-            AGENT,
-            v1::SubmitRequest {
-                details: Some(details),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .complaint_id
-}
-
 fn assignee(e: &v1::Event) -> &str {
     match &e.payload {
         Some(Payload::ComplaintAssigned(a)) => &a.assignee_id,
@@ -239,13 +225,13 @@ seniority = 5
         customer_type: v1::CustomerType::RestrainedAnger as i32,
         ..common::complaint(external_id)
     };
-    let first = submit(&bed, &stack, restrained("restrained-1")).await;
-    let second = submit(&bed, &stack, restrained("restrained-2")).await;
+    let first = common::submit(&bed, &stack, restrained("restrained-1")).await;
+    let second = common::submit(&bed, &stack, restrained("restrained-2")).await;
     for id in [&first, &second] {
         let assigned = bed.events_of("complaint.assigned", id, 1, WAIT).await;
         assert_eq!(assignee(&assigned[0]), "handler-senior", "{assigned:?}");
     }
-    let calm = submit(&bed, &stack, common::complaint("calm-1")).await;
+    let calm = common::submit(&bed, &stack, common::complaint("calm-1")).await;
     let assigned = bed.events_of("complaint.assigned", &calm, 1, WAIT).await;
     assert_eq!(
         assignee(&assigned[0]),
@@ -288,8 +274,8 @@ seniority = 5
 async fn a_missed_revisit_is_charged_to_its_agent_or_the_centres_manager_never_the_handler() {
     let bed = TestBed::start().await;
     let stack = common::start_with(&bed, &policy("4s"), &common::seed_with_centre(), &[]).await;
-    let claimed = submit(&bed, &stack, common::complaint("revisit-claimed")).await;
-    let unclaimed = submit(&bed, &stack, common::complaint("revisit-unclaimed")).await;
+    let claimed = common::submit(&bed, &stack, common::complaint("revisit-claimed")).await;
+    let unclaimed = common::submit(&bed, &stack, common::complaint("revisit-unclaimed")).await;
     let mut routing = RoutingServiceClient::new(bed.channel(&stack.routing).await);
     let mut revisit = RevisitServiceClient::new(bed.channel(&stack.revisit).await);
     for id in [&claimed, &unclaimed] {
@@ -390,7 +376,7 @@ async fn a_missed_revisit_is_charged_to_its_agent_or_the_centres_manager_never_t
 async fn a_department_manager_s_sign_off_closes_the_complaint() {
     let bed = TestBed::start().await;
     let stack = common::start_with(&bed, &policy("1h"), &common::seed_with_centre(), &[]).await;
-    let id = submit(&bed, &stack, common::complaint("sign-off-1")).await;
+    let id = common::submit(&bed, &stack, common::complaint("sign-off-1")).await;
     let mut routing = RoutingServiceClient::new(bed.channel(&stack.routing).await);
     let mut revisit = RevisitServiceClient::new(bed.channel(&stack.revisit).await);
     bed.events_of("complaint.assigned", &id, 1, WAIT).await;

@@ -121,6 +121,21 @@ pub fn complaint(external_id: &str) -> v1::ComplaintDetails {
     }
 }
 
+/// Submits `details` through intake's gRPC door as the agent; the new complaint's id.
+pub async fn submit(bed: &TestBed, stack: &Stack, details: v1::ComplaintDetails) -> String {
+    v1::intake_service_client::IntakeServiceClient::new(bed.channel(&stack.intake).await)
+        .submit(redress_test_support::authed(
+            "test-agent-token",
+            v1::SubmitRequest {
+                details: Some(details),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .complaint_id
+}
+
 /// The five running services.
 pub struct Stack {
     pub intake: ServiceProcess,
