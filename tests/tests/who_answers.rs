@@ -166,6 +166,31 @@ async fn after_resolution_revisit(revisit: &mut RevisitServiceClient<Channel>, i
     .await
 }
 
+/// The registry's view of the complaint, once `done` holds of it (or the last one after WAIT).
+async fn registry_view(
+    intake: &mut IntakeServiceClient<Channel>,
+    id: &str,
+    done: impl Fn(&v1::ComplaintView) -> bool,
+) -> v1::ComplaintView {
+    poll(
+        WAIT,
+        async || {
+            intake
+                .get_complaint(authed(
+                    AGENT,
+                    v1::GetComplaintRequest {
+                        complaint_id: id.to_owned(),
+                    },
+                ))
+                .await
+                .expect("get complaint")
+                .into_inner()
+        },
+        done,
+    )
+    .await
+}
+
 /// Routing's stage of the complaint, as its department manager sees it.
 async fn stage(routing: &mut RoutingServiceClient<Channel>, id: &str) -> String {
     routing
@@ -245,23 +270,7 @@ seniority = 5
         (&second, "handler-senior"),
         (&calm, "handler-1"),
     ] {
-        let view = poll(
-            WAIT,
-            async || {
-                intake
-                    .get_complaint(authed(
-                        AGENT,
-                        v1::GetComplaintRequest {
-                            complaint_id: id.clone(),
-                        },
-                    ))
-                    .await
-                    .expect("get complaint")
-                    .into_inner()
-            },
-            |v| v.assignee_id == who,
-        )
-        .await;
+        let view = registry_view(&mut intake, id, |v| v.assignee_id == who).await;
         assert_eq!(view.assignee_id, who, "the registry names the handler");
     }
 }
@@ -431,22 +440,6 @@ async fn a_department_manager_s_sign_off_closes_the_complaint() {
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_eq!(stage(&mut routing, &id).await, "closed");
     let mut intake = IntakeServiceClient::new(bed.channel(&stack.intake).await);
-    let view = poll(
-        WAIT,
-        async || {
-            intake
-                .get_complaint(authed(
-                    AGENT,
-                    v1::GetComplaintRequest {
-                        complaint_id: id.clone(),
-                    },
-                ))
-                .await
-                .expect("get complaint")
-                .into_inner()
-        },
-        |v| v.status == "closed",
-    )
-    .await;
+    let view = registry_view(&mut intake, &id, |v| v.status == "closed").await;
     assert_eq!(view.status, "closed", "the registry shows it closed");
 }
