@@ -717,7 +717,7 @@ async fn main() {
                 .collect();
             r.sort_by(f64::total_cmp);
             let k = r.len() / 2;
-            let median = if r.len() % 2 == 0 {
+            let median = if r.len().is_multiple_of(2) {
                 (r[k - 1] + r[k]) / 2.0
             } else {
                 r[k]
