@@ -615,6 +615,15 @@ async fn main() {
     }
     procs.push(("nats-server".into(), bed.nats.pid().into_iter().collect()));
     let mut conn = bed.db.connect().await;
+    // The bench's lookups are keyed. On tables never analysed (a new database, and this machine
+    // runs without autovacuum) a plan chosen while `clocks` was tiny — a sequential scan, kept
+    // as the statement's generic plan — read the whole table ten times a second as it grew.
+    {
+        use sqlx::Executor as _;
+        conn.execute("SET enable_seqscan = off; SET plan_cache_mode = force_custom_plan")
+            .await
+            .expect("bench session settings");
+    }
     procs.push(("postgresql".into(), postgres_pids()));
 
     // With a fill, the same measurement is taken several times before it (close to none open)
