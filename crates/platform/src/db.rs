@@ -70,7 +70,12 @@ pub async fn connect(
         // install, or a server with autovacuum off) the planner's default estimates priced
         // routing's small read of its rules above `jit_above_cost`, and every batch paid
         // ~20 ms of compilation for a query that runs in microseconds.
-        .connect_with(options.options([("search_path", schema), ("jit", "off")]))
+        // Named after the schema, so `pg_stat_activity` shows which service a backend serves.
+        .connect_with(
+            options
+                .application_name(&format!("redress-{schema}"))
+                .options([("search_path", schema), ("jit", "off")]),
+        )
         .await
         .map_err(Error::Connect)?;
 
