@@ -19,8 +19,9 @@
 //! through the outbox, so recording them is itself exactly once, and a message is acknowledged
 //! only once its dead letter is stored; the server never stops redelivering it before that.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
@@ -53,9 +54,55 @@ pub struct Incoming<'a> {
     pub after_commit: &'a AfterCommit,
     /// The payload as an event, decoded on first use ([`Incoming::event`]).
     decoded: std::sync::OnceLock<Result<v1::Event, String>>,
+    /// What the handler's [`Handler::prepare`] made of the message, until its `handle` takes it.
+    prepared: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl<'a> Incoming<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        consumer: &'a str,
+        subject: &'a str,
+        headers: Option<&'a async_nats::HeaderMap>,
+        payload: &'a [u8],
+        message_id: String,
+        deliveries: i64,
+        after_commit: &'a AfterCommit,
+    ) -> Self {
+        Incoming {
+            consumer,
+            subject,
+            headers,
+            payload,
+            message_id,
+            deliveries,
+            after_commit,
+            decoded: std::sync::OnceLock::new(),
+            prepared: Mutex::new(None),
+        }
+    }
 }
 
 impl Incoming<'_> {
+    /// Keeps what [`Handler::prepare`] made of the message for the handler's `handle` or
+    /// `handle_batch` ([`Incoming::take_prepared`]).
+    pub fn set_prepared<T: Any + Send>(&self, value: T) {
+        *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(value));
+    }
+
+    /// What [`Handler::prepare`] left, if it left a `T` that nothing took yet. A handler falls
+    /// back to doing the work itself when there is none (a test that calls `handle` directly).
+    pub fn take_prepared<T: Any + Send>(&self) -> Option<T> {
+        let mut slot = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take()?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                *slot = Some(other);
+                None
+            }
+        }
+    }
+
     /// The message as a Redress event, decoded once however often a handler asks (a batch's
     /// `pick` and the one-at-a-time path share it). A payload that is no event can never be
     /// applied: the error dead-letters it.
@@ -120,6 +167,17 @@ impl From<crate::outbox::AppendError> for HandleError {
 /// [`Outbox`]) on `conn`, which is inside the consumer's transaction: they must not commit.
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
+    /// The work on a message that needs no database — decoding, validation — done before the
+    /// consumer's transaction begins, so the transaction holds its locks only while it writes
+    /// (issue 18: decoding inside it kept connections "idle in transaction"). The default
+    /// decodes the message as an event ([`Incoming::event`] keeps it). A handler that does
+    /// more keeps the result with [`Incoming::set_prepared`]. The message may yet prove a
+    /// duplicate and be skipped, so this must have no effect beyond the message: no metrics,
+    /// no outcome logged.
+    fn prepare(&self, msg: &Incoming<'_>) {
+        let _ = msg.event();
+    }
+
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError>;
 
     /// Applies a batch of fresh messages, in order, with the same effect as handling each in
@@ -487,16 +545,15 @@ impl<H: Handler> Consumer<H> {
             .map(|v| v.as_str().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or(fallback_id);
-        Incoming {
-            consumer: &self.name,
-            subject: m.subject.as_str(),
-            headers: m.headers.as_ref(),
-            payload: &m.payload,
+        Incoming::new(
+            &self.name,
+            m.subject.as_str(),
+            m.headers.as_ref(),
+            &m.payload,
             message_id,
             deliveries,
             after_commit,
-            decoded: std::sync::OnceLock::new(),
-        }
+        )
     }
 
     /// The fast path: the whole batch in one transaction.
@@ -507,6 +564,9 @@ impl<H: Handler> Consumer<H> {
             .map(|m| self.incoming(m, &after_commit))
             .collect();
         let ids: Vec<String> = incoming.iter().map(|i| i.message_id.clone()).collect();
+        for msg in &incoming {
+            self.handler.prepare(msg);
+        }
         let mut tx = self.pool.begin().await?;
         let fresh: Vec<String> = sqlx::query_scalar(
             "INSERT INTO processed_messages (consumer, message_id)
@@ -592,6 +652,7 @@ impl<H: Handler> Consumer<H> {
     }
 
     async fn try_apply_one(&self, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        self.handler.prepare(msg);
         let mut tx = self.pool.begin().await?;
         let fresh = sqlx::query(
             "INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)
@@ -818,16 +879,16 @@ impl<H: Handler> Replayer<H> {
                 }
             }
             let after_commit = AfterCommit::default();
-            let msg = Incoming {
-                consumer: &self.name,
-                subject: &subject,
-                headers: Some(&map),
-                payload: &payload,
-                message_id: message_id.clone(),
-                deliveries: 1,
-                after_commit: &after_commit,
-                decoded: std::sync::OnceLock::new(),
-            };
+            let msg = Incoming::new(
+                &self.name,
+                &subject,
+                Some(&map),
+                &payload,
+                message_id.clone(),
+                1,
+                &after_commit,
+            );
+            self.handler.prepare(&msg);
             let mut tx = self.pool.begin().await?;
             // Claimed by this replica: another one's pass skips it.
             let claimed = sqlx::query(

@@ -89,6 +89,10 @@ async fn bed() -> Bed {
 
 impl Bed {
     async fn consumer(&self, replica: &'static str) -> Consumer<Counting> {
+        self.consumer_with(Counting { replica }).await
+    }
+
+    async fn consumer_with<H: Handler>(&self, handler: H) -> Consumer<H> {
         let spec = ConsumerSpec {
             durable: "worker".into(),
             stream: self.topology.events_stream(),
@@ -103,7 +107,7 @@ impl Bed {
             "worker",
             self.pool.clone(),
             self.outbox.clone(),
-            Arc::new(Counting { replica }),
+            Arc::new(handler),
             pull,
             64,
             3,
@@ -279,6 +283,100 @@ async fn poison_message_is_dead_lettered_and_later_messages_flow() {
     stop.cancel();
     task.await.expect("consumer");
     relay_task.await.expect("relay");
+}
+
+/// Stamps each message in `prepare` with the wall-clock time. Applying refuses (dead-letters) a
+/// message nothing prepared, or prepared after its transaction began, and records which path
+/// applied it. A batch holding `split` fails as a whole, so the consumer replays it one message
+/// per transaction.
+struct Preparing;
+
+impl Preparing {
+    async fn apply(
+        conn: &mut PgConnection,
+        msg: &Incoming<'_>,
+        path: &str,
+    ) -> Result<(), HandleError> {
+        let Some(prepared_at) = msg.take_prepared::<chrono::DateTime<chrono::Utc>>() else {
+            return Err(HandleError::Permanent("not prepared".into()));
+        };
+        // `now()` is when the transaction began.
+        let began: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *conn)
+            .await?;
+        if prepared_at >= began {
+            return Err(HandleError::Permanent(format!(
+                "prepared at {prepared_at}, inside the transaction begun at {began}"
+            )));
+        }
+        sqlx::query("INSERT INTO effects (message_id, applied, replica) VALUES ($1, 1, $2)")
+            .bind(&msg.message_id)
+            .bind(path)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for Preparing {
+    fn prepare(&self, msg: &Incoming<'_>) {
+        msg.set_prepared(chrono::Utc::now());
+    }
+
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
+        Self::apply(conn, msg, "alone").await
+    }
+
+    async fn handle_batch(
+        &self,
+        conn: &mut PgConnection,
+        msgs: &[&Incoming<'_>],
+    ) -> Result<(), HandleError> {
+        if msgs.iter().any(|m| m.payload == b"split") {
+            return Err(HandleError::Transient(anyhow::anyhow!(
+                "split: one at a time"
+            )));
+        }
+        for msg in msgs {
+            Self::apply(conn, msg, "batch").await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn messages_are_prepared_before_their_transaction_in_batches_and_alone() {
+    let bed = bed().await;
+    // `split` is always applied alone, after its batch failed: the replay prepares it again.
+    bed.publish("p-1", b"ok").await;
+    bed.publish("p-2", b"split").await;
+    let consumer = bed.consumer_with(Preparing).await;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    bed.wait_effects(2).await;
+    // A later message, applied in a batch of its own.
+    bed.publish("p-3", b"ok").await;
+    bed.wait_effects(3).await;
+    stop.cancel();
+    task.await.expect("consumer");
+    let dead: Vec<(String, String)> = sqlx::query_as("SELECT message_id, reason FROM dead_letters")
+        .fetch_all(&bed.pool)
+        .await
+        .expect("dead letters");
+    assert!(dead.is_empty(), "refused: {dead:?}");
+    let effects: Vec<(String, i32, String)> =
+        sqlx::query_as("SELECT message_id, applied, replica FROM effects ORDER BY message_id")
+            .fetch_all(&bed.pool)
+            .await
+            .expect("effects");
+    assert_eq!(effects.len(), 3, "{effects:?}");
+    assert!(
+        effects.iter().all(|(_, applied, _)| *applied == 1),
+        "{effects:?}"
+    );
+    assert_eq!(effects[1], ("p-2".to_owned(), 1, "alone".to_owned()));
+    assert_eq!(effects[2], ("p-3".to_owned(), 1, "batch".to_owned()));
 }
 
 #[tokio::test]

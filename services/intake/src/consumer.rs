@@ -33,11 +33,14 @@ enum Checked {
         record: ComplaintRecord,
         actor: v1::Actor,
     },
-    Rejected(v1::Event),
+    /// The rejection event, and its reasons for the log.
+    Rejected { event: v1::Event, reasons: String },
 }
 
 impl BusDoor {
-    /// Decodes and validates a message: a complaint to record, or its rejection event.
+    /// Decodes and validates a message: a complaint to record, or its rejection event. No
+    /// effect of its own: it runs before the consumer knows whether the message is a duplicate
+    /// ([`Handler::prepare`]); [`BusDoor::checked`] logs and counts what is applied.
     fn check(&self, msg: &Incoming<'_>) -> Checked {
         let actor = v1::Actor {
             id: "bus".into(),
@@ -82,11 +85,8 @@ impl BusDoor {
         msg: &Incoming<'_>,
         actor: &v1::Actor,
     ) -> Checked {
-        tracing::info!(message_id = %msg.message_id, reasons = %redress_platform::error::describe(&violations), "submission rejected");
-        msg.after_commit.defer(|| {
-            metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
-        });
-        Checked::Rejected(PRODUCER.event(
+        let reasons = redress_platform::error::describe(&violations);
+        let event = PRODUCER.event(
             "",
             self.recorder.now(),
             actor,
@@ -97,7 +97,23 @@ impl BusDoor {
                 subject: msg.subject.to_owned(),
                 message_id: msg.message_id.clone(),
             }),
-        ))
+        );
+        Checked::Rejected { event, reasons }
+    }
+
+    /// The message as checked before the transaction ([`Handler::prepare`]), or checked now
+    /// when nothing prepared it; a rejection is logged and counted here, where it is applied.
+    fn checked(&self, msg: &Incoming<'_>) -> Checked {
+        let checked = msg
+            .take_prepared::<Checked>()
+            .unwrap_or_else(|| self.check(msg));
+        if let Checked::Rejected { reasons, .. } = &checked {
+            tracing::info!(message_id = %msg.message_id, %reasons, "submission rejected");
+            msg.after_commit.defer(|| {
+                metrics::counter!("redress_intake_rejected_total", "door" => "bus").increment(1);
+            });
+        }
+        checked
     }
 
     /// The outbox messages of `events`, built in the submission's span so they continue the
@@ -125,10 +141,15 @@ fn count_recorded(msg: &Incoming<'_>) {
 
 #[async_trait::async_trait]
 impl Handler for BusDoor {
+    /// Decoding and validation, outside the consumer's transaction.
+    fn prepare(&self, msg: &Incoming<'_>) {
+        msg.set_prepared(self.check(msg));
+    }
+
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming<'_>) -> Result<(), HandleError> {
-        match self.check(msg) {
-            Checked::Rejected(e) => {
-                self.recorder.outbox.append(conn, &[e]).await?;
+        match self.checked(msg) {
+            Checked::Rejected { event, .. } => {
+                self.recorder.outbox.append(conn, &[event]).await?;
             }
             Checked::Valid {
                 details,
@@ -160,8 +181,8 @@ impl Handler for BusDoor {
         let mut drafts: Vec<Draft> = Vec::new();
         let mut owners: Vec<usize> = Vec::new();
         for (i, msg) in msgs.iter().enumerate() {
-            match self.check(msg) {
-                Checked::Rejected(e) => per_message.push(self.messages(msg, &[e])?),
+            match self.checked(msg) {
+                Checked::Rejected { event, .. } => per_message.push(self.messages(msg, &[event])?),
                 Checked::Valid {
                     details,
                     record,
