@@ -22,7 +22,7 @@ use baseline::{raw_jetstream, raw_postgres};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use load::publish;
-use procstat::{cpu_seconds, postgres_pids, rss_mib};
+use procstat::{MachineCpu, cpu_seconds, postgres_pids, rss_mib};
 use redress_test_support::TestBed;
 use redress_test_support::sse::{SseClient, SseResponse};
 use tokio::sync::Mutex;
@@ -170,6 +170,7 @@ async fn main() {
     let cpu_before = cpu_seconds(board.pid());
     let me_before = cpu_seconds(std::process::id());
     let pg_before = pg_cpu();
+    let machine_before = MachineCpu::now();
     let started = Instant::now();
     eprintln!("publishing {n} complaints at {rate:.0}/s to {clients} dashboards…");
     publish(&bed, true, "board", n, Some(rate)).await;
@@ -187,6 +188,7 @@ async fn main() {
     let cpu = (cpu_seconds(board.pid()) - cpu_before) / busy * 100.0;
     let pg = (pg_cpu() - pg_before) / busy * 100.0;
     let me = (cpu_seconds(std::process::id()) - me_before) / busy * 100.0;
+    let machine = MachineCpu::now().since(&machine_before);
     let rss = rss_mib(board.pid());
     done.store(true, Ordering::Relaxed);
     for r in readers {
@@ -232,4 +234,5 @@ async fn main() {
     println!(
         "| this benchmark's own CPU (the {clients} clients reading, the NATS subscriber) | {me:.0} % |"
     );
+    println!("| the whole machine over the run (`/proc/stat`) | {machine} |");
 }

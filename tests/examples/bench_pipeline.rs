@@ -29,7 +29,7 @@ use baseline::{raw_jetstream, raw_postgres};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use load::publish;
-use procstat::{cpu_seconds, postgres_pids, rss_mib};
+use procstat::{MachineCpu, cpu_seconds, postgres_pids, rss_mib};
 use prost::Message as _;
 use redress_proto::v1;
 use redress_test_support::TestBed;
@@ -398,22 +398,55 @@ fn latency_cell(l: &[f64]) -> String {
     )
 }
 
-/// CPU seconds of each process (and of PostgreSQL's, summed) at one moment.
-struct CpuSample(Vec<(String, Vec<u32>, f64)>);
+/// CPU seconds of each process (and of PostgreSQL's, summed) at one moment, of the bench's own
+/// process, and of the whole machine: the system's processes are not all the machine does, and
+/// a drain that leaves them short of two cores may still leave no core idle.
+struct CpuSample {
+    procs: Vec<(String, HashMap<u32, f64>)>,
+    bench: f64,
+    machine: MachineCpu,
+}
 
 impl CpuSample {
+    /// PostgreSQL's processes are listed again at every sample: a service's pool opens
+    /// connections as load needs them, and backends born during a drain did its work.
     fn take(procs: &[(String, Vec<u32>)]) -> Self {
-        CpuSample(
-            procs
+        CpuSample {
+            procs: procs
                 .iter()
                 .map(|(name, pids)| {
-                    let cpu = pids.iter().map(|p| cpu_seconds(*p)).sum();
-                    (name.clone(), pids.clone(), cpu)
+                    let pids = if name == POSTGRES {
+                        postgres_pids()
+                    } else {
+                        pids.clone()
+                    };
+                    let cpu = pids.iter().map(|p| (*p, cpu_seconds(*p))).collect();
+                    (name.clone(), cpu)
                 })
                 .collect(),
-        )
+            bench: cpu_seconds(std::process::id()),
+            machine: MachineCpu::now(),
+        }
+    }
+
+    /// CPU seconds each group used since `earlier`: a process born since counts whole.
+    fn since(&self, earlier: &CpuSample) -> Vec<(String, f64)> {
+        self.procs
+            .iter()
+            .zip(&earlier.procs)
+            .map(|((name, now), (_, then))| {
+                let used = now
+                    .iter()
+                    .map(|(pid, cpu)| cpu - then.get(pid).copied().unwrap_or(0.0))
+                    .sum();
+                (name.clone(), used)
+            })
+            .collect()
     }
 }
+
+/// The name the bench gives PostgreSQL's processes.
+const POSTGRES: &str = "postgresql";
 
 /// One timed measurement: `n` submissions published at once and drained, then half as many
 /// paced at half the rate reached (or `BENCH_PACED`); submissions are keyed `<tag>…`.
@@ -523,18 +556,29 @@ impl Measured {
         let (cpu_before, cpu_after) = &self.cpu;
         let busy = assigned.max(clocked).as_secs_f64();
         let mut cpu = Vec::new();
-        for ((name, _, a), (_, _, b)) in cpu_after.0.iter().zip(&cpu_before.0) {
-            cpu.push(format!("{name} {:.0} %", (a - b) / busy * 100.0));
+        let mut system = 0.0;
+        let used = cpu_after.since(cpu_before);
+        for (name, seconds) in &used {
+            system += seconds / busy * 100.0;
+            cpu.push(format!("{name} {:.0} %", seconds / busy * 100.0));
         }
         println!(
-            "| CPU during the full-speed drain (100 % = one core; 2 cores here) | {} |",
+            "| CPU during the full-speed drain (100 % = one core; 2 cores here) | {} — {system:.0} % in all |",
             cpu.join(", ")
+        );
+        println!(
+            "| the bench itself (publishing, following the events stream, looking up clocks) | {:.0} % |",
+            (cpu_after.bench - cpu_before.bench) / busy * 100.0
+        );
+        println!(
+            "| the whole machine during the drain (`/proc/stat`) | {} |",
+            cpu_after.machine.since(&cpu_before.machine)
         );
         // Where the time goes, per complaint: CPU of each process, and what PostgreSQL did.
         let mut per = Vec::new();
         let mut total = 0.0;
-        for ((name, _, a), (_, _, b)) in cpu_after.0.iter().zip(&cpu_before.0) {
-            let ms = (a - b) * 1000.0 / n as f64;
+        for (name, seconds) in &used {
+            let ms = seconds * 1000.0 / n as f64;
             total += ms;
             per.push(format!("{name} {ms:.2}"));
         }
@@ -624,7 +668,7 @@ async fn main() {
             .await
             .expect("bench session settings");
     }
-    procs.push(("postgresql".into(), postgres_pids()));
+    procs.push((POSTGRES.into(), postgres_pids()));
 
     // With a fill, the same measurement is taken several times before it (close to none open)
     // and as many after, in one process with the same binaries: this machine's speed moves by

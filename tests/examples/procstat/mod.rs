@@ -45,3 +45,86 @@ pub fn postgres_pids() -> Vec<u32> {
         })
         .collect()
 }
+
+/// The whole machine's CPU time so far, from the first line of `/proc/stat`, in seconds (at
+/// the kernel's usual 100 ticks a second): what the processes a bench names do not account for
+/// — the bench itself, the kernel's network stack, everything else running — shows here.
+#[derive(Clone, Copy, Default)]
+pub struct MachineCpu {
+    pub user: f64,
+    pub system: f64,
+    /// Interrupt and softirq time: loopback networking is mostly here, charged to no process.
+    pub irq: f64,
+    pub idle: f64,
+    pub iowait: f64,
+    pub steal: f64,
+}
+
+impl MachineCpu {
+    /// Zero when `/proc/stat` cannot be read.
+    pub fn now() -> Self {
+        let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+            return Self::default();
+        };
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse::<f64>().unwrap_or(0.0) / 100.0)
+            .collect();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+        // user nice system idle iowait irq softirq steal …
+        MachineCpu {
+            user: at(0) + at(1),
+            system: at(2),
+            irq: at(5) + at(6),
+            idle: at(3),
+            iowait: at(4),
+            steal: at(7),
+        }
+    }
+
+    /// The time between `earlier` and `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        MachineCpu {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+            irq: self.irq - earlier.irq,
+            idle: self.idle - earlier.idle,
+            iowait: self.iowait - earlier.iowait,
+            steal: self.steal - earlier.steal,
+        }
+    }
+
+    /// CPU seconds spent working (not idle, not waiting for I/O).
+    pub fn busy(&self) -> f64 {
+        self.user + self.system + self.irq + self.steal
+    }
+}
+
+impl std::fmt::Display for MachineCpu {
+    /// As percentages of one core over the interval `self` spans (its own total), so the
+    /// figures sit beside per-process ones: "busy 196 % of 200 % (user 160, system 30, …)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let span = (self.busy() + self.idle + self.iowait) / cores;
+        if span <= 0.0 {
+            return write!(f, "unknown (/proc/stat unreadable)");
+        }
+        let pct = |s: f64| s / span * 100.0;
+        write!(
+            f,
+            "busy {:.0} % of {:.0} % (user {:.0}, system {:.0}, interrupts {:.0}, steal {:.0}), idle {:.0} %, waiting for I/O {:.0} %",
+            pct(self.busy()),
+            cores * 100.0,
+            pct(self.user),
+            pct(self.system),
+            pct(self.irq),
+            pct(self.steal),
+            pct(self.idle),
+            pct(self.iowait)
+        )
+    }
+}
