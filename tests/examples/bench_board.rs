@@ -22,7 +22,7 @@ use baseline::{raw_jetstream, raw_postgres};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use load::publish;
-use procstat::{MachineCpu, cpu_seconds, postgres_pids, rss_mib};
+use procstat::{MachineCpu, PidCpu, cpu_seconds, rss_mib};
 use redress_test_support::TestBed;
 use redress_test_support::sse::{SseClient, SseResponse};
 use tokio::sync::Mutex;
@@ -166,10 +166,9 @@ async fn main() {
         }));
     }
 
-    let pg_cpu = || postgres_pids().into_iter().map(cpu_seconds).sum::<f64>();
     let cpu_before = cpu_seconds(board.pid());
     let me_before = cpu_seconds(std::process::id());
-    let pg_before = pg_cpu();
+    let pg_before = PidCpu::postgres();
     let machine_before = MachineCpu::now();
     let started = Instant::now();
     eprintln!("publishing {n} complaints at {rate:.0}/s to {clients} dashboards…");
@@ -186,7 +185,7 @@ async fn main() {
     }
     let busy = started.elapsed().as_secs_f64();
     let cpu = (cpu_seconds(board.pid()) - cpu_before) / busy * 100.0;
-    let pg = (pg_cpu() - pg_before) / busy * 100.0;
+    let pg = PidCpu::postgres().since(&pg_before) / busy * 100.0;
     let me = (cpu_seconds(std::process::id()) - me_before) / busy * 100.0;
     let machine = MachineCpu::now().since(&machine_before);
     let rss = rss_mib(board.pid());

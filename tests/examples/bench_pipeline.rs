@@ -29,7 +29,7 @@ use baseline::{raw_jetstream, raw_postgres};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use load::publish;
-use procstat::{MachineCpu, cpu_seconds, postgres_pids, rss_mib};
+use procstat::{MachineCpu, PidCpu, cpu_seconds, postgres_pids, rss_mib};
 use prost::Message as _;
 use redress_proto::v1;
 use redress_test_support::TestBed;
@@ -402,25 +402,23 @@ fn latency_cell(l: &[f64]) -> String {
 /// process, and of the whole machine: the system's processes are not all the machine does, and
 /// a drain that leaves them short of two cores may still leave no core idle.
 struct CpuSample {
-    procs: Vec<(String, HashMap<u32, f64>)>,
+    procs: Vec<(String, PidCpu)>,
     bench: f64,
     machine: MachineCpu,
 }
 
 impl CpuSample {
-    /// PostgreSQL's processes are listed again at every sample: a service's pool opens
-    /// connections as load needs them, and backends born during a drain did its work.
+    /// PostgreSQL's processes are listed again at every sample ([`PidCpu::postgres`]).
     fn take(procs: &[(String, Vec<u32>)]) -> Self {
         CpuSample {
             procs: procs
                 .iter()
                 .map(|(name, pids)| {
-                    let pids = if name == POSTGRES {
-                        postgres_pids()
+                    let cpu = if name == POSTGRES {
+                        PidCpu::postgres()
                     } else {
-                        pids.clone()
+                        PidCpu::of(pids)
                     };
-                    let cpu = pids.iter().map(|p| (*p, cpu_seconds(*p))).collect();
                     (name.clone(), cpu)
                 })
                 .collect(),
@@ -429,18 +427,12 @@ impl CpuSample {
         }
     }
 
-    /// CPU seconds each group used since `earlier`: a process born since counts whole.
+    /// CPU seconds each group used since `earlier`.
     fn since(&self, earlier: &CpuSample) -> Vec<(String, f64)> {
         self.procs
             .iter()
             .zip(&earlier.procs)
-            .map(|((name, now), (_, then))| {
-                let used = now
-                    .iter()
-                    .map(|(pid, cpu)| cpu - then.get(pid).copied().unwrap_or(0.0))
-                    .sum();
-                (name.clone(), used)
-            })
+            .map(|((name, now), (_, then))| (name.clone(), now.since(then)))
             .collect()
     }
 }

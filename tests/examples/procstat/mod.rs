@@ -1,5 +1,7 @@
 //! What a benchmark reads of the processes it runs, from `/proc` (Linux).
 
+use std::collections::HashMap;
+
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat` (Linux, at
 /// the kernel's usual 100 ticks a second); 0 when it cannot be read.
 pub fn cpu_seconds(pid: u32) -> f64 {
@@ -46,6 +48,30 @@ pub fn postgres_pids() -> Vec<u32> {
         .collect()
 }
 
+/// CPU seconds each of a set of processes has used so far, by pid: taken twice, the difference
+/// keeps a process born in between (whole) and forgets one that ended (its time goes with it).
+pub struct PidCpu(HashMap<u32, f64>);
+
+impl PidCpu {
+    pub fn of(pids: &[u32]) -> Self {
+        PidCpu(pids.iter().map(|p| (*p, cpu_seconds(*p))).collect())
+    }
+
+    /// PostgreSQL's processes as they are now: the services' pools open connections as load
+    /// needs them, so a list taken before a run misses the backends that did much of its work.
+    pub fn postgres() -> Self {
+        Self::of(&postgres_pids())
+    }
+
+    /// CPU seconds used since `earlier`.
+    pub fn since(&self, earlier: &PidCpu) -> f64 {
+        self.0
+            .iter()
+            .map(|(pid, cpu)| cpu - earlier.0.get(pid).copied().unwrap_or(0.0))
+            .sum()
+    }
+}
+
 /// The whole machine's CPU time so far, from the first line of `/proc/stat`, in seconds (at
 /// the kernel's usual 100 ticks a second): what the processes a bench names do not account for
 /// — the bench itself, the kernel's network stack, everything else running — shows here.
@@ -58,6 +84,8 @@ pub struct MachineCpu {
     pub idle: f64,
     pub iowait: f64,
     pub steal: f64,
+    /// The CPUs `/proc/stat` counts (its `cpuN` lines), which the times above are summed over.
+    pub cores: usize,
 }
 
 impl MachineCpu {
@@ -75,6 +103,10 @@ impl MachineCpu {
             .map(|v| v.parse::<f64>().unwrap_or(0.0) / 100.0)
             .collect();
         let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+        let cores = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count();
         // user nice system idle iowait irq softirq steal …
         MachineCpu {
             user: at(0) + at(1),
@@ -83,6 +115,7 @@ impl MachineCpu {
             idle: at(3),
             iowait: at(4),
             steal: at(7),
+            cores,
         }
     }
 
@@ -95,6 +128,7 @@ impl MachineCpu {
             idle: self.idle - earlier.idle,
             iowait: self.iowait - earlier.iowait,
             steal: self.steal - earlier.steal,
+            cores: self.cores,
         }
     }
 
@@ -108,7 +142,7 @@ impl std::fmt::Display for MachineCpu {
     /// As percentages of one core over the interval `self` spans (its own total), so the
     /// figures sit beside per-process ones: "busy 196 % of 200 % (user 160, system 30, …)".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cores = self.cores.max(1) as f64;
         let span = (self.busy() + self.idle + self.iowait) / cores;
         if span <= 0.0 {
             return write!(f, "unknown (/proc/stat unreadable)");
