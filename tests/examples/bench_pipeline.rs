@@ -548,14 +548,13 @@ impl Measured {
         let (cpu_before, cpu_after) = &self.cpu;
         let busy = assigned.max(clocked).as_secs_f64();
         let mut cpu = Vec::new();
-        let mut system = 0.0;
         let used = cpu_after.since(cpu_before);
         for (name, seconds) in &used {
-            system += seconds / busy * 100.0;
             cpu.push(format!("{name} {:.0} %", seconds / busy * 100.0));
         }
+        let all: f64 = used.iter().map(|(_, s)| s / busy * 100.0).sum();
         println!(
-            "| CPU during the full-speed drain (100 % = one core; 2 cores here) | {} — {system:.0} % in all |",
+            "| CPU during the full-speed drain (100 % = one core; 2 cores here) | {} — {all:.0} % in all |",
             cpu.join(", ")
         );
         println!(
